@@ -1,0 +1,69 @@
+"""Human units in config files to base units: durations to seconds, sizes to bytes,
+percentages to ratios.
+
+>>> duration("250ms"), duration("2s"), duration("5m"), duration(3)
+(0.25, 2.0, 300.0, 3.0)
+>>> size("1MiB"), size("10kb"), size(512)
+(1048576, 10000, 512)
+>>> percent("10%"), percent(0.1), percent("0.1%")
+(0.1, 0.001, 0.001)
+
+Each function raises ``ValueError`` with a message meant for a human.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_SCALE: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SIZE: Final = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_SCALE: Final = {
+    "b": 1, "kb": 10**3, "kib": 1 << 10, "mb": 10**6, "mib": 1 << 20,
+    "gb": 10**9, "gib": 1 << 30, None: 1,
+}  # fmt: skip
+
+
+def duration(value: object) -> float:
+    """``"250ms"``, ``"2s"``, ``"5m"``, ``"1h"`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like '2s' or '250ms', got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative, got {value!r}")
+        return float(value)
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return float(m.group(1)) * _DURATION_SCALE[m.group(2)]
+    raise ValueError(f"expected a duration like '2s' or '250ms', got {value!r}")
+
+
+def size(value: object) -> int:
+    """``"10kb"``, ``"1MiB"`` or a bare number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"a size cannot be negative, got {value!r}")
+        return value
+    if isinstance(value, str) and (m := _SIZE.match(value)):
+        unit = m.group(2).lower() if m.group(2) else None
+        return int(m.group(1)) * _SIZE_SCALE[unit]
+    raise ValueError(f"expected a size like '1MiB' or '64kb', got {value!r}")
+
+
+def percent(value: object) -> float:
+    """``"10%"`` or a bare number of percent (``10``), as a ratio in [0, 1]."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a percentage like '10%', got {value!r}")
+    number: float
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            number = float(value.strip()[:-1])
+        except ValueError:
+            raise ValueError(f"expected a percentage like '10%', got {value!r}") from None
+    else:
+        raise ValueError(f"expected a percentage like '10%', got {value!r}")
+    if not 0.0 <= number <= 100.0:
+        raise ValueError(f"a percentage must be between 0% and 100%, got {value!r}")
+    return number / 100.0
