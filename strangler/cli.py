@@ -1,0 +1,133 @@
+"""The ``strangler`` command: serve | check | demo.
+
+``main(argv)`` returns the exit code: 0 success, 1 a problem the user can fix (a bad
+config), 2 a usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from strangler import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="strangler",
+        description="A strangler-fig migration proxy: route endpoints from a legacy app "
+        "to new services one at a time.",
+    )
+    p.add_argument("--version", action="version", version=f"strangler {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the proxy",
+        description="Run the proxy. Either --config FILE, or --legacy URL to proxy "
+        "everything to one legacy app (no routes).",
+    )
+    src = serve.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", "-c", type=Path, help="the strangler.yaml to serve")
+    src.add_argument("--legacy", metavar="URL", help="zero-config: proxy everything to URL")
+    serve.add_argument(
+        "--listen", metavar="HOST:PORT", help="proxy address (overrides the config's listen)"
+    )
+    serve.add_argument(
+        "--admin-listen", metavar="HOST:PORT", help="admin address (default 127.0.0.1:8081)"
+    )
+    serve.add_argument(
+        "--workers", "-w", type=int, default=1, help="processes sharing the port (default 1)"
+    )
+    serve.add_argument(
+        "--access-log",
+        choices=("json", "text", "off"),
+        help="access log format (overrides the config)",
+    )
+    serve.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    check = sub.add_parser(
+        "check",
+        help="validate a config and its included route files",
+        description="Validate a config and every file it includes. Prints each problem "
+        "with file, line and a fix hint. Exit 0 when valid, 1 otherwise.",
+    )
+    check.add_argument("config", type=Path)
+    check.add_argument("--json", action="store_true", help="machine-readable report")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run a sample legacy app, a new service and the proxy in front of them",
+        description="Start the bundled sample legacy app (127.0.0.1:8001), a sample new "
+        "service (127.0.0.1:8002) and the proxy (127.0.0.1:8080, admin 8081) with "
+        "routes/demo.yaml. Ctrl-C stops all three.",
+    )
+    demo.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        return _check(args)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "demo":
+        from strangler.demo.run import run_demo
+        from strangler.server import setup_logging
+
+        setup_logging(args.log_level)
+        return run_demo()
+    raise AssertionError(args.command)  # argparse makes the command required
+
+
+def _check(args: argparse.Namespace) -> int:
+    from strangler.config.check import format_json, format_text, run_check
+
+    report = run_check(args.config)
+    print(format_json(report) if args.json else format_text(report))
+    return 0 if report.ok else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from strangler.config import legacy_only, load_config
+    from strangler.config.model import AccessLog, Admin
+    from strangler.config.validate import parse_listen
+    from strangler.errors import ConfigError
+    from strangler.server import ServeOptions, run, setup_logging
+
+    setup_logging(args.log_level)
+    try:
+        config = load_config(args.config) if args.config else legacy_only(args.legacy)
+        if args.listen:
+            config = dataclasses.replace(config, listen=parse_listen(args.listen))
+        if args.admin_listen:
+            admin = Admin(listen=parse_listen(args.admin_listen))
+            config = dataclasses.replace(
+                config, admin=dataclasses.replace(config.admin, listen=admin.listen)
+            )
+        if args.access_log:
+            config = dataclasses.replace(config, access_log=AccessLog(format=args.access_log))
+    except ConfigError as e:
+        print(f"strangler: the config has problems, not starting:\n{e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"strangler: {e}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("strangler: --workers must be at least 1", file=sys.stderr)
+        return 2
+    options = ServeOptions(config_path=args.config, handle_signals=True)
+    try:
+        return run(config, options, workers=args.workers)
+    except OSError as e:
+        print(f"strangler: cannot listen: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Every Prometheus metric of the proxy, on one private ``CollectorRegistry``.
+
+Label children are bound once per route when a snapshot is compiled (``bind_route``)
+so the request path only calls ``inc()``/``observe()`` on ready objects. Labels come
+from bounded sets only: route names from the config, upstream names, target
+(legacy/new), status class. Never a raw path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from strangler import __version__
+
+STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
+ABORTED: Final = "aborted"  # the client went away, or the upstream failed mid-body
+# Buckets in seconds, dense where a proxy's answers live (1 ms .. 10 s).
+BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMetrics:
+    """Pre-labelled children for one (route, upstream) pair."""
+
+    by_status: tuple[Counter, ...]  # index: status // 100 - 1, then aborted last
+    duration: Histogram
+    bytes_out: Counter
+
+    def record(self, status: int, seconds: float, nbytes: int, aborted: bool) -> None:
+        idx = 5 if aborted else min(max(status // 100, 1), 5) - 1
+        self.by_status[idx].inc()
+        self.duration.observe(seconds)
+        if nbytes:
+            self.bytes_out.inc(nbytes)
+
+
+class Metrics:
+    """The proxy's metrics. One per process; tests make a fresh one each."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "strangler_requests",
+            "Requests answered, by route, upstream, target (legacy/new) and status class.",
+            ("route", "upstream", "target", "status_class"),
+            registry=r,
+        )
+        self.duration = Histogram(
+            "strangler_request_duration_seconds",
+            "Time from request head to the last byte of the response.",
+            ("route", "target"),
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.response_bytes = Counter(
+            "strangler_response_bytes",
+            "Response body bytes sent to clients.",
+            ("route", "target"),
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "strangler_upstream_errors",
+            "Failed upstream exchanges, by upstream, kind and stage.",
+            ("upstream", "kind", "stage"),
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "strangler_config_reloads",
+            "Config reloads by result (applied, rejected, unchanged).",
+            ("result",),
+            registry=r,
+        )
+        self.config_info = Gauge(
+            "strangler_config_info",
+            "The loaded config's version (a content hash); 1 for the current one.",
+            ("version",),
+            registry=r,
+        )
+        build = Gauge("strangler_build_info", "strangler's version.", ("version",), registry=r)
+        build.labels(__version__).set(1)
+        for result in ("applied", "rejected", "unchanged"):
+            self.config_reloads.labels(result)
+
+    def bind_route(self, route: str, upstream: str, target: str) -> RouteMetrics:
+        by_status = tuple(
+            self.requests.labels(route, upstream, target, sc) for sc in (*STATUS_CLASSES, ABORTED)
+        )
+        return RouteMetrics(
+            by_status=by_status,
+            duration=self.duration.labels(route, target),
+            bytes_out=self.response_bytes.labels(route, target),
+        )
+
+    def set_config_version(self, version: str) -> None:
+        self.config_info.clear()
+        self.config_info.labels(version).set(1)
