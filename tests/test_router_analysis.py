@@ -117,6 +117,11 @@ OPEN = False
         (spec("/{x}/{rest:path}"), spec("/{x}//"), COVERED),
         (spec("/{x}/{rest:path}"), spec("/{x}/{y:int}/"), COVERED),
         (spec("/{rest:path}"), spec(prefix="/a"), COVERED),
+        # percent-escapes in routes are decoded, as the request path is
+        (spec("/a%20b"), spec("/a b"), COVERED),
+        (spec(prefix="/caf%C3%A9"), spec("/café/{x}"), COVERED),
+        (spec("/{x}/{y}"), spec("/a%2Fb"), COVERED),
+        (spec("/{x}"), spec("/a%2Fb"), OPEN),
         # methods: HEAD is not implied by GET
         (spec("/a", methods=["GET", "POST"]), spec("/a", methods=["GET"]), COVERED),
         (spec("/a", methods=["GET"]), spec("/a", methods=["GET", "POST"]), OPEN),

@@ -134,6 +134,30 @@ def test_unicode_literals_and_values() -> None:
     assert t.match("/café/日本") == {"name": "日本"}
 
 
+def test_literal_text_is_percent_decoded_like_the_request_path() -> None:
+    t = parse_template("/caf%C3%A9/a%20b/{name}")
+    assert t.text == "/caf%C3%A9/a%20b/{name}"
+    assert t.segments == ("café", "a b", Param("name", "str"))
+    assert t.match("/café/a b/x") == {"name": "x"}
+    assert t.match("/caf%C3%A9/a%20b/x") is None  # requests arrive decoded
+    assert parse_template("/100%25").exact == "/100%"
+    assert parse_template("/bad%zz").exact == "/bad%zz"  # not an escape: kept
+    assert parse_template("/a+b").exact == "/a+b"  # "+" is not a space in a path
+
+
+def test_an_encoded_slash_splits_segments_as_it_does_in_requests() -> None:
+    t = parse_template("/a%2Fb/{x}")
+    assert t.segments == ("a", "b", Param("x", "str"))
+    assert t.static_prefix == ("a", "b")
+    assert t.match("/a/b/1") == {"x": "1"}
+    assert parse_template("/a%2Fb").exact == "/a/b"
+
+
+def test_exact_is_the_decoded_path_of_a_static_template() -> None:
+    assert parse_template("/health").exact == "/health"
+    assert parse_template("/users/{id}").exact is None
+
+
 def test_template_is_immutable_and_hashable() -> None:
     assert parse_template("/a/{b}") == parse_template("/a/{b}")
     assert hash(parse_template("/a/{b}")) == hash(parse_template("/a/{b}"))

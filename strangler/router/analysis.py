@@ -83,8 +83,8 @@ def _normalise(spec: MatchSpec) -> _Spec:
     exact = template = prefix = None
     if spec.path is not None:
         parsed = parse_template(spec.path)
-        if parsed.is_static:
-            exact = parsed.text
+        if parsed.exact is not None:
+            exact = parsed.exact
         else:
             template = parsed
     elif spec.path_prefix is not None:

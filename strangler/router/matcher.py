@@ -38,6 +38,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, NamedTuple, Protocol, TypeVar, final
+from urllib.parse import unquote
 
 from strangler.config.model import EMPTY_MAP, MatchSpec, ValueMatch
 from strangler.router.template import parse_template
@@ -94,17 +95,18 @@ def normalize_host(host: str) -> str:
 
 
 def prefix_segments(prefix: str) -> tuple[str, ...]:
-    """The whole segments a ``path_prefix`` stands for; ``()`` means every path.
+    """The whole (percent-decoded) segments a ``path_prefix`` stands for; ``()`` means every path.
 
     A trailing ``/`` is ignored, so ``/api/`` and ``/api`` both match ``/api``,
-    ``/api/`` and ``/api/x`` (and not ``/apix``).
+    ``/api/`` and ``/api/x`` (and not ``/apix``). Percent-escapes are decoded, as in
+    templates and in the request path: ``/a%20b`` is the prefix ``/a b``.
 
     >>> prefix_segments("/api/v1/"), prefix_segments("/")
     (('api', 'v1'), ())
     """
     if not prefix.startswith("/"):
         raise ValueError(f"path prefix '{prefix}': must start with '/'")
-    stripped = prefix.rstrip("/")
+    stripped = unquote(prefix).rstrip("/")
     return tuple(stripped[1:].split("/")) if stripped else ()
 
 
@@ -367,8 +369,8 @@ def _add(
         segments = () if spec.path_prefix is None else prefix_segments(spec.path_prefix)
         node = top.descend(("", *segments)) if segments else top
         node.anywhere.append(cand)
-    elif template.is_static:
-        exact.setdefault(template.text, []).append(cand)
+    elif template.exact is not None:
+        exact.setdefault(template.exact, []).append(cand)
     else:
         node = top.descend(("", *template.static_prefix))
         # Segment count of a matching request, counting the "" before the leading "/".

@@ -13,9 +13,12 @@ converter  matches                                       example value
 ``path``   the non-empty rest, ``/`` allowed; last only  ``a/b/c.txt``
 =========  ============================================  =====================
 
-Templates are matched against the percent-decoded request path, so write literal
-segments decoded (``/café``, not ``/caf%C3%A9``). Parameter values come back as the
-matched strings; no conversion to ``int`` or ``UUID`` happens.
+Templates are matched against the percent-decoded request path (aiohttp's
+``request.path``), so literal text is percent-decoded here too: ``/caf%C3%A9`` and
+``/café`` are the same template, ``/a%20b`` matches the request ``/a%20b``, and
+``%2F`` becomes a segment separator, exactly as it does in the request path. Parameter
+values come back as the matched (decoded) strings; no conversion to ``int`` or
+``UUID`` happens.
 
 >>> t = parse_template("/users/{id:int}/files/{rest:path}")
 >>> t.static_prefix, t.names
@@ -35,6 +38,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, cast, final
+from urllib.parse import unquote
 
 from strangler.config.model import EMPTY_MAP
 
@@ -71,11 +75,13 @@ class Param:
 class Template:
     """A parsed path template. Build it with ``parse_template``.
 
-    ``segments``: the path split on ``/`` after the leading one; literal text as
-    ``str``, parameters as ``Param``. ``names``: parameter names in order.
-    ``static_prefix``: the literal segments before the first parameter (all of
-    them when there is none). ``pattern``: the compiled regex, ``None`` when the
-    template has no parameter and is a plain exact path.
+    ``text``: the template as written. ``segments``: the path split on ``/`` after
+    the leading one; literal text percent-decoded as ``str``, parameters as
+    ``Param``. ``names``: parameter names in order. ``static_prefix``: the literal
+    segments before the first parameter (all of them when there is none).
+    ``pattern``: the compiled regex, ``None`` when the template has no parameter.
+    ``exact``: for a template without parameters, the one (decoded) path it
+    matches; ``None`` otherwise.
     """
 
     text: str
@@ -83,11 +89,12 @@ class Template:
     names: tuple[str, ...]
     static_prefix: tuple[str, ...]
     pattern: re.Pattern[str] | None
+    exact: str | None
 
     @property
     def is_static(self) -> bool:
-        """True when the template has no parameter: it matches exactly ``text``."""
-        return self.pattern is None
+        """True when the template has no parameter: it matches exactly ``exact``."""
+        return self.exact is not None
 
     @property
     def has_tail(self) -> bool:
@@ -98,7 +105,7 @@ class Template:
     def match(self, path: str) -> Mapping[str, str] | None:
         """The parameters if ``path`` matches (``EMPTY_MAP`` for a static template), else None."""
         if self.pattern is None:
-            return EMPTY_MAP if path == self.text else None
+            return EMPTY_MAP if path == self.exact else None
         m = self.pattern.fullmatch(path)
         return None if m is None else m.groupdict()
 
@@ -124,8 +131,10 @@ def parse_template(template: str) -> Template:
     regex: list[str] = []
     for position, raw in enumerate(raw_segments):
         if "{" not in raw and "}" not in raw:
-            segments.append(raw)
-            regex.append(re.escape(raw))
+            # Decoding may yield "/" (from %2F): that splits segments, as in requests.
+            for literal in unquote(raw).split("/"):
+                segments.append(literal)
+                regex.append(re.escape(literal))
             continue
         param = _parse_param(template, raw)
         if param.name in names:
@@ -144,13 +153,13 @@ def parse_template(template: str) -> Template:
         if isinstance(segment, Param):
             break
         static.append(segment)
-    pattern = re.compile("/" + "/".join(regex), re.DOTALL) if names else None
     return Template(
         text=template,
         segments=tuple(segments),
         names=tuple(names),
         static_prefix=tuple(static),
-        pattern=pattern,
+        pattern=re.compile("/" + "/".join(regex), re.DOTALL) if names else None,
+        exact=None if names else "/" + "/".join(static),
     )
 
 
