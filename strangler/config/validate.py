@@ -1,0 +1,446 @@
+"""Nodes to the frozen ``Config``, collecting every problem before giving up.
+
+One job: check what ``source`` read against the config shape and build the model.
+It never stops at the first problem and never ``assert``s on input: every problem is
+recorded as a ``Problem(file, line, message, hint)`` and, if there is any,
+``validate`` raises one ``ConfigError`` carrying all of them, in file order (the
+order of ``Config.files``, then line).
+
+>>> from strangler.config.source import read_text
+>>> cfg = validate(read_text("upstreams: {legacy: http://127.0.0.1:8000/}", "m.yaml"))
+>>> cfg.upstreams["legacy"].url
+'http://127.0.0.1:8000'
+>>> try:
+...     validate(read_text("upstreams: {legcy: http://x}", "m.yaml"))
+... except ConfigError as err:
+...     print(err.problems[0].hint)
+rename 'legcy' to 'legacy'
+
+What is normalised on the way: an upstream URL loses its trailing ``/`` and its
+scheme is lower-cased; methods are upper-cased; ``admin.token_file`` and
+``access_log.path`` are resolved against the main config file's directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from types import MappingProxyType
+from typing import Final, Literal, cast
+
+from strangler.config import units
+from strangler.config.model import (
+    LEGACY,
+    AccessLog,
+    Admin,
+    Config,
+    Forwarded,
+    Limits,
+    Listen,
+    Location,
+    Timeouts,
+    Upstream,
+)
+from strangler.config.source import Map, Node, Scalar, Seq, Sources, describe
+from strangler.config.validate_routes import RouteTable
+from strangler.config.values import NAME, BadValue, check_url, parse_listen
+from strangler.config.walker import Walker, suggest
+from strangler.errors import ConfigError, Problem
+
+__all__ = ["TOP_KEYS", "legacy_only", "parse_listen", "validate"]
+
+TOP_KEYS: Final = (
+    "listen", "admin", "upstreams", "include", "routes",
+    "limits", "forwarded", "access_log", "drain",
+)  # fmt: skip
+ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
+UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
+TIMEOUT_KEYS: Final = ("connect", "read", "total")
+LIMITS_KEYS: Final = ("max_header_bytes", "max_headers", "max_body_bytes")
+FORWARDED_KEYS: Final = ("trusted", "headers")
+ACCESS_LOG_KEYS: Final = ("format", "path")
+
+_ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONFIG: Final = Config(upstreams=MappingProxyType({}))  # the defaults
+_UPSTREAM: Final = Upstream(name="", url="")
+
+
+# ---------------------------------------------------------------------------- validator
+
+
+class _Validator(Walker):
+    """The top-level sections; routes are read by ``RouteTable``."""
+
+    # -- sections
+
+    def config(self, sources: Sources) -> Config | None:
+        main = sources.files[0]
+        root = main.root
+        if root is None:
+            if any(p.file == main.path for p in sources.problems):
+                return None  # a syntax error; nothing to check
+            root = Map((), Location(main.path, 1))  # an empty file: report what is missing
+        if not isinstance(root, Map):
+            self.report(
+                root.at,
+                f"the config must be a mapping (listen:, upstreams:, routes: ...), "
+                f"got {describe(root)}",
+            )
+            return None
+        f = self.entries(root, TOP_KEYS, subject="the config", where="at the top level")
+
+        listen = _CONFIG.listen if "listen" not in f else self.listen(f["listen"], "listen")
+        admin = Admin() if "admin" not in f else self.admin(f["admin"])
+        if listen is not None and admin is not None:
+            self.check_ports(listen, admin.listen, root.key_at("admin"))
+        upstreams, known = self.upstreams(f.get("upstreams"), root)
+
+        table = RouteTable(self, known, TOP_KEYS)
+        if "routes" in f:
+            table.read_list(f["routes"])
+        unreadable = {p.file for p in sources.problems}
+        for file in sources.files[1:]:
+            table.read_file(file.path, file.root, unreadable=file.path in unreadable)
+
+        limits = Limits() if "limits" not in f else self.limits(f["limits"])
+        forwarded = Forwarded() if "forwarded" not in f else self.forwarded(f["forwarded"])
+        access_log = AccessLog() if "access_log" not in f else self.access_log(f["access_log"])
+        drain = (
+            _CONFIG.drain_seconds
+            if "drain" not in f
+            else self.unit(f["drain"], "drain", units.duration)
+        )
+        if (
+            self.problems
+            or sources.problems
+            or len(table.routes) != table.count  # never drop a route silently
+            or listen is None
+            or admin is None
+            or upstreams is None
+            or limits is None
+            or forwarded is None
+            or access_log is None
+            or drain is None
+        ):
+            return None
+        digest = hashlib.sha256()
+        for file in sources.files:
+            digest.update(file.data)
+        return Config(
+            listen=listen,
+            admin=admin,
+            upstreams=MappingProxyType(upstreams),
+            routes=tuple(table.routes),
+            limits=limits,
+            forwarded=forwarded,
+            access_log=access_log,
+            drain_seconds=drain,
+            files=tuple(file.path for file in sources.files),
+            version=digest.hexdigest()[:12],
+        )
+
+    def check_ports(self, listen: Listen, admin: Listen, at: Location) -> None:
+        wildcard = ("0.0.0.0", "::", "")
+        same_host = listen.host == admin.host or wildcard.count(listen.host) + wildcard.count(
+            admin.host
+        )
+        if listen.port and listen.port == admin.port and same_host:
+            self.report(
+                at,
+                f"admin.listen {admin} uses the same port as listen {listen}",
+                "give the admin API its own port, for example 127.0.0.1:8081",
+            )
+
+    def admin(self, node: Node) -> Admin | None:
+        f = self.fields(node, ADMIN_KEYS, subject="admin", where="in admin")
+        if f is None:
+            return None
+        result = Admin()
+        ok = True
+        if "listen" in f:
+            listen = self.listen(f["listen"], "admin.listen")
+            ok = ok and listen is not None
+            result = Admin(listen=listen or result.listen)
+        token_env = result.token_env
+        if "token_env" in f:
+            env = self.string(f["token_env"], "admin.token_env")
+            if env is not None and not _ENV_NAME.fullmatch(env):
+                self.report(
+                    f["token_env"].at,
+                    f"admin.token_env {env!r} is not an environment variable name",
+                    "letters, digits and '_', like STRANGLER_ADMIN_TOKEN",
+                )
+                env = None
+            ok = ok and env is not None
+            token_env = env or token_env
+        token_file = None
+        if "token_file" in f and not _is_null(f["token_file"]):
+            token_file = self.path(f["token_file"], "admin.token_file")
+            ok = ok and token_file is not None
+        if not ok:
+            return None
+        return Admin(listen=result.listen, token_env=token_env, token_file=token_file)
+
+    def upstreams(
+        self, node: Node | None, root: Map
+    ) -> tuple[dict[str, Upstream] | None, set[str]]:
+        """The upstreams, and every name declared (even those with problems)."""
+        example = "upstreams: {legacy: http://127.0.0.1:8000}"
+        if node is None:
+            self.report(root.at, "the config has no 'upstreams'", f"add at least: {example}")
+            return None, set()
+        if not isinstance(node, Map):
+            self.report(
+                node.at, f"upstreams must be a mapping of names to URLs, got {describe(node)}"
+            )
+            return None, set()
+        result: dict[str, Upstream] = {}
+        known: set[str] = set()
+        ok = True
+        for key, value in node.entries:
+            name = key.value
+            if not isinstance(name, str) or not NAME.fullmatch(name):
+                self.report(
+                    key.at,
+                    f"upstream name {name!r} must be letters, digits, '.', '_' and '-'",
+                    "names appear in metrics and logs, like 'billing' or 'legacy'",
+                )
+                ok = False
+                continue
+            known.add(name)
+            upstream = self.upstream(name, value)
+            if upstream is None:
+                ok = False
+            else:
+                result[name] = upstream
+        if LEGACY not in known:
+            self.report(
+                root.key_at("upstreams"),
+                f"upstreams must include '{LEGACY}', the app that answers every request no "
+                "route claims",
+                f"rename {close!r} to '{LEGACY}'"
+                if (close := suggest(LEGACY, known))
+                else f"add: {LEGACY}: http://127.0.0.1:8000",
+            )
+            ok = False
+        return (result if ok else None), known
+
+    def upstream(self, name: str, node: Node) -> Upstream | None:
+        subject = f"upstream '{name}'"
+        if isinstance(node, Scalar) and isinstance(node.value, str):
+            url = self.url(node, subject)
+            return None if url is None else Upstream(name=name, url=url, at=node.at)
+        if not isinstance(node, Map):
+            self.report(
+                node.at,
+                f"{subject} must be a URL or a mapping with url:, got {describe(node)}",
+                f"for example: {name}: http://127.0.0.1:9000",
+            )
+            return None
+        f = self.fields(
+            node, UPSTREAM_KEYS, subject=subject, where=f"in {subject}", required=("url",)
+        )
+        if f is None:
+            return None
+        url = self.url(f["url"], subject) if "url" in f else None
+        timeouts = Timeouts() if "timeout" not in f else self.timeouts(f["timeout"], subject)
+        max_connections = _UPSTREAM.max_connections
+        if "max_connections" in f:
+            got = self.count(f["max_connections"], f"{subject} max_connections", minimum=1)
+            max_connections = got if got is not None else max_connections
+        host_header = _UPSTREAM.host_header
+        if "host_header" in f:
+            mode = self.choice(f["host_header"], f"{subject} host_header", ("preserve", "upstream"))
+            host_header = cast(Literal["preserve", "upstream"], mode or host_header)
+        if url is None or timeouts is None:
+            return None
+        return Upstream(
+            name=name,
+            url=url,
+            timeouts=timeouts,
+            max_connections=max_connections,
+            host_header=host_header,
+            at=node.at,
+        )
+
+    def url(self, node: Node, subject: str) -> str | None:
+        text = self.string(node, f"{subject} url", hint="for example http://127.0.0.1:8000")
+        return None if text is None else self.checked(node, subject, check_url, text)
+
+    def timeouts(self, node: Node, subject: str) -> Timeouts | None:
+        f = self.fields(
+            node, TIMEOUT_KEYS, subject=f"{subject} timeout", where=f"in the timeout of {subject}"
+        )
+        if f is None:
+            return None
+        values: dict[str, float | None] = {}
+        ok = True
+        for key, value in f.items():
+            if _is_null(value):
+                values[key] = None  # no limit
+                continue
+            seconds = self.unit(value, f"{subject} timeout.{key}", units.duration)
+            if seconds is not None and seconds <= 0:
+                self.report(
+                    value.at,
+                    f"{subject} timeout.{key} must be more than 0",
+                    "write null for no limit",
+                )
+                seconds = None
+            ok = ok and seconds is not None
+            values[key] = seconds
+        if not ok:
+            return None
+        return Timeouts(**values)
+
+    def limits(self, node: Node) -> Limits | None:
+        f = self.fields(node, LIMITS_KEYS, subject="limits", where="in limits")
+        if f is None:
+            return None
+        default = Limits()
+        header_bytes, headers, body_bytes = (
+            default.max_header_bytes,
+            default.max_headers,
+            default.max_body_bytes,
+        )
+        ok = True
+        if "max_header_bytes" in f:
+            got = self.unit(f["max_header_bytes"], "limits.max_header_bytes", units.size)
+            if got == 0:
+                self.report(f["max_header_bytes"].at, "limits.max_header_bytes must be more than 0")
+                got = None
+            ok = ok and got is not None
+            header_bytes = got or header_bytes
+        if "max_headers" in f:
+            count = self.count(f["max_headers"], "limits.max_headers", minimum=1)
+            ok = ok and count is not None
+            headers = count or headers
+        if "max_body_bytes" in f:
+            body = self.unit(f["max_body_bytes"], "limits.max_body_bytes", units.size)
+            ok = ok and body is not None
+            body_bytes = body if body is not None else body_bytes
+        if not ok:
+            return None
+        return Limits(max_header_bytes=header_bytes, max_headers=headers, max_body_bytes=body_bytes)
+
+    def forwarded(self, node: Node) -> Forwarded | None:
+        f = self.fields(node, FORWARDED_KEYS, subject="forwarded", where="in forwarded")
+        if f is None:
+            return None
+        trusted: list[str] = []
+        ok = True
+        if "trusted" in f:
+            got = self.networks(f["trusted"])
+            ok = got is not None
+            trusted = got or []
+        headers = Forwarded().headers
+        if "headers" in f:
+            flag = self.boolean(f["headers"], "forwarded.headers")
+            ok = ok and flag is not None
+            headers = headers if flag is None else flag
+        return Forwarded(trusted=tuple(trusted), headers=headers) if ok else None
+
+    def networks(self, node: Node) -> list[str] | None:
+        what = "forwarded.trusted"
+        if not isinstance(node, Seq):
+            hint = "write a list, like [10.0.0.0/8, 127.0.0.1]"
+            self.report(node.at, f"{what} must be a list of networks, got {describe(node)}", hint)
+            return None
+        result: list[str] = []
+        ok = True
+        for item in node.items:
+            text = self.string(item, f"{what} entry", hint="a network like '10.0.0.0/8'")
+            if text is None:
+                ok = False
+                continue
+            try:
+                result.append(str(ipaddress.ip_network(text, strict=True)))
+            except ValueError:
+                ok = False
+                try:
+                    hint = f"did you mean '{ipaddress.ip_network(text, strict=False)}'?"
+                    problem = "has host bits set"
+                except ValueError:
+                    hint = "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
+                    problem = "is not an IP network"
+                self.report(item.at, f"{what} entry {text!r} {problem}", hint)
+        return result if ok else None
+
+    def access_log(self, node: Node) -> AccessLog | None:
+        f = self.fields(node, ACCESS_LOG_KEYS, subject="access_log", where="in access_log")
+        if f is None:
+            return None
+        fmt = AccessLog().format
+        ok = True
+        if "format" in f:
+            got = self.choice(f["format"], "access_log.format", ("json", "text", "off"))
+            ok = got is not None
+            fmt = cast(Literal["json", "text", "off"], got or fmt)
+        path = None
+        if "path" in f and not _is_null(f["path"]):
+            path = self.path(f["path"], "access_log.path")
+            ok = ok and path is not None
+        return AccessLog(format=fmt, path=path) if ok else None
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, Scalar) and node.value is None
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def validate(sources: Sources) -> Config:
+    """Build the ``Config`` from what ``source`` read, or raise ``ConfigError``.
+
+    The error carries every problem, the source ones (unreadable files, YAML syntax,
+    includes) included, sorted by file (in ``Config.files`` order) then line.
+    """
+    if not sources.files:  # the main file could not be read
+        raise ConfigError(sources.problems)
+    validator = _Validator(sources.files[0].path)
+    config = validator.config(sources)
+    # A line the reader already complained about (a bad tag, say) yields only that
+    # problem: what the validator then says about its value is noise.
+    flagged = {(p.file, p.line) for p in sources.problems}
+    problems = [
+        *sources.problems,
+        *(p for p in validator.problems if (p.file, p.line) not in flagged),
+    ]
+    if config is None or problems:
+        rank = {file.path: n for n, file in enumerate(sources.files)}
+        problems.sort(key=lambda p: (rank.get(p.file, -1), p.line))
+        raise ConfigError(problems or [Problem(sources.files[0].path, 0, "invalid config")])
+    return config
+
+
+def legacy_only(url: str, listen: str | None = None) -> Config:
+    """The zero-config form: every request goes to the ``legacy`` upstream at ``url``.
+
+    ``url`` follows the same rules as an upstream URL in a file; ``listen`` is
+    ``host:port`` (default ``0.0.0.0:8080``). Problems name the command-line option
+    they come from (``--legacy``, ``--listen``).
+
+    >>> legacy_only("http://127.0.0.1:8000/").upstreams["legacy"].url
+    'http://127.0.0.1:8000'
+    >>> try:
+    ...     legacy_only("127.0.0.1:8000")
+    ... except ConfigError as err:
+    ...     print(err.problems[0].message)
+    URL '127.0.0.1:8000' must start with http:// or https://
+    """
+    problems: list[Problem] = []
+    normalised = address = None
+    try:
+        normalised = check_url(url)
+    except BadValue as err:
+        problems.append(Problem("--legacy", 0, str(err), err.hint))
+    try:
+        address = _CONFIG.listen if listen is None else parse_listen(listen)
+    except BadValue as err:
+        problems.append(Problem("--listen", 0, str(err), err.hint))
+    if normalised is None or address is None:
+        raise ConfigError(problems)
+    upstream = Upstream(name=LEGACY, url=normalised)
+    return Config(listen=address, upstreams=MappingProxyType({LEGACY: upstream}))

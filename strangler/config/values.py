@@ -1,0 +1,218 @@
+"""Checks of single config values: listen addresses, upstream URLs, path templates, hosts.
+
+Pure functions, no file positions: each returns the (normalised) value or raises
+``BadValue``, a ``ValueError`` whose message names the value and whose ``hint`` says
+how to fix it. ``validate`` adds the file:line; ``legacy_only`` the option name.
+
+>>> parse_listen("0.0.0.0:8080")
+Listen(host='0.0.0.0', port=8080)
+>>> check_url("HTTP://billing:9000/v1/")
+'http://billing:9000/v1'
+>>> check_path_template("/users/{id:int}/files/{rest:path}")
+'/users/{id:int}/files/{rest:path}'
+>>> try:
+...     check_host("api.example.com:8443")
+... except BadValue as err:
+...     print(err.hint)
+write 'api.example.com'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Final
+from urllib.parse import urlsplit
+
+from strangler.config.model import Listen
+
+__all__ = [
+    "CONVERTERS",
+    "METHODS",
+    "NAME",
+    "BadValue",
+    "check_host",
+    "check_path",
+    "check_path_template",
+    "check_url",
+    "parse_listen",
+]
+
+METHODS: Final = (
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+    # WebDAV and cache purging: legacy apps do use them
+    "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH",
+    "PURGE",
+)  # fmt: skip
+"""The methods a route may match on (upper-case)."""
+
+CONVERTERS: Final = ("str", "int", "uuid", "path")
+"""Path template converters, as ``strangler.router.template`` implements them."""
+
+NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""Route and upstream names: they appear in metrics, logs and admin URLs."""
+
+_PARAM: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HOST_LABEL: Final = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
+
+
+class BadValue(ValueError):
+    """A value that does not fit; ``str()`` is the message, ``hint`` the fix (or "")."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def parse_listen(text: str) -> Listen:
+    """``"host:port"`` to ``Listen``; IPv6 hosts in brackets; port 0 means any free port.
+
+    >>> parse_listen("[::1]:0")
+    Listen(host='::1', port=0)
+    """
+    host, colon, port = text.rpartition(":")
+    if not colon or not host:
+        raise BadValue(f"expected host:port, got {text!r}", "for example '0.0.0.0:8080'")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise BadValue(f"{host!r} in {text!r} is not an IPv6 address") from None
+    elif ":" in host:
+        raise BadValue(f"{text!r}: an IPv6 address needs brackets", "like '[::1]:8080'")
+    elif not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+        raise BadValue(f"{host!r} in {text!r} is not a host name or IP address")
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise BadValue(f"the port in {text!r} must be a number from 0 to 65535")
+    return Listen(host=host, port=int(port))
+
+
+def check_url(url: str) -> str:
+    """An upstream URL, normalised: lower-case scheme, no trailing ``/``.
+
+    Rules: scheme http or https, a host, an optional valid port and base path, no
+    credentials, no query string, no fragment.
+
+    >>> check_url("billing:9000")
+    Traceback (most recent call last):
+    ...
+    strangler.config.values.BadValue: URL 'billing:9000' must start with http:// or https://
+    """
+    if not url or any(c.isspace() for c in url):
+        raise BadValue(f"URL {url!r} must not be empty or contain spaces")
+    if "://" not in url:
+        raise BadValue(
+            f"URL {url!r} must start with http:// or https://", f"did you mean 'http://{url}'?"
+        )
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise BadValue(f"URL {url!r} has scheme {parts.scheme!r}; only http and https work")
+    if not parts.hostname:
+        raise BadValue(f"URL {url!r} has no host", "for example http://127.0.0.1:8000")
+    try:
+        parts.port  # noqa: B018 - parses the port, raising ValueError when it is bad
+    except ValueError:
+        raise BadValue(f"URL {url!r} has an invalid port", "a number from 1 to 65535") from None
+    if "@" in parts.netloc:
+        raise BadValue(
+            f"URL {url!r} must not contain credentials",
+            "strangler adds none of its own; the client's pass through",
+        )
+    if parts.query or "?" in url:
+        raise BadValue(
+            f"URL {url!r} must not have a query string",
+            "each request's query string comes from the client",
+        )
+    if parts.fragment or "#" in url:
+        raise BadValue(f"URL {url!r} must not have a fragment (#...)")
+    return f"{parts.scheme.lower()}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def check_path(path: str) -> str:
+    """What every match path and prefix must be: absolute, no spaces, query or fragment."""
+    if not path.startswith("/"):
+        raise BadValue(f"{path!r} must start with '/'")
+    if any(c.isspace() for c in path):
+        raise BadValue(f"{path!r} must not contain spaces", "write a space as %20")
+    if "?" in path:
+        raise BadValue(f"{path!r} must not contain '?'", "match query parameters with match.query")
+    if "#" in path:
+        raise BadValue(f"{path!r} must not contain '#'", "fragments never reach the server")
+    return path
+
+
+def check_path_template(path: str) -> str:
+    """``path`` if it is a valid exact path or path template, else raise ``BadValue``.
+
+    The grammar is the router's (``strangler.router.template``; a test keeps the two
+    in step): segments separated by ``/``, each literal text or exactly one
+    ``{name}`` / ``{name:converter}``; converters str, int, uuid and path; ``path``
+    only as the last segment; every name used once.
+
+    >>> check_path_template("/users/{id")
+    Traceback (most recent call last):
+    ...
+    strangler.config.values.BadValue: '/users/{id': unbalanced braces in segment '{id'
+    """
+    check_path(path)
+    segments = path[1:].split("/")
+    names: list[str] = []
+    for position, raw in enumerate(segments):
+        if "{" not in raw and "}" not in raw:
+            continue
+        opens, closes = raw.count("{"), raw.count("}")
+        if opens != closes or raw.find("{") > raw.find("}"):
+            raise BadValue(
+                f"{path!r}: unbalanced braces in segment '{raw}'",
+                "each '{' needs its '}', like /users/{id}",
+            )
+        if opens > 1 or not (raw.startswith("{") and raw.endswith("}")):
+            raise BadValue(
+                f"{path!r}: segment '{raw}' mixes a parameter with other text",
+                "a parameter fills a whole segment: write /files/{name}, not /files/{name}.json",
+            )
+        name, colon, converter = raw[1:-1].partition(":")
+        if not _PARAM.fullmatch(name):
+            shown = f"'{name}'" if name else "an empty name"
+            raise BadValue(
+                f"{path!r}: bad parameter name {shown} in '{raw}'",
+                "use letters, digits and '_', not starting with a digit",
+            )
+        if colon and converter not in CONVERTERS:
+            raise BadValue(
+                f"{path!r}: unknown converter '{converter}' for parameter '{name}'",
+                f"converters: {', '.join(CONVERTERS)}",
+            )
+        if name in names:
+            raise BadValue(
+                f"{path!r}: parameter name '{name}' is used twice",
+                "give each parameter its own name",
+            )
+        if converter == "path" and position != len(segments) - 1:
+            raise BadValue(
+                f"{path!r}: '{{{name}:path}}' must be the last segment",
+                "it takes the rest of the path; use path_prefix to match a subtree",
+            )
+        names.append(name)
+    return path
+
+
+def check_host(host: str) -> str:
+    """A ``match.host``: a host name or IPv4 address, or ``*.example.com``; no port."""
+    if "://" in host or "/" in host:
+        shown = urlsplit(host).hostname or "api.example.com"
+        raise BadValue(f"{host!r} is a URL, not a host name", f"write only the host: {shown!r}")
+    if host.startswith("[") or host.count(":") > 1:
+        raise BadValue(f"{host!r}: IPv6 hosts are not supported in match.host")
+    if ":" in host:
+        raise BadValue(
+            f"{host!r} must not have a port: hosts are compared without it",
+            f"write {host.rpartition(':')[0]!r}",
+        )
+    labels = host.removeprefix("*.").rstrip(".").split(".")
+    if not all(_HOST_LABEL.fullmatch(part) for part in labels):
+        raise BadValue(
+            f"{host!r} is not a host name", "like api.example.com, or *.example.com for subdomains"
+        )
+    return host
