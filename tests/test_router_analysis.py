@@ -376,3 +376,16 @@ def test_a_shadowed_route_never_wins(seed: int) -> None:
     for i, s in enumerate(specs):
         if s in specs[:i]:
             assert any(k == i for k, _ in pairs), (i, s)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_lowest_shadowing_route_is_the_first_pairwise_one(seed: int) -> None:
+    rng = random.Random(seed)
+    specs = [random_spec(rng) for _ in range(80)]
+    expected = []
+    for i in range(len(specs)):
+        covering = (j for j in range(i) if shadowed([specs[j], specs[i]]) == [(1, 0)])
+        j = next(covering, None)
+        if j is not None:
+            expected.append((i, j))
+    assert shadowed(specs) == expected

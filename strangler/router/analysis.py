@@ -68,13 +68,31 @@ def shadowed(specs: Sequence[MatchSpec]) -> list[tuple[int, int]]:
             norm.append(_normalise(spec))
         except ValueError as exc:
             raise ValueError(f"route #{index}: {exc}") from None
+    # Only a route whose first path segment can be anything (or one with the same
+    # literal first segment) can cover another: bucket earlier routes by it, so a
+    # config of a thousand routes is not a million pair checks.
+    everywhere: list[int] = []
+    by_first: dict[str, list[int]] = {}
     found: list[tuple[int, int]] = []
     for i, later in enumerate(norm):
-        for j in range(i):
-            if _covers(norm[j], later):
-                found.append((i, j))
-                break
+        first = _first_segment(later)
+        buckets = (everywhere,) if first is None else (everywhere, by_first.get(first, []))
+        winners = [next((j for j in js if _covers(norm[j], later)), i) for js in buckets]
+        if min(winners) < i:
+            found.append((i, min(winners)))
+        (everywhere if first is None else by_first.setdefault(first, [])).append(i)
     return found
+
+
+def _first_segment(spec: _Spec) -> str | None:
+    """The literal first path segment every request ``spec`` matches has, if any."""
+    if spec.exact is not None:
+        return spec.exact[1:].split("/", 1)[0]
+    if spec.prefix:
+        return spec.prefix[0]
+    if spec.template is not None and isinstance(spec.template.segments[0], str):
+        return spec.template.segments[0]
+    return None
 
 
 def _normalise(spec: MatchSpec) -> _Spec:
