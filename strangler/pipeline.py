@@ -29,7 +29,7 @@ from multidict import CIMultiDict, istr
 from strangler.accesslog import AccessLog
 from strangler.errors import BodyTooLarge, ForwardError
 from strangler.forward.headers import ForwardedFor, end_to_end
-from strangler.forward.pool import Forwarder, UpstreamPool, iter_body
+from strangler.forward.pool import Forwarder, UpstreamPool
 from strangler.forward.websocket import is_websocket_upgrade, relay_websocket
 from strangler.metrics import Metrics
 from strangler.runtime import CompiledRoute, Snapshot, SnapshotHolder
@@ -38,6 +38,8 @@ log = logging.getLogger("strangler.proxy")
 
 _HOST: Final = istr("Host")
 _EXPECT: Final = istr("Expect")
+_CONTENT_LENGTH: Final = istr("Content-Length")
+_NO_BODY: Final = frozenset({204, 304})
 _REQUEST_DROP: Final = ("Host", "Expect")
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_ABORTED: Final = 499  # access-log status when the exchange was cut (nginx's code)
@@ -73,7 +75,7 @@ class Proxy:
         pool.inflight += 1
         try:
             if is_websocket_upgrade(request):
-                headers = self._headers(request, route, snap)
+                headers = self._headers(request, pool, snap)
                 try:
                     ws, nbytes = await relay_websocket(request, pool, headers)
                 except ForwardError as e:
@@ -105,13 +107,10 @@ class Proxy:
             )
 
     @staticmethod
-    def _headers(
-        request: web.BaseRequest, route: CompiledRoute, snap: Snapshot
-    ) -> CIMultiDict[str]:
+    def _headers(request: web.BaseRequest, pool: UpstreamPool, snap: Snapshot) -> CIMultiDict[str]:
         """The end-to-end request headers plus Host and the forwarded headers."""
         headers = end_to_end(request.headers, drop=_REQUEST_DROP)
-        if route.upstream.host_header == "preserve":
-            headers[_HOST] = request.host
+        headers[_HOST] = request.host if pool.preserve_host else pool.host_header
         if snap.config.forwarded.headers:
             client = request.remote or ""
             trusted = client in snap.trusted
@@ -136,23 +135,36 @@ class Proxy:
                 resp = _plain(413, f"request body larger than {limit} bytes\n")
                 return 413, 0, False, resp
             body = RequestBody(request, limit)
-        headers = self._headers(request, route, snap)
+        headers = self._headers(request, pool, snap)
         try:
-            up = await pool.send(
-                request.method, request.raw_path, headers, body, retry_stale=body is None
+            up = await pool.h1.send(
+                request.method,
+                pool.target(request.raw_path),
+                headers,
+                body,
+                retry_stale=body is None,
             )
-        except (ForwardError, BodyTooLarge) as e:
-            if isinstance(e, BodyTooLarge) or (body is not None and body.too_large):
-                return 413, 0, False, _plain(413, f"request body larger than {limit} bytes\n")
+        except BodyTooLarge:
+            return 413, 0, False, _plain(413, f"request body larger than {limit} bytes\n")
+        except ForwardError as e:
             return self._failed(e, request)
 
-        out = web.StreamResponse(
-            status=up.status, reason=up.reason or None, headers=end_to_end(up.headers)
-        )
+        headers = end_to_end(up.headers)
+        if up.complete and (_CONTENT_LENGTH in headers or up.status in _NO_BODY):
+            # The whole body came with the head (most API answers): send head and body
+            # in one write. Only for Content-Length (or body-less) answers, so the
+            # upstream's framing is kept.
+            data = up.read_buffered()
+            up.release()
+            resp = web.Response(status=up.status, reason=up.reason or None, headers=headers)
+            if data:
+                resp.body = data
+            return up.status, len(data), False, resp
+        out = web.StreamResponse(status=up.status, reason=up.reason or None, headers=headers)
         nbytes = 0
         try:
             await out.prepare(request)
-            async for chunk in iter_body(pool, up):
+            async for chunk in up.iter_body():
                 await out.write(chunk)
                 nbytes += len(chunk)
             await out.write_eof()
@@ -178,19 +190,14 @@ class Proxy:
 
 
 class RequestBody:
-    """The client's body as it arrives (chunks, never lines), capped at ``limit`` bytes.
+    """The client's body as it arrives (chunks, never lines); raises ``BodyTooLarge``
+    past ``limit`` bytes (0: no limit)."""
 
-    aiohttp's client wraps an exception raised by a body iterator into its own error,
-    so the cap is also recorded in ``too_large``: the caller checks it to answer 413
-    rather than 502.
-    """
-
-    __slots__ = ("limit", "request", "too_large")
+    __slots__ = ("limit", "request")
 
     def __init__(self, request: web.BaseRequest, limit: int) -> None:
         self.request = request
         self.limit = limit
-        self.too_large = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         request = self.request
@@ -204,6 +211,5 @@ class RequestBody:
                 return
             seen += len(chunk)
             if limit and seen > limit:
-                self.too_large = True
                 raise BodyTooLarge(limit)
             yield chunk

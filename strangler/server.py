@@ -99,6 +99,7 @@ class ProxyServer:
         self._proxy_runner: web.ServerRunner | None = None
         self._admin_runner: web.AppRunner | None = None
         self._reload_lock = asyncio.Lock()
+        self._swapped = asyncio.Condition()  # notified after every applied reload
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # strong refs to signal-started tasks
         self._stopping = asyncio.Event()
@@ -209,6 +210,8 @@ class ProxyServer:
             old = self.holder.swap(snapshot)
             self.metrics.set_config_version(config.version)
             self.metrics.config_reloads.labels("applied").inc()
+            async with self._swapped:
+                self._swapped.notify_all()
             log.info(
                 "config reloaded: version %s -> %s, %d routes",
                 old.version,
@@ -216,6 +219,11 @@ class ProxyServer:
                 len(config.routes),
             )
             return "applied", f"version {config.version} loaded"
+
+    async def wait_for_generation(self, generation: int) -> None:
+        """Return once the snapshot generation reaches ``generation`` (1 = first load)."""
+        async with self._swapped:
+            await self._swapped.wait_for(lambda: self.holder.generation >= generation)
 
     async def _watch(self) -> None:
         interval = self.options.watch_interval
@@ -233,19 +241,25 @@ class ProxyServer:
         self._stopping.set()
 
     async def stop(self) -> None:
-        """Drain: refuse new connections, finish in-flight requests (up to ``drain``)."""
+        """Drain: refuse new connections, finish in-flight requests (up to ``drain``).
+
+        Idempotent: a second call does nothing.
+        """
         self.admin_state.draining = True
-        if self._watcher is not None:
-            self._watcher.cancel()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-        if self._proxy_runner is not None:
-            await self._proxy_runner.cleanup()
-        if self._admin_runner is not None:
-            await self._admin_runner.cleanup()
-        await self.forwarder.close()
-        self.access_log.close()
-        log.info("strangler stopped")
+                await watcher
+        proxy_runner, self._proxy_runner = self._proxy_runner, None
+        if proxy_runner is not None:
+            await proxy_runner.cleanup()
+        admin_runner, self._admin_runner = self._admin_runner, None
+        if admin_runner is not None:
+            await admin_runner.cleanup()
+            await self.forwarder.close()
+            self.access_log.close()
+            log.info("strangler stopped")
 
 
 def _bound_port(runner: web.BaseRunner) -> int:

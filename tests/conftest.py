@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,6 +22,15 @@ from pytest_aiohttp import AiohttpServer
 from strangler.config import load_config_text
 from strangler.metrics import Metrics
 from strangler.server import ProxyServer, ServeOptions
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run the tests on uvloop, the loop ``strangler serve`` uses in production."""
+    import uvloop
+
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @dataclass

@@ -1,9 +1,9 @@
-"""One pooled client per upstream, and failures mapped to ``ForwardError(stage, kind)``.
+"""The pools of every upstream, and aiohttp failures mapped to ``ForwardError``.
 
-Each upstream gets its own ``aiohttp.ClientSession`` and connector: keep-alive
-connections, a cap on connections, the upstream's timeouts, no cookie jar (the proxy
-must never keep a client's cookies), no automatic decompression (compressed bodies
-pass byte for byte) and no redirect following (the client sees the upstream's 3xx).
+Each upstream gets an ``H1Pool`` (``h1.py``: keep-alive connections, a cap on
+connections, the upstream's timeouts; bodies pass byte for byte, nothing is
+decompressed, redirects reach the client) and, for WebSocket upgrades only, an
+aiohttp session without a cookie jar.
 
 A reload may change an upstream's URL or timeouts: ``Forwarder.reconcile`` builds pools
 for the new upstream definitions and retires the old ones only once the requests that
@@ -14,55 +14,72 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Final
 
 import aiohttp
-from multidict import CIMultiDict
 from yarl import URL
 
 from strangler.config.model import Upstream
 from strangler.errors import ForwardError, ForwardErrorKind, ForwardStage
+from strangler.forward.h1 import H1Pool
 
 # Headers aiohttp's client would add on its own; a transparent proxy adds none of them.
 _SKIP_AUTO: Final = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
-_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-Body = bytes | AsyncIterable[bytes] | None
 
 
 class UpstreamPool:
-    """The connection pool for one upstream definition."""
+    """Everything the proxy holds for one upstream definition: the HTTP/1.1 keep-alive
+    pool (``h1``) for ordinary exchanges, and an aiohttp session, made on first use,
+    for WebSocket upgrades."""
 
-    __slots__ = ("_idle", "base", "inflight", "session", "timeout", "upstream")
+    __slots__ = (
+        "_idle", "_origin", "_session", "base", "h1", "host_header", "inflight",
+        "preserve_host", "upstream",
+    )  # fmt: skip
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
         url = URL(upstream.url)
-        # Requests are sent as base + the client's raw path and query, never re-encoded.
-        self.base = str(url.origin()) + url.raw_path.rstrip("/")
+        # Requests are sent as base path + the client's raw path and query, never re-encoded.
+        self.base = url.raw_path.rstrip("/")
         t = upstream.timeouts
-        self.timeout = aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.read)
-        connector = aiohttp.TCPConnector(
+        self.h1 = H1Pool(
+            upstream.name,
+            url.raw_host or "127.0.0.1",
+            url.port or (443 if url.scheme == "https" else 80),
             limit=upstream.max_connections,
-            limit_per_host=0,
-            ttl_dns_cache=60,
-            keepalive_timeout=30.0,
-            enable_cleanup_closed=False,
+            connect_timeout=t.connect,
+            read_timeout=t.read,
+            ssl=url.scheme == "https",
         )
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            timeout=self.timeout,
-            skip_auto_headers=_SKIP_AUTO,
-            raise_for_status=False,
-            trust_env=False,
-        )
+        self._session: aiohttp.ClientSession | None = None
+        self._origin = str(url.origin())
+        self.preserve_host = upstream.host_header == "preserve"
+        self.host_header = url.raw_authority  # Host when not preserving the client's
         self.inflight = 0
         self._idle: asyncio.Event | None = None
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session for WebSocket upgrades (no cookies, no decompression)."""
+        if self._session is None:
+            t = self.upstream.timeouts
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=None, connect=t.connect),
+                skip_auto_headers=_SKIP_AUTO,
+                trust_env=False,
+            )
+        return self._session
+
+    def target(self, raw_path_qs: str) -> str:
+        """The request target sent upstream: the upstream's base path + the client's."""
+        return self.base + raw_path_qs
+
     def url_for(self, raw_path_qs: str) -> URL:
-        return URL(self.base + raw_path_qs, encoded=True)
+        return URL(self._origin + self.base + raw_path_qs, encoded=True)
 
     def done(self) -> None:
         self.inflight -= 1
@@ -75,47 +92,12 @@ class UpstreamPool:
             self._idle = asyncio.Event()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), grace)
-        await self.session.close()
+        await self.close()
 
-    async def send(
-        self,
-        method: str,
-        raw_path_qs: str,
-        headers: CIMultiDict[str],
-        body: Body,
-        *,
-        retry_stale: bool,
-    ) -> aiohttp.ClientResponse:
-        """Send the request and return once the response head has arrived.
-
-        The caller owns the response: it must ``release()`` it (``iter_body`` does).
-        Raises ``ForwardError`` with the stage the exchange reached. ``retry_stale``:
-        an idempotent request without a body is re-sent once when a kept-alive
-        connection turns out to have been closed by the upstream (a race every pool
-        has), never when the body was streamed.
-        """
-        name = self.upstream.name
-        url = self.url_for(raw_path_qs)
-        for attempt in (0, 1):
-            try:
-                return await self.session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    compress=None,
-                    chunked=None,
-                )
-            except aiohttp.ServerDisconnectedError as e:
-                if attempt == 0 and retry_stale and method in _IDEMPOTENT:
-                    continue
-                raise ForwardError(
-                    name, ForwardStage.RESPONSE_HEADERS, ForwardErrorKind.RESET, str(e)
-                ) from e
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                raise classify(name, e, headers_seen=False) from e
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def close(self) -> None:
+        await self.h1.close()
+        if self._session is not None:
+            await self._session.close()
 
 
 def classify(upstream: str, e: BaseException, *, headers_seen: bool) -> ForwardError:
@@ -134,25 +116,6 @@ def classify(upstream: str, e: BaseException, *, headers_seen: bool) -> ForwardE
     if isinstance(e, aiohttp.ClientPayloadError):
         return ForwardError(upstream, body, ForwardErrorKind.PROTOCOL, str(e))
     return ForwardError(upstream, stage, ForwardErrorKind.RESET, str(e) or type(e).__name__)
-
-
-async def iter_body(pool: UpstreamPool, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """The response body as it arrives, chunk by chunk; releases the response at the end.
-
-    Raises ``ForwardError(stage=RESPONSE_BODY)`` when the upstream fails mid-body.
-    """
-    content = resp.content
-    try:
-        while True:
-            try:
-                chunk = await content.readany()
-            except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                raise classify(pool.upstream.name, e, headers_seen=True) from e
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        resp.release()
 
 
 class Forwarder:
@@ -186,6 +149,6 @@ class Forwarder:
 
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
-        await asyncio.gather(*(p.session.close() for p in pools))
+        await asyncio.gather(*(p.close() for p in pools))
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
