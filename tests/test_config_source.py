@@ -445,6 +445,24 @@ def test_a_symlink_to_an_included_file_is_the_same_file(tmp_path: Path) -> None:
     assert problem.message == f"{tmp_path}/teams/link.yaml is already included (by {main}:1)"
 
 
+def test_an_unreadable_included_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    main = write(tmp_path / "main.yaml", "include:\n  - secret.yaml\n")
+    secret = write(tmp_path / "secret.yaml", ROUTES)
+    real_read = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == secret:
+            raise PermissionError(13, "Permission denied")
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    sources = read_file(main)
+    assert sources.problems == (
+        Problem(str(main), 2, f"cannot read included file {secret}: Permission denied"),
+    )
+    assert [f.path for f in sources.files] == [str(main)]
+
+
 def test_problems_in_included_files_point_into_them(tmp_path: Path) -> None:
     main = write(tmp_path / "main.yaml", "include: [team.yaml]\n")
     team = write(tmp_path / "team.yaml", "routes:\n  - {a: 1, a: 2}\n")

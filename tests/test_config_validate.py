@@ -591,6 +591,13 @@ def test_wrong_section_types() -> None:
     ]
 
 
+def test_an_empty_routes_key() -> None:
+    assert one_problem(LEGACY + "routes:\n") == (
+        "m.yaml:2: routes must be a list of routes, got nothing (null) "
+        "(hint: write 'routes: []' for none)"
+    )
+
+
 def test_problems_are_collected_across_files_in_file_order(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("routes:\n  - {name: b, owner: t, match: {}, to: nope}\n")
     (tmp_path / "a.yaml").write_text("routes: 3\n")

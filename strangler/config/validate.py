@@ -72,8 +72,6 @@ _UPSTREAM: Final = Upstream(name="", url="")
 class _Validator(Walker):
     """The top-level sections; routes are read by ``RouteTable``."""
 
-    # -- sections
-
     def config(self, sources: Sources) -> Config | None:
         main = sources.files[0]
         root = main.root
@@ -141,11 +139,10 @@ class _Validator(Walker):
         )
 
     def check_ports(self, listen: Listen, admin: Listen, at: Location) -> None:
-        wildcard = ("0.0.0.0", "::", "")
-        same_host = listen.host == admin.host or wildcard.count(listen.host) + wildcard.count(
-            admin.host
-        )
-        if listen.port and listen.port == admin.port and same_host:
+        """The admin API cannot share the proxy's port (port 0 picks a free one each)."""
+        wildcards = ("0.0.0.0", "::")
+        overlap = listen.host == admin.host or listen.host in wildcards or admin.host in wildcards
+        if listen.port and listen.port == admin.port and overlap:
             self.report(
                 at,
                 f"admin.listen {admin} uses the same port as listen {listen}",

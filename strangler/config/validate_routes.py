@@ -92,7 +92,8 @@ class RouteTable:
     def read_list(self, node: Node) -> None:
         """A ``routes:`` list."""
         if not isinstance(node, Seq):
-            self.w.report(node.at, f"routes must be a list of routes, got {describe(node)}")
+            hint = "write 'routes: []' for none" if isinstance(node, Scalar) else ""
+            self.w.report(node.at, f"routes must be a list of routes, got {describe(node)}", hint)
             return
         for item in node.items:
             index = self.count
