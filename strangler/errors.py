@@ -1,10 +1,10 @@
 """The exception tree. Every error a user can cause has a class here and a clear message.
 
-    StranglerError
-     ├── ConfigError(problems)        a config that does not load; carries every Problem found
-     ├── ForwardError(stage, upstream) an upstream exchange that failed; the stage decides
-     │    │                           502 vs 504 and whether a fallback is allowed
-     └── BodyTooLarge(limit)          a body over the configured limit (413)
+StranglerError
+ ├── ConfigError(problems)        a config that does not load; carries every Problem found
+ ├── ForwardError(stage, upstream) an upstream exchange that failed; the stage decides
+ │    │                           502 vs 504 and whether a fallback is allowed
+ └── BodyTooLarge(limit)          a body over the configured limit (413)
 """
 
 from __future__ import annotations

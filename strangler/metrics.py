@@ -8,12 +8,39 @@ from bounded sets only: route names from the config, upstream names, target
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
+from prometheus_client.registry import Collector
 
 from strangler import __version__
+
+_MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def enable_multiprocess(directory: Path) -> None:
+    """Make every metric created from now on live in ``directory`` (shared mmap files),
+    so ``/metrics`` on any worker reports the sum over all workers.
+
+    Called in each worker right after fork, before its ``Metrics`` is built
+    (prometheus-client decides the value class when a metric is created).
+    """
+    os.environ[_MULTIPROC_ENV] = str(directory)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def multiprocess_dir() -> Path | None:
+    value = os.environ.get(_MULTIPROC_ENV)
+    return Path(value) if value else None
+
+
+def worker_exited(pid: int, directory: Path) -> None:
+    """Drop a dead worker's live gauges (the supervisor calls this)."""
+    multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+
 
 STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
 ABORTED: Final = "aborted"  # the client went away, or the upstream failed mid-body
@@ -76,14 +103,41 @@ class Metrics:
         )
         self.config_info = Gauge(
             "strangler_config_info",
-            "The loaded config's version (a content hash); 1 for the current one.",
+            "The loaded config's version (a content hash); 1 for the current one. "
+            "With several workers each has its own series (pid label): drift shows.",
             ("version",),
             registry=r,
+            multiprocess_mode="liveall",
         )
-        build = Gauge("strangler_build_info", "strangler's version.", ("version",), registry=r)
+        build = Gauge(
+            "strangler_build_info",
+            "strangler's version.",
+            ("version",),
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         build.labels(__version__).set(1)
+        self._collectors: list[Collector] = []
         for result in ("applied", "rejected", "unchanged"):
             self.config_reloads.labels(result)
+
+    def add_collector(self, collector: Collector) -> None:
+        """Register a scrape-time collector (facts derived from config: the same in
+        every worker, so never summed across workers)."""
+        self.registry.register(collector)
+        self._collectors.append(collector)
+
+    def exposition(self) -> CollectorRegistry:
+        """The registry ``/metrics`` serves: this process's own, or with several
+        workers the sum over every worker's files plus the scrape-time collectors."""
+        directory = multiprocess_dir()
+        if directory is None:
+            return self.registry
+        merged = CollectorRegistry(auto_describe=False)
+        multiprocess.MultiProcessCollector(merged, path=str(directory))  # type: ignore[no-untyped-call]
+        for c in self._collectors:
+            merged.register(c)
+        return merged
 
     def bind_route(self, route: str, upstream: str, target: str) -> RouteMetrics:
         by_status = tuple(

@@ -21,8 +21,10 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ from strangler.config import load_config
 from strangler.config.model import Config
 from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
-from strangler.metrics import Metrics
+from strangler.metrics import Metrics, enable_multiprocess, worker_exited
 from strangler.pipeline import Proxy
 from strangler.protocol import ProxyHTTPServer
 from strangler.runtime import SnapshotHolder, compile_snapshot
@@ -318,6 +320,8 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
     """Start ``workers`` processes on the same port (SO_REUSEPORT), pass SIGHUP/SIGTERM
     on, restart a worker that dies unexpectedly, exit when all have stopped."""
     ctx = multiprocessing.get_context("fork")
+    # Workers share metric files so any worker's /metrics reports the whole process group.
+    metrics_dir = Path(tempfile.mkdtemp(prefix="strangler-metrics-"))
     opts = ServeOptions(
         config_path=options.config_path,
         reuse_port=True,
@@ -329,7 +333,7 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
     stopping = False
 
     def spawn() -> multiprocessing.process.BaseProcess:
-        p = ctx.Process(target=_worker_main, args=(config, opts), daemon=False)
+        p = ctx.Process(target=_worker_main, args=(config, opts, metrics_dir), daemon=False)
         p.start()
         started[p.pid or 0] = time.monotonic()
         return p
@@ -357,6 +361,8 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
             p = sentinel_map[s]  # type: ignore[index]
             p.join()
             procs.remove(p)
+            if p.pid is not None:
+                worker_exited(p.pid, metrics_dir)
             if stopping:
                 rc = rc or (p.exitcode or 0)
             elif time.monotonic() - started.get(p.pid or 0, 0.0) < 5.0:
@@ -368,10 +374,12 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
             else:
                 log.error("worker %s exited with %s; starting a new one", p.pid, p.exitcode)
                 procs.append(spawn())
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     return rc
 
 
-def _worker_main(config: Config, options: ServeOptions) -> None:
+def _worker_main(config: Config, options: ServeOptions, metrics_dir: Path) -> None:
+    enable_multiprocess(metrics_dir)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)

@@ -71,6 +71,6 @@ def build_admin_app(state: AdminState) -> web.Application:
     app[ADMIN_STATE] = state
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", make_aiohttp_handler(registry=state.metrics.registry))
+    app.router.add_get("/metrics", make_aiohttp_handler(registry=state.metrics.exposition()))
     app.router.add_post("/reload", reload)
     return app

@@ -179,10 +179,28 @@ async def test_two_workers_share_the_port(legacy: Upstream) -> None:
                 break
         assert len(pids) == 2
         assert proc.pid not in pids
-        async with aiohttp.ClientSession() as s:
-            for _ in range(20):
-                async with s.get(f"http://127.0.0.1:{port}/x") as r:
-                    assert r.status == 200
+        for _ in range(20):  # fresh connections: spread over both workers
+            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/x") as r:
+                assert r.status == 200
+        # Either worker's /metrics reports the sum over both (multiprocess mode).
+        for _ in range(4):
+            async with (
+                aiohttp.ClientSession() as s,
+                s.get(f"http://127.0.0.1:{admin}/metrics") as r,
+            ):
+                text = await r.text()
+            total = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("strangler_requests_total{")
+            )
+            assert total == 20
+            info_pids = {
+                line.split('pid="', 1)[1].split('"', 1)[0]
+                for line in text.splitlines()
+                if line.startswith("strangler_config_info{")
+            }
+            assert info_pids == {str(p) for p in pids}  # both workers' files are merged
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
         for pid in pids:  # no orphaned worker
