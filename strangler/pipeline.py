@@ -32,6 +32,7 @@ from strangler.forward.headers import ForwardedFor, end_to_end
 from strangler.forward.pool import Forwarder, UpstreamPool
 from strangler.forward.websocket import is_websocket_upgrade, relay_websocket
 from strangler.metrics import Metrics
+from strangler.protocol import RelayedResponse, RelayedStreamResponse
 from strangler.runtime import CompiledRoute, Snapshot, SnapshotHolder
 
 log = logging.getLogger("strangler.proxy")
@@ -40,7 +41,7 @@ _HOST: Final = istr("Host")
 _EXPECT: Final = istr("Expect")
 _CONTENT_LENGTH: Final = istr("Content-Length")
 _NO_BODY: Final = frozenset({204, 304})
-_REQUEST_DROP: Final = ("Host", "Expect")
+_REQUEST_DROP: Final = ("Expect",)  # answered by the proxy itself (100 Continue)
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_ABORTED: Final = 499  # access-log status when the exchange was cut (nginx's code)
 
@@ -110,7 +111,9 @@ class Proxy:
     def _headers(request: web.BaseRequest, pool: UpstreamPool, snap: Snapshot) -> CIMultiDict[str]:
         """The end-to-end request headers plus Host and the forwarded headers."""
         headers = end_to_end(request.headers, drop=_REQUEST_DROP)
-        headers[_HOST] = request.host if pool.preserve_host else pool.host_header
+        # Setting replaces in place: Host keeps its position among the client's headers.
+        if not pool.preserve_host or _HOST not in headers:
+            headers[_HOST] = request.host if pool.preserve_host else pool.host_header
         if snap.config.forwarded.headers:
             client = request.remote or ""
             trusted = client in snap.trusted
@@ -156,11 +159,11 @@ class Proxy:
             # upstream's framing is kept.
             data = up.read_buffered()
             up.release()
-            resp = web.Response(status=up.status, reason=up.reason or None, headers=headers)
+            resp = RelayedResponse(status=up.status, reason=up.reason or None, headers=headers)
             if data:
                 resp.body = data
             return up.status, len(data), False, resp
-        out = web.StreamResponse(status=up.status, reason=up.reason or None, headers=headers)
+        out = RelayedStreamResponse(status=up.status, reason=up.reason or None, headers=headers)
         nbytes = 0
         try:
             await out.prepare(request)

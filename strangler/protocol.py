@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
+from multidict import CIMultiDict
 
 log = logging.getLogger("strangler.protocol")
 
@@ -60,3 +61,41 @@ class ProxyHTTPServer(web.Server):
     def __call__(self) -> RequestHandler:
         kwargs: dict[str, Any] = self._kwargs
         return _Handler(self, loop=self._loop, **kwargs)
+
+
+# Headers aiohttp adds to every response unless present. A proxy passes the
+# upstream's answer as it is: what the upstream did not send, the client does not get.
+_DEFAULTED: tuple[str, ...] = ("Content-Type", "Server", "Date")
+
+
+class _Transparent:
+    """Mixin: after aiohttp prepared the head, drop the headers it added on its own."""
+
+    _upstream_had: frozenset[str]
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()  # type: ignore[misc]
+        headers = self.headers  # type: ignore[attr-defined]
+        for name in _DEFAULTED:
+            if name not in self._upstream_had:
+                headers.popall(name, None)
+
+
+def _had(headers: CIMultiDict[str]) -> frozenset[str]:
+    return frozenset(name for name in _DEFAULTED if name in headers)
+
+
+class RelayedStreamResponse(_Transparent, web.StreamResponse):
+    """A streamed upstream answer, without aiohttp's default headers."""
+
+    def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str]) -> None:
+        super().__init__(status=status, reason=reason, headers=headers)
+        self._upstream_had = _had(headers)
+
+
+class RelayedResponse(_Transparent, web.Response):
+    """A fully buffered upstream answer (sent in one write), without aiohttp's defaults."""
+
+    def __init__(self, *, status: int, reason: str | None, headers: CIMultiDict[str]) -> None:
+        super().__init__(status=status, reason=reason, headers=headers)
+        self._upstream_had = _had(headers)
