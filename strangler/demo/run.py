@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from aiohttp import web
+from yarl import URL
 
 from strangler.config import load_config
 from strangler.demo.legacy import build_legacy_app
@@ -16,8 +18,6 @@ from strangler.demo.newsvc import build_new_app
 from strangler.server import ProxyServer, ServeOptions, install_uvloop
 
 DEMO_CONFIG: Final = Path(__file__).with_name("demo.yaml")
-LEGACY_PORT: Final = 8001
-NEW_PORT: Final = 8002
 
 BANNER: Final = """
 strangler demo is running.
@@ -28,7 +28,7 @@ strangler demo is running.
   billing  http://127.0.0.1:{new}      (the new invoices service)
 
 Try:
-  curl -i http://127.0.0.1:{port}/api/v1/invoices/1001        # X-Served-By: new-billing
+  curl -i http://127.0.0.1:{port}/api/v1/invoices/5001        # X-Served-By: new-billing
   curl -i http://127.0.0.1:{port}/api/v1/customers/1/invoices # X-Served-By: new-billing
   curl -i http://127.0.0.1:{port}/api/v1/customers/1          # X-Served-By: legacy
   curl -i http://127.0.0.1:{port}/api/v1/orders?customer_id=1 # X-Served-By: legacy
@@ -47,24 +47,44 @@ async def _start_app(app: web.Application, port: int) -> web.AppRunner:
     return runner
 
 
-async def demo_async(config_path: Path = DEMO_CONFIG) -> int:
+def _port(url: str) -> int:
+    port = URL(url).port
+    assert port is not None  # http URLs always have one (default 80)
+    return port
+
+
+async def demo_async(
+    config_path: Path = DEMO_CONFIG,
+    *,
+    started: Callable[[ProxyServer], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run the demo until SIGTERM/SIGINT (or until ``stop`` is set, for tests).
+
+    The sample apps listen where the config's ``legacy`` and ``billing`` upstreams
+    point, so a copy of demo.yaml with other ports runs side by side.
+    """
     config = load_config(config_path)
-    legacy = await _start_app(build_legacy_app(), LEGACY_PORT)
-    new = await _start_app(build_new_app(), NEW_PORT)
-    proxy = ProxyServer(config, ServeOptions(config_path=config_path, handle_signals=True))
+    legacy_port = _port(config.upstreams["legacy"].url)
+    new_port = _port(config.upstreams["billing"].url)
+    legacy = await _start_app(build_legacy_app(), legacy_port)
+    new = await _start_app(build_new_app(), new_port)
+    proxy = ProxyServer(config, ServeOptions(config_path=config_path, handle_signals=stop is None))
     try:
         await proxy.start()
+        if started is not None:
+            started(proxy)
         print(
             BANNER.format(
                 port=proxy.proxy_port,
                 admin=proxy.admin_port,
-                legacy=LEGACY_PORT,
-                new=NEW_PORT,
+                legacy=legacy_port,
+                new=new_port,
                 routes=config.files[1] if len(config.files) > 1 else config.files[0],
             ),
             flush=True,
         )
-        await proxy.wait_for_stop_signal()
+        await (stop.wait() if stop is not None else proxy.wait_for_stop_signal())
     finally:
         await proxy.stop()
         await new.cleanup()
