@@ -1,0 +1,1166 @@
+"""Proxy benchmark: strangler against nginx and a minimal aiohttp proxy, on one machine.
+
+A script, not a pytest test. ``python tests/bench/bench_proxy.py [--quick] [--duration S]``
+(or ``./dev bench``) does, in one run:
+
+1. starts a fast upstream: nginx, one worker, on core 0, serving a 200-byte ``/small``, a
+   sparse 1 GiB ``/large`` and accepting uploads with WebDAV ``PUT /upload/...`` (nginx
+   reads the whole body into a file before answering, so an upload is really consumed;
+   the file is checked and removed after each upload);
+2. for each target (the upstream directly, nginx ``proxy_pass`` with a keep-alive pool,
+   the minimal aiohttp proxy in ``minimal_proxy.py``, strangler with one and with two
+   workers) measures with ``wrk`` (core 0) requests/s and p50/p99 latency on ``/small``,
+   and the latency at a fixed 1,000 req/s with an open-loop generator (core 0) that
+   measures from each request's *intended* send time (no coordinated omission);
+3. streams a 1 GiB download and a 1 GiB upload with curl through each proxy and reports
+   MB/s (10^6 bytes/s), and strangler's peak RSS;
+4. prints one markdown table and whether the issue's targets are met.
+
+The proxy under test runs on core 1; strangler with two workers runs on cores 0 and 1,
+which it then shares with wrk and the upstream (the output says so). Everything is
+started in a temporary directory (under /dev/shm when it has room) and removed at the
+end, with every process this script started, also on Ctrl-C or failure.
+
+``--profile FILE`` also samples the one-worker strangler under wrk load with py-spy
+(``pip install py-spy``) and prints the top frames by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final, TypeVar
+
+HERE: Final = Path(__file__).resolve().parent
+REPO: Final = HERE.parents[1]
+MINIMAL: Final = HERE / "minimal_proxy.py"
+
+LOAD_CORE: Final = "0"  # wrk, curl, the rate generator and the upstream nginx
+PROXY_CORE: Final = "1"  # the proxy under test
+BOTH_CORES: Final = "0,1"
+
+SMALL_BODY: Final = ("strangler benchmark: a small response body. " * 5)[:199] + "\n"
+GIB: Final = 1 << 30
+MIB: Final = 1 << 20
+
+# tool -> the Debian package that brings it
+TOOLS: Final = {"nginx": "nginx-light", "wrk": "wrk", "taskset": "util-linux", "curl": "curl"}
+
+_T = TypeVar("_T")
+
+TARGET_KEYS: Final = ("upstream", "nginx", "minimal", "minimal-uvloop", "strangler1", "strangler2")
+
+
+class BenchError(RuntimeError):
+    """A step of the benchmark failed; the message says which and why."""
+
+
+def pause(seconds: float) -> None:
+    time.sleep(seconds)  # noqa: TID251 - a synchronous script: there is no event loop here
+
+
+# ---------------------------------------------------------------------------------------
+# processes and files
+
+
+class Processes:
+    """Every process the benchmark starts, each in its own session (so Ctrl-C in the
+    terminal reaches only this script), stopped in reverse order by ``stop_all``."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self._procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+
+    def start(
+        self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        log = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO,
+            env=env,
+        )
+        self._procs.append((name, proc, log))
+        return proc
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.logdir / f"{name}.log"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+        """Signal the process, give it 10 s, then kill its whole process group (the group
+        is the session this script created for it: only its own children are in it)."""
+        entry = next((e for e in self._procs if e[1] is proc), None)
+        if entry is None:
+            return
+        self._procs.remove(entry)
+        log = entry[2]
+        try:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        finally:
+            log.close()
+
+    def stop_all(self) -> None:
+        for _name, proc, _log in reversed(list(self._procs)):
+            self.stop(proc)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], procs: Processes, name: str) -> None:
+    """Wait up to 30 s for ``url`` to answer 200; fail early when ``proc`` exits."""
+    deadline = time.monotonic() + 30
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(
+                f"{name} exited with {proc.returncode} before serving:\n{procs.log_tail(name)}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                resp.read()
+                if resp.status == 200:
+                    return
+                last = f"status {resp.status}"
+        except (OSError, urllib.error.URLError) as e:
+            last = str(e)
+        pause(0.1)
+    raise BenchError(f"{name} did not answer {url} within 30 s ({last}):\n{procs.log_tail(name)}")
+
+
+def pick_workdir() -> Path:
+    """A temp dir on tmpfs when it has room (uploads land there), else the default."""
+    shm = Path("/dev/shm")
+    parent: str | None = None
+    with contextlib.suppress(OSError):
+        st = os.statvfs(shm)
+        if st.f_bavail * st.f_frsize > 4 * GIB:
+            parent = str(shm)
+    return Path(tempfile.mkdtemp(prefix="strangler-bench-", dir=parent))
+
+
+# ---------------------------------------------------------------------------------------
+# configs
+
+
+def _nginx_common(work: Path, name: str) -> tuple[str, str]:
+    """The top of an nginx config (one worker, no daemon, files in ``work``) and the
+    shared ``http`` directives."""
+    user = "user root root;\n" if os.geteuid() == 0 else ""  # workers must write in work/
+    temp = work / f"{name}-temp"
+    temp.mkdir(exist_ok=True)
+    return (
+        f"{user}worker_processes 1;\ndaemon off;\nmaster_process on;\n"
+        f"pid {work}/{name}.pid;\nerror_log {work}/{name}-error.log warn;\n"
+        "events { worker_connections 4096; }\n"
+    ), (
+        f"client_body_temp_path {temp}/body; proxy_temp_path {temp}/proxy;\n"
+        f"  fastcgi_temp_path {temp}/fastcgi; uwsgi_temp_path {temp}/uwsgi;\n"
+        f"  scgi_temp_path {temp}/scgi;\n"
+        "  keepalive_requests 1000000; keepalive_timeout 60s;\n"
+    )
+
+
+def nginx_configs(work: Path, upstream_port: int, proxy_port: int) -> tuple[Path, Path]:
+    """The upstream's config and the nginx proxy_pass config."""
+    top, http = _nginx_common(work, "upstream")
+    (work / "dav").mkdir(exist_ok=True)
+    upstream = (
+        top
+        + "http {\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  "
+        + http
+        + "  server {\n"
+        f"    listen 127.0.0.1:{upstream_port} backlog=4096;\n"
+        f'    location = /small {{ default_type text/plain; return 200 "{SMALL_BODY[:-1]}\\n"; }}\n'
+        "    location = /large { default_type application/octet-stream;"
+        f" alias {work}/large.bin; }}\n"
+        f"    location /upload/ {{ root {work}/dav; dav_methods PUT; create_full_put_path on;\n"
+        "      client_max_body_size 0; client_body_buffer_size 1m; }\n"
+        "  }\n}\n"
+    )
+    top, http = _nginx_common(work, "nginx-proxy")
+    proxy = (
+        top + "http {\n"
+        f"  access_log {work}/nginx-proxy-access.log;\n  " + http + "  upstream up {\n"
+        f"    server 127.0.0.1:{upstream_port};\n    keepalive 64;\n"
+        "    keepalive_requests 1000000;\n  }\n"
+        "  server {\n"
+        f"    listen 127.0.0.1:{proxy_port} backlog=4096;\n"
+        "    client_max_body_size 0;\n"
+        "    location / {\n      proxy_pass http://up;\n      proxy_http_version 1.1;\n"
+        '      proxy_set_header Connection "";\n'
+        "      proxy_request_buffering off;  # stream uploads, as strangler does\n"
+        "      proxy_max_temp_file_size 0;   # stream downloads through memory buffers\n"
+        "    }\n  }\n}\n"
+    )
+    up_path, proxy_path = work / "upstream.conf", work / "nginx-proxy.conf"
+    up_path.write_text(upstream)
+    proxy_path.write_text(proxy)
+    return up_path, proxy_path
+
+
+def strangler_config(work: Path, upstream_port: int, port: int, admin_port: int) -> Path:
+    """A config with a handful of routes; /small, /large and /upload match the last ones,
+    so every request walks the router for real; JSON access log to a file."""
+    up = f"http://127.0.0.1:{upstream_port}"
+    text = f"""\
+listen: 127.0.0.1:{port}
+admin: {{listen: 127.0.0.1:{admin_port}}}
+upstreams:
+  legacy: {up}
+  billing: {up}
+  orders: {up}
+limits: {{max_body_bytes: 0}}
+access_log: {{format: json, path: {work}/strangler-access.log}}
+drain: 2s
+routes:
+  - name: invoices-read
+    owner: team-billing
+    match: {{path: "/api/v1/invoices/{{id:int}}", methods: [GET, HEAD]}}
+    to: billing
+  - name: customer-invoices
+    owner: team-billing
+    match: {{path: "/api/v1/customers/{{id:int}}/invoices", methods: [GET, HEAD]}}
+    to: billing
+  - name: orders-write
+    owner: team-orders
+    match: {{path_prefix: /api/v1/orders, methods: [POST, PUT, PATCH, DELETE]}}
+    to: orders
+  - name: orders-read
+    owner: team-orders
+    match: {{path_prefix: /api/v1/orders}}
+    to: legacy
+  - name: reports
+    owner: team-reports
+    match: {{path: "/reports/{{name}}/{{rest:path}}"}}
+    to: legacy
+  - name: bench-small
+    owner: bench
+    match: {{path: /small, methods: [GET, HEAD]}}
+    to: billing
+  - name: bench-large
+    owner: bench
+    match: {{path: /large}}
+    to: billing
+  - name: bench-upload
+    owner: bench
+    match: {{path_prefix: /upload}}
+    to: billing
+"""
+    path = work / "strangler.yaml"
+    path.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# measurements
+
+
+@dataclass(slots=True)
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: str  # "" or a short description of non-2xx responses / socket errors
+
+
+_UNIT_MS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if m is None:
+        raise BenchError(f"cannot read wrk latency {text!r}")
+    return float(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+def parse_wrk(out: str) -> WrkResult:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    total = re.search(r"(\d+) requests in", out)
+    if not (rps and p50 and p99 and total):
+        raise BenchError(f"cannot read wrk output:\n{out}")
+    errors = []
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors.append(f"{m.group(1)} non-2xx")
+    if m := re.search(r"Socket errors: (.*)", out):
+        errors.append(f"socket errors: {m.group(1).strip()}")
+    return WrkResult(
+        rps=float(rps.group(1)),
+        p50_ms=_ms(p50.group(1)),
+        p99_ms=_ms(p99.group(1)),
+        requests=int(total.group(1)),
+        errors="; ".join(errors),
+    )
+
+
+def run_wrk(url: str, seconds: float, connections: int) -> WrkResult:
+    argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s"]
+    argv += ["--latency", "--timeout", "5s", url]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
+    return parse_wrk(done.stdout)
+
+
+@dataclass(slots=True)
+class RateResult:
+    rate: float  # achieved requests/s (the lowest of the rounds)
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    count: int
+    errors: int
+
+    @classmethod
+    def pooled(cls, runs: Sequence[RateRun]) -> RateResult:
+        ms = sorted(x for run in runs for x in run.latencies_ms)
+        return cls(
+            rate=min(run.rate for run in runs),
+            p50_ms=percentile(ms, 0.50),
+            p99_ms=percentile(ms, 0.99),
+            p999_ms=percentile(ms, 0.999),
+            max_ms=ms[-1] if ms else math.nan,
+            count=len(ms),
+            errors=sum(run.errors for run in runs),
+        )
+
+
+@dataclass(slots=True)
+class RateRun:
+    """One open-loop run: every recorded latency, so rounds can be pooled."""
+
+    rate: float
+    errors: int
+    latencies_ms: list[float]
+
+
+def run_rate(url: str, rate: int, seconds: float) -> RateRun:
+    """The open-loop generator in a child process pinned to the load core."""
+    argv = ["taskset", "-c", LOAD_CORE, sys.executable, str(Path(__file__).resolve())]
+    argv += ["--loadgen", url, "--rate", str(rate), "--duration", f"{seconds:g}"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 90, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"rate generator failed ({done.returncode}): {done.stderr.strip()}")
+    data: dict[str, Any] = json.loads(done.stdout)
+    return RateRun(**data)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    if not sorted_values:
+        return math.nan
+    index = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+async def loadgen(url: str, rate: int, seconds: float, warmup: float = 1.0) -> RateRun:
+    """Send ``rate`` requests/s for ``warmup + seconds`` on a fixed schedule, whatever the
+    answers' pace (open loop). Each latency runs from the request's intended send time to
+    its last response byte, so a stall counts for every request it delayed."""
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=512)
+    timeout = aiohttp.ClientTimeout(total=10)
+    latencies: list[float] = []
+    errors = 0
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        for _ in range(20):  # open a few keep-alive connections before the clock starts
+            async with session.get(url) as r:
+                await r.read()
+
+        async def one(intended: float, record: bool) -> None:
+            nonlocal errors
+            try:
+                async with session.get(url) as r:
+                    await r.read()
+                    ok = r.status == 200
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            if not ok:
+                errors += 1
+            elif record:
+                latencies.append(time.perf_counter() - intended)
+
+        interval = 1.0 / rate
+        total = round(rate * (warmup + seconds))
+        skip = round(rate * warmup)
+        start = time.perf_counter() + 0.05
+        async with asyncio.timeout(warmup + seconds + 30), asyncio.TaskGroup() as tg:
+            i = 0
+            while i < total:
+                now = time.perf_counter()
+                while i < total and start + i * interval <= now:  # everything that is due
+                    tg.create_task(one(start + i * interval, i >= skip))
+                    i += 1
+                if i < total:
+                    await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
+        elapsed = time.perf_counter() - start
+    return RateRun(
+        rate=total / elapsed,
+        errors=errors,
+        latencies_ms=[round(x * 1000.0, 4) for x in latencies],
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# a shared machine: wait for quiet, and measure the CPU others used meanwhile
+
+_HZ: Final = os.sysconf("SC_CLK_TCK")
+
+
+def _user_ticks() -> int:
+    """user + nice ticks of the whole machine (/proc/stat). User time only: system time
+    also takes in (soft)irq work that no process is charged for, so it cannot be split
+    between us and others."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[1]) + int(fields[2])
+
+
+def _session_user_ticks(sessions: set[int]) -> int:
+    """utime of every live process in ``sessions``."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                rest = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(rest[3]) in sessions:
+            total += int(rest[11])
+    return total
+
+
+def _own_user_ticks() -> float:
+    """This script and the children it has waited for (wrk, curl, the generator)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return (me.ru_utime + kids.ru_utime) * _HZ
+
+
+class CpuMeter:
+    """User CPU used by processes that are not this benchmark's, in cores, over an
+    interval: the machine's user time less ours (this script, the children it waited
+    for, every process in the sessions of the servers it started). Tick accounting:
+    good to about ±0.05 core; it cannot see others' system time."""
+
+    def __init__(self, sessions: set[int]) -> None:
+        self.sessions = sessions
+        self._t0 = time.monotonic()
+        self._user0 = _user_ticks()
+        self._ours0 = _session_user_ticks(sessions) + _own_user_ticks()
+
+    def foreign_cores(self) -> float:
+        elapsed = time.monotonic() - self._t0
+        user = _user_ticks() - self._user0
+        ours = _session_user_ticks(self.sessions) + _own_user_ticks() - self._ours0
+        return max(0.0, (user - ours) / _HZ / elapsed) if elapsed > 0 else 0.0
+
+
+def wait_for_quiet(sessions: set[int], max_wait: float, threshold: float = 0.1) -> float:
+    """Wait (up to ``max_wait`` s) until others use less than ``threshold`` cores over one
+    second; returns the last reading. Our own servers are idle while this runs."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        meter = CpuMeter(sessions)
+        pause(1.0)
+        foreign = meter.foreign_cores()
+        if foreign < threshold or time.monotonic() >= deadline:
+            return foreign
+
+
+@dataclass(slots=True)
+class StreamResult:
+    down_mbs: float
+    up_mbs: float
+    runs: int
+
+
+def _curl(argv: list[str], timeout: float) -> tuple[int, int, float]:
+    """Run curl on the load core; returns (http code, bytes, bytes/s) from its -w line."""
+    full = ["taskset", "-c", LOAD_CORE, "curl", "-sS", "-o", "/dev/null", *argv]
+    done = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"curl failed ({done.returncode}): {done.stderr.strip()}")
+    code, size, speed = done.stdout.split()
+    return int(code), int(size), float(speed)
+
+
+def run_streams(base: str, work: Path, size: int, runs: int) -> StreamResult:
+    """Median MB/s over ``runs`` downloads of /large and uploads to /upload/blob. Each
+    upload is checked to have reached the upstream whole, then removed."""
+    downs, ups = [], []
+    blob = work / "dav" / "upload" / "blob"
+    for _ in range(runs):
+        w = "%{http_code} %{size_download} %{speed_download}"
+        code, got, speed = _curl(["-w", w, f"{base}/large"], timeout=600)
+        if code != 200 or got != size:
+            raise BenchError(f"download: status {code}, {got} of {size} bytes")
+        downs.append(speed)
+        w = "%{http_code} %{size_upload} %{speed_upload}"
+        code, sent, speed = _curl(
+            ["-T", str(work / "upload.bin"), "-w", w, f"{base}/upload/blob"], 600
+        )
+        stored = blob.stat().st_size if blob.exists() else -1
+        with contextlib.suppress(FileNotFoundError):
+            blob.unlink()
+        if code not in (200, 201, 204) or sent != size or stored != size:
+            raise BenchError(f"upload: status {code}, sent {sent}, upstream stored {stored}")
+        ups.append(speed)
+    return StreamResult(
+        down_mbs=statistics.median(downs) / 1e6, up_mbs=statistics.median(ups) / 1e6, runs=runs
+    )
+
+
+def _status_kib(pid: int, key: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def rss_sampler(pid: int) -> Iterator[Callable[[], float]]:
+    """Samples VmRSS every 20 ms in a thread; yields a function giving the peak (MiB)."""
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _status_kib(pid, "VmRSS") or 0)
+            stop.wait(0.02)
+
+    thread = threading.Thread(target=sample, name="rss-sampler", daemon=True)
+    thread.start()
+    try:
+        yield lambda: peak / 1024
+    finally:
+        stop.set()
+        thread.join()
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux ``clear_refs`` 5); False if not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def profile(pid: int, url: str, seconds: float, connections: int, out: Path) -> list[str]:
+    """py-spy samples ``pid`` for ``seconds`` while wrk loads it; returns report lines."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        raise BenchError("py-spy is not installed: pip install py-spy")
+    wrk = subprocess.Popen(
+        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds + 4:g}s", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        pause(1.5)  # let the load settle
+        argv = ["taskset", "-c", LOAD_CORE, spy, "record", "-p", str(pid), "-d", f"{seconds:g}"]
+        argv += ["-r", "250", "-f", "raw", "-o", str(out), "--threads", "--nonblocking"]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=seconds + 60, check=False
+        )
+        if done.returncode != 0:
+            raise BenchError(f"py-spy failed ({done.returncode}): {done.stderr.strip()}")
+    finally:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            wrk.wait(timeout=seconds + 30)
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    return summarize_profile(out.read_text(), rate=250, seconds=seconds)
+
+
+def _frame_key(frame: str) -> str:
+    """``handle (/x/site-packages/aiohttp/web_protocol.py:512)`` -> without the line
+    number and with site-packages and the repository root trimmed."""
+    frame = re.sub(r":\d+\)$", ")", frame.strip())
+    frame = re.sub(r"\(/\S*?/(?:site|dist)-packages/", "(", frame)
+    frame = frame.replace(f"({REPO}/", "(")
+    return re.sub(r"\(/\S*/lib/python3\.\d+/", "(stdlib/", frame)
+
+
+# frames every sample goes through: left out of the inclusive table
+_ENTRY_FRAMES: Final = ("main (", "_serve (", "<module> (", "run (", "run_worker (")
+
+
+def summarize_profile(raw: str, *, rate: int, seconds: float, top: int = 25) -> list[str]:
+    """Samples per thread, the top frames by own (leaf) samples, and strangler's own
+    functions by inclusive samples, from py-spy's raw output (``--threads``: each stack
+    starts with ``thread (TID): NAME``)."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        thread = "?"
+        if frames[0].startswith("thread ("):
+            thread = frames.pop(0).partition(": ")[2] or "?"
+        keys = [_frame_key(f) for f in frames if not f.startswith("process ")]
+        if not keys:
+            continue
+        total += count
+        threads[thread] += count
+        own[keys[-1]] += count
+        for key in set(keys):
+            inclusive[key] += count
+    if not total:
+        return ["py-spy recorded no samples"]
+    expected = rate * seconds
+    busy = ", ".join(f"{name} {n / expected:.0%}" for name, n in threads.most_common())
+    lines = [
+        f"{total} non-idle samples at {rate} Hz over {seconds:g} s; threads busy: {busy} "
+        "(of one core; uvloop's C loop, its I/O and C-level callbacks show as Runner.run)",
+        "",
+        "| # | own % | frame: function (file) |",
+        "|---|---|---|",
+    ]
+    for i, (key, count) in enumerate(own.most_common(top), 1):
+        lines.append(f"| {i} | {count / total:.1%} | `{key}` |")
+    lines += ["", "strangler's own functions, inclusive:", "", "| incl % | function |", "|---|---|"]
+    ours = [
+        (k, c)
+        for k, c in inclusive.most_common()
+        if "(strangler/" in k and not k.startswith(_ENTRY_FRAMES)
+    ]
+    for key, count in ours[:15]:
+        lines.append(f"| {count / total:.1%} | `{key}` |")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# the run
+
+
+@dataclass(slots=True)
+class Row:
+    key: str
+    label: str
+    cores: str
+    wrk_runs: list[WrkResult] = field(default_factory=list)
+    rate: RateResult | None = None  # pooled over the rounds
+    direct_rate: RateResult | None = None  # the upstream, interleaved with this row's rounds
+    stream: StreamResult | None = None
+    rss_peak_mib: float | None = None
+    rss_notes: str = ""
+    foreign_cores: float = 0.0  # the most CPU others used during one of this row's runs
+    failure: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float | None:
+        return statistics.median(w.rps for w in self.wrk_runs) if self.wrk_runs else None
+
+    def wrk_median(self, attr: str) -> float | None:
+        values = [float(getattr(w, attr)) for w in self.wrk_runs]
+        return statistics.median(values) if values else None
+
+    @property
+    def spread(self) -> str:
+        """req/s range over the rounds, as ± percent of the median."""
+        rps = self.rps
+        if not rps or len(self.wrk_runs) < 2:
+            return ""
+        values = [w.rps for w in self.wrk_runs]
+        return f"±{(max(values) - min(values)) / 2 / rps:.0%}"
+
+
+@dataclass(slots=True)
+class Settings:
+    duration: float
+    warmup: float
+    rate_duration: float
+    rounds: int
+    connections: int
+    rate: int
+    stream_size: int
+    stream_runs: int
+    targets: tuple[str, ...]
+    quiet_wait: float
+    profile: Path | None
+    profile_seconds: float
+
+
+Starter = Callable[[], tuple[subprocess.Popen[bytes], int]]
+
+
+class Bench:
+    """Starts the upstream, then each target in turn; ``rows`` holds the figures."""
+
+    def __init__(self, settings: Settings, work: Path) -> None:
+        self.s = settings
+        self.work = work
+        self.procs = Processes(work)
+        self.upstream_port = free_port()
+        self.upstream: subprocess.Popen[bytes] | None = None
+        self.current: subprocess.Popen[bytes] | None = None
+        self.rows: dict[str, Row] = {}
+        self.profile_lines: list[str] = []
+        self.env = dict(os.environ)
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+        )
+        self.env.pop("STRANGLER_ADMIN_TOKEN", None)
+
+    def run(self) -> None:
+        s = self.s
+        for name in ("large.bin", "upload.bin"):  # sparse: read as zeros, cost no memory
+            with open(self.work / name, "wb") as f:
+                f.truncate(s.stream_size)
+        proxy_port = free_port()
+        up_conf, proxy_conf = nginx_configs(self.work, self.upstream_port, proxy_port)
+        argv = ["taskset", "-c", LOAD_CORE, "nginx", "-c", str(up_conf), "-p", str(self.work)]
+        upstream = self.upstream = self.procs.start("upstream", argv)
+        small = f"http://127.0.0.1:{self.upstream_port}/small"
+        wait_http(small, upstream, self.procs, "upstream")
+        with urllib.request.urlopen(small, timeout=5) as resp:
+            got = resp.read()
+        if len(got) != len(SMALL_BODY):
+            raise BenchError(f"upstream /small is {len(got)} bytes, expected {len(SMALL_BODY)}")
+
+        plan: list[tuple[str, str, str, Starter]] = [
+            ("upstream", "upstream nginx, direct", LOAD_CORE, lambda: (upstream, 0)),
+            (
+                "nginx",
+                "nginx proxy_pass, keepalive 64",
+                PROXY_CORE,
+                lambda: self._nginx(proxy_conf, proxy_port),
+            ),
+            ("minimal", "minimal aiohttp proxy", PROXY_CORE, lambda: self._minimal(False)),
+            ("minimal-uvloop", "minimal proxy + uvloop", PROXY_CORE, lambda: self._minimal(True)),
+            ("strangler1", "strangler, 1 worker", PROXY_CORE, lambda: self._strangler(1)),
+            ("strangler2", "strangler, 2 workers", BOTH_CORES, lambda: self._strangler(2)),
+        ]
+        for key, label, cores, start in plan:
+            if key not in s.targets:
+                continue
+            row = self.rows[key] = Row(key, label, cores)
+            say(f"== {label} (cores {cores})")
+            try:
+                proc, port = start()
+                self._measure(row, proc, port or self.upstream_port)
+            except BenchError as e:
+                row.failure = str(e)
+                say(f"   FAILED: {e}")
+            finally:
+                self._stop_target()
+
+    def _stop_target(self) -> None:
+        if self.current is not None:
+            self.procs.stop(self.current)
+            self.current = None
+
+    def _sessions(self) -> set[int]:
+        return {p.pid for p in (self.upstream, self.current) if p is not None}
+
+    def _nginx(self, conf: Path, port: int) -> tuple[subprocess.Popen[bytes], int]:
+        argv = ["taskset", "-c", PROXY_CORE, "nginx", "-c", str(conf), "-p", str(self.work)]
+        proc = self.current = self.procs.start("nginx-proxy", argv)
+        wait_http(f"http://127.0.0.1:{port}/small", proc, self.procs, "nginx-proxy")
+        return proc, port
+
+    def _minimal(self, uvloop: bool) -> tuple[subprocess.Popen[bytes], int]:
+        port = free_port()
+        name = "minimal-uvloop" if uvloop else "minimal"
+        argv = ["taskset", "-c", PROXY_CORE, sys.executable, str(MINIMAL)]
+        argv += [f"http://127.0.0.1:{self.upstream_port}", "--port", str(port)]
+        argv += ["--uvloop"] if uvloop else []
+        proc = self.current = self.procs.start(name, argv, env=self.env)
+        wait_http(f"http://127.0.0.1:{port}/small", proc, self.procs, name)
+        return proc, port
+
+    def _strangler(self, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+        port, admin = free_port(), free_port()
+        config = strangler_config(self.work, self.upstream_port, port, admin)
+        cores = PROXY_CORE if workers == 1 else BOTH_CORES
+        name = f"strangler{workers}"
+        argv = ["taskset", "-c", cores, sys.executable, "-m", "strangler", "serve"]
+        argv += ["--config", str(config), "--workers", str(workers), "--log-level", "WARNING"]
+        proc = self.current = self.procs.start(name, argv, env=self.env)
+        wait_http(f"http://127.0.0.1:{port}/small", proc, self.procs, name)
+        check_access_log(self.work / "strangler-access.log", "bench-small", name)
+        return proc, port
+
+    def _quiet(self, row: Row) -> None:
+        foreign = wait_for_quiet(self._sessions(), self.s.quiet_wait)
+        row.foreign_cores = max(row.foreign_cores, foreign)
+
+    def _metered(self, row: Row, fn: Callable[[], _T]) -> _T:
+        self._quiet(row)
+        meter = CpuMeter(self._sessions())
+        result = fn()
+        row.foreign_cores = max(row.foreign_cores, meter.foreign_cores())
+        return result
+
+    def _measure(self, row: Row, proc: subprocess.Popen[bytes], port: int) -> None:
+        s = self.s
+        base = f"http://127.0.0.1:{port}"
+        small = f"{base}/small"
+        direct = f"http://127.0.0.1:{self.upstream_port}/small"
+        run_wrk(small, s.warmup, s.connections)  # warm the pools and caches
+        for _ in range(s.rounds):
+            w = self._metered(row, lambda: run_wrk(small, s.duration, s.connections))
+            row.wrk_runs.append(w)
+            say(
+                f"   wrk: {w.rps:,.0f} req/s, p50 {w.p50_ms:.2f} ms, "
+                f"p99 {w.p99_ms:.2f} ms {w.errors}"
+            )
+        runs: list[RateRun] = []
+        direct_runs: list[RateRun] = []
+        for _ in range(s.rounds):  # interleaved with the upstream, so both see the same noise
+            if row.key != "upstream":
+                direct_runs.append(
+                    self._metered(row, lambda: run_rate(direct, s.rate, s.rate_duration))
+                )
+            runs.append(self._metered(row, lambda: run_rate(small, s.rate, s.rate_duration)))
+        row.rate = RateResult.pooled(runs)
+        row.direct_rate = RateResult.pooled(direct_runs) if direct_runs else row.rate
+        say(
+            f"   at {s.rate}/s: p50 {row.rate.p50_ms:.2f} ms, p99 {row.rate.p99_ms:.2f} ms "
+            f"(upstream direct meanwhile: p50 {row.direct_rate.p50_ms:.2f}, "
+            f"p99 {row.direct_rate.p99_ms:.2f}), errors {row.rate.errors}"
+        )
+        if row.rate.errors:
+            row.notes.append(f"{row.rate.errors} errors at {s.rate}/s")
+        if row.key == "strangler2":
+            row.notes.append("workers share core 0 with wrk, the generator and the upstream")
+        if row.key == "minimal-uvloop":
+            row.notes.append("informational: strangler itself runs on uvloop")
+        if row.key in ("strangler2", "minimal-uvloop"):
+            return
+        if row.key == "strangler1":
+            self._strangler_streams(row, proc.pid, base, small)
+        else:
+            row.stream = self._metered(
+                row, lambda: run_streams(base, self.work, s.stream_size, s.stream_runs)
+            )
+        if row.stream is not None:
+            say(
+                f"   streams: down {row.stream.down_mbs:,.0f} MB/s, "
+                f"up {row.stream.up_mbs:,.0f} MB/s"
+            )
+
+    def _strangler_streams(self, row: Row, pid: int, base: str, small: str) -> None:
+        """Streams with the RSS watched; then, if asked, the profile."""
+        s = self.s
+        load_peak = (_status_kib(pid, "VmHWM") or 0) / 1024
+        rss_now = (_status_kib(pid, "VmRSS") or 0) / 1024
+        reset = reset_peak_rss(pid)
+        with rss_sampler(pid) as sampled:
+            row.stream = self._metered(
+                row, lambda: run_streams(base, self.work, s.stream_size, s.stream_runs)
+            )
+            sampled_peak = sampled()
+        hwm = (_status_kib(pid, "VmHWM") or 0) / 1024
+        stream_peak = hwm if reset else sampled_peak
+        row.rss_peak_mib = max(load_peak, stream_peak)
+        row.rss_notes = (
+            f"RSS peak {load_peak:.1f} MiB through the small-response runs (then {rss_now:.1f}), "
+            f"{stream_peak:.1f} MiB while streaming" + ("" if reset else " (sampled every 20 ms)")
+        )
+        if s.profile is not None:
+            say("   profiling with py-spy")
+            self.profile_lines = profile(pid, small, s.profile_seconds, s.connections, s.profile)
+
+    def close(self) -> None:
+        self._stop_target()
+        self.procs.stop_all()
+
+
+def check_access_log(path: Path, route: str, name: str) -> None:
+    """The access log (written by a thread) shows a request routed by ``route``."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    if json.loads(line).get("route") == route:
+                        return
+        pause(0.1)
+    raise BenchError(f"{name}: no access log line for route {route!r} in {path}")
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# report
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "–" if value is None or math.isnan(value) else format(value, spec)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "–" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
+
+
+def report(rows: dict[str, Row], s: Settings, profile_lines: list[str]) -> str:
+    nginx_rps = rows["nginx"].rps if "nginx" in rows else None
+    minimal_rps = rows["minimal"].rps if "minimal" in rows else None
+    out = [
+        f"/small (200-byte body): wrk -t1 -c{s.connections}, {s.rounds} × {s.duration:g} s, "
+        f"medians; open loop at {s.rate} req/s, {s.rounds} × {s.rate_duration:g} s pooled, "
+        "each round right after one straight to the upstream (the 'added' baseline); "
+        f"{s.stream_size / GIB:g} GiB streams with curl, median of {s.stream_runs}, "
+        "MB = 10^6 bytes. Load (wrk, curl, generator) and the upstream nginx on core "
+        f"{LOAD_CORE}; the proxy under test on core {PROXY_CORE} unless noted. "
+        "'others' = the most user CPU (in cores) that processes outside the benchmark "
+        "used during one of the row's runs (this machine is shared).",
+        "",
+        "| target | proxy cores | req/s | p50 ms | p99 ms | × nginx proxy | × minimal | "
+        f"@{s.rate}/s p50 / p99 ms | added p50 / p99 ms | download MB/s | upload MB/s | "
+        "peak RSS MiB | others | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows.values():
+        if row.failure:
+            first = row.failure.splitlines()[0]
+            out.append(f"| {row.label} | {row.cores} | FAILED: {first} |" + " |" * 11)
+            continue
+        r, d, st = row.rate, row.direct_rate, row.stream
+        is_direct = row.key == "upstream"
+        added = "–"
+        if r and d and not is_direct:
+            added = f"{r.p50_ms - d.p50_ms:+.2f} / {r.p99_ms - d.p99_ms:+.2f}"
+        notes = list(row.notes)
+        notes += [w.errors for w in row.wrk_runs if w.errors]
+        if row.spread:
+            notes.append(f"req/s spread {row.spread}")
+        if row.rss_notes:
+            notes.append(row.rss_notes)
+        cells = [
+            row.label,
+            "0 (itself)" if is_direct else row.cores,
+            _fmt(row.rps),
+            _fmt(row.wrk_median("p50_ms"), ".2f"),
+            _fmt(row.wrk_median("p99_ms"), ".2f"),
+            "–" if row.key in ("upstream", "nginx") else _ratio(row.rps, nginx_rps),
+            "–" if row.key in ("upstream", "minimal") else _ratio(row.rps, minimal_rps),
+            f"{_fmt(r.p50_ms, '.2f')} / {_fmt(r.p99_ms, '.2f')}" if r else "–",
+            added,
+            _fmt(st.down_mbs if st else None),
+            _fmt(st.up_mbs if st else None),
+            _fmt(row.rss_peak_mib, ".1f"),
+            _fmt(row.foreign_cores, ".2f"),
+            "; ".join(notes),
+        ]
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "Targets (strangler, one worker):", ""]
+    out += targets(rows, s)
+    if profile_lines:
+        out += ["", "py-spy, strangler one worker under wrk load, top frames by own time:", ""]
+        out += profile_lines
+    return "\n".join(out)
+
+
+def targets(rows: dict[str, Row], s: Settings) -> list[str]:
+    def verdict(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("MET" if ok else "NOT MET")
+
+    one, nginx, minimal = rows.get("strangler1"), rows.get("nginx"), rows.get("minimal")
+    lines = []
+    ratio: float | None = None
+    if one and one.rps and minimal and minimal.rps:
+        ratio = one.rps / minimal.rps
+    met = None if ratio is None else ratio >= 1.5
+    lines.append(
+        f"- req/s ≥ 1.5× the minimal proxy's on small responses: {_fmt(ratio, '.2f')}× "
+        f"→ {verdict(met)}"
+    )
+    added: float | None = None
+    if one and one.rate and one.direct_rate:
+        added = one.rate.p99_ms - one.direct_rate.p99_ms
+    met = None if added is None else added < 2.0
+    lines.append(f"- added p99 < 2 ms at {s.rate} req/s: {_fmt(added, '+.2f')} ms → {verdict(met)}")
+    for what in ("down", "up"):
+        mine = getattr(one.stream, f"{what}_mbs") if one and one.stream else None
+        theirs = getattr(nginx.stream, f"{what}_mbs") if nginx and nginx.stream else None
+        r = None if mine is None or not theirs else mine / theirs
+        name = "download" if what == "down" else "upload"
+        lines.append(
+            f"- {name} streaming ≥ 0.5× nginx's MB/s: {_fmt(mine)} vs {_fmt(theirs)} MB/s = "
+            f"{_fmt(r, '.2f')}× → {verdict(None if r is None else r >= 0.5)}"
+        )
+    rss = one.rss_peak_mib if one else None
+    met = None if rss is None else rss < 80
+    lines.append(f"- peak RSS < 80 MiB: {_fmt(rss, '.1f')} MiB → {verdict(met)}")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# command line
+
+
+def find_py_spy() -> str | None:
+    return shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+
+
+def check_tools(profile: bool) -> None:
+    missing = [
+        f"'{tool}' (apt-get install {pkg})" for tool, pkg in TOOLS.items() if not shutil.which(tool)
+    ]
+    if missing:
+        raise BenchError("missing tools: " + ", ".join(missing))
+    if profile and not find_py_spy():
+        raise BenchError("--profile needs py-spy: pip install py-spy")
+    if len(os.sched_getaffinity(0)) < 2:
+        raise BenchError("needs 2 usable cores (load on core 0, the proxy on core 1)")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Benchmark strangler against nginx proxy_pass and a minimal aiohttp proxy.",
+    )
+    p.add_argument("--quick", action="store_true", help="1 round of 3 s, 256 MiB streams")
+    p.add_argument("--duration", type=float, help="seconds per wrk and rate run (default 10)")
+    p.add_argument("--rounds", type=int, help="wrk and rate runs per target (default 3)")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
+    p.add_argument("--rate", type=int, default=1000, help="fixed rate, req/s (default 1000)")
+    p.add_argument(
+        "--targets",
+        default=",".join(TARGET_KEYS),
+        help=f"comma-separated subset of {','.join(TARGET_KEYS)}",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="before each run, wait up to this many seconds for other processes to "
+        "go quiet (default 30)",
+    )
+    p.add_argument("--profile", type=Path, metavar="FILE", help="py-spy raw profile to FILE")
+    p.add_argument("--profile-seconds", type=float, default=10.0)
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--loadgen", metavar="URL", help=argparse.SUPPRESS)  # internal: generator
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.loadgen:
+        with contextlib.suppress(ImportError):
+            import uvloop  # keeps the generator's own overhead low; the same for every target
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        result = asyncio.run(loadgen(args.loadgen, args.rate, args.duration or 10.0))
+        print(json.dumps(dataclasses.asdict(result)))
+        return 0
+
+    chosen = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    unknown = set(chosen) - set(TARGET_KEYS)
+    if unknown:
+        print(f"bench: unknown targets {sorted(unknown)}; known: {TARGET_KEYS}", file=sys.stderr)
+        return 2
+    duration = args.duration if args.duration is not None else (3.0 if args.quick else 10.0)
+    settings = Settings(
+        duration=duration,
+        warmup=1.0 if args.quick else 2.0,
+        rate_duration=duration,
+        rounds=args.rounds if args.rounds is not None else (1 if args.quick else 3),
+        connections=args.connections,
+        rate=args.rate,
+        stream_size=256 * MIB if args.quick else GIB,
+        stream_runs=1 if args.quick else 3,
+        targets=chosen,
+        quiet_wait=0.0 if args.quick else args.quiet_wait,
+        profile=args.profile,
+        profile_seconds=args.profile_seconds,
+    )
+    try:
+        check_tools(args.profile is not None)
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    work = pick_workdir()
+    bench = Bench(settings, work)
+    try:
+        bench.run()
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; cleaned up", file=sys.stderr)
+        return 130
+    finally:
+        bench.close()
+        shutil.rmtree(work, ignore_errors=True)
+    print(report(bench.rows, settings, bench.profile_lines))
+    if args.json:
+        rows = {k: dataclasses.asdict(v) for k, v in bench.rows.items()}
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0 if all(not r.failure for r in bench.rows.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
