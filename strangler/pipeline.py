@@ -27,7 +27,7 @@ from aiohttp import web
 from multidict import CIMultiDict, istr
 
 from strangler.accesslog import AccessLog
-from strangler.errors import BodyTooLarge, ForwardError
+from strangler.errors import BodyTooLarge, ForwardError, ForwardErrorKind, ForwardStage
 from strangler.forward.headers import ForwardedFor, end_to_end
 from strangler.forward.pool import Forwarder, UpstreamPool
 from strangler.forward.websocket import is_websocket_upgrade, relay_websocket
@@ -84,7 +84,13 @@ class Proxy:
                     return resp
                 status, aborted = ws.status, False
                 return ws
-            status, nbytes, aborted, resp = await self._exchange(request, route, pool, snap)
+            total = pool.upstream.timeouts.total
+            if total is None:
+                status, nbytes, aborted, resp = await self._exchange(request, route, pool, snap)
+            else:
+                status, nbytes, aborted, resp = await self._bounded(
+                    request, route, pool, snap, total
+                )
             return resp
         except asyncio.CancelledError:
             status, aborted = _STATUS_ABORTED, True
@@ -180,6 +186,36 @@ class Proxy:
         finally:
             up.release()
         return up.status, nbytes, False, out
+
+    async def _bounded(
+        self,
+        request: web.BaseRequest,
+        route: CompiledRoute,
+        pool: UpstreamPool,
+        snap: Snapshot,
+        total: float,
+    ) -> tuple[int, int, bool, web.StreamResponse]:
+        """``_exchange`` within the upstream's ``timeout.total``: 504 when nothing was
+        sent yet, an aborted connection when the answer was already streaming."""
+        try:
+            async with asyncio.timeout(total):
+                return await self._exchange(request, route, pool, snap)
+        except TimeoutError:
+            e = ForwardError(
+                pool.upstream.name,
+                ForwardStage.RESPONSE_BODY
+                if request.writer.output_size
+                else ForwardStage.RESPONSE_HEADERS,
+                ForwardErrorKind.TIMEOUT,
+                f"total {total:g}s",
+            )
+            if e.stage is ForwardStage.RESPONSE_HEADERS:
+                return self._failed(e, request)
+            self._count(e)
+            log.warning("%s; aborting the client connection", e)
+            if request.transport is not None:
+                request.transport.abort()
+            return 200, 0, True, web.StreamResponse()
 
     def _failed(
         self, e: ForwardError, request: web.BaseRequest

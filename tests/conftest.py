@@ -100,6 +100,19 @@ async def _hold(request: web.Request) -> web.StreamResponse:
     return web.Response(text="released")
 
 
+async def _drip(request: web.Request) -> web.StreamResponse:
+    """``/drip?chunks=N&every=S``: a deliberately slow upstream, one byte every S seconds."""
+    n = int(request.query.get("chunks", "10"))
+    every = float(request.query.get("every", "0.05"))
+    resp = web.StreamResponse()
+    await resp.prepare(request)
+    for _ in range(n):
+        await resp.write(b".")
+        await asyncio.sleep(every)  # the slowness under test, not a wait for an event
+    await resp.write_eof()
+    return resp
+
+
 async def _partial(request: web.Request) -> web.StreamResponse:
     """Promises 1000 bytes, sends 10, then drops the connection."""
     resp = web.StreamResponse(headers={"Content-Length": "1000"})
@@ -164,6 +177,7 @@ def build_upstream(name: str) -> web.Application:
     app.router.add_get("/stream", _stream)
     app.router.add_route("*", "/hold", _hold)
     app.router.add_get("/partial", _partial)
+    app.router.add_get("/drip", _drip)
     app.router.add_get("/reset", _reset)
     app.router.add_get("/status/{code}", _status)
     app.router.add_get("/cookies", _cookies)

@@ -240,6 +240,31 @@ upstreams:
     await asyncio.wait_for(legacy.recorder.cancelled.wait(), 5)
 
 
+async def test_total_timeout_is_504_before_head_and_abort_after(
+    legacy: Upstream, make_proxy: MakeProxy, client: aiohttp.ClientSession
+) -> None:
+    proxy = await make_proxy(
+        f"""
+listen: 127.0.0.1:0
+admin: {{listen: 127.0.0.1:0}}
+upstreams:
+  legacy: {{url: {legacy.url}, timeout: {{total: 300ms}}}}
+"""
+    )
+    async with client.get(proxy.url + "/hold") as resp:
+        assert resp.status == 504
+        assert await resp.text() == "upstream 'legacy' timed out\n"
+    # Bytes keep coming (no read timeout), but the whole exchange takes too long.
+    async with client.get(proxy.url + "/drip?chunks=100&every=0.02") as resp:
+        assert resp.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
+    m = proxy.server.metrics.registry
+    for stage in ("response_headers", "response_body"):
+        labels = {"upstream": "legacy", "kind": "timeout", "stage": stage}
+        assert m.get_sample_value("strangler_upstream_errors_total", labels) == 1
+
+
 async def test_failure_mid_body_aborts_client_connection(
     legacy: Upstream, make_proxy: MakeProxy, client: aiohttp.ClientSession
 ) -> None:
