@@ -50,6 +50,7 @@ class H1Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
+        self.active = False  # an exchange is under way (bytes are expected)
         self.idle_since = 0.0
         self.reused = False  # has completed at least one exchange
         self._loop = asyncio.get_running_loop()
@@ -81,6 +82,11 @@ class H1Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if not self.active:
+            # Bytes on an idle keep-alive connection (a 408, garbage): it can no longer
+            # be trusted to start the next response cleanly.
+            self.abort()
+            return
         self.bytes_in += len(data)
         try:
             self.parser.feed_data(data)
@@ -118,12 +124,21 @@ class H1Connection(asyncio.Protocol):
 
     # -- httptools callbacks ------------------------------------------------------------
     def on_status(self, status: bytes) -> None:
+        if self.complete:  # bytes past the end of the answer: never reuse this connection
+            self.keep_alive = False
+            return
         self.reason = status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:  # bytes past the end of the answer: never reuse this connection
+            self.keep_alive = False
+            return
         self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.complete:  # bytes past the end of the answer: never reuse this connection
+            self.keep_alive = False
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self.raw_headers.clear()  # 100 Continue, 103 Early Hints: wait for the answer
@@ -142,6 +157,9 @@ class H1Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.complete:  # bytes past the end of the answer: never reuse this connection
+            self.keep_alive = False
+            return
         self.body.append(body)
         self.buffered += len(body)
         if self.buffered > HIGH_WATER and not self._paused_reading and self.transport:
@@ -150,7 +168,7 @@ class H1Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        if self.head_done:
+        if self.head_done and not self.complete:
             self.complete = True
             self._wake()
 
@@ -331,6 +349,7 @@ class H1Pool:
             conn.abort()
             return
         conn.reused = True
+        conn.active = False
         conn.idle_since = time.monotonic()
         conn.reset_exchange()
         self._idle.append(conn)
@@ -411,6 +430,7 @@ class H1Pool:
         headers: CIMultiDict[str],
         body: AsyncIterable[bytes] | None,
     ) -> H1Response:
+        conn.active = True
         conn.no_body = method == "HEAD"
         chunked = body is not None and "Content-Length" not in headers
         transport = conn.transport
