@@ -303,18 +303,19 @@ def test_unknown_key_hints() -> None:
         ConfigError,
         match=re.escape(
             "m.yaml:2: unknown key 'canary' at the top level (hint: valid keys here: "
-            "listen, admin, upstreams, include, routes, limits, forwarded, access_log, drain)"
+            "listen, admin, upstreams, include, routes, limits, forwarded, access_log, drain, "
+            "state)"
         ),
     ):
         load(LEGACY + "canary: {percent: 10}\n")
 
 
-@pytest.mark.parametrize("key", ["canary", "shadow", "translate", "slo", "sticky"])
+@pytest.mark.parametrize("key", ["shadow", "translate", "sticky"])
 def test_later_features_are_not_valid_yet(key: str) -> None:
     text = routes_yaml(f"{{name: a, owner: t, match: {{}}, to: legacy, {key}: {{}}}}")
     assert one_problem(text) == (
         f"m.yaml:3: unknown key '{key}' in route 'a' "
-        "(hint: valid keys here: name, owner, match, to)"
+        "(hint: valid keys here: name, owner, match, to, canary, overrides, fallback, slo)"
     )
     assert one_problem(LEGACY + f"{key}: {{}}\n").startswith(
         f"m.yaml:2: unknown key '{key}' at the top level"

@@ -3,7 +3,37 @@
 Every node that comes from a file carries a ``Location`` so later checks (and
 ``strangler check``) can point at the line. Collections are tuples, frozensets and
 read-only mappings, so a loaded ``Config`` can be shared by every request safely.
-Durations are float seconds, sizes are int bytes (see ``units``).
+Durations are float seconds, sizes are int bytes, percentages are ratios in [0, 1]
+(see ``units``).
+
+Release controls, and which side of a route is which
+----------------------------------------------------
+A route may carry a ``canary``, ``overrides``, a ``fallback`` policy and an ``slo``.
+Three upstreams matter for each route:
+
+- ``to``: what answers when no release control changes the answer. Without a
+  canary it gets all of the route's traffic; with one, the share not in the canary.
+- the **new side** (``Route.new_side``): ``canary.to`` when there is a canary;
+  otherwise ``to`` itself if it is not ``legacy`` (a migrated route); otherwise none
+  (the route sends to legacy and nothing is being released).
+- the **primary** (``Route.primary``): the route's legacy side, where release
+  controls step back to. It is ``fallback.to`` when given; otherwise ``to`` when
+  there is a canary (usually ``legacy``); otherwise ``legacy``. The kill switch, a
+  tripped SLO guard and a per-request fallback all send to the primary.
+
+=====================================  ==========  ===========  ===============
+route                                  ``to``      new side     primary
+=====================================  ==========  ===========  ===============
+to: legacy                             legacy      none         legacy
+to: legacy, canary.to: billing         legacy      billing      legacy
+to: billing (migrated)                 billing     billing      legacy
+to: billing, fallback.to: billing-v1   billing     billing      billing-v1
+to: billing, canary.to: billing-v2     billing     billing-v2   billing
+=====================================  ==========  ===========  ===============
+
+The SLO guard watches the new side's answers; a per-request fallback retries on the
+primary when the new side fails (never for a forced override: whoever forced the
+upstream wants to see its failure).
 """
 
 from __future__ import annotations
@@ -95,6 +125,112 @@ class MatchSpec:
     cookies: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
 
 
+StickyKind = Literal["header", "cookie", "query", "client_ip"]
+STICKY_KINDS: Final[tuple[StickyKind, ...]] = ("header", "cookie", "query", "client_ip")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sticky:
+    """Which part of a request keeps a user in one cohort.
+
+    ``header:X-User-Id`` is ``Sticky(kind="header", name="X-User-Id")``; ``client_ip``
+    (the peer address) has no name. ``str()`` gives the config spelling back.
+    """
+
+    kind: StickyKind
+    name: str | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.name is None else f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Canary:
+    """Send a share of a route's traffic to ``to`` (the new side).
+
+    ``ratio``: the share, in [0, 1] (config ``percent: 10%`` is 0.1; the resolution
+    is 0.01%). ``sticky``: the request part whose stable hash picks the cohort, so
+    a user stays on one side and raising the share only ever adds users; ``None``,
+    or a request without that part, is a per-request coin toss. ``group``: routes
+    with the same group hash with the same salt (and must share ``sticky`` and
+    ``ratio``), so a user is on the new side for every route of the group or none.
+    """
+
+    to: str
+    ratio: float
+    sticky: Sticky | None = None
+    group: str | None = None
+    at: Location = NOWHERE
+
+
+OVERRIDE_HEADER: Final = "X-Strangler-Backend"
+OVERRIDE_COOKIE: Final = "strangler_backend"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Overrides:
+    """Let a request force one of ``allow``'s upstreams by name.
+
+    The header (``X-Strangler-Backend: billing``) wins over the cookie; either may be
+    ``None`` (turned off). The value must be exactly an allowed upstream name, else
+    it is ignored. ``allow`` is resolved by validation: by default the route's
+    ``to`` and ``canary.to``. ``networks``: client networks (CIDR) allowed to
+    override; empty means every client.
+    """
+
+    header: str | None = OVERRIDE_HEADER
+    cookie: str | None = OVERRIDE_COOKIE
+    allow: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
+    at: Location = NOWHERE
+
+
+FallbackOn = Literal["refused", "reset", "timeout", "protocol", "5xx"]
+FALLBACK_ON: Final[tuple[FallbackOn, ...]] = ("refused", "reset", "timeout", "protocol", "5xx")
+"""Failures of the new side that can send a request to the primary instead: the
+``ForwardErrorKind`` values (before the response head reached the client) and a
+5xx status from the new side."""
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+"""RFC 9110 §9.2.2: repeating them has the effect of sending them once."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fallback:
+    """Per-request fallback to the primary when the new side fails.
+
+    Effective only on routes with a new side (see the module docstring), for the
+    ``methods`` listed, on the failures in ``on``. ``to`` overrides the route's
+    primary (it is the primary). ``buffer_bytes``: the most of a request body kept
+    in memory so the request can be sent again; a longer body (or any body when 0)
+    streams once and cannot fall back.
+    """
+
+    enabled: bool = True
+    to: str | None = None
+    methods: frozenset[str] = IDEMPOTENT_METHODS
+    on: frozenset[FallbackOn] = frozenset(FALLBACK_ON)
+    buffer_bytes: int = 64 * 1024
+    at: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Slo:
+    """What the new side of a route must deliver; breaching it trips the guard.
+
+    ``error_rate``: the largest acceptable share of failed answers (ratio in (0, 1));
+    ``latency_p99``: seconds that 99% of answers must beat. At least one is set.
+    Both are judged over the last ``window`` seconds, and only once the window
+    holds ``min_requests`` answers.
+    """
+
+    error_rate: float | None = None
+    latency_p99: float | None = None
+    window: float = 300.0
+    min_requests: int = 100
+    at: Location = NOWHERE
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
     name: str
@@ -103,6 +239,24 @@ class Route:
     to: str  # upstream name
     index: int  # declaration order across all files: first match wins
     at: Location = NOWHERE
+    canary: Canary | None = None
+    overrides: Overrides | None = None
+    fallback: Fallback = Fallback()
+    slo: Slo | None = None
+
+    @property
+    def new_side(self) -> str | None:
+        """The upstream being released: ``canary.to``, else ``to`` unless it is legacy."""
+        if self.canary is not None:
+            return self.canary.to
+        return None if self.to == LEGACY else self.to
+
+    @property
+    def primary(self) -> str:
+        """The route's legacy side: ``fallback.to``, else ``to`` with a canary, else legacy."""
+        if self.fallback.to is not None:
+            return self.fallback.to
+        return self.to if self.canary is not None else LEGACY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,6 +292,19 @@ class Admin:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StateFiles:
+    """Where runtime state (kill switches, percent overrides, guard trips) and the
+    audit log live, and how often each worker looks for another one's writes.
+
+    ``dir`` defaults to ``.strangler`` in the main config file's directory (the
+    current directory for ``strangler serve --legacy``).
+    """
+
+    dir: str = ".strangler"
+    file_poll: float = 0.5  # seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     listen: Listen = Listen(host="0.0.0.0", port=8080)
     admin: Admin = Admin()
@@ -147,5 +314,6 @@ class Config:
     forwarded: Forwarded = Forwarded()
     access_log: AccessLog = AccessLog()
     drain_seconds: float = 30.0
+    state: StateFiles = StateFiles()
     files: tuple[str, ...] = ()  # every file read, main first: what the reloader watches
     version: str = "builtin"  # short hash of the files' contents

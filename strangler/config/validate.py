@@ -17,14 +17,16 @@ order of ``Config.files``, then line).
 rename 'legcy' to 'legacy'
 
 What is normalised on the way: an upstream URL loses its trailing ``/`` and its
-scheme is lower-cased; methods are upper-cased; ``admin.token_file`` and
-``access_log.path`` are resolved against the main config file's directory.
+scheme is lower-cased; methods are upper-cased; ``admin.token_file``,
+``access_log.path`` and ``state.dir`` (default ``.strangler``) are resolved against
+the main config file's directory; percentages become ratios; an override's
+``allow`` list defaults to the route's own sides.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
+import os
 import re
 from types import MappingProxyType
 from typing import Final, Literal, cast
@@ -39,11 +41,12 @@ from strangler.config.model import (
     Limits,
     Listen,
     Location,
+    StateFiles,
     Timeouts,
     Upstream,
 )
-from strangler.config.source import Map, Node, Scalar, Seq, Sources, describe
-from strangler.config.validate_routes import RouteTable
+from strangler.config.source import Map, Node, Scalar, Sources, describe
+from strangler.config.validate_routes import RouteTable, read_networks
 from strangler.config.values import NAME, BadValue, check_url, parse_listen
 from strangler.config.walker import Walker, suggest
 from strangler.errors import ConfigError, Problem
@@ -52,7 +55,7 @@ __all__ = ["TOP_KEYS", "legacy_only", "parse_listen", "validate"]
 
 TOP_KEYS: Final = (
     "listen", "admin", "upstreams", "include", "routes",
-    "limits", "forwarded", "access_log", "drain",
+    "limits", "forwarded", "access_log", "drain", "state",
 )  # fmt: skip
 ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
 UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
@@ -60,6 +63,8 @@ TIMEOUT_KEYS: Final = ("connect", "read", "total")
 LIMITS_KEYS: Final = ("max_header_bytes", "max_headers", "max_body_bytes")
 FORWARDED_KEYS: Final = ("trusted", "headers")
 ACCESS_LOG_KEYS: Final = ("format", "path")
+STATE_KEYS: Final = ("dir", "file_poll")
+_MAX_FILE_POLL: Final = 60.0
 
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONFIG: Final = Config(upstreams=MappingProxyType({}))  # the defaults
@@ -100,6 +105,7 @@ class _Validator(Walker):
         unreadable = {p.file for p in sources.problems}
         for file in sources.files[1:]:
             table.read_file(file.path, file.root, unreadable=file.path in unreadable)
+        table.finish()
 
         limits = Limits() if "limits" not in f else self.limits(f["limits"])
         forwarded = Forwarded() if "forwarded" not in f else self.forwarded(f["forwarded"])
@@ -109,6 +115,7 @@ class _Validator(Walker):
             if "drain" not in f
             else self.unit(f["drain"], "drain", units.duration)
         )
+        state = self.state(f.get("state"))
         if (
             self.problems
             or sources.problems
@@ -120,6 +127,7 @@ class _Validator(Walker):
             or forwarded is None
             or access_log is None
             or drain is None
+            or state is None
         ):
             return None
         digest = hashlib.sha256()
@@ -134,6 +142,7 @@ class _Validator(Walker):
             forwarded=forwarded,
             access_log=access_log,
             drain_seconds=drain,
+            state=state,
             files=tuple(file.path for file in sources.files),
             version=digest.hexdigest()[:12],
         )
@@ -328,7 +337,7 @@ class _Validator(Walker):
         trusted: list[str] = []
         ok = True
         if "trusted" in f:
-            got = self.networks(f["trusted"])
+            got = read_networks(self, f["trusted"], "forwarded.trusted")
             ok = got is not None
             trusted = got or []
         headers = Forwarded().headers
@@ -337,32 +346,6 @@ class _Validator(Walker):
             ok = ok and flag is not None
             headers = headers if flag is None else flag
         return Forwarded(trusted=tuple(trusted), headers=headers) if ok else None
-
-    def networks(self, node: Node) -> list[str] | None:
-        what = "forwarded.trusted"
-        if not isinstance(node, Seq):
-            hint = "write a list, like [10.0.0.0/8, 127.0.0.1]"
-            self.report(node.at, f"{what} must be a list of networks, got {describe(node)}", hint)
-            return None
-        result: list[str] = []
-        ok = True
-        for item in node.items:
-            text = self.string(item, f"{what} entry", hint="a network like '10.0.0.0/8'")
-            if text is None:
-                ok = False
-                continue
-            try:
-                result.append(str(ipaddress.ip_network(text, strict=True)))
-            except ValueError:
-                ok = False
-                try:
-                    hint = f"did you mean '{ipaddress.ip_network(text, strict=False)}'?"
-                    problem = "has host bits set"
-                except ValueError:
-                    hint = "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
-                    problem = "is not an IP network"
-                self.report(item.at, f"{what} entry {text!r} {problem}", hint)
-        return result if ok else None
 
     def access_log(self, node: Node) -> AccessLog | None:
         f = self.fields(node, ACCESS_LOG_KEYS, subject="access_log", where="in access_log")
@@ -379,6 +362,34 @@ class _Validator(Walker):
             path = self.path(f["path"], "access_log.path")
             ok = ok and path is not None
         return AccessLog(format=fmt, path=path) if ok else None
+
+    def state(self, node: Node | None) -> StateFiles | None:
+        """``state: {dir, file_poll}``; ``dir`` is relative to the main file's directory."""
+        default = StateFiles()
+        directory = os.path.normpath(os.path.join(self.base_dir, default.dir))
+        if node is None:
+            return StateFiles(dir=directory, file_poll=default.file_poll)
+        f = self.fields(node, STATE_KEYS, subject="state", where="in state")
+        if f is None:
+            return None
+        ok = True
+        if "dir" in f:
+            got = self.path(f["dir"], "state.dir")
+            ok = got is not None
+            directory = got or directory
+        poll: float | None = default.file_poll
+        if "file_poll" in f:
+            poll = self.unit(f["file_poll"], "state.file_poll", units.duration)
+            if poll is not None and not 0.0 < poll <= _MAX_FILE_POLL:
+                self.report(
+                    f["file_poll"].at,
+                    f"state.file_poll must be more than 0 and at most 60s, got {poll:g}s",
+                    "how often each worker looks for another worker's changes, like 500ms",
+                )
+                poll = None
+        if not ok or poll is None:
+            return None
+        return StateFiles(dir=directory, file_poll=poll)
 
 
 def _is_null(node: Node) -> bool:

@@ -8,16 +8,41 @@ too), a ``to`` naming an unknown upstream (listing the known ones), a ``match``
 with both ``path`` and ``path_prefix``, malformed paths and templates, unknown
 methods, bad hosts, and header/query/cookie conditions that are not a string
 (exact value), ``true`` (must be present) or ``false`` (must be absent).
+
+The release controls of a route (``canary``, ``overrides``, ``fallback``, ``slo``;
+see ``strangler.config.model`` for what they mean) are checked here too: unknown
+upstreams, a canary to the route's own ``to``, percentages out of range, malformed
+sticky keys, a fallback to the side that failed, SLO values out of range, and
+(``finish``, once every file is read) canary groups whose routes disagree on the
+sticky key or the percentage.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, cast
 
-from strangler.config.model import Location, MatchSpec, Route, ValueMatch
+from strangler.config import units
+from strangler.config.model import (
+    FALLBACK_ON,
+    LEGACY,
+    STICKY_KINDS,
+    Canary,
+    Fallback,
+    FallbackOn,
+    Location,
+    MatchSpec,
+    Overrides,
+    Route,
+    Slo,
+    Sticky,
+    StickyKind,
+    ValueMatch,
+)
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.values import (
     METHODS,
@@ -29,11 +54,32 @@ from strangler.config.values import (
 )
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
-__all__ = ["MATCH_KEYS", "ROUTE_FILE_KEYS", "ROUTE_KEYS", "RouteTable"]
+__all__ = [
+    "CANARY_KEYS",
+    "FALLBACK_KEYS",
+    "MATCH_KEYS",
+    "OVERRIDE_KEYS",
+    "REQUIRED_ROUTE_KEYS",
+    "ROUTE_FILE_KEYS",
+    "ROUTE_KEYS",
+    "SLO_KEYS",
+    "RouteTable",
+    "read_networks",
+]
 
 ROUTE_FILE_KEYS: Final = ("routes", "include")
-ROUTE_KEYS: Final = ("name", "owner", "match", "to")
+REQUIRED_ROUTE_KEYS: Final = ("name", "owner", "match", "to")
+ROUTE_KEYS: Final = (*REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo")
 MATCH_KEYS: Final = ("path", "path_prefix", "methods", "host", "headers", "query", "cookies")
+CANARY_KEYS: Final = ("to", "percent", "sticky", "group")
+OVERRIDE_KEYS: Final = ("header", "cookie", "allow", "networks")
+FALLBACK_KEYS: Final = ("enabled", "to", "methods", "on", "buffer")
+SLO_KEYS: Final = ("error_rate", "latency_p99", "window", "min_requests")
+
+_MIN_RATIO: Final = 0.0001  # one sticky bucket in 10,000: the finest canary share
+_MIN_WINDOW: Final = 1.0
+_MAX_WINDOW: Final = 86400.0
+_STICKY_HINT: Final = "header:NAME, cookie:NAME, query:NAME or client_ip"
 
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # header and cookie names
 _KINDS: Final = {"headers": "header", "query": "query parameter", "cookies": "cookie"}
@@ -114,14 +160,39 @@ class RouteTable:
         shown = name_node.value if isinstance(name_node, Scalar) else None
         label = f"route {shown!r}" if isinstance(shown, str) and shown.strip() else "route"
         f = self.w.entries(
-            node, ROUTE_KEYS, subject=label, where=f"in {label}", required=ROUTE_KEYS
+            node, ROUTE_KEYS, subject=label, where=f"in {label}", required=REQUIRED_ROUTE_KEYS
         )
         owner = None if "owner" not in f else self.w.string(f["owner"], f"{label} owner")
         match = None if "match" not in f else self.match(f["match"], label)
         to = None if "to" not in f else self.target(f["to"], label)
+        # The release sections are checked even when ``to`` is bad (every problem at
+        # once); what depends on ``to`` is then left out rather than guessed.
+        before = len(self.w.problems)
+        canary = None if "canary" not in f else self.canary(f["canary"], label, to)
+        sides = _Sides.of(to, canary, canary_given="canary" in f)
+        fallback = Fallback()
+        if "fallback" in f:
+            fallback = self.fallback(f["fallback"], label, sides) or fallback
+        if fallback.to is not None:
+            sides = sides.with_primary(fallback.to)
+        overrides = None if "overrides" not in f else self.overrides(f["overrides"], label, sides)
+        slo = None if "slo" not in f else self.slo(f["slo"], label, sides)
+        if len(self.w.problems) != before:
+            return None
         if name is None or owner is None or match is None or to is None:
             return None
-        return Route(name=name, owner=owner, match=match, to=to, index=index, at=node.at)
+        return Route(
+            name=name,
+            owner=owner,
+            match=match,
+            to=to,
+            index=index,
+            at=node.at,
+            canary=canary,
+            overrides=overrides,
+            fallback=fallback,
+            slo=slo,
+        )
 
     def name(self, node: Node) -> str | None:
         name = self.w.string(node, "route name")
@@ -157,6 +228,350 @@ class RouteTable:
         self.w.report(node.at, f"{label} sends to unknown upstream {to!r}", hint)
         return None
 
+    # -- release controls
+
+    def finish(self) -> None:
+        """Cross-route checks, once every route is read: canary groups must agree."""
+        first: dict[str, Route] = {}
+        for route in self.routes:
+            canary = route.canary
+            if canary is None or canary.group is None:
+                continue
+            lead = first.setdefault(canary.group, route)
+            if lead is route or lead.canary is None:
+                continue
+            group, label = canary.group, f"route {route.name!r} canary group {canary.group!r}"
+            other = f"route {lead.name!r} ({lead.canary.at})"
+            if _sticky_key(canary.sticky) != _sticky_key(lead.canary.sticky):
+                self.w.report(
+                    canary.at,
+                    f"{label} is sticky on {canary.sticky} but {other} on {lead.canary.sticky}",
+                    f"every route of group {group!r} must use the same sticky key, so a user "
+                    "gets one cohort for the whole group",
+                )
+            if canary.ratio != lead.canary.ratio:
+                self.w.report(
+                    canary.at,
+                    f"{label} sends {_percent(canary.ratio)} but {other} sends "
+                    f"{_percent(lead.canary.ratio)}",
+                    f"give every route of group {group!r} the same percent, or a user would "
+                    "be on the new side for some of them only",
+                )
+
+    def upstream_name(self, node: Node, what: str) -> str | None:
+        """A known upstream's name (the hint lists the known ones)."""
+        name = self.w.string(node, what, hint="the name of an upstream, like 'legacy'")
+        if name is None or name in self.upstreams:
+            return name
+        known = sorted(self.upstreams)
+        hint = join_hints(
+            f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
+            did_you_mean(name, known),
+        )
+        self.w.report(node.at, f"{what}: unknown upstream {name!r}", hint)
+        return None
+
+    def canary(self, node: Node, label: str, to: str | None) -> Canary | None:
+        """``{to, percent, sticky?, group?}``; ``to`` is the route's own ``to``."""
+        what = f"{label} canary"
+        example = "for example canary: {to: billing, percent: 10%, sticky: header:X-User-Id}"
+        if not isinstance(node, Map):
+            self.w.report(node.at, f"{what} must be a mapping, got {describe(node)}", example)
+            return None
+        f = self.w.entries(
+            node, CANARY_KEYS, subject=what, where=f"in the canary of {label}",
+            required=("to", "percent"),
+        )  # fmt: skip
+        ok = "to" in f and "percent" in f
+        target = None if "to" not in f else self.upstream_name(f["to"], f"{what}.to")
+        if target is not None and target == to:
+            self.w.report(
+                f["to"].at,
+                f"{what}.to is {target!r}, the route's own 'to'",
+                "the canary names the new side; 'to' answers the rest",
+            )
+            target = None
+        ratio = None if "percent" not in f else self.ratio(f["percent"], f"{what}.percent")
+        sticky = None if "sticky" not in f else self.sticky(f["sticky"], f"{what}.sticky")
+        group = None
+        if "group" in f:
+            group = self.w.string(f["group"], f"{what}.group", hint="a name, like 'checkout'")
+            if group is not None and not NAME.fullmatch(group):
+                self.w.report(
+                    f["group"].at,
+                    f"{what}.group {group!r} must be letters, digits, '.', '_' and '-'",
+                )
+                group = None
+            elif group is not None and "sticky" not in f:
+                self.w.report(
+                    f["group"].at,
+                    f"{what} has a group but no sticky key",
+                    "a group keeps a user in one cohort across routes: add sticky, like "
+                    "sticky: header:X-User-Id",
+                )
+                group = None
+            ok = ok and group is not None
+        ok = ok and ("sticky" not in f or sticky is not None)
+        if not ok or target is None or ratio is None:
+            return None
+        return Canary(to=target, ratio=ratio, sticky=sticky, group=group, at=node.at)
+
+    def ratio(self, node: Node, what: str) -> float | None:
+        ratio = self.w.unit(node, what, units.percent)
+        if ratio is not None and 0.0 < ratio < _MIN_RATIO:
+            self.w.report(
+                node.at,
+                f"{what}: {_percent(ratio)} is below 0.01%, the finest share a canary can send",
+                "write 0.01% or more, or 0% to send none",
+            )
+            return None
+        return ratio
+
+    def sticky(self, node: Node, what: str) -> Sticky | None:
+        """``header:NAME``, ``cookie:NAME``, ``query:NAME`` or ``client_ip``."""
+        text = self.w.string(node, what, hint=_STICKY_HINT)
+        if text is None:
+            return None
+        kind, colon, name = (part.strip() for part in text.partition(":"))
+        if kind not in STICKY_KINDS:
+            hint = did_you_mean(kind, STICKY_KINDS) or f"write {_STICKY_HINT}"
+            self.w.report(node.at, f"{what}: {text!r} is not a sticky key", hint)
+            return None
+        if kind == "client_ip":
+            if colon:
+                self.w.report(node.at, f"{what}: client_ip takes no name", "write just client_ip")
+                return None
+            return Sticky(kind="client_ip")
+        if not name:
+            self.w.report(node.at, f"{what}: {text!r} needs a name", f"like {kind}:X-User-Id")
+            return None
+        if kind != "query" and not _TOKEN.fullmatch(name):
+            self.w.report(node.at, f"{what}: {name!r} is not a valid {kind} name")
+            return None
+        return Sticky(kind=cast(StickyKind, kind), name=name)
+
+    def overrides(self, node: Node, label: str, sides: _Sides) -> Overrides | None:
+        """``true`` (the defaults), ``false`` (none), or ``{header, cookie, allow, networks}``."""
+        what = f"{label} overrides"
+        default_allow = sides.default_allow()
+        if isinstance(node, Scalar) and isinstance(node.value, bool):
+            return Overrides(allow=default_allow, at=node.at) if node.value else None
+        if not isinstance(node, Map):
+            self.w.report(
+                node.at,
+                f"{what} must be true, false or a mapping, got {describe(node)}",
+                "for example overrides: {header: X-Strangler-Backend, networks: [10.0.0.0/8]}",
+            )
+            return None
+        f = self.w.entries(node, OVERRIDE_KEYS, subject=what, where=f"in the overrides of {label}")
+        names: dict[str, str | None] = {"header": Overrides().header, "cookie": Overrides().cookie}
+        ok = True
+        for key in names:
+            if key in f:
+                good, names[key] = self.override_name(f[key], f"{what}.{key}")
+                ok = ok and good
+        if ok and names["header"] is None and names["cookie"] is None:
+            self.w.report(
+                node.at,
+                f"{what} turns off both the header and the cookie, so nothing can override",
+                "remove overrides, or keep one of them",
+            )
+            ok = False
+        allow = default_allow if "allow" not in f else self.allow(f["allow"], f"{what}.allow")
+        networks: list[str] | None = []
+        if "networks" in f:
+            networks = read_networks(self.w, f["networks"], f"{what}.networks")
+        if not ok or allow is None or networks is None:
+            return None
+        return Overrides(
+            header=names["header"],
+            cookie=names["cookie"],
+            allow=allow,
+            networks=tuple(networks),
+            at=node.at,
+        )
+
+    def override_name(self, node: Node, what: str) -> tuple[bool, str | None]:
+        """``(ok, name)``: a header or cookie name, or ``false`` for off (``None``)."""
+        if isinstance(node, Scalar) and node.value is False:
+            return True, None
+        name = self.w.string(node, what, hint="a name, or false to turn it off")
+        if name is not None and not _TOKEN.fullmatch(name):
+            self.w.report(node.at, f"{what}: {name!r} is not a valid name")
+            name = None
+        return name is not None, name
+
+    def allow(self, node: Node, what: str) -> tuple[str, ...] | None:
+        if not isinstance(node, Seq) or not node.items:
+            self.w.report(
+                node.at,
+                f"{what} must be a non-empty list of upstream names, got {describe(node)}",
+                "like [billing, legacy]; leave allow out for the route's own upstreams",
+            )
+            return None
+        names: list[str] = []
+        ok = True
+        for item in node.items:
+            name = self.upstream_name(item, what)
+            if name is not None and name in names:
+                self.w.report(item.at, f"{what} lists {name!r} twice")
+                name = None
+            ok = ok and name is not None
+            names.append(name or "")
+        return tuple(names) if ok else None
+
+    def fallback(self, node: Node, label: str, sides: _Sides) -> Fallback | None:
+        """``true``/``false`` (on/off, defaults) or ``{enabled, to, methods, on, buffer}``."""
+        what = f"{label} fallback"
+        if isinstance(node, Scalar) and isinstance(node.value, bool):
+            return Fallback(enabled=node.value, at=node.at)
+        if not isinstance(node, Map):
+            self.w.report(
+                node.at,
+                f"{what} must be true, false or a mapping, got {describe(node)}",
+                "for example fallback: {methods: [GET, HEAD], on: [refused, timeout]}",
+            )
+            return None
+        f = self.w.entries(node, FALLBACK_KEYS, subject=what, where=f"in the fallback of {label}")
+        default = Fallback()
+        enabled: bool | None = default.enabled
+        if "enabled" in f:
+            enabled = self.w.boolean(f["enabled"], f"{what}.enabled")
+        to = None
+        if "to" in f:
+            to = self.upstream_name(f["to"], f"{what}.to")
+            if to is not None and sides.known and sides.new is None:
+                self.w.report(
+                    f["to"].at,
+                    f"{what}.to has no effect: the route sends to {LEGACY!r} and has no canary",
+                    "fallback.to names where a failed request to the new side goes",
+                )
+                to = None
+            elif to is not None and to == sides.new:
+                self.w.report(
+                    f["to"].at,
+                    f"{what}.to is {to!r}, the new side itself: a failed request would be "
+                    "sent back to the upstream that failed",
+                    f"name the primary, like {LEGACY!r}",
+                )
+                to = None
+        methods: frozenset[str] | None = default.methods
+        if "methods" in f:
+            methods = self.methods(
+                f["methods"],
+                f"{what}.methods",
+                empty="so no request could fall back",
+                empty_hint="write fallback: false to turn fallback off",
+            )
+        on = default.on if "on" not in f else self.fallback_on(f["on"], f"{what}.on")
+        buffer = default.buffer_bytes
+        if "buffer" in f:
+            got = self.w.unit(f["buffer"], f"{what}.buffer", units.size)
+            buffer = -1 if got is None else got
+        if (
+            enabled is None
+            or ("to" in f and to is None)
+            or methods is None
+            or on is None
+            or buffer < 0
+        ):
+            return None
+        return Fallback(
+            enabled=enabled, to=to, methods=methods, on=on, buffer_bytes=buffer, at=node.at
+        )
+
+    def fallback_on(self, node: Node, what: str) -> frozenset[FallbackOn] | None:
+        if not isinstance(node, Seq) or not node.items:
+            self.w.report(
+                node.at,
+                f"{what} must be a non-empty list of failures, got {describe(node)}",
+                f"choose from {', '.join(FALLBACK_ON)}",
+            )
+            return None
+        found: set[FallbackOn] = set()
+        ok = True
+        for item in node.items:
+            if isinstance(item, Scalar) and isinstance(item.value, int) and 500 <= item.value < 600:
+                self.w.report(item.at, f"{what}: write '5xx' for any 5xx status, not {item.value}")
+                ok = False
+                continue
+            got = self.w.choice(item, f"{what} entry", FALLBACK_ON)
+            if got is not None and got in found:
+                self.w.report(item.at, f"{what} lists {got!r} twice")
+                got = None
+            ok = ok and got is not None
+            if got is not None:
+                found.add(cast(FallbackOn, got))
+        return frozenset(found) if ok else None
+
+    def slo(self, node: Node, label: str, sides: _Sides) -> Slo | None:
+        """``{error_rate, latency_p99, window, min_requests}``; at least one target."""
+        what = f"{label} slo"
+        if not isinstance(node, Map):
+            self.w.report(
+                node.at,
+                f"{what} must be a mapping, got {describe(node)}",
+                "for example slo: {error_rate: 1%, latency_p99: 300ms, window: 5m}",
+            )
+            return None
+        f = self.w.entries(node, SLO_KEYS, subject=what, where=f"in the slo of {label}")
+        default = Slo()
+        ok = True
+        error_rate = latency = None
+        if "error_rate" in f:
+            error_rate = self.w.unit(f["error_rate"], f"{what}.error_rate", units.percent)
+            if error_rate is not None and not 0.0 < error_rate < 1.0:
+                self.w.report(
+                    f["error_rate"].at,
+                    f"{what}.error_rate must be more than 0% and less than 100%, "
+                    f"got {_percent(error_rate)}",
+                    "the share of failed answers the new side may give, like 1%",
+                )
+                error_rate = None
+            ok = ok and error_rate is not None
+        if "latency_p99" in f:
+            latency = self.w.unit(f["latency_p99"], f"{what}.latency_p99", units.duration)
+            if latency is not None and latency <= 0.0:
+                self.w.report(f["latency_p99"].at, f"{what}.latency_p99 must be more than 0")
+                latency = None
+            ok = ok and latency is not None
+        window: float | None = default.window
+        if "window" in f:
+            window = self.w.unit(f["window"], f"{what}.window", units.duration)
+            if window is not None and not _MIN_WINDOW <= window <= _MAX_WINDOW:
+                self.w.report(
+                    f["window"].at,
+                    f"{what}.window must be from 1s to 24h, got {window:g}s",
+                    "like 5m",
+                )
+                window = None
+        minimum: int | None = default.min_requests
+        if "min_requests" in f:
+            minimum = self.w.count(f["min_requests"], f"{what}.min_requests", minimum=1)
+        if "error_rate" not in f and "latency_p99" not in f:
+            self.w.report(
+                node.at,
+                f"{what} sets neither error_rate nor latency_p99, so it can never trip",
+                "for example slo: {error_rate: 1%, latency_p99: 300ms}",
+            )
+            ok = False
+        if sides.known and sides.new is None:
+            self.w.report(
+                node.at,
+                f"{what} has nothing to watch: the route sends to {LEGACY!r} and has no canary",
+                "the guard watches the new side: canary.to, or a 'to' other than legacy",
+            )
+            ok = False
+        if not ok or window is None or minimum is None:
+            return None
+        return Slo(
+            error_rate=error_rate,
+            latency_p99=latency,
+            window=window,
+            min_requests=minimum,
+            at=node.at,
+        )
+
     # -- match
 
     def match(self, node: Node, label: str) -> MatchSpec | None:
@@ -185,7 +600,12 @@ class RouteTable:
             prefix = self.prefix(f["path_prefix"], label)
             ok = ok and prefix is not None
         if "methods" in f:
-            methods = self.methods(f["methods"], label)
+            methods = self.methods(
+                f["methods"],
+                f"{label} match.methods",
+                empty="so the route would match nothing",
+                empty_hint="leave methods out to match any",
+            )
             ok = ok and methods is not None
         if "host" in f:
             host = self.host(f["host"], label)
@@ -234,16 +654,16 @@ class RouteTable:
         host = self.w.string(node, what, hint="like api.example.com or *.example.com")
         return None if host is None else self.w.checked(node, what, check_host, host)
 
-    def methods(self, node: Node, label: str) -> frozenset[str] | None:
-        """Upper-cased; ``[get]`` is ``GET``."""
-        what = f"{label} match.methods"
+    def methods(
+        self, node: Node, what: str, *, empty: str, empty_hint: str
+    ) -> frozenset[str] | None:
+        """Upper-cased; ``[get]`` is ``GET``. ``empty`` ends the message for ``[]``."""
         if not isinstance(node, Seq):
-            hint = "write a list, like [GET, HEAD]; leave methods out to match any"
+            hint = f"write a list, like [GET, HEAD]; {empty_hint}"
             self.w.report(node.at, f"{what} must be a list, got {describe(node)}", hint)
             return None
         if not node.items:
-            hint = "leave methods out to match any"
-            self.w.report(node.at, f"{what} is empty, so the route would match nothing", hint)
+            self.w.report(node.at, f"{what} is empty, {empty}", empty_hint)
             return None
         found: set[str] = set()
         ok = True
@@ -318,3 +738,79 @@ def _condition(node: Node) -> ValueMatch | None:
     if isinstance(node.value, str):
         return ValueMatch(value=node.value)
     return None
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True, slots=True)
+class _Sides:
+    """A route's ``to``, new side and primary, as far as they could be read.
+
+    ``known`` is false when ``to`` or the canary had a problem of its own: checks
+    that need the sides are then skipped rather than guessed.
+    """
+
+    known: bool
+    to: str | None
+    new: str | None
+    primary: str | None
+    canary: str | None
+
+    @classmethod
+    def of(cls, to: str | None, canary: Canary | None, *, canary_given: bool) -> _Sides:
+        known = to is not None and (canary is not None or not canary_given)
+        if canary is not None:
+            return cls(known=known, to=to, new=canary.to, primary=to, canary=canary.to)
+        new = None if to is None or to == LEGACY else to
+        return cls(known=known, to=to, new=new, primary=LEGACY, canary=None)
+
+    def with_primary(self, primary: str) -> _Sides:
+        return _Sides(
+            known=self.known, to=self.to, new=self.new, primary=primary, canary=self.canary
+        )
+
+    def default_allow(self) -> tuple[str, ...]:
+        """What overrides may force by default: ``to``, ``canary.to`` and the primary."""
+        names = (self.to, self.canary, self.primary)
+        return tuple(dict.fromkeys(n for n in names if n is not None))
+
+
+def _sticky_key(sticky: Sticky | None) -> tuple[str, str | None] | None:
+    """Sticky keys as compared across a group (header names ignore case)."""
+    if sticky is None:
+        return None
+    name = sticky.name.lower() if sticky.kind == "header" and sticky.name else sticky.name
+    return sticky.kind, name
+
+
+def _percent(ratio: float) -> str:
+    """0.1 → ``'10%'``, 0.001 → ``'0.1%'``."""
+    return f"{ratio * 100:.6g}%"
+
+
+def read_networks(w: Walker, node: Node, what: str) -> list[str] | None:
+    """A list of client networks (CIDR, or single addresses), normalised."""
+    if not isinstance(node, Seq):
+        hint = "write a list, like [10.0.0.0/8, 127.0.0.1]"
+        w.report(node.at, f"{what} must be a list of networks, got {describe(node)}", hint)
+        return None
+    result: list[str] = []
+    ok = True
+    for item in node.items:
+        text = w.string(item, f"{what} entry", hint="a network like '10.0.0.0/8'")
+        if text is None:
+            ok = False
+            continue
+        try:
+            result.append(str(ipaddress.ip_network(text, strict=True)))
+        except ValueError:
+            ok = False
+            try:
+                hint = f"did you mean '{ipaddress.ip_network(text, strict=False)}'?"
+                problem = "has host bits set"
+            except ValueError:
+                hint = "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
+                problem = "is not an IP network"
+            w.report(item.at, f"{what} entry {text!r} {problem}", hint)
+    return result if ok else None
