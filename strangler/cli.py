@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=("json", "text", "off"),
         help="access log format (overrides the config)",
     )
+    serve.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where runtime state (progress, overrides) is kept "
+        "(default: .strangler beside the config, or in the working directory)",
+    )
     serve.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
     check = sub.add_parser(
@@ -65,11 +71,18 @@ def _parser() -> argparse.ArgumentParser:
         "routes/demo.yaml. Ctrl-C stops all three.",
     )
     demo.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    from strangler.cli_status import add_status_commands
+
+    add_status_commands(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(args, "func"):  # subcommands that register their own handler
+        code: int = args.func(args)
+        return code
     if args.command == "check":
         return _check(args)
     if args.command == "serve":
@@ -121,7 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("strangler: --workers must be at least 1", file=sys.stderr)
         return 2
-    options = ServeOptions(config_path=args.config, handle_signals=True)
+    options = ServeOptions(config_path=args.config, state_dir=args.state_dir, handle_signals=True)
     try:
         return run(config, options, workers=args.workers)
     except OSError as e:

@@ -32,6 +32,7 @@ from strangler.forward.headers import ForwardedFor, end_to_end
 from strangler.forward.pool import Forwarder, UpstreamPool
 from strangler.forward.websocket import is_websocket_upgrade, relay_websocket
 from strangler.metrics import Metrics
+from strangler.progress import ProgressTracker
 from strangler.protocol import RelayedResponse, RelayedStreamResponse
 from strangler.runtime import CompiledRoute, Snapshot, SnapshotHolder
 
@@ -53,7 +54,7 @@ def _plain(status: int, text: str) -> web.Response:
 class Proxy:
     """The proxy handler and the objects it needs; built by ``server``."""
 
-    __slots__ = ("access_log", "forwarder", "holder", "metrics")
+    __slots__ = ("access_log", "forwarder", "holder", "metrics", "progress")
 
     def __init__(
         self,
@@ -61,11 +62,13 @@ class Proxy:
         forwarder: Forwarder,
         metrics: Metrics,
         access_log: AccessLog,
+        progress: ProgressTracker,
     ) -> None:
         self.holder = holder
         self.forwarder = forwarder
         self.metrics = metrics
         self.access_log = access_log
+        self.progress = progress
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
@@ -99,6 +102,9 @@ class Proxy:
             pool.done()
             elapsed = time.perf_counter() - started
             route.metrics.record(status, elapsed, nbytes, aborted)
+            self.progress.record(
+                route, request.method, request.path, _STATUS_ABORTED if aborted else status
+            )
             self.access_log.log(
                 (
                     time.time(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -36,12 +37,14 @@ from aiohttp import web
 from strangler.accesslog import AccessLog
 from strangler.admin.app import AdminState, build_admin_app
 from strangler.admin.auth import load_token
+from strangler.admin.progress_api import add_progress_routes
 from strangler.config import load_config
 from strangler.config.model import Config
 from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
 from strangler.metrics import Metrics, enable_multiprocess, worker_exited
 from strangler.pipeline import Proxy
+from strangler.progress import ProgressCollector, ProgressTracker
 from strangler.protocol import ProxyHTTPServer
 from strangler.runtime import SnapshotHolder, compile_snapshot
 
@@ -68,6 +71,8 @@ def _fingerprint(files: tuple[str, ...]) -> tuple[tuple[str, int, int, int], ...
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServeOptions:
     config_path: Path | None  # None: a fixed config (zero-config form), no reload from disk
+    state_dir: Path | None = None  # runtime state files; None: .strangler beside the config
+    worker_index: int = 0  # stable across a worker's restarts: names its state files
     reuse_port: bool = False
     watch_interval: float = 1.0  # seconds between config file checks; 0 disables
     handle_signals: bool = False
@@ -91,7 +96,13 @@ class ProxyServer:
         self.forwarder = Forwarder()
         self._access_stream = access_stream
         self.access_log = self._open_access_log(config)
-        self.proxy = Proxy(self.holder, self.forwarder, self.metrics, self.access_log)
+        self.state_dir = options.state_dir or _default_state_dir(config)
+        self.progress = ProgressTracker(self.holder, worker=str(options.worker_index))
+        self.progress.load(self.progress.state_file(self.state_dir))
+        self.metrics.add_collector(ProgressCollector(self.progress, self.holder))
+        self.proxy = Proxy(
+            self.holder, self.forwarder, self.metrics, self.access_log, self.progress
+        )
         self.admin_state = AdminState(
             holder=self.holder,
             metrics=self.metrics,
@@ -103,6 +114,7 @@ class ProxyServer:
         self._reload_lock = asyncio.Lock()
         self._swapped = asyncio.Condition()  # notified after every applied reload
         self._watcher: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # strong refs to signal-started tasks
         self._stopping = asyncio.Event()
         self._fingerprint = _fingerprint(config.files)
@@ -146,9 +158,9 @@ class ProxyServer:
         )
         await site.start()
         self.proxy_port = _bound_port(self._proxy_runner)
-        self._admin_runner = web.AppRunner(
-            build_admin_app(self.admin_state), access_log=None, shutdown_timeout=5.0
-        )
+        admin_app = build_admin_app(self.admin_state)
+        add_progress_routes(admin_app, self.progress, self.holder, self.state_dir)
+        self._admin_runner = web.AppRunner(admin_app, access_log=None, shutdown_timeout=5.0)
         await self._admin_runner.setup()
         admin = web.TCPSite(
             self._admin_runner,
@@ -163,6 +175,9 @@ class ProxyServer:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
             loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
             loop.add_signal_handler(signal.SIGINT, self._stopping.set)
+        self._flusher = asyncio.get_running_loop().create_task(
+            self.progress.run_flusher(self.state_dir), name="progress-flusher"
+        )
         if self.options.config_path is not None and self.options.watch_interval > 0:
             self._watcher = asyncio.get_running_loop().create_task(
                 self._watch(), name="config-watcher"
@@ -256,12 +271,23 @@ class ProxyServer:
         proxy_runner, self._proxy_runner = self._proxy_runner, None
         if proxy_runner is not None:
             await proxy_runner.cleanup()
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:  # after the drain, so late requests are counted
+            flusher.cancel()  # a cancelled flusher saves one last time
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
         admin_runner, self._admin_runner = self._admin_runner, None
         if admin_runner is not None:
             await admin_runner.cleanup()
             await self.forwarder.close()
             self.access_log.close()
             log.info("strangler stopped")
+
+
+def _default_state_dir(config: Config) -> Path:
+    """``.strangler`` beside the main config file (the working directory without one)."""
+    base = Path(config.files[0]).parent if config.files else Path.cwd()
+    return base / ".strangler"
 
 
 def _bound_port(runner: web.BaseRunner) -> int:
@@ -322,20 +348,19 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
     ctx = multiprocessing.get_context("fork")
     # Workers share metric files so any worker's /metrics reports the whole process group.
     metrics_dir = Path(tempfile.mkdtemp(prefix="strangler-metrics-"))
-    opts = ServeOptions(
-        config_path=options.config_path,
-        reuse_port=True,
-        watch_interval=options.watch_interval,
-        handle_signals=True,
-    )
+    opts = dataclasses.replace(options, reuse_port=True, handle_signals=True)
     procs: list[multiprocessing.process.BaseProcess] = []
     started: dict[int, float] = {}
     stopping = False
 
-    def spawn() -> multiprocessing.process.BaseProcess:
-        p = ctx.Process(target=_worker_main, args=(config, opts, metrics_dir), daemon=False)
+    index_of: dict[int, int] = {}
+
+    def spawn(index: int) -> multiprocessing.process.BaseProcess:
+        worker_opts = dataclasses.replace(opts, worker_index=index)
+        p = ctx.Process(target=_worker_main, args=(config, worker_opts, metrics_dir))
         p.start()
         started[p.pid or 0] = time.monotonic()
+        index_of[p.pid or 0] = index
         return p
 
     def forward(sig: int) -> Callable[[int, object], None]:
@@ -351,7 +376,7 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward(sig))
-    procs.extend(spawn() for _ in range(workers))
+    procs.extend(spawn(i) for i in range(workers))
     log.info("supervisor %d started %d workers", os.getpid(), workers)
     rc = 0
     while procs:
@@ -373,7 +398,7 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
                 forward(signal.SIGTERM)(signal.SIGTERM, None)
             else:
                 log.error("worker %s exited with %s; starting a new one", p.pid, p.exitcode)
-                procs.append(spawn())
+                procs.append(spawn(index_of.get(p.pid or 0, 0)))
     shutil.rmtree(metrics_dir, ignore_errors=True)
     return rc
 

@@ -14,6 +14,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from aiohttp import WSMsgType, web
@@ -238,12 +239,13 @@ upstreams:
 
 
 @pytest.fixture
-async def make_proxy() -> AsyncIterator[MakeProxy]:
+async def make_proxy(tmp_path: Path) -> AsyncIterator[MakeProxy]:
     started: list[ProxyServer] = []
 
     async def make(text: str, **options: object) -> RunningProxy:
         config = load_config_text(text)
         log = io.StringIO()
+        options.setdefault("state_dir", tmp_path / f"state-{len(started)}")
         server = ProxyServer(
             config,
             ServeOptions(config_path=None, **options),  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,20 +26,23 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def strangler(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "strangler",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    """``strangler ARGS`` in a fresh temporary working directory (its state files go there)."""
+    with tempfile.TemporaryDirectory() as cwd:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "strangler",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
 
 async def wait_healthy(admin_port: int, proc: asyncio.subprocess.Process) -> None:
