@@ -1,0 +1,185 @@
+"""The shadow part of the config model: frozen, slotted, keyword-only dataclasses.
+
+A route's ``shadow:`` key mirrors a share of its requests to a second upstream in the
+background and compares the two answers; the user only ever sees the primary's.
+
+.. code-block:: yaml
+
+    shadow:
+      to: billing              # required: the upstream that gets the copy
+      percent: 100%            # share of the route's eligible requests mirrored
+      writes: false            # mirror only GET/HEAD/OPTIONS unless true
+      max_body: 1MiB           # most body bytes captured per side (and per request copy)
+      concurrency: 16          # shadow exchanges in flight at once (per route, per worker)
+      queue: 64                # jobs waiting for a slot; more are dropped and counted
+      timeout: 30s             # the longest one shadow job may take, end to end
+      compare:
+        status: true           # compare status codes
+        headers: [Content-Type]              # response headers whose values must agree
+        ignore: [$.generated_at, $.items[*].id]   # JSON paths never compared
+        float_tolerance: 1e-9  # numbers agree when math.isclose(rel_tol=abs_tol=this)
+        unordered_arrays: [$.tags]           # arrays compared as multisets
+        noise: {enabled: false, samples: 2, min_observations: 20}
+
+``shadow: billing`` is short for ``shadow: {to: billing}``. Every default above is the
+dataclass default below.
+
+JSON paths are a small JSONPath subset: ``$`` then any of ``.name``, ``['any key']``,
+``[3]``, ``[*]`` and ``.*`` (both wildcards match every array element and every
+object member). ``str(JsonPath)`` writes a path back in that syntax.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+from strangler.config.model import NOWHERE, Location
+
+__all__ = [
+    "ANY",
+    "DEFAULT_COMPARE_HEADERS",
+    "SHADOW_MARKER",
+    "CompareRules",
+    "JsonPath",
+    "NoiseSpec",
+    "ShadowSpec",
+    "Step",
+    "Wildcard",
+]
+
+SHADOW_MARKER: Final = "X-Strangler-Shadow"
+"""Header added to every shadow (and noise) copy. A request that already carries it is
+never shadowed again, so two strangler instances cannot mirror traffic in a loop."""
+
+
+class Wildcard(enum.Enum):
+    """The ``[*]`` / ``.*`` step: every element of an array, every member of an object."""
+
+    ANY = "*"
+
+
+ANY: Final = Wildcard.ANY
+
+Step: TypeAlias = str | int | Wildcard
+"""One JSON path step: an object key, an array index or the wildcard."""
+
+_IDENT: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPath:
+    """A parsed JSON path: its steps from the root.
+
+    >>> str(JsonPath(("items", ANY, "id")))
+    '$.items[*].id'
+    >>> str(JsonPath(("a b", 0)))
+    "$['a b'][0]"
+    """
+
+    steps: tuple[Step, ...]
+
+    def __str__(self) -> str:
+        return format_steps(self.steps)
+
+    def generalized(self) -> JsonPath:
+        """The same path with every array index replaced by ``[*]`` (a *pattern*).
+
+        >>> str(JsonPath(("items", 3, "id")).generalized())
+        '$.items[*].id'
+        """
+        if not any(type(s) is int for s in self.steps):
+            return self
+        return JsonPath(tuple(ANY if type(s) is int else s for s in self.steps))
+
+
+def format_steps(steps: tuple[Step, ...]) -> str:
+    """``("items", 3, "id")`` → ``$.items[3].id``; keys that are not plain names are
+    quoted (``$['a.b']``) so the text parses back to the same steps."""
+    parts = ["$"]
+    for s in steps:
+        if s is ANY:
+            parts.append("[*]")
+        elif isinstance(s, int):
+            parts.append(f"[{s}]")
+        elif _IDENT.fullmatch(s):
+            parts.append(f".{s}")
+        else:
+            escaped = s.replace("\\", "\\\\").replace("'", "\\'")
+            parts.append(f"['{escaped}']")
+    return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoiseSpec:
+    """Learn which JSON paths differ between two answers of the *primary* itself.
+
+    With ``enabled``, every shadowed request with a safe method (GET, HEAD, OPTIONS;
+    never a write, whatever ``writes`` says) is also sent a second time to the
+    upstream that answered the user (usually legacy). Paths where those two answers
+    differ are noise for that request and are not counted against parity. Across
+    requests, once a route has ``min_observations`` such pairs, a path that differed
+    in at least ``samples`` of them is *noisy*: it is excluded from every comparison
+    of the route from then on, and listed by the admin API. This doubles the primary's
+    load for shadowed requests; lower ``percent`` to bound it.
+
+    In the config, ``noise: true`` turns it on with the defaults, and a mapping turns
+    it on unless it says ``enabled: false``.
+    """
+
+    enabled: bool = False
+    samples: int = 2
+    min_observations: int = 20
+    at: Location = NOWHERE
+
+
+DEFAULT_COMPARE_HEADERS: Final = ("Content-Type",)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompareRules:
+    """How two answers are compared (see ``strangler.shadow.compare``).
+
+    ``status``: compare status codes. ``headers``: response header names whose values
+    must agree (all values, in order; names case-insensitive). Bodies: after
+    Content-Encoding (gzip, deflate, br) is decoded, two JSON bodies are compared
+    structurally (key order never matters; arrays in order unless their path is in
+    ``unordered_arrays``; numbers equal within ``float_tolerance``, relative and
+    absolute; anything under an ``ignore`` path skipped), any other body by SHA-256.
+    """
+
+    status: bool = True
+    headers: tuple[str, ...] = DEFAULT_COMPARE_HEADERS
+    ignore: tuple[JsonPath, ...] = ()
+    float_tolerance: float = 1e-9
+    unordered_arrays: tuple[JsonPath, ...] = ()
+    noise: NoiseSpec = NoiseSpec()
+    at: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShadowSpec:
+    """Mirror a share of a route's requests to ``to`` and compare the answers.
+
+    ``ratio``: the share of eligible requests mirrored, in [0, 1] (config
+    ``percent``). Eligible: the method is GET, HEAD or OPTIONS (any method when
+    ``writes``), and the request does not carry ``X-Strangler-Shadow``.
+    ``max_body``: the most bytes captured of each response body (an answer over it is
+    compared on status and headers only, and the verdict says ``truncated``) and of a
+    mirrored request body (a longer one is not mirrored). ``concurrency`` and
+    ``queue`` bound the route's background work per worker: past both, a request is
+    not mirrored and counts as ``dropped``. ``timeout``: the longest a shadow job may
+    run, from its start to its verdict (including waiting for the primary's body).
+    """
+
+    to: str
+    ratio: float = 1.0
+    writes: bool = False
+    max_body: int = 1 << 20
+    concurrency: int = 16
+    queue: int = 64
+    timeout: float = 30.0
+    compare: CompareRules = CompareRules()
+    at: Location = NOWHERE
