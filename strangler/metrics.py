@@ -95,6 +95,19 @@ class Metrics:
             ("upstream", "kind", "stage"),
             registry=r,
         )
+        self.release_decisions = Counter(
+            "strangler_release_decisions",
+            "Release decisions by route and reason (primary, canary, override, killed, "
+            "guard, fallback).",
+            ("route", "reason"),
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "strangler_fallbacks",
+            "Requests the new side failed that were answered by the primary instead.",
+            ("route", "failure"),
+            registry=r,
+        )
         self.config_reloads = Counter(
             "strangler_config_reloads",
             "Config reloads by result (applied, rejected, unchanged).",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Final
@@ -28,13 +29,16 @@ from multidict import CIMultiDict, istr
 
 from strangler.accesslog import AccessLog
 from strangler.errors import BodyTooLarge, ForwardError, ForwardErrorKind, ForwardStage
+from strangler.forward.h1 import H1Response
 from strangler.forward.headers import ForwardedFor, end_to_end
 from strangler.forward.pool import Forwarder, UpstreamPool
 from strangler.forward.websocket import is_websocket_upgrade, relay_websocket
 from strangler.metrics import Metrics
 from strangler.progress import ProgressTracker
 from strangler.protocol import RelayedResponse, RelayedStreamResponse
-from strangler.runtime import CompiledRoute, Snapshot, SnapshotHolder
+from strangler.release import FAILURE_5XX, Decision, decide
+from strangler.release.controls import ReleaseControls
+from strangler.runtime import CompiledRoute, Side, Snapshot, SnapshotHolder
 
 log = logging.getLogger("strangler.proxy")
 
@@ -51,10 +55,25 @@ def _plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/plain")
 
 
+class _Outcome:
+    """What one request ended as: the side that answered, status, bytes, aborted."""
+
+    __slots__ = ("aborted", "nbytes", "side", "status")
+
+    def __init__(self, side: Side) -> None:
+        self.side = side
+        self.status = 502
+        self.nbytes = 0
+        self.aborted = True
+
+    def done(self, status: int, nbytes: int = 0, aborted: bool = False) -> None:
+        self.status, self.nbytes, self.aborted = status, nbytes, aborted
+
+
 class Proxy:
     """The proxy handler and the objects it needs; built by ``server``."""
 
-    __slots__ = ("access_log", "forwarder", "holder", "metrics", "progress")
+    __slots__ = ("access_log", "forwarder", "holder", "metrics", "progress", "release")
 
     def __init__(
         self,
@@ -63,69 +82,66 @@ class Proxy:
         metrics: Metrics,
         access_log: AccessLog,
         progress: ProgressTracker,
+        release: ReleaseControls,
     ) -> None:
         self.holder = holder
         self.forwarder = forwarder
         self.metrics = metrics
         self.access_log = access_log
         self.progress = progress
+        self.release = release
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         snap = self.holder.current  # read once: this request lives on this snapshot
         route, _params = snap.router.match(request)
-        pool = self.forwarder.pool(route.upstream)
-        status, nbytes, aborted = 502, 0, True
-        pool.inflight += 1
+        decision = decide(
+            route.release, request, self.release.state.for_route(route.name), random.random
+        )
+        route.decisions[decision.reason].inc()
+        out = _Outcome(route.sides[decision.upstream])
         try:
             if is_websocket_upgrade(request):
-                headers = self._headers(request, pool, snap)
-                try:
-                    ws, nbytes = await relay_websocket(request, pool, headers)
-                except ForwardError as e:
-                    status, nbytes, aborted, resp = self._failed(e, request)
-                    return resp
-                status, aborted = ws.status, False
-                return ws
-            total = pool.upstream.timeouts.total
+                return await self._websocket(request, out, snap)
+            total = out.side.upstream.timeouts.total
             if total is None:
-                status, nbytes, aborted, resp = await self._exchange(request, route, pool, snap)
-            else:
-                status, nbytes, aborted, resp = await self._bounded(
-                    request, route, pool, snap, total
-                )
-            return resp
+                return await self._exchange(request, route, decision, out, snap)
+            return await self._bounded(request, route, decision, out, snap, total)
         except asyncio.CancelledError:
-            status, aborted = _STATUS_ABORTED, True
+            out.done(_STATUS_ABORTED, out.nbytes, aborted=True)
             raise
         finally:
-            pool.done()
+            side = out.side
+            status = _STATUS_ABORTED if out.aborted else out.status
             elapsed = time.perf_counter() - started
-            route.metrics.record(status, elapsed, nbytes, aborted)
-            self.progress.record(
-                route, request.method, request.path, _STATUS_ABORTED if aborted else status
-            )
+            side.metrics.record(out.status, elapsed, out.nbytes, out.aborted)
+            self.progress.record(route.name, side.target, request.method, request.path, status)
             self.access_log.log(
                 (
                     time.time(),
                     request.method,
                     request.path,
                     route.name,
-                    route.upstream.name,
-                    _STATUS_ABORTED if aborted else status,
-                    nbytes,
+                    side.upstream.name,
+                    status,
+                    out.nbytes,
                     elapsed * 1000.0,
                     request.remote or "",
                 )
             )
 
     @staticmethod
-    def _headers(request: web.BaseRequest, pool: UpstreamPool, snap: Snapshot) -> CIMultiDict[str]:
+    def _headers(
+        request: web.BaseRequest, pool: UpstreamPool, route: CompiledRoute, snap: Snapshot
+    ) -> CIMultiDict[str]:
         """The end-to-end request headers plus Host and the forwarded headers."""
         headers = end_to_end(request.headers, drop=_REQUEST_DROP)
         # Setting replaces in place: Host keeps its position among the client's headers.
         if not pool.preserve_host or _HOST not in headers:
             headers[_HOST] = request.host if pool.preserve_host else pool.host_header
+        overrides = route.release.overrides
+        if overrides is not None and overrides.header is not None:
+            headers.popall(overrides.header, None)  # a release switch, not the app's business
         if snap.config.forwarded.headers:
             client = request.remote or ""
             trusted = client in snap.trusted
@@ -134,36 +150,141 @@ class Proxy:
             )
         return headers
 
+    async def _websocket(
+        self, request: web.BaseRequest, out: _Outcome, snap: Snapshot
+    ) -> web.StreamResponse:
+        pool = self.forwarder.pool(out.side.upstream)
+        route = snap.router.match(request)[0]
+        headers = self._headers(request, pool, route, snap)
+        pool.inflight += 1
+        try:
+            ws, nbytes = await relay_websocket(request, pool, headers)
+        except ForwardError as e:
+            return self._failed(e, request, out)
+        finally:
+            pool.done()
+        out.done(ws.status, nbytes)
+        return ws
+
     async def _exchange(
         self,
         request: web.BaseRequest,
         route: CompiledRoute,
-        pool: UpstreamPool,
+        decision: Decision,
+        out: _Outcome,
         snap: Snapshot,
-    ) -> tuple[int, int, bool, web.StreamResponse]:
-        """Forward and stream back; returns (status, body bytes, aborted, response)."""
+    ) -> web.StreamResponse:
+        """Forward (falling back to the primary when allowed) and stream the answer back."""
         limit = snap.config.limits.max_body_bytes
-        body: RequestBody | None = None
+        fallback = route.release.fallback
+        replayable = fallback is not None and fallback.applies(decision, request.method)
+        body: bytes | RequestBody | None = None
         if request.body_exists:
             length = request.content_length
             if limit and length is not None and length > limit:
-                resp = _plain(413, f"request body larger than {limit} bytes\n")
-                return 413, 0, False, resp
+                out.done(413)
+                return _plain(413, f"request body larger than {limit} bytes\n")
             body = RequestBody(request, limit)
-        headers = self._headers(request, pool, snap)
+            if replayable:
+                assert fallback is not None
+                try:
+                    body = await body.buffer(fallback.buffer_bytes)
+                except BodyTooLarge:
+                    out.done(413)
+                    return _plain(413, f"request body larger than {limit} bytes\n")
+                replayable = isinstance(body, bytes)
+        observed = route.release.observed == out.side.upstream.name
+        try:
+            up = await self._send(request, route, out.side, body, snap, observed)
+            if (
+                replayable
+                and up.status >= 500
+                and fallback is not None
+                and fallback.triggers(FAILURE_5XX)
+            ):
+                up.release()
+                up = await self._fall_back(request, route, out, body, snap, FAILURE_5XX)
+        except BodyTooLarge:
+            out.done(413)
+            return _plain(413, f"request body larger than {limit} bytes\n")
+        except ForwardError as e:
+            if not (replayable and fallback is not None and fallback.triggers(e.kind.value)):
+                return self._failed(e, request, out)
+            self._count(e)
+            try:
+                up = await self._fall_back(request, route, out, body, snap, e.kind.value)
+            except ForwardError as e2:
+                return self._failed(e2, request, out)
+        return await self._relay(request, up, out)
+
+    async def _send(
+        self,
+        request: web.BaseRequest,
+        route: CompiledRoute,
+        side: Side,
+        body: bytes | RequestBody | None,
+        snap: Snapshot,
+        observed: bool,
+    ) -> H1Response:
+        """One upstream exchange up to the response head. ``observed``: feed the
+        route's SLO guard with the outcome (the new side's answers only)."""
+        pool = self.forwarder.pool(side.upstream)
+        headers = self._headers(request, pool, route, snap)
+        sent = time.perf_counter() if observed else 0.0
+        pool.inflight += 1
         try:
             up = await pool.h1.send(
                 request.method,
                 pool.target(request.raw_path),
                 headers,
                 body,
-                retry_stale=body is None,
+                retry_stale=body is None or isinstance(body, bytes),
             )
-        except BodyTooLarge:
-            return 413, 0, False, _plain(413, f"request body larger than {limit} bytes\n")
-        except ForwardError as e:
-            return self._failed(e, request)
+        except ForwardError:
+            if observed:
+                self._observe(route, False, time.perf_counter() - sent)
+            raise
+        finally:
+            pool.done()
+        if observed:
+            self._observe(route, up.status < 500, time.perf_counter() - sent)
+        return up
 
+    def _observe(self, route: CompiledRoute, ok: bool, latency: float) -> None:
+        guard = self.release.guards.get(route.name)
+        if guard is not None:
+            guard.observe(ok, latency)
+
+    async def _fall_back(
+        self,
+        request: web.BaseRequest,
+        route: CompiledRoute,
+        out: _Outcome,
+        body: bytes | RequestBody | None,
+        snap: Snapshot,
+        failure: str,
+    ) -> H1Response:
+        """Send the original request once more, to the primary; count it."""
+        fallback = route.release.fallback
+        assert fallback is not None
+        failed = out.side.upstream.name
+        out.side = route.sides[fallback.decision.upstream]
+        route.decisions[fallback.decision.reason].inc()
+        self.metrics.fallbacks.labels(route.name, failure).inc()
+        log.info(
+            "%s %s: %s failed (%s); answered by %s",
+            request.method,
+            request.path,
+            failed,
+            failure,
+            out.side.upstream.name,
+        )
+        return await self._send(request, route, out.side, body, snap, observed=False)
+
+    async def _relay(
+        self, request: web.BaseRequest, up: H1Response, out: _Outcome
+    ) -> web.StreamResponse:
+        """Stream the upstream's answer to the client."""
         headers = end_to_end(up.headers)
         if up.complete and (_CONTENT_LENGTH in headers or up.status in _NO_BODY):
             # The whole body came with the head (most API answers): send head and body
@@ -174,61 +295,67 @@ class Proxy:
             resp = RelayedResponse(status=up.status, reason=up.reason or None, headers=headers)
             if data:
                 resp.body = data
-            return up.status, len(data), False, resp
-        out = RelayedStreamResponse(status=up.status, reason=up.reason or None, headers=headers)
+            out.done(up.status, len(data))
+            return resp
+        stream = RelayedStreamResponse(status=up.status, reason=up.reason or None, headers=headers)
         nbytes = 0
         try:
-            await out.prepare(request)
+            await stream.prepare(request)
             async for chunk in up.iter_body():
-                await out.write(chunk)
+                await stream.write(chunk)
                 nbytes += len(chunk)
-            await out.write_eof()
+            await stream.write_eof()
         except ForwardError as e:
             self._count(e)
             log.warning("%s; aborting the client connection", e)
             if request.transport is not None:
                 request.transport.abort()
-            return up.status, nbytes, True, out
+            out.done(up.status, nbytes, aborted=True)
+            return stream
         finally:
             up.release()
-        return up.status, nbytes, False, out
+        out.done(up.status, nbytes)
+        return stream
 
     async def _bounded(
         self,
         request: web.BaseRequest,
         route: CompiledRoute,
-        pool: UpstreamPool,
+        decision: Decision,
+        out: _Outcome,
         snap: Snapshot,
         total: float,
-    ) -> tuple[int, int, bool, web.StreamResponse]:
+    ) -> web.StreamResponse:
         """``_exchange`` within the upstream's ``timeout.total``: 504 when nothing was
         sent yet, an aborted connection when the answer was already streaming."""
         try:
             async with asyncio.timeout(total):
-                return await self._exchange(request, route, pool, snap)
+                return await self._exchange(request, route, decision, out, snap)
         except TimeoutError:
-            e = ForwardError(
-                pool.upstream.name,
+            stage = (
                 ForwardStage.RESPONSE_BODY
                 if request.writer.output_size
-                else ForwardStage.RESPONSE_HEADERS,
-                ForwardErrorKind.TIMEOUT,
-                f"total {total:g}s",
+                else ForwardStage.RESPONSE_HEADERS
             )
-            if e.stage is ForwardStage.RESPONSE_HEADERS:
-                return self._failed(e, request)
+            e = ForwardError(
+                out.side.upstream.name, stage, ForwardErrorKind.TIMEOUT, f"total {total:g}s"
+            )
+            if stage is ForwardStage.RESPONSE_HEADERS:
+                return self._failed(e, request, out)
             self._count(e)
             log.warning("%s; aborting the client connection", e)
             if request.transport is not None:
                 request.transport.abort()
-            return 200, 0, True, web.StreamResponse()
+            out.done(out.status, out.nbytes, aborted=True)
+            return web.StreamResponse()
 
     def _failed(
-        self, e: ForwardError, request: web.BaseRequest
-    ) -> tuple[int, int, bool, web.StreamResponse]:
+        self, e: ForwardError, request: web.BaseRequest, out: _Outcome
+    ) -> web.StreamResponse:
         self._count(e)
         log.warning("%s %s: %s", request.method, request.path, e)
-        return e.status, 0, False, _plain(e.status, e.client_message())
+        out.done(e.status)
+        return _plain(e.status, e.client_message())
 
     def _count(self, e: ForwardError) -> None:
         self.metrics.upstream_errors.labels(e.upstream, e.kind.value, e.stage.value).inc()
@@ -244,12 +371,35 @@ class RequestBody:
         self.request = request
         self.limit = limit
 
+    async def _continue(self) -> None:
+        if self.request.headers.get(_EXPECT, "").lower() == "100-continue":
+            # The body is wanted now (the upstream is connected, or it is being kept
+            # for a fallback): tell the client to send it.
+            await self.request.writer.write(_CONTINUE)
+
+    async def buffer(self, keep: int) -> bytes | RequestBody:
+        """Read the whole body into memory if it is at most ``keep`` bytes (so it can be
+        sent twice); otherwise return a stream that starts with what was read."""
+        await self._continue()
+        content, seen = self.request.content, 0
+        parts: list[bytes] = []
+        while seen <= keep:
+            chunk = await content.readany()
+            if not chunk:
+                return b"".join(parts)
+            seen += len(chunk)
+            if self.limit and seen > self.limit:
+                raise BodyTooLarge(self.limit)
+            parts.append(chunk)
+        return _Prefixed(b"".join(parts), self)
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        request = self.request
-        if request.headers.get(_EXPECT, "").lower() == "100-continue":
-            # The upstream is connected and wants the body: now tell the client to send it.
-            await request.writer.write(_CONTINUE)
-        content, limit, seen = request.content, self.limit, 0
+        await self._continue()
+        async for chunk in self.rest(0):
+            yield chunk
+
+    async def rest(self, seen: int) -> AsyncIterator[bytes]:
+        content, limit = self.request.content, self.limit
         while True:
             chunk = await content.readany()
             if not chunk:
@@ -257,4 +407,19 @@ class RequestBody:
             seen += len(chunk)
             if limit and seen > limit:
                 raise BodyTooLarge(limit)
+            yield chunk
+
+
+class _Prefixed(RequestBody):
+    """A body whose first bytes were already read (while trying to buffer it)."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: bytes, body: RequestBody) -> None:
+        super().__init__(body.request, body.limit)
+        self.prefix = prefix
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.prefix
+        async for chunk in self.rest(len(self.prefix)):
             yield chunk

@@ -1,19 +1,26 @@
 """The compiled snapshot of a config, and the holder that swaps it on reload.
 
 A ``Snapshot`` is everything the request path needs, computed once: the router, and
-per route its upstream, target and pre-labelled metric children. ``SnapshotHolder``
-keeps one reference; a request reads ``holder.current`` once and finishes on that
-snapshot even if a reload swaps in another meanwhile.
+per route its release plan and, for every upstream the route may send to, the
+upstream definition, whether it counts as legacy or new, and pre-labelled metric
+children. ``SnapshotHolder`` keeps one reference; a request reads
+``holder.current`` once and finishes on that snapshot even if a reload swaps in
+another meanwhile.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
-from strangler.config.model import LEGACY, UNROUTED, Config, MatchSpec, Upstream
+from prometheus_client import Counter
+
+from strangler.config.model import LEGACY, UNROUTED, Config, MatchSpec, Route, Upstream
 from strangler.forward.headers import TrustedNetworks
 from strangler.metrics import Metrics, RouteMetrics
+from strangler.release import REASONS, ReleasePlan, compile_release, fixed_plan
 from strangler.router import Router
 
 TARGET_LEGACY: Final = "legacy"
@@ -21,13 +28,45 @@ TARGET_NEW: Final = "new"
 
 
 @dataclass(frozen=True, slots=True)
-class CompiledRoute:
-    """One route as the request path sees it."""
+class Side:
+    """One upstream a route may send to, as the request path needs it."""
 
-    name: str
     upstream: Upstream
     target: str  # "legacy" or "new": whether this answer counts as migrated
     metrics: RouteMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRoute:
+    """One route as the request path sees it.
+
+    ``upstream``/``target``/``metrics`` describe the route's ``to`` (what answers
+    when no release control intervenes); ``sides`` every upstream the release plan
+    may pick, keyed by name; ``decisions`` the decision counters by reason.
+    """
+
+    name: str
+    owner: str
+    release: ReleasePlan
+    sides: Mapping[str, Side]
+    decisions: Mapping[str, Counter]
+    spec: Route | None  # None for the built-in unrouted route
+
+    @property
+    def default(self) -> Side:
+        return self.sides[self.release.to]
+
+    @property
+    def upstream(self) -> Upstream:
+        return self.default.upstream
+
+    @property
+    def target(self) -> str:
+        return self.default.target
+
+    @property
+    def metrics(self) -> RouteMetrics:
+        return self.default.metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,22 +81,45 @@ class Snapshot:
     def version(self) -> str:
         return self.config.version
 
+    def route(self, name: str) -> CompiledRoute | None:
+        for r in self.routes:
+            if r.name == name:
+                return r
+        return None
+
+
+def target_of(upstream: str) -> str:
+    return TARGET_LEGACY if upstream == LEGACY else TARGET_NEW
+
 
 def compile_snapshot(config: Config, metrics: Metrics) -> Snapshot:
     """Compile a validated config. Pure CPU work; raises nothing for a valid config."""
 
-    def build(name: str, upstream: Upstream) -> CompiledRoute:
-        target = TARGET_LEGACY if upstream.name == LEGACY else TARGET_NEW
+    def build(name: str, owner: str, plan: ReleasePlan, spec: Route | None) -> CompiledRoute:
+        sides = {}
+        for up in sorted(plan.upstreams):
+            target = target_of(up)
+            sides[up] = Side(
+                upstream=config.upstreams[up],
+                target=target,
+                metrics=metrics.bind_route(name, up, target),
+            )
+        decisions: dict[str, Counter] = {
+            reason: metrics.release_decisions.labels(name, reason) for reason in REASONS
+        }
         return CompiledRoute(
             name=name,
-            upstream=upstream,
-            target=target,
-            metrics=metrics.bind_route(name, upstream.name, target),
+            owner=owner,
+            release=plan,
+            sides=MappingProxyType(sides),
+            decisions=MappingProxyType(decisions),
+            spec=spec,
         )
 
-    legacy = config.upstreams[LEGACY]
-    routes = tuple(build(r.name, config.upstreams[r.to]) for r in config.routes)
-    unrouted = build(UNROUTED, legacy)
+    routes = tuple(
+        build(r.name, r.owner, compile_release(r, config.upstreams), r) for r in config.routes
+    )
+    unrouted = build(UNROUTED, "", fixed_plan(UNROUTED), None)
     entries: list[tuple[MatchSpec, CompiledRoute]] = [
         (r.match, c) for r, c in zip(config.routes, routes, strict=True)
     ]

@@ -38,14 +38,17 @@ from strangler.accesslog import AccessLog
 from strangler.admin.app import AdminState, build_admin_app
 from strangler.admin.auth import load_token
 from strangler.admin.progress_api import add_progress_routes
+from strangler.admin.release_api import add_release_routes
 from strangler.config import load_config
-from strangler.config.model import Config
+from strangler.config.model import Config, Slo
 from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
 from strangler.metrics import Metrics, enable_multiprocess, worker_exited
 from strangler.pipeline import Proxy
 from strangler.progress import ProgressCollector, ProgressTracker
 from strangler.protocol import ProxyHTTPServer
+from strangler.release import AuditLog, FileStateStore
+from strangler.release.controls import ReleaseCollector, ReleaseControls
 from strangler.runtime import SnapshotHolder, compile_snapshot
 
 log = logging.getLogger("strangler")
@@ -96,12 +99,21 @@ class ProxyServer:
         self.forwarder = Forwarder()
         self._access_stream = access_stream
         self.access_log = self._open_access_log(config)
-        self.state_dir = options.state_dir or _default_state_dir(config)
+        self.state_dir = options.state_dir or Path(config.state.dir)
+        self.release = ReleaseControls(
+            FileStateStore.in_dir(self.state_dir),
+            AuditLog.in_dir(self.state_dir),
+            file_poll=config.state.file_poll,
+        )
+        # A kill switch that cannot be read must stop the start (StateFileError),
+        # never be silently forgotten.
+        self.release.start(_slos(config))
+        self.metrics.add_collector(ReleaseCollector(self.release, self.holder))
         self.progress = ProgressTracker(self.holder, worker=str(options.worker_index))
         self.progress.load(self.progress.state_file(self.state_dir))
         self.metrics.add_collector(ProgressCollector(self.progress, self.holder))
         self.proxy = Proxy(
-            self.holder, self.forwarder, self.metrics, self.access_log, self.progress
+            self.holder, self.forwarder, self.metrics, self.access_log, self.progress, self.release
         )
         self.admin_state = AdminState(
             holder=self.holder,
@@ -115,6 +127,7 @@ class ProxyServer:
         self._swapped = asyncio.Condition()  # notified after every applied reload
         self._watcher: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._release_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # strong refs to signal-started tasks
         self._stopping = asyncio.Event()
         self._fingerprint = _fingerprint(config.files)
@@ -160,6 +173,7 @@ class ProxyServer:
         self.proxy_port = _bound_port(self._proxy_runner)
         admin_app = build_admin_app(self.admin_state)
         add_progress_routes(admin_app, self.progress, self.holder, self.state_dir)
+        add_release_routes(admin_app, self.release, self.holder, self.forwarder)
         self._admin_runner = web.AppRunner(admin_app, access_log=None, shutdown_timeout=5.0)
         await self._admin_runner.setup()
         admin = web.TCPSite(
@@ -175,9 +189,11 @@ class ProxyServer:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
             loop.add_signal_handler(signal.SIGTERM, self._stopping.set)
             loop.add_signal_handler(signal.SIGINT, self._stopping.set)
-        self._flusher = asyncio.get_running_loop().create_task(
+        loop = asyncio.get_running_loop()
+        self._flusher = loop.create_task(
             self.progress.run_flusher(self.state_dir), name="progress-flusher"
         )
+        self._release_task = loop.create_task(self.release.run(), name="release-state")
         if self.options.config_path is not None and self.options.watch_interval > 0:
             self._watcher = asyncio.get_running_loop().create_task(
                 self._watch(), name="config-watcher"
@@ -225,6 +241,7 @@ class ProxyServer:
             snapshot = compile_snapshot(config, self.metrics)
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
             old = self.holder.swap(snapshot)
+            self.release.reconcile(_slos(config))
             self.metrics.set_config_version(config.version)
             self.metrics.config_reloads.labels("applied").inc()
             async with self._swapped:
@@ -263,11 +280,12 @@ class ProxyServer:
         Idempotent: a second call does nothing.
         """
         self.admin_state.draining = True
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        for task in (self._watcher, self._release_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watcher = self._release_task = None
         proxy_runner, self._proxy_runner = self._proxy_runner, None
         if proxy_runner is not None:
             await proxy_runner.cleanup()
@@ -284,10 +302,8 @@ class ProxyServer:
             log.info("strangler stopped")
 
 
-def _default_state_dir(config: Config) -> Path:
-    """``.strangler`` beside the main config file (the working directory without one)."""
-    base = Path(config.files[0]).parent if config.files else Path.cwd()
-    return base / ".strangler"
+def _slos(config: Config) -> dict[str, Slo | None]:
+    return {r.name: r.slo for r in config.routes}
 
 
 def _bound_port(runner: web.BaseRunner) -> int:

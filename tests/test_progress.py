@@ -219,9 +219,9 @@ def test_record_counts_per_route_and_errors() -> None:
     invoices, customers = snap.routes
     t = tracker(clock)
     for status in (200, 200, 503):
-        t.record(invoices, "GET", "/api/invoices/1", status)
-    t.record(customers, "GET", "/api/customers", 500)
-    t.record(customers, "GET", "/api/customers", 499)
+        t.record(invoices.name, invoices.target, "GET", "/api/invoices/1", status)
+    t.record(customers.name, customers.target, "GET", "/api/customers", 500)
+    t.record(customers.name, customers.target, "GET", "/api/customers", 499)
     counts = t.route_counts()
     assert (counts["invoices-read"].new, counts["invoices-read"].legacy) == (3, 0)
     assert counts["invoices-read"].errors == 1
@@ -236,12 +236,12 @@ def test_last_legacy_moves_at_most_once_a_second() -> None:
     clock = Clock()
     customers = snapshot().routes[1]
     t = tracker(clock)
-    t.record(customers, "GET", "/api/customers", 200)
+    t.record(customers.name, customers.target, "GET", "/api/customers", 200)
     clock.t = T0 + 0.5
-    t.record(customers, "GET", "/api/customers", 200)
+    t.record(customers.name, customers.target, "GET", "/api/customers", 200)
     assert t.route_counts()["customers"].last_legacy == T0
     clock.t = T0 + 1.25
-    t.record(customers, "GET", "/api/customers", 200)
+    t.record(customers.name, customers.target, "GET", "/api/customers", 200)
     assert t.route_counts()["customers"].last_legacy == T0 + 1.25
 
 
@@ -250,9 +250,9 @@ def test_unrouted_requests_learn_endpoints() -> None:
     snap = snapshot()
     t = tracker(clock)
     for path in ("/users/1", "/users/2", "/users/3/orders/4", "/users/1"):
-        t.record(snap.unrouted, "GET", path, 200)
+        t.record(snap.unrouted.name, snap.unrouted.target, "GET", path, 200)
     clock.t = T0 + 60
-    t.record(snap.unrouted, "DELETE", "/users/9", 204)
+    t.record(snap.unrouted.name, snap.unrouted.target, "DELETE", "/users/9", 204)
     status = t.snapshot(snap)
     assert [(b["endpoint"], b["requests"]) for b in status["backlog"]] == [
         ("GET /users/{id}", 3),
@@ -268,14 +268,18 @@ def test_memo_and_table_stay_bounded() -> None:
     snap = snapshot()
     t = tracker(clock, max_endpoints=10, memo_size=8)
     for i in range(500):
-        t.record(snap.unrouted, "GET", f"/hot/{i}", 200)  # one endpoint, many paths
-        t.record(snap.unrouted, "GET", f"/scan{i}/x", 404)  # a new endpoint every time
+        t.record(
+            snap.unrouted.name, snap.unrouted.target, "GET", f"/hot/{i}", 200
+        )  # one endpoint, many paths
+        t.record(
+            snap.unrouted.name, snap.unrouted.target, "GET", f"/scan{i}/x", 404
+        )  # a new endpoint every time
     assert t.memo_entries <= 8
     assert len(t.endpoint_keys) == 10
     status = t.snapshot(snap)
     assert status["backlog"][0]["endpoint"] == "GET /hot/{id}"
     assert status["backlog"][0]["requests"] == 500
-    t.record(snap.unrouted, "GET", "/" + "x" * 5000, 404)
+    t.record(snap.unrouted.name, snap.unrouted.target, "GET", "/" + "x" * 5000, 404)
     assert max(len(k) for k in t.endpoint_keys) <= MAX_KEY + 1
 
 
@@ -295,9 +299,9 @@ def test_status_schema_and_overall_ratio() -> None:
     invoices, customers = snap.routes
     t = tracker(clock, snap)
     for _ in range(3):
-        t.record(invoices, "GET", "/api/invoices/7", 200)
-    t.record(customers, "GET", "/api/customers/5", 502)
-    t.record(snap.unrouted, "GET", "/legacy/report.csv", 200)
+        t.record(invoices.name, invoices.target, "GET", "/api/invoices/7", 200)
+    t.record(customers.name, customers.target, "GET", "/api/customers/5", 502)
+    t.record(snap.unrouted.name, snap.unrouted.target, "GET", "/legacy/report.csv", 200)
     s = t.snapshot(snap, T0)
     assert set(s) == {
         "version",
@@ -361,7 +365,7 @@ def test_backlog_in_status_is_the_top_50() -> None:
     t = tracker(clock)
     for i in range(60):
         for _ in range(i + 1):
-            t.record(snap.unrouted, "GET", f"/p{i}x/list", 200)
+            t.record(snap.unrouted.name, snap.unrouted.target, "GET", f"/p{i}x/list", 200)
     s = t.snapshot(snap)
     assert len(s["backlog"]) == 50
     assert s["backlog_total"] == 60
@@ -391,7 +395,7 @@ def test_route_is_a_candidate_once_legacy_has_been_idle_long_enough() -> None:
     customers = snap.routes[1]
     t = tracker(clock, snap)
     clock.t = T0 + 10 * DAY
-    t.record(customers, "GET", "/api/customers", 200)
+    t.record(customers.name, customers.target, "GET", "/api/customers", 200)
     assert t.snapshot(snap, T0 + 10 * DAY + IDLE)["decommission"] == []
     later = T0 + 10 * DAY + IDLE + 0.5 * DAY
     assert t.snapshot(snap, later)["decommission"] == [
@@ -409,11 +413,13 @@ def test_migrated_route_keeps_its_legacy_history_across_a_reload() -> None:
     before = snapshot(CONFIG.replace("to: billing", "to: legacy"))
     holder = SnapshotHolder(before)
     t = ProgressTracker(holder, clock=clock)
-    t.record(before.routes[0], "GET", "/api/invoices/1", 200)  # legacy answers it
+    t.record(
+        before.routes[0].name, before.routes[0].target, "GET", "/api/invoices/1", 200
+    )  # legacy answers it
     after = snapshot()  # invoices-read now goes to billing
     holder.swap(after)
     clock.t = T0 + DAY
-    t.record(after.routes[0], "GET", "/api/invoices/1", 200)
+    t.record(after.routes[0].name, after.routes[0].target, "GET", "/api/invoices/1", 200)
     row = t.snapshot(after, T0 + DAY)["routes"][0]
     assert (row["state"], row["legacy"], row["new"]) == ("migrated", 1, 1)
     assert row["last_legacy_at"] == "2023-11-14T22:13:20Z"
@@ -430,8 +436,8 @@ upstreams: {legacy: http://127.0.0.1:1, billing: http://127.0.0.1:2}
     )
     holder = SnapshotHolder(before)
     t = ProgressTracker(holder, clock=clock)
-    t.record(before.unrouted, "GET", "/api/invoices/17", 200)
-    t.record(before.unrouted, "GET", "/old-home", 200)
+    t.record(before.unrouted.name, before.unrouted.target, "GET", "/api/invoices/17", 200)
+    t.record(before.unrouted.name, before.unrouted.target, "GET", "/old-home", 200)
     assert [b["endpoint"] for b in t.snapshot(before)["backlog"]] == [
         "GET /api/invoices/{id}",
         "GET /old-home",
@@ -466,9 +472,9 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     clock = Clock()
     snap = snapshot()
     t = tracker(clock, snap, worker="0")
-    t.record(snap.routes[0], "GET", "/api/invoices/1", 500)
-    t.record(snap.routes[1], "GET", "/api/customers", 200)
-    t.record(snap.unrouted, "GET", "/users/5", 200)
+    t.record(snap.routes[0].name, snap.routes[0].target, "GET", "/api/invoices/1", 500)
+    t.record(snap.routes[1].name, snap.routes[1].target, "GET", "/api/customers", 200)
+    t.record(snap.unrouted.name, snap.unrouted.target, "GET", "/users/5", 200)
     path = t.state_file(tmp_path)
     assert path == tmp_path / "progress-0.json"
     t.save(path)
@@ -483,7 +489,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         assert got.routes[name].errors == counts.errors
         assert got.routes[name].last_legacy == counts.last_legacy
         assert got.routes[name].since == counts.since  # tracking_since survives
-    restarted.record(snap.unrouted, "GET", "/users/6", 200)
+    restarted.record(snap.unrouted.name, snap.unrouted.target, "GET", "/users/6", 200)
     assert restarted.export().endpoints["GET /users/{id}"].count == 2
 
 
@@ -543,7 +549,7 @@ async def test_flusher_saves_and_saves_again_when_cancelled(tmp_path: Path) -> N
     t = tracker(clock, snap, worker="3")
     task = asyncio.get_running_loop().create_task(t.run_flusher(tmp_path, interval=3600))
     await asyncio.sleep(0)  # let it start (a yield, not a wait)
-    t.record(snap.routes[1], "GET", "/api/customers", 200)
+    t.record(snap.routes[1].name, snap.routes[1].target, "GET", "/api/customers", 200)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -556,9 +562,9 @@ async def test_flush_reads_peers_and_snapshot_merges_them(tmp_path: Path) -> Non
     clock = Clock()
     snap = snapshot()
     w0, w1 = tracker(clock, snap, worker="0"), tracker(clock, snap, worker="1")
-    w0.record(snap.routes[0], "GET", "/api/invoices/1", 200)
-    w1.record(snap.routes[0], "GET", "/api/invoices/2", 200)
-    w1.record(snap.unrouted, "GET", "/users/3", 200)
+    w0.record(snap.routes[0].name, snap.routes[0].target, "GET", "/api/invoices/1", 200)
+    w1.record(snap.routes[0].name, snap.routes[0].target, "GET", "/api/invoices/2", 200)
+    w1.record(snap.unrouted.name, snap.unrouted.target, "GET", "/users/3", 200)
     await w1.flush(tmp_path)
     await w0.flush(tmp_path)
     assert len(w0.peers) == 1
@@ -579,8 +585,8 @@ def test_collector_reports_route_states_and_candidates() -> None:
     t = ProgressTracker(holder, clock=clock)
     metrics.registry.register(ProgressCollector(t, holder))
     reg = metrics.registry
-    t.record(snap.unrouted, "GET", "/users/1", 200)
-    t.record(snap.unrouted, "GET", "/orders/1", 200)
+    t.record(snap.unrouted.name, snap.unrouted.target, "GET", "/users/1", 200)
+    t.record(snap.unrouted.name, snap.unrouted.target, "GET", "/orders/1", 200)
     assert reg.get_sample_value("strangler_routes", {"state": "migrated"}) == 1
     assert reg.get_sample_value("strangler_routes", {"state": "legacy"}) == 1
     assert reg.get_sample_value("strangler_routes", {"state": "canary"}) == 0

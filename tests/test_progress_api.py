@@ -28,14 +28,14 @@ def make_world(tmp_path: Path) -> World:
     tracker = ProgressTracker(holder, worker="0", clock=clock)
     invoices, customers = snap.routes
     for _ in range(3):
-        tracker.record(invoices, "GET", "/api/invoices/1", 200)
-    tracker.record(customers, "GET", "/api/customers", 200)
+        tracker.record(invoices.name, invoices.target, "GET", "/api/invoices/1", 200)
+    tracker.record(customers.name, customers.target, "GET", "/api/customers", 200)
     for path in ("/users/1", "/users/2", "/old-home"):
-        tracker.record(snap.unrouted, "GET", path, 200)
+        tracker.record(snap.unrouted.name, snap.unrouted.target, "GET", path, 200)
     # A second worker's saved file: the API must add it in.
     other = ProgressTracker(holder, worker="1", clock=clock)
-    other.record(invoices, "GET", "/api/invoices/2", 200)
-    other.record(snap.unrouted, "GET", "/users/3", 200)
+    other.record(invoices.name, invoices.target, "GET", "/api/invoices/2", 200)
+    other.record(snap.unrouted.name, snap.unrouted.target, "GET", "/users/3", 200)
     other.save(other.state_file(tmp_path))
     app = web.Application()
     add_progress_routes(app, tracker, holder, tmp_path)

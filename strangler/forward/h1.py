@@ -393,7 +393,7 @@ class H1Pool:
         method: str,
         target: str,
         headers: CIMultiDict[str],
-        body: AsyncIterable[bytes] | None,
+        body: bytes | AsyncIterable[bytes] | None,
         *,
         retry_stale: bool,
     ) -> H1Response:
@@ -428,7 +428,7 @@ class H1Pool:
         method: str,
         target: str,
         headers: CIMultiDict[str],
-        body: AsyncIterable[bytes] | None,
+        body: bytes | AsyncIterable[bytes] | None,
     ) -> H1Response:
         conn.active = True
         conn.no_body = method == "HEAD"
@@ -460,8 +460,13 @@ class H1Pool:
         return H1Response(conn)
 
     async def _send_body(
-        self, conn: H1Connection, body: AsyncIterable[bytes], chunked: bool
+        self, conn: H1Connection, body: bytes | AsyncIterable[bytes], chunked: bool
     ) -> None:
+        if isinstance(body, bytes):  # a buffered body (kept for a fallback): one write
+            if chunked:
+                body = b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
+            await conn.write_body(body)
+            return
         async for chunk in body:
             if conn.head_done:
                 # The upstream answered before taking the whole body (a 413, say).

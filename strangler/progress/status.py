@@ -131,12 +131,11 @@ def _iso_or_none(t: float) -> str | None:
 
 
 def canary_percent(route: Route) -> float:
-    """HOOK(canary): the percentage of ``route``'s traffic its canary sends to the
-    other backend. Always 0.0 until release controls (canary, sticky cohorts) land;
-    then return ``route.canary.percent`` when a canary is configured. A route with a
-    canary share strictly between 0 and 100 is reported in state ``canary``."""
-    del route
-    return 0.0
+    """The configured percentage of ``route``'s traffic its canary sends to the new
+    side (0.0 without a canary). A route with a canary share strictly between 0 and
+    100 is reported in state ``canary``. Runtime overrides and rollbacks are shown by
+    the release API (``/api/routes``), which knows the runtime state."""
+    return route.canary.ratio * 100.0 if route.canary is not None else 0.0
 
 
 def _state(target: str, canary: float) -> RouteStateName:

@@ -53,7 +53,7 @@ from strangler.progress.status import (
     status_model,
 )
 from strangler.progress.topk import SpaceSaving
-from strangler.runtime import TARGET_NEW, CompiledRoute, Snapshot, SnapshotHolder
+from strangler.runtime import TARGET_NEW, Snapshot, SnapshotHolder
 
 __all__ = [
     "DEFAULT_FLUSH_INTERVAL",
@@ -158,15 +158,16 @@ class ProgressTracker:
 
     # -- the request path ---------------------------------------------------------
 
-    def record(self, route: CompiledRoute, method: str, path: str, status: int) -> None:
-        """Count one answered request. ``status``: what the client got (499 when the
-        exchange was cut). Never raises, never does I/O."""
-        counts = self._routes.get(route.name)
+    def record(self, route: str, target: str, method: str, path: str, status: int) -> None:
+        """Count one answered request of ``route``, answered by a ``target`` ("legacy"
+        or "new") upstream. ``status``: what the client got (499 when the exchange was
+        cut). Never raises, never does I/O."""
+        counts = self._routes.get(route)
         if counts is None:
-            counts = self._add_route(route.name)
+            counts = self._add_route(route)
         if status >= 500:
             counts.errors += 1
-        if route.target == TARGET_NEW:
+        if target == TARGET_NEW:
             counts.new += 1
             return
         counts.legacy += 1

@@ -59,7 +59,7 @@ def main() -> None:
         def run(n: int) -> None:
             it = itertools.cycle(paths)
             for _ in range(n):
-                record(route, "GET", next(it), 200)
+                record(route.name, route.target, "GET", next(it), 200)
 
         return run
 
