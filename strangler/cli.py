@@ -72,9 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
+    from strangler.cli_release import add_release_commands
     from strangler.cli_status import add_status_commands
 
     add_status_commands(sub)
+    add_release_commands(sub)
     return p
 
 

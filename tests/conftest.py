@@ -114,6 +114,12 @@ async def _drip(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def _slow(request: web.Request) -> web.StreamResponse:
+    """``/slow?ms=N``: answers after N ms (a slow but healthy upstream)."""
+    await asyncio.sleep(int(request.query.get("ms", "100")) / 1000)  # the slowness under test
+    return web.json_response({"served_by": request.app[RECORDER].name})
+
+
 async def _partial(request: web.Request) -> web.StreamResponse:
     """Promises 1000 bytes, sends 10, then drops the connection."""
     resp = web.StreamResponse(headers={"Content-Length": "1000"})
@@ -179,6 +185,7 @@ def build_upstream(name: str) -> web.Application:
     app.router.add_route("*", "/hold", _hold)
     app.router.add_get("/partial", _partial)
     app.router.add_get("/drip", _drip)
+    app.router.add_get("/slow", _slow)
     app.router.add_get("/reset", _reset)
     app.router.add_get("/status/{code}", _status)
     app.router.add_get("/cookies", _cookies)
