@@ -1,0 +1,389 @@
+"""Shadow results per route: counts, parity, top differing paths and a ring of samples.
+
+``ShadowResults`` is owned by the server (one per process) and written only by shadow
+jobs (and the runner, for drops); the admin API reads it. Everything is bounded:
+
+- counts are integers per route; routes come from the config;
+- differing JSON paths are counted in a ``TopCounter`` of at most ``MAX_TRACKED_PATHS``
+  entries per route (the space-saving algorithm: a new path past the cap replaces the
+  least counted one, so frequent paths are never lost and counts are upper bounds);
+- samples are a ring of the last ``samples`` mismatches and errors per route, each
+  *redacted*: ``Authorization``, ``Proxy-Authorization``, ``Cookie``, ``Set-Cookie``
+  and other credential-like header values (``SENSITIVE``), and credential-like query
+  parameter values, are replaced by ``<redacted>`` (in header differences too);
+  bodies are cut to
+  ``BODY_EXCERPT`` bytes.
+
+Parity is ``matches / compared``, where ``compared = matches + mismatches``: errors,
+drops and skipped jobs (the primary failed, or the primary disagreed with itself in
+noise mode) are counted apart and never move it. A verdict ``truncated`` (a body over
+``max_body``) rests on status and headers and counts like any other.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+from urllib.parse import quote, unquote
+
+from multidict import MultiMapping
+
+from strangler.config.shadow_model import NoiseSpec
+from strangler.shadow.compare import ABSENT, Difference, Kind, Rules, Verdict
+from strangler.shadow.metrics import KINDS, RouteShadowMetrics, ShadowMetrics
+from strangler.shadow.noise import NoiseLearner
+
+__all__ = [
+    "BODY_EXCERPT",
+    "MAX_TRACKED_PATHS",
+    "REDACTED",
+    "SENSITIVE",
+    "RouteResults",
+    "Sample",
+    "ShadowResults",
+    "Side",
+    "TopCounter",
+    "redact_differences",
+    "redact_headers",
+    "redact_target",
+]
+
+BODY_EXCERPT: Final = 2048
+MAX_TRACKED_PATHS: Final = 200
+REDACTED: Final = "<redacted>"
+SENSITIVE: Final = frozenset(
+    {
+        "authorization", "proxy-authorization", "cookie", "set-cookie", "set-cookie2",
+        "x-api-key", "x-auth-token", "x-csrf-token", "x-xsrf-token", "x-amz-security-token",
+    }
+)  # fmt: skip
+"""Header names whose values never appear in samples (besides ``_SECRETISH`` names)."""
+_SECRETISH: Final = re.compile(
+    r"token|secret|passw|api[-_]?key|session|signature|credential|auth|^sig$|^key$|^code$",
+    re.IGNORECASE,
+)
+
+Outcome = Literal["mismatch", "error"]
+
+
+def redact_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Headers with credential-like values replaced by ``<redacted>``.
+
+    >>> redact_headers([("Authorization", "Bearer x"), ("Accept", "*/*")])
+    (('Authorization', '<redacted>'), ('Accept', '*/*'))
+    """
+    return tuple((k, REDACTED if _sensitive(k) else v) for k, v in headers)
+
+
+def _sensitive(name: str) -> bool:
+    return name.lower() in SENSITIVE or _SECRETISH.search(name) is not None
+
+
+def redact_differences(differences: Iterable[Difference]) -> tuple[Difference, ...]:
+    """Differences with the values of credential-like headers redacted (a difference
+    on ``Set-Cookie`` still shows, not what the cookies were)."""
+    return tuple(
+        Difference(
+            d.kind,
+            d.where,
+            d.primary if d.primary == ABSENT else REDACTED,
+            d.shadow if d.shadow == ABSENT else REDACTED,
+        )
+        if d.kind == "header" and _sensitive(d.where)
+        else d
+        for d in differences
+    )
+
+
+def redact_target(target: str) -> str:
+    """A request target with credential-like query parameter values redacted.
+
+    >>> redact_target("/a?id=7&access_token=abc&sig=1")
+    '/a?id=7&access_token=%3Credacted%3E&sig=%3Credacted%3E'
+    """
+    path, q, query = target.partition("?")
+    if not q:
+        return target
+    parts = []
+    for item in query.split("&"):
+        name, eq, _value = item.partition("=")
+        if eq and _SECRETISH.search(unquote(name)):
+            item = f"{name}={quote(REDACTED)}"
+        parts.append(item)
+    return f"{path}?{'&'.join(parts)}"
+
+
+def _excerpt(body: bytes | None) -> str | None:
+    if body is None:
+        return None
+    text = body[:BODY_EXCERPT].decode("utf-8", "replace")
+    return text + ("…" if len(body) > BODY_EXCERPT else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One answer in a sample (already redacted)."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: str | None  # the decoded body's first BODY_EXCERPT bytes; None: not captured
+    body_bytes: int  # the body's size as received (before decoding)
+
+    @classmethod
+    def of(cls, status: int, headers: MultiMapping[str], body: bytes | None, seen: int) -> Side:
+        return cls(status, redact_headers(headers.items()), _excerpt(body), seen)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "status": self.status,
+            "headers": [list(h) for h in self.headers],
+            "body": self.body,
+            "body_bytes": self.body_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One mismatch or error, kept for people to look at."""
+
+    at: float  # unix time
+    outcome: Outcome
+    method: str
+    target: str  # redacted
+    request_headers: tuple[tuple[str, str], ...]  # redacted
+    primary: Side | None
+    shadow: Side | None
+    differences: tuple[Difference, ...] = ()
+    more: int = 0
+    truncated: bool = False
+    error: str = ""
+    duration: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "at": self.at,
+            "outcome": self.outcome,
+            "method": self.method,
+            "target": self.target,
+            "request_headers": [list(h) for h in self.request_headers],
+            "primary": None if self.primary is None else self.primary.as_dict(),
+            "shadow": None if self.shadow is None else self.shadow.as_dict(),
+            "differences": [d.as_dict() for d in self.differences],
+            "more": self.more,
+            "truncated": self.truncated,
+            "error": self.error,
+            "duration": self.duration,
+        }
+
+
+class TopCounter:
+    """Approximate counts of the most frequent keys in bounded space (space-saving).
+
+    >>> t = TopCounter(capacity=2)
+    >>> for k in "aababc":
+    ...     t.add(k)
+    >>> t.top(2)
+    [('a', 3), ('c', 3)]
+    """
+
+    __slots__ = ("_counts", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._counts: dict[str, int] = {}
+
+    def add(self, key: str, n: int = 1) -> None:
+        counts = self._counts
+        if key in counts or len(counts) < self.capacity:
+            counts[key] = counts.get(key, 0) + n
+            return
+        victim = min(counts, key=counts.__getitem__)
+        floor = counts.pop(victim)
+        counts[key] = floor + n
+
+    def top(self, n: int) -> list[tuple[str, int]]:
+        return sorted(self._counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+
+class RouteResults:
+    """One route's shadow figures. Written by shadow jobs only."""
+
+    __slots__ = (
+        "_metrics", "_rules", "_rules_base", "_rules_version", "by_kind", "compared",
+        "dropped", "duration_max", "duration_sum", "errors", "matches", "mismatches",
+        "name", "noise", "paths", "samples", "skipped", "truncated",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        metrics: RouteShadowMetrics | None,
+        *,
+        samples: int,
+        noise: NoiseSpec,
+    ) -> None:
+        self.name = name
+        self._metrics = metrics
+        self.compared = self.matches = self.mismatches = 0
+        self.errors = self.dropped = self.skipped = self.truncated = 0
+        self.by_kind: dict[Kind, int] = dict.fromkeys(KINDS, 0)
+        self.paths = TopCounter(MAX_TRACKED_PATHS)
+        self.samples: deque[Sample] = deque(maxlen=samples)
+        self.noise = NoiseLearner(noise)
+        self.duration_sum = 0.0
+        self.duration_max = 0.0
+        self._rules: Rules | None = None
+        self._rules_base: Rules | None = None
+        self._rules_version = -1
+
+    @property
+    def parity(self) -> float | None:
+        """matches / compared, or ``None`` before the first comparison."""
+        return self.matches / self.compared if self.compared else None
+
+    def rules(self, base: Rules) -> Rules:
+        """``base`` plus the route's learned noisy paths (compiled once per change)."""
+        if not self.noise.noisy:
+            return base
+        if (
+            self._rules is None
+            or self._rules_base is not base
+            or (self._rules_version != self.noise.version)
+        ):
+            self._rules = base.with_ignored(self.noise.noisy)
+            self._rules_base = base
+            self._rules_version = self.noise.version
+        return self._rules
+
+    def _timed(self, duration: float | None) -> None:
+        if duration is None:
+            return
+        self.duration_sum += duration
+        self.duration_max = max(self.duration_max, duration)
+        if self._metrics is not None:
+            self._metrics.duration.observe(duration)
+
+    def record_verdict(
+        self, verdict: Verdict, duration: float | None, sample: Sample | None = None
+    ) -> None:
+        """Count a comparison; keep ``sample`` if it was a mismatch."""
+        self.compared += 1
+        self.truncated += verdict.truncated
+        self._timed(duration)
+        m = self._metrics
+        if verdict.match:
+            self.matches += 1
+            if m is not None:
+                m.match.inc()
+        else:
+            self.mismatches += 1
+            for kind in verdict.kinds:
+                self.by_kind[kind] += 1
+                if m is not None:
+                    m.kinds[kind].inc()
+            for path in verdict.patterns:
+                self.paths.add(str(path))
+            if sample is not None:
+                self.samples.append(sample)
+            if m is not None:
+                m.mismatch.inc()
+        if m is not None:
+            m.parity.set(self.matches / self.compared)
+
+    def record_error(self, duration: float | None, sample: Sample | None = None) -> None:
+        """The shadow side failed (refused, reset, timed out, unreadable)."""
+        self.errors += 1
+        self._timed(duration)
+        if sample is not None:
+            self.samples.append(sample)
+        if self._metrics is not None:
+            self._metrics.error.inc()
+
+    def record_drop(self) -> None:
+        """The runner was full: the request was not mirrored."""
+        self.dropped += 1
+        if self._metrics is not None:
+            self._metrics.dropped.inc()
+
+    def record_skip(self) -> None:
+        """Nothing to compare: the primary failed, or disagreed with itself."""
+        self.skipped += 1
+
+    def summary(self) -> dict[str, object]:
+        timed = self.compared + self.errors
+        return {
+            "route": self.name,
+            "compared": self.compared,
+            "matches": self.matches,
+            "mismatches": self.mismatches,
+            "parity": self.parity,
+            "errors": self.errors,
+            "dropped": self.dropped,
+            "skipped": self.skipped,
+            "truncated": self.truncated,
+            "mismatches_by_kind": dict(self.by_kind),
+            "duration_mean": self.duration_sum / timed if timed else None,
+            "duration_max": self.duration_max if timed else None,
+            "noisy_paths": len(self.noise.noisy),
+        }
+
+    def detail(self, top: int = 20) -> dict[str, object]:
+        return {
+            **self.summary(),
+            "top_paths": [{"path": p, "count": n} for p, n in self.paths.top(top)],
+            "noise": self.noise.as_dict(),
+            "samples": [s.as_dict() for s in reversed(self.samples)],  # newest first
+        }
+
+
+class ShadowResults:
+    """Every route's ``RouteResults``; one per process, owned by the server.
+
+    ``metrics``: the shadow metrics to update as results come in (``None`` in tests
+    that only look at the figures). ``samples``: the ring size per route.
+    """
+
+    def __init__(self, metrics: ShadowMetrics | None = None, *, samples: int = 20) -> None:
+        self.metrics = metrics
+        self.sample_limit = samples
+        self.routes: dict[str, RouteResults] = {}
+        self.started = time.time()
+
+    def route(self, name: str, noise: NoiseSpec | None = None) -> RouteResults:
+        """The route's results, made on first use (and its metric children bound).
+        ``noise``: the route's current noise thresholds, adopted when given."""
+        r = self.routes.get(name)
+        if r is None:
+            bound = None if self.metrics is None else self.metrics.bind(name)
+            r = self.routes[name] = RouteResults(
+                name, bound, samples=self.sample_limit, noise=noise or NoiseSpec()
+            )
+        elif noise is not None:
+            r.noise.configure(noise)
+        return r
+
+    def configure(self, specs: Mapping[str, NoiseSpec]) -> None:
+        """After a (re)load: ``specs`` maps every route with shadow to its noise spec.
+        Routes are created (so they show at zero), updated, and routes no longer
+        shadowed are forgotten."""
+        for name, noise in specs.items():
+            self.route(name, noise)
+        for name in [n for n in self.routes if n not in specs]:
+            del self.routes[name]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "since": self.started,
+            "routes": [self.routes[n].summary() for n in sorted(self.routes)],
+        }
+
+    def detail(self, name: str, top: int = 20) -> dict[str, object] | None:
+        r = self.routes.get(name)
+        return None if r is None else r.detail(top)
