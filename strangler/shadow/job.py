@@ -1,0 +1,326 @@
+"""One shadow job: mirror a request, capture both answers, compare, record.
+
+``should_shadow`` is the per-request decision (cheap; call it only on routes with a
+``shadow`` spec). ``ShadowJob`` is everything a job needs, copied off the request so
+the request can finish without waiting for it. ``run`` is the job itself, run in the
+background by a ``ShadowRunner``:
+
+1. wait for the mirrored request body, if any (a body over ``max_body``, or one the
+   client never finished, is not mirrored: the job is *skipped*);
+2. send the request, with ``X-Strangler-Shadow: 1``, to the shadow upstream through
+   its keep-alive pool, and capture its body up to ``max_body`` (its duration, from
+   sending to the last byte, is the shadow latency);
+3. wait for the primary's body (the capture the proxy fed while streaming it to the
+   client); a primary that failed or was cut short leaves nothing to compare: skipped;
+4. in noise mode, for a safe method: send the request once more to the primary's
+   upstream and compare the two primary answers; what differed there is noise for
+   this request, and is counted by the route's ``NoiseLearner``; a primary whose two
+   statuses differ is too unstable to judge the shadow by: skipped;
+5. decode Content-Encoding (gzip, deflate, br) on both sides, ``compare``, record the
+   verdict (and a redacted sample when it is a mismatch).
+
+Failure contract: a shadow upstream that refuses, resets, times out (its own read
+timeout, or the spec's ``timeout`` for the whole job) or answers garbage ends the job
+as ``error`` (counted, sampled); nothing of it reaches the client or the primary
+exchange. ``run`` never raises but for cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from multidict import CIMultiDict, istr
+
+from strangler.config.model import Upstream
+from strangler.config.shadow_model import SHADOW_MARKER, ShadowSpec
+from strangler.errors import ForwardError
+from strangler.forward.pool import UpstreamPool
+from strangler.shadow.capture import Capture, Undecodable, decode
+from strangler.shadow.compare import Observed, Rules, Verdict, compare
+from strangler.shadow.samples import (
+    RouteResults,
+    Sample,
+    Side,
+    redact_differences,
+    redact_headers,
+    redact_target,
+)
+
+__all__ = [
+    "SAFE_METHODS",
+    "JobOutcome",
+    "PoolFor",
+    "ShadowJob",
+    "run",
+    "should_shadow",
+]
+
+log = logging.getLogger("strangler.shadow")
+
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods mirrored without ``writes: true``, and the only ones noise mode re-sends."""
+
+JobOutcome = Literal["match", "mismatch", "error", "skipped"]
+PoolFor = Callable[[Upstream], UpstreamPool]
+"""Finds the pool of an upstream definition: the server passes ``Forwarder.pool``."""
+
+_MARKER: Final = istr(SHADOW_MARKER)
+_HOST: Final = istr("Host")
+_CONTENT_LENGTH: Final = istr("Content-Length")
+_CONTENT_ENCODING: Final = istr("Content-Encoding")
+
+
+def should_shadow(
+    spec: ShadowSpec,
+    method: str,
+    headers: Mapping[str, str],
+    rand: Callable[[], float] = random.random,
+) -> bool:
+    """Whether to mirror this request: it does not carry the shadow marker (the loop
+    guard), its method is safe (GET, HEAD, OPTIONS) or ``spec.writes`` allows any,
+    and the percentage draw selects it (``rand()`` in [0, 1) below ``spec.ratio``).
+
+    ``headers`` must be case-insensitive (aiohttp's request headers are).
+
+    >>> spec = ShadowSpec(to="billing", ratio=0.5)
+    >>> should_shadow(spec, "GET", {}, lambda: 0.49), should_shadow(spec, "GET", {}, lambda: 0.5)
+    (True, False)
+    >>> should_shadow(spec, "POST", {}, lambda: 0.0)
+    False
+    """
+    if _MARKER in headers:
+        return False
+    if not spec.writes and method not in SAFE_METHODS:
+        return False
+    ratio = spec.ratio
+    return ratio >= 1.0 or (ratio > 0.0 and rand() < ratio)
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class ShadowJob:
+    """One request to mirror. Built on the request path (``ShadowService.begin``), run
+    later; it holds its own copies, never the aiohttp request.
+
+    ``headers``: the end-to-end request headers as sent to the primary (a copy; Host
+    and the marker are set per upstream when sending). ``client_host``: the client's
+    Host, for upstreams that preserve it. ``body``: the request body when it is known
+    up front, a ``Capture`` the proxy feeds while streaming it to the primary, or
+    ``None``. ``primary``: the capture of the primary's answer (head and body).
+    ``primary_upstream``: who answers the user; noise mode re-sends there.
+    """
+
+    route: str
+    spec: ShadowSpec
+    upstream: Upstream
+    method: str
+    target: str  # the client's raw path and query string
+    headers: CIMultiDict[str]
+    client_host: str
+    body: bytes | Capture | None
+    primary: Capture
+    primary_upstream: Upstream | None = None
+    created: float = dataclasses.field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class _Answer:
+    capture: Capture
+    duration: float
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _send(job: ShadowJob, pool: UpstreamPool, body: bytes | None) -> _Answer:
+    """One exchange with ``pool``'s upstream; its body captured up to ``max_body``.
+    Raises ``ForwardError``."""
+    headers = job.headers.copy()
+    headers[_HOST] = job.client_host if pool.preserve_host else pool.host_header
+    headers[_MARKER] = "1"
+    if body is not None:
+        headers[_CONTENT_LENGTH] = str(len(body))
+    capture = Capture(job.spec.max_body)
+    pool.inflight += 1  # a reload retires this pool only after the job is done with it
+    started = time.perf_counter()
+    try:
+        resp = await pool.h1.send(
+            job.method,
+            pool.target(job.target),
+            headers,
+            None if body is None else _once(body),
+            retry_stale=body is None,
+        )
+        capture.head(resp.status, resp.headers)
+        try:
+            async for chunk in resp.iter_body():
+                capture.feed(chunk)
+                if capture.truncated:
+                    break  # no use reading on: release() closes the connection
+            capture.done(not capture.truncated)
+        finally:
+            resp.release()
+    finally:
+        pool.done()
+    return _Answer(capture, time.perf_counter() - started)
+
+
+def _observed(capture: Capture, limit: int) -> Observed:
+    """The answer as compared: body decoded from its Content-Encoding (kept as is when
+    it does not decode, so two identical undecodable bodies still match)."""
+    body = capture.body
+    encoding = capture.headers.get(_CONTENT_ENCODING)
+    if body is not None and encoding:
+        with contextlib.suppress(Undecodable):
+            body = decode(body, encoding, limit)
+    return Observed(capture.status, capture.headers, body)
+
+
+def _side(capture: Capture, observed: Observed) -> Side:
+    return Side.of(capture.status, capture.headers, observed.body, capture.seen)
+
+
+def _sample(
+    job: ShadowJob,
+    outcome: Literal["mismatch", "error"],
+    *,
+    primary: tuple[Capture, Observed] | None = None,
+    shadow: tuple[Capture, Observed] | None = None,
+    verdict: Verdict | None = None,
+    error: str = "",
+    duration: float | None = None,
+) -> Sample:
+    return Sample(
+        at=time.time(),
+        outcome=outcome,
+        method=job.method,
+        target=redact_target(job.target),
+        request_headers=redact_headers(job.headers.items()),
+        primary=None if primary is None else _side(*primary),
+        shadow=None if shadow is None else _side(*shadow),
+        differences=() if verdict is None else redact_differences(verdict.differences),
+        more=0 if verdict is None else verdict.more,
+        truncated=False if verdict is None else verdict.truncated,
+        error=error,
+        duration=duration,
+    )
+
+
+def _without_headers(verdict: Verdict, names: frozenset[str]) -> Verdict:
+    """``verdict`` without its header differences on ``names`` (lower-case)."""
+    kept = tuple(
+        d for d in verdict.differences if not (d.kind == "header" and d.where.lower() in names)
+    )
+    if len(kept) == len(verdict.differences):
+        return verdict
+    kinds = frozenset(d.kind for d in kept) | (verdict.kinds & {"body"})
+    return dataclasses.replace(verdict, differences=kept, kinds=kinds)
+
+
+async def run(job: ShadowJob, pool_for: PoolFor, rules: Rules, results: RouteResults) -> JobOutcome:
+    """Run one shadow job (see the module docstring) and record its outcome in
+    ``results``; returns the outcome. ``rules``: the route's compiled compare rules
+    (learned noise is added from ``results``)."""
+    stage = _Stage()
+    try:
+        async with asyncio.timeout(job.spec.timeout):
+            return await _run(job, pool_for, rules, results, stage)
+    except TimeoutError:
+        if stage.name in ("primary", "noise"):
+            # The user's answer is still streaming, or the primary is slow to answer
+            # again: not the shadow's fault, and nothing fair to compare.
+            results.record_skip()
+            return "skipped"
+        message = f"shadow job timed out after {job.spec.timeout:g}s ({stage.name})"
+        results.record_error(None, _sample(job, "error", error=message))
+        return "error"
+
+
+class _Stage:
+    """Where a job is, so a job timeout is blamed on the right side."""
+
+    __slots__ = ("name",)
+
+    def __init__(self) -> None:
+        self.name = "request body"
+
+    def __call__(self, name: str) -> None:
+        self.name = name
+
+
+async def _run(
+    job: ShadowJob, pool_for: PoolFor, rules: Rules, results: RouteResults, stage: _Stage
+) -> JobOutcome:
+    spec = job.spec
+    body: bytes | None = None
+    if isinstance(job.body, Capture):
+        stage("request body")
+        if not await job.body.wait() or job.body.truncated:
+            results.record_skip()  # unfinished, or too large to mirror
+            return "skipped"
+        body = job.body.body
+    else:
+        body = job.body
+
+    stage("shadow")
+    try:
+        answer = await _send(job, pool_for(job.upstream), body)
+    except ForwardError as e:
+        results.record_error(None, _sample(job, "error", error=str(e)))
+        return "error"
+    shadow = answer.capture
+
+    stage("primary")
+    primary = job.primary
+    if not await primary.wait() or primary.status == 0:
+        results.record_skip()  # the user's answer failed or was cut: nothing to compare
+        return "skipped"
+
+    stage("compare")
+    limit = spec.max_body
+    p_obs, s_obs = _observed(primary, limit), _observed(shadow, limit)
+    active = results.rules(rules)
+    noisy_headers: frozenset[str] = frozenset()
+    noise = spec.compare.noise
+    if noise.enabled and job.primary_upstream is not None and job.method in SAFE_METHODS:
+        stage("noise")
+        try:
+            again = await _send(job, pool_for(job.primary_upstream), body)
+        except ForwardError as e:
+            log.debug("%s: noise request failed: %s", job.route, e)
+        else:
+            pair = compare(p_obs, _observed(again.capture, limit), rules)
+            results.noise.observe(pair.patterns)
+            if "status" in pair.kinds:
+                results.record_skip()  # the primary disagrees with itself on the status
+                return "skipped"
+            active = results.rules(rules).with_ignored(pair.patterns)
+            noisy_headers = frozenset(
+                d.where.lower() for d in pair.differences if d.kind == "header"
+            )
+        stage("compare")
+
+    verdict = compare(p_obs, s_obs, active)
+    if noisy_headers:
+        verdict = _without_headers(verdict, noisy_headers)
+    if verdict.match:
+        results.record_verdict(verdict, answer.duration)
+        return "match"
+    sample = _sample(
+        job,
+        "mismatch",
+        primary=(primary, p_obs),
+        shadow=(shadow, s_obs),
+        verdict=verdict,
+        duration=answer.duration,
+    )
+    results.record_verdict(verdict, answer.duration, sample)
+    return "mismatch"
