@@ -39,6 +39,7 @@ from strangler.admin.app import AdminState, build_admin_app
 from strangler.admin.auth import load_token
 from strangler.admin.progress_api import add_progress_routes
 from strangler.admin.release_api import add_release_routes
+from strangler.admin.status_page import add_status_page
 from strangler.config import load_config
 from strangler.config.model import Config, Slo
 from strangler.errors import ConfigError
@@ -174,6 +175,7 @@ class ProxyServer:
         admin_app = build_admin_app(self.admin_state)
         add_progress_routes(admin_app, self.progress, self.holder, self.state_dir)
         add_release_routes(admin_app, self.release, self.holder, self.forwarder)
+        add_status_page(admin_app)
         self._admin_runner = web.AppRunner(admin_app, access_log=None, shutdown_timeout=5.0)
         await self._admin_runner.setup()
         admin = web.TCPSite(
