@@ -1,0 +1,200 @@
+"""What the proxy holds for shadow traffic: one bounded lane per route, the results, and
+the request-path entry point ``begin``.
+
+Wiring (see the issue's notes for the pipeline code):
+
+- compile time (per snapshot): ``compile_shadow(route.name, route.shadow, upstreams)``
+  for each route with a ``shadow`` spec; keep it on the compiled route (``None``
+  otherwise, so routes without shadow pay one attribute check);
+- after each (re)load: ``service.configure(compiled_shadows)``;
+- per request, on a route with shadow: ``tap = service.begin(shadow, request, headers,
+  upstream)`` before forwarding. ``None``: not mirrored (not selected, loop guard,
+  dropped). Otherwise feed ``tap.request`` with the client's body chunks (if any) and
+  ``tap.response`` with the primary's head and body chunks, and call
+  ``tap.close(complete)`` in a ``finally``;
+- shutdown, after in-flight requests finished and before pools close:
+  ``await service.drain(deadline)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from strangler.config.model import Upstream
+from strangler.config.shadow_model import ShadowSpec
+from strangler.shadow.capture import Capture
+from strangler.shadow.compare import Rules
+from strangler.shadow.job import PoolFor, ShadowJob, run, should_shadow
+from strangler.shadow.runner import ShadowRunner
+from strangler.shadow.samples import RouteResults, ShadowResults
+
+__all__ = ["CompiledShadow", "ShadowService", "ShadowTap", "compile_shadow"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledShadow:
+    """A route's shadow spec, resolved and compiled once per snapshot."""
+
+    route: str
+    spec: ShadowSpec
+    upstream: Upstream
+    rules: Rules
+
+
+def compile_shadow(
+    route: str, spec: ShadowSpec, upstreams: Mapping[str, Upstream]
+) -> CompiledShadow:
+    """Resolve ``spec.to`` and compile the compare rules (a validated config always
+    names a declared upstream)."""
+    return CompiledShadow(
+        route=route,
+        spec=spec,
+        upstream=upstreams[spec.to],
+        rules=Rules.from_spec(spec.compare),
+    )
+
+
+@dataclass(slots=True)
+class ShadowTap:
+    """The proxy's side of one mirrored request.
+
+    ``request``: feed the client's body chunks as they stream to the primary, then
+    ``request.done(True)`` once the body ended (``None`` when the request has no
+    body). ``response``: ``response.head(status, headers)`` when the primary's head
+    arrives, ``response.feed(chunk)`` per body chunk, ``response.done(complete)`` at
+    the end. ``close(complete)`` ends whatever is still open (an unfinished request
+    body counts as incomplete); idempotent, for a ``finally``.
+    """
+
+    request: Capture | None
+    response: Capture
+
+    def close(self, complete: bool) -> None:
+        if self.request is not None:
+            self.request.done(False)  # no-op when the body iterator already ended it
+        self.response.done(complete)
+
+
+class _Work(NamedTuple):
+    job: ShadowJob
+    shadow: CompiledShadow
+    results: RouteResults
+
+
+class ShadowService:
+    """Per-route bounded lanes of shadow jobs, and their results. One per process,
+    owned by the server.
+
+    ``pool_for``: the pool of an upstream definition (``Forwarder.pool``).
+    ``rand``: the percentage draw (tests pass a fixed one).
+    """
+
+    def __init__(
+        self,
+        pool_for: PoolFor,
+        results: ShadowResults,
+        *,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.pool_for = pool_for
+        self.results = results
+        self._rand = rand
+        self._lanes: dict[str, ShadowRunner[_Work]] = {}
+        self._retired: list[ShadowRunner[_Work]] = []
+
+    def configure(self, shadows: Iterable[CompiledShadow]) -> None:
+        """Adopt the routes with shadow of a new snapshot: make or resize their lanes,
+        retire the lanes of routes without shadow any more (their running jobs finish)."""
+        wanted = {s.route: s for s in shadows}
+        self.results.configure({name: s.spec.compare.noise for name, s in wanted.items()})
+        for name, s in wanted.items():
+            lane = self._lanes.get(name)
+            if lane is None:
+                self._lanes[name] = self._lane(name, s.spec)
+            else:
+                lane.resize(s.spec.concurrency, s.spec.queue)
+        for name in [n for n in self._lanes if n not in wanted]:
+            self._retired.append(self._lanes.pop(name))
+        self._retired = [lane for lane in self._retired if lane.running or lane.waiting]
+
+    def _lane(self, name: str, spec: ShadowSpec) -> ShadowRunner[_Work]:
+        return ShadowRunner(
+            self._run,
+            concurrency=spec.concurrency,
+            queue=spec.queue,
+            name=f"shadow-{name}",
+            on_drop=_count_drop,
+        )
+
+    async def _run(self, work: _Work) -> None:
+        await run(work.job, self.pool_for, work.shadow.rules, work.results)
+
+    def lane(self, route: str) -> ShadowRunner[_Work] | None:
+        return self._lanes.get(route)
+
+    def begin(
+        self,
+        shadow: CompiledShadow,
+        request: web.BaseRequest,
+        headers: CIMultiDict[str],
+        primary: Upstream,
+    ) -> ShadowTap | None:
+        """Mirror this request if it should be (``should_shadow``), unless ``primary``
+        (the upstream answering it) is the shadow upstream itself. Returns the tap to
+        feed, or ``None``. Never awaits. ``headers``: the end-to-end request headers
+        as built for the primary (copied here)."""
+        spec = shadow.spec
+        if primary.name == shadow.upstream.name:
+            return None
+        if not should_shadow(spec, request.method, request.headers, self._rand):
+            return None
+        results = self.results.route(shadow.route)
+        body: Capture | None = None
+        if request.body_exists:
+            length = request.content_length
+            if length is not None and length > spec.max_body:
+                results.record_skip()  # too large to mirror
+                return None
+            body = Capture(spec.max_body)
+        tap = ShadowTap(body, Capture(spec.max_body))
+        job = ShadowJob(
+            route=shadow.route,
+            spec=spec,
+            upstream=shadow.upstream,
+            method=request.method,
+            target=request.raw_path,
+            headers=headers.copy(),
+            client_host=request.host,
+            body=body,
+            primary=tap.response,
+            primary_upstream=primary,
+        )
+        lane = self._lanes.get(shadow.route)
+        if lane is None:  # a snapshot newer than the last configure(): adopt it
+            lane = self._lanes[shadow.route] = self._lane(shadow.route, spec)
+        if not lane.submit(_Work(job, shadow, results)):
+            return None
+        return tap
+
+    async def join(self) -> None:
+        """Wait until no shadow job runs or waits (new ones may still come)."""
+        for lane in [*self._lanes.values(), *self._retired]:
+            await lane.join()
+
+    async def drain(self, deadline: float) -> int:
+        """Refuse new jobs, give running and queued ones up to ``deadline`` seconds,
+        then cancel the rest. Returns how many jobs were cut."""
+        lanes = [*self._lanes.values(), *self._retired]
+        cut = await asyncio.gather(*(lane.drain(deadline) for lane in lanes))
+        return sum(cut)
+
+
+def _count_drop(work: _Work) -> None:
+    work.results.record_drop()
