@@ -1,0 +1,174 @@
+"""``strangler diff ROUTE``: a route's shadow comparison, read from the admin API.
+
+Prints parity, counts, the most frequent differing JSON paths, learned noise and the
+latest samples (``--json``: the admin API's answer as is). Exit codes: 0 shown, 1 the
+admin API is unreachable or does not know the route (one clear line on stderr).
+Standard library only (``urllib``), so it works wherever ``strangler`` is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Final, TextIO
+from urllib.parse import quote
+
+__all__ = ["DEFAULT_ADMIN", "add_diff_command", "format_detail", "run_diff"]
+
+DEFAULT_ADMIN: Final = "http://127.0.0.1:8081"
+_TIMEOUT: Final = 10.0
+_SAMPLES_SHOWN: Final = 5
+
+
+def add_diff_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``diff`` on the ``strangler`` subcommands; ``args.handler`` is
+    ``run_diff`` (the CLI dispatches ``args.command == "diff"`` to it)."""
+    diff = sub.add_parser(
+        "diff",
+        help="show a route's shadow comparison (parity, differing paths, samples)",
+        description="Show how a route's shadow upstream compares with the answers users "
+        "got: parity, mismatches by kind, the most frequent differing JSON paths, learned "
+        "noise and the latest samples. Reads the running proxy's admin API.",
+    )
+    diff.add_argument("route", help="the route's name, as in the config")
+    diff.add_argument(
+        "--admin",
+        default=DEFAULT_ADMIN,
+        metavar="URL",
+        help=f"the admin API's base URL (default {DEFAULT_ADMIN})",
+    )
+    diff.add_argument("--json", action="store_true", help="print the admin API's JSON")
+    diff.add_argument("--top", type=int, default=10, help="differing paths to show (default 10)")
+    diff.set_defaults(handler=run_diff)
+
+
+def run_diff(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Fetch and print one route's shadow results; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    base = str(args.admin).rstrip("/")
+    url = f"{base}/api/shadow/{quote(args.route, safe='')}?top={max(1, min(args.top, 200))}"
+    try:
+        with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp:
+            detail = json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        print(f"strangler diff: {_http_error(e, args.route)}", file=err)
+        return 1
+    except (urllib.error.URLError, OSError) as e:
+        reason = e.reason if isinstance(e, urllib.error.URLError) else e
+        print(
+            f"strangler diff: cannot reach the admin API at {base} ({_reason(reason)}); "
+            "is the proxy running? (--admin URL points elsewhere)",
+            file=err,
+        )
+        return 1
+    except ValueError:
+        print(f"strangler diff: {url} did not answer JSON; is --admin the admin port?", file=err)
+        return 1
+    if args.json:
+        json.dump(detail, out, indent=2)
+        out.write("\n")
+    else:
+        out.write(format_detail(detail, top=args.top))
+    return 0
+
+
+def _reason(reason: object) -> str:
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason)
+
+
+def _http_error(e: urllib.error.HTTPError, route: str) -> str:
+    try:
+        body = json.loads(e.read())
+    except ValueError:
+        body = {}
+    if e.code == 404 and isinstance(body, dict) and "routes" in body:
+        known = ", ".join(body["routes"]) or "none"
+        return f"no shadow results for route {route!r} (routes with shadow: {known})"
+    message = body.get("error") if isinstance(body, dict) else None
+    return f"admin API answered {e.code}: {message or e.reason}"
+
+
+def _pct(value: object) -> str:
+    return f"{value * 100:.1f}%" if isinstance(value, int | float) else "n/a"
+
+
+def _ms(value: object) -> str:
+    return f"{value * 1000:.1f} ms" if isinstance(value, int | float) else "n/a"
+
+
+def format_detail(d: Mapping[str, object], top: int = 10) -> str:
+    """The human report for one route's detail (``GET /api/shadow/{route}``)."""
+    lines = []
+    kinds = d.get("mismatches_by_kind")
+    by_kind = (
+        ", ".join(f"{k} {n}" for k, n in kinds.items() if n) if isinstance(kinds, dict) else ""
+    )
+    lines.append(
+        f"route {d.get('route')}: parity {_pct(d.get('parity'))} "
+        f"({d.get('matches')} of {d.get('compared')} compared)"
+    )
+    lines.append(
+        f"  mismatches {d.get('mismatches')}"
+        + (f" ({by_kind})" if by_kind else "")
+        + f", errors {d.get('errors')}, dropped {d.get('dropped')}"
+        + f", skipped {d.get('skipped')}, truncated {d.get('truncated')}"
+    )
+    lines.append(
+        f"  shadow latency: mean {_ms(d.get('duration_mean'))}, max {_ms(d.get('duration_max'))}"
+    )
+    paths = d.get("top_paths")
+    if isinstance(paths, list) and paths:
+        lines.append("top differing paths:")
+        for p in paths[:top]:
+            if isinstance(p, dict):
+                lines.append(f"  {p.get('count'):>7}  {p.get('path')}")
+    noise = d.get("noise")
+    if isinstance(noise, dict) and noise.get("observations"):
+        noisy = noise.get("noisy_paths") or []
+        state = "learning" if noise.get("learning") else "learned"
+        lines.append(
+            f"noise ({state}, {noise.get('observations')} observations): "
+            + (
+                ", ".join(f"{n.get('path')} ({n.get('differed')})" for n in noisy)
+                if isinstance(noisy, list) and noisy
+                else "no noisy paths"
+            )
+        )
+    samples = d.get("samples")
+    if isinstance(samples, list) and samples:
+        lines.append("latest samples:")
+        for s in samples[:_SAMPLES_SHOWN]:
+            if isinstance(s, dict):
+                lines.extend(_sample_lines(s))
+    return "\n".join(lines) + "\n"
+
+
+def _sample_lines(s: Mapping[str, object]) -> list[str]:
+    at = s.get("at")
+    when = time.strftime("%H:%M:%S", time.localtime(at)) if isinstance(at, int | float) else "?"
+    head = f"  {when} {s.get('outcome')} {s.get('method')} {s.get('target')}"
+    if s.get("truncated"):
+        head += " (body over max_body: status and headers only)"
+    out = [head]
+    if s.get("error"):
+        out.append(f"      {s.get('error')}")
+    diffs = s.get("differences")
+    if isinstance(diffs, list):
+        for diff in diffs[:5]:
+            if isinstance(diff, dict):
+                out.append(
+                    f"      {diff.get('kind')} {diff.get('where')}: "
+                    f"{diff.get('primary')} -> {diff.get('shadow')}"
+                )
+        more = len(diffs) - 5 + int(str(s.get("more") or 0))
+        if more > 0:
+            out.append(f"      ... and {more} more")
+    return out
