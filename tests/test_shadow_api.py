@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import doctest
 import io
 import json
 import socket
@@ -15,6 +16,7 @@ from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
+import strangler.shadow.samples as samples_module
 from strangler.config.shadow_model import CompareRules, NoiseSpec
 from strangler.config.validate_shadow import parse_json_path
 from strangler.shadow.api import add_shadow_routes
@@ -24,6 +26,10 @@ from strangler.shadow.metrics import ShadowMetrics
 from strangler.shadow.samples import REDACTED, Sample, ShadowResults, Side
 
 JSON = CIMultiDict({"Content-Type": "application/json"})
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(samples_module).failed == 0
 
 
 def filled() -> ShadowResults:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import doctest
 import gzip
 import importlib
 import itertools
@@ -25,6 +26,7 @@ from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpServer
 
+import strangler.shadow.job as job_module
 from strangler.config.model import Timeouts, Upstream
 from strangler.config.shadow_model import CompareRules, NoiseSpec, ShadowSpec
 from strangler.config.validate_shadow import parse_json_path
@@ -36,6 +38,10 @@ from strangler.shadow.metrics import ShadowMetrics
 from strangler.shadow.samples import BODY_EXCERPT, REDACTED, RouteResults, ShadowResults
 
 brotli = importlib.import_module("brotli")
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(job_module).failed == 0
 
 
 @dataclass

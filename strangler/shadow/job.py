@@ -127,7 +127,6 @@ class ShadowJob:
     body: bytes | Capture | None
     primary: Capture
     primary_upstream: Upstream | None = None
-    created: float = dataclasses.field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True)
