@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
@@ -100,7 +101,9 @@ class MiniProxy:
         headers = end_to_end(request.headers)
         headers["Host"] = request.host
         shadow = self.shadow  # routes without shadow: this one check, nothing allocated
-        tap = None if shadow is None else self.service.begin(shadow, request, headers, self.legacy)
+        tap = None
+        if shadow is not None and self.service.selects(shadow, request, self.legacy):
+            tap = self.service.begin(shadow, request, headers, self.legacy)
         body = None
         if request.body_exists:
             body = teed(request, None if tap is None else tap.request)
@@ -299,3 +302,48 @@ async def test_sampling_percentage(env: Env) -> None:
         assert (await c.get(f"/items/{i}")).status == 200
     await env.service.join()
     assert [p for _, p, _ in env.shadow.requests] == ["/items/1", "/items/3"]
+
+
+async def test_begin_rechecks_write_safety(env: Env) -> None:
+    compiled = env.use(ShadowSpec(to="shadow"))
+    seen: list[tuple[str, bool]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        tap = env.service.begin(compiled, request, CIMultiDict(), env.legacy_up)
+        seen.append((request.method, tap is not None))
+        if tap is not None:
+            tap.close(False)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    c = await env.client_factory(app)
+    await c.get("/x", headers={"X-Strangler-Shadow": "1"})
+    await c.delete("/x")
+    await c.get("/x")
+    assert seen == [("GET", False), ("DELETE", False), ("GET", True)]
+    await env.service.join()
+    assert env.results.route("items").skipped == 1  # the one begun, then cut short
+
+
+async def test_a_body_the_proxy_already_holds_is_mirrored_as_is(env: Env) -> None:
+    compiled = env.use(ShadowSpec(to="shadow", writes=True))
+
+    async def handler(request: web.Request) -> web.Response:
+        data = await request.read()  # e.g. buffered for a fallback
+        headers = end_to_end(request.headers)
+        tap = env.service.begin(compiled, request, headers, env.legacy_up, body=data)
+        assert tap is not None
+        assert tap.request is None  # nothing to feed
+        tap.response.head(200, CIMultiDict({"Content-Type": "application/json; charset=utf-8"}))
+        tap.response.feed(b'{"got": "abc"}')
+        tap.response.done(True)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    c = await env.client_factory(app)
+    await c.post("/echo", data=b"abc")
+    await env.service.join()
+    assert env.shadow.requests == [("POST", "/echo", b"abc")]
+    assert env.results.route("items").matches == 1

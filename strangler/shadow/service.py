@@ -1,5 +1,5 @@
 """What the proxy holds for shadow traffic: one bounded lane per route, the results, and
-the request-path entry point ``begin``.
+the request-path entry points ``selects`` and ``begin``.
 
 Wiring (see the issue's notes for the pipeline code):
 
@@ -7,11 +7,13 @@ Wiring (see the issue's notes for the pipeline code):
   for each route with a ``shadow`` spec; keep it on the compiled route (``None``
   otherwise, so routes without shadow pay one attribute check);
 - after each (re)load: ``service.configure(compiled_shadows)``;
-- per request, on a route with shadow: ``tap = service.begin(shadow, request, headers,
-  upstream)`` before forwarding. ``None``: not mirrored (not selected, loop guard,
-  dropped). Otherwise feed ``tap.request`` with the client's body chunks (if any) and
-  ``tap.response`` with the primary's head and body chunks, and call
-  ``tap.close(complete)`` in a ``finally``;
+- per request, on a route with shadow: ``if service.selects(shadow, request,
+  upstream)``, build the headers and ``tap = service.begin(shadow, request, headers,
+  upstream, body=...)`` before forwarding (so nothing is built for requests the
+  percentage leaves out). ``None``: not mirrored. Otherwise feed ``tap.request`` with
+  the client's body chunks (if any) and ``tap.response`` with the primary's head and
+  body chunks, and call ``tap.close(False)`` in a ``finally`` (a no-op for what was
+  already ended);
 - shutdown, after in-flight requests finished and before pools close:
   ``await service.drain(deadline)``.
 """
@@ -82,6 +84,10 @@ class ShadowTap:
         self.response.done(complete)
 
 
+def _always_selected() -> float:
+    return 0.0  # a draw that always selects: for re-checking eligibility only
+
+
 class _Work(NamedTuple):
     job: ShadowJob
     shadow: CompiledShadow
@@ -139,40 +145,60 @@ class ShadowService:
     def lane(self, route: str) -> ShadowRunner[_Work] | None:
         return self._lanes.get(route)
 
+    def selects(self, shadow: CompiledShadow, request: web.BaseRequest, primary: Upstream) -> bool:
+        """Whether to mirror this request: ``should_shadow`` (loop guard, safe method
+        or ``writes``, the percentage draw), and ``primary`` (the upstream answering
+        it) is not the shadow upstream itself. Cheap; draws once per call."""
+        return primary.name != shadow.upstream.name and should_shadow(
+            shadow.spec, request.method, request.headers, self._rand
+        )
+
     def begin(
         self,
         shadow: CompiledShadow,
         request: web.BaseRequest,
         headers: CIMultiDict[str],
         primary: Upstream,
+        *,
+        body: bytes | None = None,
     ) -> ShadowTap | None:
-        """Mirror this request if it should be (``should_shadow``), unless ``primary``
-        (the upstream answering it) is the shadow upstream itself. Returns the tap to
-        feed, or ``None``. Never awaits. ``headers``: the end-to-end request headers
-        as built for the primary (copied here)."""
+        """Build and submit the job for a request ``selects`` chose. Never awaits.
+
+        ``headers``: the end-to-end request headers with the forwarded ones, as built
+        for an upstream (Host and the marker are set per upstream when sending); the
+        job keeps this object, so it must not change afterwards. ``body``: the request
+        body when the proxy already holds it whole; otherwise a request with a body
+        gets ``tap.request`` to feed. Returns the tap to feed, or ``None`` when the
+        request is not mirrored after all (a body over ``max_body``, the route's lane
+        full or draining: counted) or not eligible (the write-safety checks are made
+        again here; only the draw is not)."""
         spec = shadow.spec
-        if primary.name == shadow.upstream.name:
-            return None
-        if not should_shadow(spec, request.method, request.headers, self._rand):
+        if primary.name == shadow.upstream.name or not should_shadow(
+            spec, request.method, request.headers, _always_selected
+        ):
             return None
         results = self.results.route(shadow.route)
-        body: Capture | None = None
-        if request.body_exists:
-            length = request.content_length
-            if length is not None and length > spec.max_body:
+        tee: Capture | None = None
+        if body is not None:
+            if len(body) > spec.max_body:
                 results.record_skip()  # too large to mirror
                 return None
-            body = Capture(spec.max_body)
-        tap = ShadowTap(body, Capture(spec.max_body))
+        elif request.body_exists:
+            length = request.content_length
+            if length is not None and length > spec.max_body:
+                results.record_skip()
+                return None
+            tee = Capture(spec.max_body)
+        tap = ShadowTap(tee, Capture(spec.max_body))
         job = ShadowJob(
             route=shadow.route,
             spec=spec,
             upstream=shadow.upstream,
             method=request.method,
             target=request.raw_path,
-            headers=headers.copy(),
+            headers=headers,
             client_host=request.host,
-            body=body,
+            body=tee if tee is not None else body,
             primary=tap.response,
             primary_upstream=primary,
         )
