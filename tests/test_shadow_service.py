@@ -281,7 +281,12 @@ async def test_drain_cuts_jobs_past_the_deadline(env: Env) -> None:
     # After the drain nothing more is mirrored; the proxy still answers.
     assert (await c.get("/slow")).status == 200
     assert r.dropped == 1
-    assert compiled.route == "items"
+    # A route the service never saw (a newer snapshot) gets no lane after the drain.
+    other = compile_shadow("other", compiled.spec, {"shadow": env.shadow_up})
+    env.proxy.shadow = other
+    assert (await c.get("/slow")).status == 200
+    assert env.service.lane("other") is None
+    assert env.results.route("other").dropped == 1
 
 
 async def test_no_shadow_when_the_primary_is_the_shadow_upstream(env: Env) -> None:

@@ -114,6 +114,7 @@ class ShadowService:
         self._rand = rand
         self._lanes: dict[str, ShadowRunner[_Work]] = {}
         self._retired: list[ShadowRunner[_Work]] = []
+        self._closed = False
 
     def configure(self, shadows: Iterable[CompiledShadow]) -> None:
         """Adopt the routes with shadow of a new snapshot: make or resize their lanes,
@@ -203,7 +204,11 @@ class ShadowService:
             primary_upstream=primary,
         )
         lane = self._lanes.get(shadow.route)
-        if lane is None:  # a snapshot newer than the last configure(): adopt it
+        if lane is None:
+            if self._closed:  # drained: no new lanes either
+                results.record_drop()
+                return None
+            # A snapshot newer than the last configure(): adopt its route.
             lane = self._lanes[shadow.route] = self._lane(shadow.route, spec)
         if not lane.submit(_Work(job, shadow, results)):
             return None
@@ -217,6 +222,7 @@ class ShadowService:
     async def drain(self, deadline: float) -> int:
         """Refuse new jobs, give running and queued ones up to ``deadline`` seconds,
         then cancel the rest. Returns how many jobs were cut."""
+        self._closed = True
         lanes = [*self._lanes.values(), *self._retired]
         cut = await asyncio.gather(*(lane.drain(deadline) for lane in lanes))
         return sum(cut)
