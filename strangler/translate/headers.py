@@ -1,0 +1,158 @@
+"""``headers:`` steps (either side): set, rename, remove, from_param, rewrite_paths.
+
+Header-phase only: a headers step never reads the body, so a route whose steps are
+all like this keeps streaming. Operations run in the order written. Names compare
+case-insensitively. ``set`` replaces every value with one, at the first one's place
+(or at the end); ``rename`` moves the values to the end under the new name, replacing
+any the new name had; ``from_param`` sets like ``set``.
+
+``rewrite_paths: {from: /customers, to: /api/v1/customer}`` (response side) rewrites
+the URL paths the new service hands out back to the legacy form, in ``Location``,
+``Content-Location`` and every ``<URI>`` of ``Link``: a path that starts with the
+whole segments of ``from`` gets ``to`` in their place; scheme, host, query and
+fragment stay.
+
+>>> rewrite_path("/customers/7?x=1", "/customers", "/api/v1/customer")
+'/api/v1/customer/7?x=1'
+>>> rewrite_path("http://h/customersX/7", "/customers", "/api/v1/customer")
+'http://h/customersX/7'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Final, TypeVar, final
+from urllib.parse import urlsplit, urlunsplit
+
+from multidict import CIMultiDict, istr
+
+from strangler.config.translate_model import (
+    HeaderFromParam,
+    HeaderOp,
+    HeaderRemove,
+    HeaderRename,
+    HeaderSet,
+    HeadersStep,
+    RewritePaths,
+)
+from strangler.translate.base import TranslateError, TranslateRequest, TranslateResponse
+
+__all__ = ["HeadersTransform", "build", "rewrite_path"]
+
+M = TypeVar("M", TranslateRequest, TranslateResponse)
+
+_URL_HEADERS: Final = (istr("Location"), istr("Content-Location"))
+_LINK: Final = istr("Link")
+_LINK_URI: Final = re.compile(r"<([^>]*)>")
+
+
+def rewrite_path(url: str, from_: str, to: str) -> str:
+    """``url`` with its path's leading ``from_`` segments replaced by ``to``."""
+    parts = urlsplit(url)
+    path = parts.path
+    base = from_.rstrip("/")
+    if path != base and not path.startswith(base + "/"):
+        return url
+    new = to.rstrip("/") + path[len(base) :]
+    return urlunsplit(parts._replace(path=new or "/"))
+
+
+def _rewrite_op(op: RewritePaths) -> Callable[[CIMultiDict[str]], None]:
+    def sub_link(m: re.Match[str]) -> str:
+        return f"<{rewrite_path(m.group(1), op.from_, op.to)}>"
+
+    def run(headers: CIMultiDict[str]) -> None:
+        for name in _URL_HEADERS:
+            values = headers.getall(name, ())
+            if values:
+                headers.popall(name)
+                for v in values:
+                    headers.add(name, rewrite_path(v.strip(), op.from_, op.to))
+        links = headers.getall(_LINK, ())
+        if links:
+            headers.popall(_LINK)
+            for v in links:
+                headers.add(_LINK, _LINK_URI.sub(sub_link, v))
+
+    return run
+
+
+Op = Callable[[TranslateRequest | TranslateResponse, CIMultiDict[str]], None]
+
+
+def _compile(op: HeaderOp, step: str) -> Op:
+    if isinstance(op, HeaderSet):
+        values = tuple((istr(k), v) for k, v in op.values)
+
+        def set_(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
+            for name, value in values:
+                h[name] = value
+
+        return set_
+    if isinstance(op, HeaderRename):
+        names = tuple((istr(a), istr(b)) for a, b in op.names)
+
+        def rename(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
+            for old, new in names:
+                moved = h.popall(old, [])
+                if moved:
+                    h.popall(new, None)
+                    h.extend((new, v) for v in moved)
+
+        return rename
+    if isinstance(op, HeaderRemove):
+        gone = tuple(istr(n) for n in op.names)
+
+        def remove(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
+            for name in gone:
+                h.popall(name, None)
+
+        return remove
+    if isinstance(op, HeaderFromParam):
+        params = tuple((istr(k), p) for k, p in op.params)
+
+        def from_param(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
+            source = msg.request.params if isinstance(msg, TranslateResponse) else msg.params
+            for name, param in params:
+                if param not in source:
+                    raise TranslateError(step, f"the route has no parameter {param!r}")
+                h[name] = source[param]
+
+        return from_param
+    rewrite = _rewrite_op(op)
+
+    def rewrite_paths(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
+        rewrite(h)
+
+    return rewrite_paths
+
+
+@final
+class HeadersTransform:
+    """A compiled ``headers:`` step."""
+
+    __slots__ = ("_ops", "step")
+
+    needs_body: Final = False
+
+    def __init__(self, spec: HeadersStep, step: str) -> None:
+        self.step = step
+        self._ops = tuple(_compile(op, step) for op in spec.ops)
+
+    def apply(self, msg: M, /) -> M:
+        headers = msg.headers
+        for op in self._ops:
+            op(msg, headers)
+        return msg
+
+    def reads_body(self, status: int | None, /) -> bool:
+        return False
+
+    def next_status(self, status: int | None, /) -> int | None:
+        return status
+
+
+def build(spec: HeadersStep, step: str) -> HeadersTransform:
+    """The factory: a ``HeadersTransform`` for ``spec``."""
+    return HeadersTransform(spec, step)
