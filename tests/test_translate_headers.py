@@ -1,0 +1,91 @@
+"""``headers:`` steps on both sides, and ``rewrite_paths`` for Location/Content-Location/Link."""
+
+from __future__ import annotations
+
+import pytest
+
+from strangler.translate.base import TranslateError
+from strangler.translate.headers import rewrite_path
+from tests.translate_support import plan_of, request, response
+
+CASES = [
+    # step, headers in, headers out (in order)
+    ("{set: {X-Api-Version: '2'}}", [("x-api-version", "1"), ("X-Api-Version", "0"), ("A", "a")],
+     [("X-Api-Version", "2"), ("A", "a")]),
+    ("{rename: {X-Cust: X-Customer}}", [("X-Cust", "1"), ("X-Customer", "old"), ("x-cust", "2")],
+     [("X-Customer", "1"), ("X-Customer", "2")]),
+    ("{rename: {X-Absent: X-Other}}", [("X-Other", "kept")], [("X-Other", "kept")]),
+    ("{remove: [X-Legacy, x-debug]}", [("X-Legacy", "1"), ("A", "a"), ("X-Debug", "2")],
+     [("A", "a")]),
+    ("{from_param: {X-Customer-Id: id}}", [], [("X-Customer-Id", "7")]),
+    ("{remove: [A], set: {A: new}}", [("A", "old")], [("A", "new")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("step", "before", "after"), CASES)
+def test_request_headers(
+    step: str, before: list[tuple[str, str]], after: list[tuple[str, str]]
+) -> None:
+    plan = plan_of(f"translate: {{request: [{{headers: {step}}}]}}", "/c/{id}")
+    msg = plan.apply_request(request("/c/7", headers=before, params={"id": "7"}))
+    assert list(msg.headers.items()) == after
+    assert not plan.needs_request_body
+
+
+def test_response_headers_and_from_param_uses_the_request() -> None:
+    plan = plan_of(
+        "translate: {response: [{headers: {set: {X-Served: strangler}, from_param: {X-Id: id}}}]}",
+        "/c/{id}",
+    )
+    msg = plan.apply_response(response(req=request("/c/9", params={"id": "9"})))
+    assert list(msg.headers.items()) == [("X-Served", "strangler"), ("X-Id", "9")]
+    assert not plan.needs_response_body
+    assert not plan.needs_response_body_for(200)
+
+
+def test_from_param_without_the_parameter() -> None:
+    plan = plan_of("translate: {request: [{headers: {from_param: {X-Id: id}}}]}", "/c/{id}")
+    with pytest.raises(TranslateError, match=r"^request.headers: the route has no parameter 'id'$"):
+        plan.apply_request(request("/c/7"))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("/customers/7", "/api/v1/customer/7"),
+        ("/customers", "/api/v1/customer"),
+        ("/customers/", "/api/v1/customer/"),
+        ("/customersX/7", "/customersX/7"),
+        ("/other/customers/7", "/other/customers/7"),
+        ("http://proxy.example:8080/customers/7?x=1#f", "http://proxy.example:8080/api/v1/customer/7?x=1#f"),
+        ("customers/7", "customers/7"),  # a relative reference is left alone
+    ],
+)  # fmt: skip
+def test_rewrite_path(url: str, expected: str) -> None:
+    assert rewrite_path(url, "/customers", "/api/v1/customer") == expected
+
+
+def test_rewrite_paths_in_location_content_location_and_link() -> None:
+    plan = plan_of(
+        "translate: {response: [{headers: "
+        "{rewrite_paths: {from: /customers, to: /api/v1/customer}}}]}"
+    )
+    msg = plan.apply_response(
+        response(
+            201,
+            headers=[
+                ("Location", "/customers/7"),
+                ("Content-Location", "http://h/customers/7"),
+                ("Link", '</customers/7/orders>; rel="orders", </static/x>; rel="x"'),
+                ("Link", "</customers?page=2>; rel=next"),
+                ("X-Other", "/customers/7"),
+            ],
+        )
+    )
+    assert msg.headers.getall("Location") == ["/api/v1/customer/7"]
+    assert msg.headers["Content-Location"] == "http://h/api/v1/customer/7"
+    assert msg.headers.getall("Link") == [
+        '</api/v1/customer/7/orders>; rel="orders", </static/x>; rel="x"',
+        "</api/v1/customer?page=2>; rel=next",
+    ]
+    assert msg.headers["X-Other"] == "/customers/7"
