@@ -414,6 +414,8 @@ MODULES = [
     "strangler.translate.codec",
     "strangler.translate.headers",
     "strangler.translate.json_body",
+    "strangler.translate.json_values",
+    "strangler.translate.jsonpath",
     "strangler.translate.path",
     "strangler.translate.query",
     "strangler.translate.registry",

@@ -14,7 +14,8 @@ from decimal import Decimal
 
 import pytest
 
-from strangler.translate.json_body import OpError, scale_value
+from strangler.translate.json_values import scale_value
+from strangler.translate.jsonpath import OpError
 from tests.translate_support import dumps, loads, plan_of, request
 
 

@@ -30,7 +30,8 @@ from strangler.translate.base import (
     TranslateResponse,
     reason_for,
 )
-from strangler.translate.json_body import OpError, get_values, matches_status
+from strangler.translate.json_body import matches_status
+from strangler.translate.jsonpath import OpError, get_values
 
 __all__ = ["ErrorTransform", "StatusTransform", "build_error", "build_status", "matches_status"]
 
