@@ -74,9 +74,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from strangler.cli_release import add_release_commands
     from strangler.cli_status import add_status_commands
+    from strangler.shadow.cli import add_diff_command
 
     add_status_commands(sub)
     add_release_commands(sub)
+    add_diff_command(sub)
     return p
 
 
@@ -85,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(args, "func"):  # subcommands that register their own handler
         code: int = args.func(args)
         return code
+    if hasattr(args, "handler"):
+        handled: int = args.handler(args)
+        return handled
     if args.command == "check":
         return _check(args)
     if args.command == "serve":

@@ -39,6 +39,8 @@ from strangler.protocol import RelayedResponse, RelayedStreamResponse
 from strangler.release import FAILURE_5XX, Decision, decide
 from strangler.release.controls import ReleaseControls
 from strangler.runtime import CompiledRoute, Side, Snapshot, SnapshotHolder
+from strangler.shadow.capture import Capture
+from strangler.shadow.service import CompiledShadow, ShadowService, ShadowTap
 
 log = logging.getLogger("strangler.proxy")
 
@@ -73,7 +75,9 @@ class _Outcome:
 class Proxy:
     """The proxy handler and the objects it needs; built by ``server``."""
 
-    __slots__ = ("access_log", "forwarder", "holder", "metrics", "progress", "release")
+    __slots__ = (
+        "access_log", "forwarder", "holder", "metrics", "progress", "release", "shadow",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -83,6 +87,7 @@ class Proxy:
         access_log: AccessLog,
         progress: ProgressTracker,
         release: ReleaseControls,
+        shadow: ShadowService,
     ) -> None:
         self.holder = holder
         self.forwarder = forwarder
@@ -90,6 +95,7 @@ class Proxy:
         self.access_log = access_log
         self.progress = progress
         self.release = release
+        self.shadow = shadow
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
@@ -194,28 +200,54 @@ class Proxy:
                     return _plain(413, f"request body larger than {limit} bytes\n")
                 replayable = isinstance(body, bytes)
         observed = route.release.observed == out.side.upstream.name
+        tap = None
+        sh = route.shadow
+        if sh is not None and self.shadow.selects(sh, request, out.side.upstream):
+            tap = self._tap(request, route, sh, out, body, snap)
         try:
-            up = await self._send(request, route, out.side, body, snap, observed)
-            if (
-                replayable
-                and up.status >= 500
-                and fallback is not None
-                and fallback.triggers(FAILURE_5XX)
-            ):
-                up.release()
-                up = await self._fall_back(request, route, out, body, snap, FAILURE_5XX)
-        except BodyTooLarge:
-            out.done(413)
-            return _plain(413, f"request body larger than {limit} bytes\n")
-        except ForwardError as e:
-            if not (replayable and fallback is not None and fallback.triggers(e.kind.value)):
-                return self._failed(e, request, out)
-            self._count(e)
             try:
-                up = await self._fall_back(request, route, out, body, snap, e.kind.value)
-            except ForwardError as e2:
-                return self._failed(e2, request, out)
-        return await self._relay(request, up, out)
+                up = await self._send(request, route, out.side, body, snap, observed)
+                if (
+                    replayable
+                    and up.status >= 500
+                    and fallback is not None
+                    and fallback.triggers(FAILURE_5XX)
+                ):
+                    up.release()
+                    up = await self._fall_back(request, route, out, body, snap, FAILURE_5XX)
+            except BodyTooLarge:
+                out.done(413)
+                return _plain(413, f"request body larger than {limit} bytes\n")
+            except ForwardError as e:
+                if not (replayable and fallback is not None and fallback.triggers(e.kind.value)):
+                    return self._failed(e, request, out)
+                self._count(e)
+                try:
+                    up = await self._fall_back(request, route, out, body, snap, e.kind.value)
+                except ForwardError as e2:
+                    return self._failed(e2, request, out)
+            return await self._relay(request, up, out, tap)
+        finally:
+            if tap is not None:
+                tap.close(False)  # a no-op when the answer was already handed over
+
+    def _tap(
+        self,
+        request: web.BaseRequest,
+        route: CompiledRoute,
+        sh: CompiledShadow,
+        out: _Outcome,
+        body: bytes | RequestBody | None,
+        snap: Snapshot,
+    ) -> ShadowTap | None:
+        """Start mirroring this request (the shadow job waits for the primary's answer)."""
+        headers = self._headers(request, self.forwarder.pool(sh.upstream), route, snap)
+        tap = self.shadow.begin(
+            sh, request, headers, out.side.upstream, body=body if isinstance(body, bytes) else None
+        )
+        if tap is not None and tap.request is not None and isinstance(body, RequestBody):
+            body.tee = tap.request
+        return tap
 
     async def _send(
         self,
@@ -282,10 +314,11 @@ class Proxy:
         return await self._send(request, route, out.side, body, snap, observed=False)
 
     async def _relay(
-        self, request: web.BaseRequest, up: H1Response, out: _Outcome
+        self, request: web.BaseRequest, up: H1Response, out: _Outcome, tap: ShadowTap | None
     ) -> web.StreamResponse:
-        """Stream the upstream's answer to the client."""
+        """Stream the upstream's answer to the client (and a bounded copy to ``tap``)."""
         headers = end_to_end(up.headers)
+        capture = tap.response if tap is not None else None
         if up.complete and (_CONTENT_LENGTH in headers or up.status in _NO_BODY):
             # The whole body came with the head (most API answers): send head and body
             # in one write. Only for Content-Length (or body-less) answers, so the
@@ -295,16 +328,26 @@ class Proxy:
             resp = RelayedResponse(status=up.status, reason=up.reason or None, headers=headers)
             if data:
                 resp.body = data
+            if capture is not None:
+                capture.head(up.status, up.headers)
+                capture.feed(data)
+                capture.done(True)
             out.done(up.status, len(data))
             return resp
         stream = RelayedStreamResponse(status=up.status, reason=up.reason or None, headers=headers)
         nbytes = 0
+        if capture is not None:
+            capture.head(up.status, up.headers)
         try:
             await stream.prepare(request)
             async for chunk in up.iter_body():
                 await stream.write(chunk)
                 nbytes += len(chunk)
+                if capture is not None:
+                    capture.feed(chunk)
             await stream.write_eof()
+            if capture is not None:
+                capture.done(True)
         except ForwardError as e:
             self._count(e)
             log.warning("%s; aborting the client connection", e)
@@ -365,11 +408,12 @@ class RequestBody:
     """The client's body as it arrives (chunks, never lines); raises ``BodyTooLarge``
     past ``limit`` bytes (0: no limit)."""
 
-    __slots__ = ("limit", "request")
+    __slots__ = ("limit", "request", "tee")
 
     def __init__(self, request: web.BaseRequest, limit: int) -> None:
         self.request = request
         self.limit = limit
+        self.tee: Capture | None = None  # a shadow job's bounded copy of the body
 
     async def _continue(self) -> None:
         if self.request.headers.get(_EXPECT, "").lower() == "100-continue":
@@ -399,14 +443,18 @@ class RequestBody:
             yield chunk
 
     async def rest(self, seen: int) -> AsyncIterator[bytes]:
-        content, limit = self.request.content, self.limit
+        content, limit, tee = self.request.content, self.limit, self.tee
         while True:
             chunk = await content.readany()
             if not chunk:
+                if tee is not None:
+                    tee.done(True)
                 return
             seen += len(chunk)
             if limit and seen > limit:
                 raise BodyTooLarge(limit)
+            if tee is not None:
+                tee.feed(chunk)
             yield chunk
 
 
@@ -420,6 +468,8 @@ class _Prefixed(RequestBody):
         self.prefix = prefix
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self.tee is not None:
+            self.tee.feed(self.prefix)
         yield self.prefix
         async for chunk in self.rest(len(self.prefix)):
             yield chunk

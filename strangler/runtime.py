@@ -22,6 +22,7 @@ from strangler.forward.headers import TrustedNetworks
 from strangler.metrics import Metrics, RouteMetrics
 from strangler.release import REASONS, ReleasePlan, compile_release, fixed_plan
 from strangler.router import Router
+from strangler.shadow.service import CompiledShadow, compile_shadow
 
 TARGET_LEGACY: Final = "legacy"
 TARGET_NEW: Final = "new"
@@ -51,6 +52,7 @@ class CompiledRoute:
     sides: Mapping[str, Side]
     decisions: Mapping[str, Counter]
     spec: Route | None  # None for the built-in unrouted route
+    shadow: CompiledShadow | None = None  # None: no mirroring (one attribute check)
 
     @property
     def default(self) -> Side:
@@ -80,6 +82,9 @@ class Snapshot:
     @property
     def version(self) -> str:
         return self.config.version
+
+    def shadows(self) -> list[CompiledShadow]:
+        return [r.shadow for r in self.routes if r.shadow is not None]
 
     def route(self, name: str) -> CompiledRoute | None:
         for r in self.routes:
@@ -114,6 +119,11 @@ def compile_snapshot(config: Config, metrics: Metrics) -> Snapshot:
             sides=MappingProxyType(sides),
             decisions=MappingProxyType(decisions),
             spec=spec,
+            shadow=(
+                compile_shadow(name, spec.shadow, config.upstreams)
+                if spec is not None and spec.shadow is not None
+                else None
+            ),
         )
 
     routes = tuple(

@@ -51,6 +51,10 @@ from strangler.protocol import ProxyHTTPServer
 from strangler.release import AuditLog, FileStateStore
 from strangler.release.controls import ReleaseCollector, ReleaseControls
 from strangler.runtime import SnapshotHolder, compile_snapshot
+from strangler.shadow.api import add_shadow_routes
+from strangler.shadow.metrics import ShadowMetrics
+from strangler.shadow.samples import ShadowResults
+from strangler.shadow.service import ShadowService
 
 log = logging.getLogger("strangler")
 
@@ -113,8 +117,17 @@ class ProxyServer:
         self.progress = ProgressTracker(self.holder, worker=str(options.worker_index))
         self.progress.load(self.progress.state_file(self.state_dir))
         self.metrics.add_collector(ProgressCollector(self.progress, self.holder))
+        self.shadow_results = ShadowResults(ShadowMetrics(self.metrics.registry))
+        self.shadow = ShadowService(self.forwarder.pool, self.shadow_results)
+        self.shadow.configure(self.holder.current.shadows())
         self.proxy = Proxy(
-            self.holder, self.forwarder, self.metrics, self.access_log, self.progress, self.release
+            self.holder,
+            self.forwarder,
+            self.metrics,
+            self.access_log,
+            self.progress,
+            self.release,
+            self.shadow,
         )
         self.admin_state = AdminState(
             holder=self.holder,
@@ -175,6 +188,7 @@ class ProxyServer:
         admin_app = build_admin_app(self.admin_state)
         add_progress_routes(admin_app, self.progress, self.holder, self.state_dir)
         add_release_routes(admin_app, self.release, self.holder, self.forwarder)
+        add_shadow_routes(admin_app, self.shadow_results)
         add_status_page(admin_app)
         self._admin_runner = web.AppRunner(admin_app, access_log=None, shutdown_timeout=5.0)
         await self._admin_runner.setup()
@@ -244,6 +258,7 @@ class ProxyServer:
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
             old = self.holder.swap(snapshot)
             self.release.reconcile(_slos(config))
+            self.shadow.configure(snapshot.shadows())
             self.metrics.set_config_version(config.version)
             self.metrics.config_reloads.labels("applied").inc()
             async with self._swapped:
@@ -291,6 +306,8 @@ class ProxyServer:
         proxy_runner, self._proxy_runner = self._proxy_runner, None
         if proxy_runner is not None:
             await proxy_runner.cleanup()
+        if proxy_runner is not None:  # mirrored requests still comparing: bounded wait
+            await self.shadow.drain(min(self.config.drain_seconds, 5.0))
         flusher, self._flusher = self._flusher, None
         if flusher is not None:  # after the drain, so late requests are counted
             flusher.cancel()  # a cancelled flusher saves one last time

@@ -41,7 +41,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:  # shadow_model builds on this module's Location
+    from strangler.config.shadow_model import ShadowSpec
 
 EMPTY_MAP: Final[Mapping[str, str]] = MappingProxyType({})
 
@@ -243,6 +246,7 @@ class Route:
     overrides: Overrides | None = None
     fallback: Fallback = Fallback()
     slo: Slo | None = None
+    shadow: ShadowSpec | None = None  # mirror requests to a second upstream and compare
 
     @property
     def new_side(self) -> str | None:
@@ -292,16 +296,40 @@ class Admin:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RedisState:
+    """``state.redis``: the Redis server that holds the runtime state when
+    ``state.backend`` is ``redis``, so several replicas share it.
+
+    ``url``: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or
+    ``unix:///path/to/redis.sock[?db=N]``. ``key_prefix`` starts every key and the
+    change channel (two deployments can share one Redis). ``resync``: seconds between
+    full re-reads, however quiet the change channel is.
+    """
+
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "strangler:"
+    resync: float = 5.0  # seconds
+
+
+StateBackend = Literal["file", "redis"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StateFiles:
     """Where runtime state (kill switches, percent overrides, guard trips) and the
     audit log live, and how often each worker looks for another one's writes.
 
     ``dir`` defaults to ``.strangler`` in the main config file's directory (the
-    current directory for ``strangler serve --legacy``).
+    current directory for ``strangler serve --legacy``). ``backend``: ``file`` keeps
+    the state in ``<dir>/state.json`` (workers and replicas sharing the directory);
+    ``redis`` keeps it in ``redis`` (replicas on several machines); the audit log and
+    progress files stay in ``dir`` either way.
     """
 
     dir: str = ".strangler"
     file_poll: float = 0.5  # seconds
+    backend: StateBackend = "file"
+    redis: RedisState = RedisState()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

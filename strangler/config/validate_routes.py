@@ -44,6 +44,7 @@ from strangler.config.model import (
     ValueMatch,
 )
 from strangler.config.source import Map, Node, Scalar, Seq, describe
+from strangler.config.validate_shadow import read_shadow
 from strangler.config.values import (
     METHODS,
     NAME,
@@ -69,7 +70,7 @@ __all__ = [
 
 ROUTE_FILE_KEYS: Final = ("routes", "include")
 REQUIRED_ROUTE_KEYS: Final = ("name", "owner", "match", "to")
-ROUTE_KEYS: Final = (*REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo")
+ROUTE_KEYS: Final = (*REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo", "shadow")
 MATCH_KEYS: Final = ("path", "path_prefix", "methods", "host", "headers", "query", "cookies")
 CANARY_KEYS: Final = ("to", "percent", "sticky", "group")
 OVERRIDE_KEYS: Final = ("header", "cookie", "allow", "networks")
@@ -177,6 +178,10 @@ class RouteTable:
             sides = sides.with_primary(fallback.to)
         overrides = None if "overrides" not in f else self.overrides(f["overrides"], label, sides)
         slo = None if "slo" not in f else self.slo(f["slo"], label, sides)
+        shadow = None
+        if "shadow" in f:
+            own = to if canary is None else None
+            shadow = read_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
         if len(self.w.problems) != before:
             return None
         if name is None or owner is None or match is None or to is None:
@@ -192,6 +197,7 @@ class RouteTable:
             overrides=overrides,
             fallback=fallback,
             slo=slo,
+            shadow=shadow,
         )
 
     def name(self, node: Node) -> str | None:
