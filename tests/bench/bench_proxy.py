@@ -985,6 +985,8 @@ def report(rows: dict[str, Row], s: Settings, profile_lines: list[str]) -> str:
     nginx_rps = rows["nginx"].rps if "nginx" in rows else None
     minimal_rps = rows["minimal"].rps if "minimal" in rows else None
     out = [
+        f"strangler at {strangler_revision()}.",
+        "",
         f"/small (200-byte body): wrk -t1 -c{s.connections}, {s.rounds} × {s.duration:g} s, "
         f"medians; open loop at {s.rate} req/s, {s.rounds} × {s.rate_duration:g} s pooled, "
         "each round right after one straight to the upstream (the 'added' baseline); "
@@ -1038,6 +1040,28 @@ def report(rows: dict[str, Row], s: Settings, profile_lines: list[str]) -> str:
         out += ["", "py-spy, strangler one worker under wrk load, top frames by own time:", ""]
         out += profile_lines
     return "\n".join(out)
+
+
+def strangler_revision() -> str:
+    """The measured checkout: commit, and whether strangler/ had uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "strangler"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "an unknown revision (no git)"
+    return f"commit {head}" + (" plus uncommitted changes in strangler/" if dirty else "")
 
 
 def targets(rows: dict[str, Row], s: Settings) -> list[str]:
@@ -1111,16 +1135,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--quiet-wait",
         type=float,
-        default=30.0,
+        default=20.0,
         help="before each run, wait up to this many seconds for other processes to "
-        "go quiet (default 30)",
+        "go quiet (default 20)",
     )
     p.add_argument(
         "--retries",
         type=int,
-        default=2,
+        default=1,
         help="run a measurement again, up to this many times, when other processes "
-        "used 0.1 core or more during it (default 2)",
+        "used 0.1 core or more during it (default 1)",
     )
     p.add_argument("--profile", type=Path, metavar="FILE", help="py-spy raw profile to FILE")
     p.add_argument("--profile-seconds", type=float, default=10.0)
