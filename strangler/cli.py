@@ -75,10 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     from strangler.cli_release import add_release_commands
     from strangler.cli_status import add_status_commands
     from strangler.shadow.cli import add_diff_command
+    from strangler.translate.cli import add_translate_command
 
     add_status_commands(sub)
     add_release_commands(sub)
     add_diff_command(sub)
+    add_translate_command(sub)
     return p
 
 

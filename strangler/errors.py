@@ -4,7 +4,9 @@ StranglerError
  ├── ConfigError(problems)        a config that does not load; carries every Problem found
  ├── ForwardError(stage, upstream) an upstream exchange that failed; the stage decides
  │    │                           502 vs 504 and whether a fallback is allowed
- └── BodyTooLarge(limit)          a body over the configured limit (413)
+ ├── BodyTooLarge(limit)          a body over the configured limit (413)
+ └── TranslateError(step, status) a translation step failed; ``status`` is the answer
+                                  (400/413/500 on the request side, 502 on the response)
 """
 
 from __future__ import annotations
@@ -103,3 +105,29 @@ class BodyTooLarge(StranglerError):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(f"body larger than {limit} bytes")
+
+
+class TranslateError(StranglerError):
+    """A translation step failed: ``step`` names it, ``message`` says why.
+
+    ``str(err)`` is ``"response.json[2] map status: value 'VOID' not in the map"``.
+    ``status`` is what the proxy should answer instead, set by the ``Plan``: 400 when
+    the client's request cannot be translated, 413 when its body is over
+    ``max_body``, 500 when a request hook fails, 502 for anything on the response
+    side (0 until a plan has set it). ``recoverable``: ``on_error: passthrough`` may
+    step over this failure even though the step does not touch the body (a hook's);
+    under ``passthrough`` a failing body step is always stepped over.
+    """
+
+    def __init__(
+        self, step: str, message: str, *, status: int = 0, recoverable: bool = False
+    ) -> None:
+        self.step = step
+        self.message = message
+        self.status = status
+        self.recoverable = recoverable
+        super().__init__(f"{step}: {message}")
+
+    def client_message(self) -> str:
+        """One plain line for the client; never a traceback."""
+        return f"translation failed: {self}\n"

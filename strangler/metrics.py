@@ -108,6 +108,13 @@ class Metrics:
             ("route", "failure"),
             registry=r,
         )
+        self.translate_errors = Counter(
+            "strangler_translate_errors",
+            "Requests or answers a route's translation could not handle (side: request or "
+            "response); the client got a clear error instead.",
+            ("route", "side"),
+            registry=r,
+        )
         self.config_reloads = Counter(
             "strangler_config_reloads",
             "Config reloads by result (applied, rejected, unchanged).",

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Final
 
 from aiohttp import web
@@ -41,6 +41,7 @@ from strangler.release.controls import ReleaseControls
 from strangler.runtime import CompiledRoute, Side, Snapshot, SnapshotHolder
 from strangler.shadow.capture import Capture
 from strangler.shadow.service import CompiledShadow, ShadowService, ShadowTap
+from strangler.translate import Plan, TranslateError, TranslateRequest, TranslateResponse
 
 log = logging.getLogger("strangler.proxy")
 
@@ -100,7 +101,7 @@ class Proxy:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         snap = self.holder.current  # read once: this request lives on this snapshot
-        route, _params = snap.router.match(request)
+        route, params = snap.router.match(request)
         decision = decide(
             route.release, request, self.release.state.for_route(route.name), random.random
         )
@@ -111,8 +112,8 @@ class Proxy:
                 return await self._websocket(request, out, snap)
             total = out.side.upstream.timeouts.total
             if total is None:
-                return await self._exchange(request, route, decision, out, snap)
-            return await self._bounded(request, route, decision, out, snap, total)
+                return await self._exchange(request, route, decision, out, snap, params)
+            return await self._bounded(request, route, decision, out, snap, total, params)
         except asyncio.CancelledError:
             out.done(_STATUS_ABORTED, out.nbytes, aborted=True)
             raise
@@ -179,8 +180,14 @@ class Proxy:
         decision: Decision,
         out: _Outcome,
         snap: Snapshot,
+        params: Mapping[str, str],
     ) -> web.StreamResponse:
-        """Forward (falling back to the primary when allowed) and stream the answer back."""
+        """Forward (falling back to the primary when allowed) and stream the answer back.
+
+        On the route's translated side (its new side, when it has ``translate:``), the
+        request is translated before it is sent and the answer before it is relayed.
+        A fallback to the primary sends the original request, untranslated.
+        """
         limit = snap.config.limits.max_body_bytes
         fallback = route.release.fallback
         replayable = fallback is not None and fallback.applies(decision, request.method)
@@ -199,6 +206,29 @@ class Proxy:
                     out.done(413)
                     return _plain(413, f"request body larger than {limit} bytes\n")
                 replayable = isinstance(body, bytes)
+        plan = route.translate if out.side.upstream.name == route.translate_on else None
+        outbound: TranslateRequest | None = None
+        original: TranslateRequest | None = None
+        if plan is not None:
+            pool = self.forwarder.pool(out.side.upstream)
+            if plan.needs_request_body and isinstance(body, RequestBody):
+                try:
+                    body = await body.buffer(plan.max_body)
+                except BodyTooLarge:
+                    out.done(413)
+                    return _plain(413, f"request body larger than {limit} bytes\n")
+            msg = TranslateRequest.from_target(
+                request.method,
+                request.raw_path,
+                self._headers(request, pool, route, snap),
+                params,
+                body if isinstance(body, bytes) else _prefix_of(body),
+            )
+            original = msg.copy() if plan.response else None
+            try:
+                outbound = plan.apply_request(msg)
+            except TranslateError as e:
+                return self._untranslatable(e, route, "request", request, out)
         observed = route.release.observed == out.side.upstream.name
         tap = None
         sh = route.shadow
@@ -206,7 +236,7 @@ class Proxy:
             tap = self._tap(request, route, sh, out, body, snap)
         try:
             try:
-                up = await self._send(request, route, out.side, body, snap, observed)
+                up = await self._send(request, route, out.side, body, snap, observed, outbound)
                 if (
                     replayable
                     and up.status >= 500
@@ -226,6 +256,8 @@ class Proxy:
                     up = await self._fall_back(request, route, out, body, snap, e.kind.value)
                 except ForwardError as e2:
                     return self._failed(e2, request, out)
+            if plan is not None and plan.response and out.side.upstream.name == route.translate_on:
+                return await self._relay_translated(request, up, out, tap, route, plan, original)
             return await self._relay(request, up, out, tap)
         finally:
             if tap is not None:
@@ -257,17 +289,29 @@ class Proxy:
         body: bytes | RequestBody | None,
         snap: Snapshot,
         observed: bool,
+        outbound: TranslateRequest | None = None,
     ) -> H1Response:
         """One upstream exchange up to the response head. ``observed``: feed the
-        route's SLO guard with the outcome (the new side's answers only)."""
+        route's SLO guard with the outcome (the new side's answers only).
+        ``outbound``: the translated request to send instead of the client's."""
         pool = self.forwarder.pool(side.upstream)
-        headers = self._headers(request, pool, route, snap)
         sent = time.perf_counter() if observed else 0.0
+        if outbound is None:
+            method, target = request.method, pool.target(request.raw_path)
+            headers = self._headers(request, pool, route, snap)
+        else:
+            method, target, headers = (
+                outbound.method,
+                pool.target(outbound.target),
+                outbound.headers,
+            )
+            if outbound.body is not None and isinstance(body, bytes | None):
+                body = outbound.body  # the translated body (Content-Length already fixed)
         pool.inflight += 1
         try:
             up = await pool.h1.send(
-                request.method,
-                pool.target(request.raw_path),
+                method,
+                target,
                 headers,
                 body,
                 retry_stale=body is None or isinstance(body, bytes),
@@ -334,12 +378,33 @@ class Proxy:
                 capture.done(True)
             out.done(up.status, len(data))
             return resp
-        stream = RelayedStreamResponse(status=up.status, reason=up.reason or None, headers=headers)
+        return await self._stream_out(
+            request, up, out, capture, up.status, up.reason or None, headers, b""
+        )
+
+    async def _stream_out(
+        self,
+        request: web.BaseRequest,
+        up: H1Response,
+        out: _Outcome,
+        capture: Capture | None,
+        status: int,
+        reason: str | None,
+        headers: CIMultiDict[str],
+        prefix: bytes,
+    ) -> web.StreamResponse:
+        """Stream ``prefix`` then the rest of ``up``'s body under the given head."""
+        stream = RelayedStreamResponse(status=status, reason=reason, headers=headers)
         nbytes = 0
         if capture is not None:
-            capture.head(up.status, up.headers)
+            capture.head(status, headers)
         try:
             await stream.prepare(request)
+            if prefix:
+                await stream.write(prefix)
+                nbytes += len(prefix)
+                if capture is not None:
+                    capture.feed(prefix)
             async for chunk in up.iter_body():
                 await stream.write(chunk)
                 nbytes += len(chunk)
@@ -353,12 +418,93 @@ class Proxy:
             log.warning("%s; aborting the client connection", e)
             if request.transport is not None:
                 request.transport.abort()
-            out.done(up.status, nbytes, aborted=True)
+            out.done(status, nbytes, aborted=True)
             return stream
         finally:
             up.release()
-        out.done(up.status, nbytes)
+        out.done(status, nbytes)
         return stream
+
+    async def _relay_translated(
+        self,
+        request: web.BaseRequest,
+        up: H1Response,
+        out: _Outcome,
+        tap: ShadowTap | None,
+        route: CompiledRoute,
+        plan: Plan,
+        original: TranslateRequest | None,
+    ) -> web.StreamResponse:
+        """Translate the new side's answer back into the legacy shape, then relay it."""
+        capture = tap.response if tap is not None else None
+        wants = plan.needs_response_body_for(up.status)
+        if request.method == "HEAD" or up.status in _NO_BODY:
+            wants = False
+        body: bytes | None = None
+        if wants:
+            parts: list[bytes] = []
+            size = 0
+            try:
+                async for chunk in up.iter_body():
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > plan.max_body:
+                        break
+            except ForwardError as e:
+                up.release()
+                return self._failed(e, request, out)
+            body = b"".join(parts)
+            if size > plan.max_body and plan.on_error == "passthrough":
+                # Too large to translate, and the route says pass it on as it is.
+                headers = end_to_end(up.headers)
+                return await self._stream_out(
+                    request, up, out, capture, up.status, up.reason or None, headers, body
+                )
+        assert original is not None
+        msg = TranslateResponse(
+            status=up.status,
+            reason=up.reason or None,
+            headers=end_to_end(up.headers),
+            request=original,
+            body=body,
+        )
+        try:
+            msg = plan.apply_response(msg)
+        except TranslateError as e:
+            up.release()
+            return self._untranslatable(e, route, "response", request, out)
+        if body is None and not up.complete:  # head-only translation: stream the body on
+            return await self._stream_out(
+                request, up, out, capture, msg.status, msg.reason, msg.headers, b""
+            )
+        if body is None:
+            body = up.read_buffered()
+            msg.body = body if msg.body is None else msg.body
+        up.release()
+        resp = RelayedResponse(status=msg.status, reason=msg.reason, headers=msg.headers)
+        data = msg.body or b""
+        if data:
+            resp.body = data
+        if capture is not None:
+            capture.head(msg.status, msg.headers)
+            capture.feed(data)
+            capture.done(True)
+        out.done(msg.status, len(data))
+        return resp
+
+    def _untranslatable(
+        self,
+        e: TranslateError,
+        route: CompiledRoute,
+        side: str,
+        request: web.BaseRequest,
+        out: _Outcome,
+    ) -> web.StreamResponse:
+        self.metrics.translate_errors.labels(route.name, side).inc()
+        log.warning("%s %s: route %r: %s", request.method, request.path, route.name, e)
+        status = e.status or (400 if side == "request" else 502)
+        out.done(status)
+        return _plain(status, e.client_message())
 
     async def _bounded(
         self,
@@ -368,12 +514,13 @@ class Proxy:
         out: _Outcome,
         snap: Snapshot,
         total: float,
+        params: Mapping[str, str],
     ) -> web.StreamResponse:
         """``_exchange`` within the upstream's ``timeout.total``: 504 when nothing was
         sent yet, an aborted connection when the answer was already streaming."""
         try:
             async with asyncio.timeout(total):
-                return await self._exchange(request, route, decision, out, snap)
+                return await self._exchange(request, route, decision, out, snap, params)
         except TimeoutError:
             stage = (
                 ForwardStage.RESPONSE_BODY
@@ -456,6 +603,12 @@ class RequestBody:
             if tee is not None:
                 tee.feed(chunk)
             yield chunk
+
+
+def _prefix_of(body: RequestBody | None) -> bytes | None:
+    """What a translation may read of a body that was not kept whole: the part read so
+    far when it was over the limit (so the plan can say 413), else nothing."""
+    return body.prefix if isinstance(body, _Prefixed) else None
 
 
 class _Prefixed(RequestBody):

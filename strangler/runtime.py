@@ -23,6 +23,7 @@ from strangler.metrics import Metrics, RouteMetrics
 from strangler.release import REASONS, ReleasePlan, compile_release, fixed_plan
 from strangler.router import Router
 from strangler.shadow.service import CompiledShadow, compile_shadow
+from strangler.translate import EMPTY_PLAN, Plan, build_plan
 
 TARGET_LEGACY: Final = "legacy"
 TARGET_NEW: Final = "new"
@@ -53,6 +54,8 @@ class CompiledRoute:
     decisions: Mapping[str, Counter]
     spec: Route | None  # None for the built-in unrouted route
     shadow: CompiledShadow | None = None  # None: no mirroring (one attribute check)
+    translate: Plan = EMPTY_PLAN
+    translate_on: str | None = None  # the upstream whose traffic is translated (new side)
 
     @property
     def default(self) -> Side:
@@ -109,6 +112,7 @@ def compile_snapshot(config: Config, metrics: Metrics) -> Snapshot:
                 target=target,
                 metrics=metrics.bind_route(name, up, target),
             )
+        plan_t = build_plan(spec.translate if spec is not None else None)
         decisions: dict[str, Counter] = {
             reason: metrics.release_decisions.labels(name, reason) for reason in REASONS
         }
@@ -124,6 +128,8 @@ def compile_snapshot(config: Config, metrics: Metrics) -> Snapshot:
                 if spec is not None and spec.shadow is not None
                 else None
             ),
+            translate=plan_t,
+            translate_on=plan.new if not plan_t.is_empty else None,
         )
 
     routes = tuple(

@@ -304,18 +304,19 @@ def test_unknown_key_hints() -> None:
         match=re.escape(
             "m.yaml:2: unknown key 'canary' at the top level (hint: valid keys here: "
             "listen, admin, upstreams, include, routes, limits, forwarded, access_log, drain, "
-            "state)"
+            "state, translators)"
         ),
     ):
         load(LEGACY + "canary: {percent: 10}\n")
 
 
-@pytest.mark.parametrize("key", ["translate", "sticky"])
-def test_later_features_are_not_valid_yet(key: str) -> None:
+@pytest.mark.parametrize("key", ["sticky", "weight"])
+def test_keys_that_are_not_route_keys(key: str) -> None:
     text = routes_yaml(f"{{name: a, owner: t, match: {{}}, to: legacy, {key}: {{}}}}")
     assert one_problem(text) == (
         f"m.yaml:3: unknown key '{key}' in route 'a' "
-        "(hint: valid keys here: name, owner, match, to, canary, overrides, fallback, slo, shadow)"
+        "(hint: valid keys here: name, owner, match, to, canary, overrides, fallback, slo, "
+        "shadow, translate)"
     )
     assert one_problem(LEGACY + f"{key}: {{}}\n").startswith(
         f"m.yaml:2: unknown key '{key}' at the top level"

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:  # shadow_model builds on this module's Location
     from strangler.config.shadow_model import ShadowSpec
+    from strangler.config.translate_model import TranslateSpec
 
 EMPTY_MAP: Final[Mapping[str, str]] = MappingProxyType({})
 
@@ -247,6 +248,7 @@ class Route:
     fallback: Fallback = Fallback()
     slo: Slo | None = None
     shadow: ShadowSpec | None = None  # mirror requests to a second upstream and compare
+    translate: TranslateSpec | None = None  # applied when the new side answers
 
     @property
     def new_side(self) -> str | None:

@@ -30,6 +30,7 @@ import os
 import re
 from types import MappingProxyType
 from typing import Final, Literal, cast
+from urllib.parse import parse_qsl, urlsplit
 
 from strangler.config import units
 from strangler.config.model import (
@@ -41,21 +42,23 @@ from strangler.config.model import (
     Limits,
     Listen,
     Location,
+    RedisState,
     StateFiles,
     Timeouts,
     Upstream,
 )
 from strangler.config.source import Map, Node, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable, read_networks
+from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import NAME, BadValue, check_url, parse_listen
 from strangler.config.walker import Walker, suggest
 from strangler.errors import ConfigError, Problem
 
-__all__ = ["TOP_KEYS", "legacy_only", "parse_listen", "validate"]
+__all__ = ["TOP_KEYS", "legacy_only", "mask_url_password", "parse_listen", "validate"]
 
 TOP_KEYS: Final = (
     "listen", "admin", "upstreams", "include", "routes",
-    "limits", "forwarded", "access_log", "drain", "state",
+    "limits", "forwarded", "access_log", "drain", "state", "translators",
 )  # fmt: skip
 ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
 UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
@@ -63,8 +66,11 @@ TIMEOUT_KEYS: Final = ("connect", "read", "total")
 LIMITS_KEYS: Final = ("max_header_bytes", "max_headers", "max_body_bytes")
 FORWARDED_KEYS: Final = ("trusted", "headers")
 ACCESS_LOG_KEYS: Final = ("format", "path")
-STATE_KEYS: Final = ("dir", "file_poll")
+STATE_KEYS: Final = ("dir", "file_poll", "backend", "redis")
+STATE_BACKENDS: Final = ("file", "redis")
+REDIS_KEYS: Final = ("url", "key_prefix", "resync")
 _MAX_FILE_POLL: Final = 60.0
+_MAX_RESYNC: Final = 3600.0
 
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONFIG: Final = Config(upstreams=MappingProxyType({}))  # the defaults
@@ -99,7 +105,10 @@ class _Validator(Walker):
             self.check_ports(listen, admin.listen, root.key_at("admin"))
         upstreams, known = self.upstreams(f.get("upstreams"), root)
 
-        table = RouteTable(self, known, TOP_KEYS)
+        translators = TranslateReader(self)
+        if "translators" in f:
+            translators.read_translators(f["translators"])
+        table = RouteTable(self, known, TOP_KEYS, translators)
         if "routes" in f:
             table.read_list(f["routes"])
         unreadable = {p.file for p in sources.problems}
@@ -364,7 +373,8 @@ class _Validator(Walker):
         return AccessLog(format=fmt, path=path) if ok else None
 
     def state(self, node: Node | None) -> StateFiles | None:
-        """``state: {dir, file_poll}``; ``dir`` is relative to the main file's directory."""
+        """``state: {dir, file_poll, backend, redis}``; ``dir`` is relative to the main
+        file's directory; ``redis`` is read only with ``backend: redis``."""
         default = StateFiles()
         directory = os.path.normpath(os.path.join(self.base_dir, default.dir))
         if node is None:
@@ -387,9 +397,127 @@ class _Validator(Walker):
                     "how often each worker looks for another worker's changes, like 500ms",
                 )
                 poll = None
-        if not ok or poll is None:
+        backend: str | None = default.backend
+        if "backend" in f:
+            backend = self.choice(f["backend"], "state.backend", STATE_BACKENDS)
+        redis_state: RedisState | None = default.redis
+        if "redis" in f:
+            redis_state = self.redis(f["redis"])
+            if backend == "file":
+                self.report(
+                    f["redis"].at,
+                    "state.redis is set but state.backend is file, so it would be ignored",
+                    "add 'backend: redis' to state (or remove state.redis)",
+                )
+                redis_state = None
+        if not ok or poll is None or backend is None or redis_state is None:
             return None
-        return StateFiles(dir=directory, file_poll=poll)
+        return StateFiles(
+            dir=directory,
+            file_poll=poll,
+            backend=cast(Literal["file", "redis"], backend),
+            redis=redis_state,
+        )
+
+    def redis(self, node: Node) -> RedisState | None:
+        """``state.redis: {url, key_prefix, resync}``."""
+        f = self.fields(node, REDIS_KEYS, subject="state.redis", where="in state.redis")
+        if f is None:
+            return None
+        default = RedisState()
+        url: str | None = default.url
+        if "url" in f:
+            text = self.string(f["url"], "state.redis.url", hint=f"for example {default.url}")
+            url = (
+                None
+                if text is None
+                else self.checked(f["url"], "state.redis.url", _redis_url, text)
+            )
+        prefix: str | None = default.key_prefix
+        if "key_prefix" in f:
+            prefix = self.string(
+                f["key_prefix"], "state.redis.key_prefix", hint="like 'strangler:'"
+            )
+        resync: float | None = default.resync
+        if "resync" in f:
+            resync = self.unit(f["resync"], "state.redis.resync", units.duration)
+            if resync is not None and not 0.0 < resync <= _MAX_RESYNC:
+                self.report(
+                    f["resync"].at,
+                    f"state.redis.resync must be more than 0 and at most 1h, got {resync:g}s",
+                    "how often each replica re-reads the whole state from Redis, like 5s",
+                )
+                resync = None
+        if url is None or prefix is None or resync is None:
+            return None
+        return RedisState(url=url, key_prefix=prefix, resync=resync)
+
+
+def _redis_url(url: str) -> str:
+    """A Redis URL as redis-py's ``from_url`` reads it, checked without importing it.
+    Messages show the URL with its password masked.
+
+    >>> _redis_url("redis://127.0.0.1:6379/0")
+    'redis://127.0.0.1:6379/0'
+    >>> _redis_url("redis://:pw@127.0.0.1:6379/zero")
+    Traceback (most recent call last):
+    ...
+    strangler.config.values.BadValue: the database in 'redis://:***@127.0.0.1:6379/zero' must \
+be a number, like /0
+    """
+    example = "for example redis://127.0.0.1:6379/0"
+    shown = mask_url_password(url)
+    if not url or any(c.isspace() for c in url):
+        raise BadValue("a Redis URL must not be empty or contain spaces", example)
+    if "://" not in url:
+        raise BadValue(f"{shown!r} must start with redis://, rediss:// or unix://", example)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("redis", "rediss", "unix"):
+        raise BadValue(
+            f"{shown!r} has scheme {parts.scheme!r}; use redis://, rediss:// (TLS) or unix://",
+            example,
+        )
+    if parts.fragment or "#" in url:
+        raise BadValue(f"{shown!r} must not have a fragment (#...)")
+    if scheme == "unix":
+        if parts.hostname or not parts.path:
+            raise BadValue(
+                f"{shown!r} must name the socket by its absolute path",
+                "three slashes: unix:///run/redis/redis.sock",
+            )
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(key != "db" or not value.isdigit() for key, value in query):
+            raise BadValue(f"{shown!r}: the only query a unix:// URL takes here is ?db=N")
+        return url
+    if not parts.hostname:
+        raise BadValue(f"{shown!r} has no host", example)
+    try:
+        parts.port  # noqa: B018 - parses the port, raising ValueError when it is bad
+    except ValueError:
+        raise BadValue(f"{shown!r} has an invalid port", "a number from 1 to 65535") from None
+    if parts.query or "?" in url:
+        raise BadValue(
+            f"{shown!r} must not have a query string", "put the database in the path: /0"
+        )
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise BadValue(f"the database in {shown!r} must be a number, like /0")
+    return url
+
+
+def mask_url_password(url: str) -> str:
+    """``url`` with the password (if any) replaced by ``***``, for messages and status.
+
+    >>> mask_url_password("redis://user:secret@cache:6379/0")
+    'redis://user:***@cache:6379/0'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return parts._replace(netloc=f"{name}:***@{host}").geturl()
 
 
 def _is_null(node: Node) -> bool:

@@ -45,6 +45,7 @@ from strangler.config.model import (
 )
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.validate_shadow import read_shadow
+from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import (
     METHODS,
     NAME,
@@ -70,7 +71,9 @@ __all__ = [
 
 ROUTE_FILE_KEYS: Final = ("routes", "include")
 REQUIRED_ROUTE_KEYS: Final = ("name", "owner", "match", "to")
-ROUTE_KEYS: Final = (*REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo", "shadow")
+ROUTE_KEYS: Final = (
+    *REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo", "shadow", "translate",
+)  # fmt: skip
 MATCH_KEYS: Final = ("path", "path_prefix", "methods", "host", "headers", "query", "cookies")
 CANARY_KEYS: Final = ("to", "percent", "sticky", "group")
 OVERRIDE_KEYS: Final = ("header", "cookie", "allow", "networks")
@@ -96,9 +99,14 @@ class RouteTable:
     """
 
     def __init__(
-        self, walker: Walker, upstreams: Collection[str], main_keys: Collection[str]
+        self,
+        walker: Walker,
+        upstreams: Collection[str],
+        main_keys: Collection[str],
+        translators: TranslateReader | None = None,
     ) -> None:
         self.w = walker
+        self.translators = translators if translators is not None else TranslateReader(walker)
         self.upstreams = upstreams
         self.main_keys = main_keys  # for the hint on a main-file key in a route file
         self.routes: list[Route] = []
@@ -182,6 +190,12 @@ class RouteTable:
         if "shadow" in f:
             own = to if canary is None else None
             shadow = read_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
+        translate = None
+        if "translate" in f:
+            template = match.path if match is not None else None
+            translate = self.translators.read_route(
+                f["translate"], label=label, path_template=template
+            )
         if len(self.w.problems) != before:
             return None
         if name is None or owner is None or match is None or to is None:
@@ -198,6 +212,7 @@ class RouteTable:
             fallback=fallback,
             slo=slo,
             shadow=shadow,
+            translate=translate,
         )
 
     def name(self, node: Node) -> str | None:

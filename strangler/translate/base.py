@@ -42,7 +42,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 from multidict import CIMultiDict, istr
 
 from strangler.config.translate_model import DEFAULT_MAX_BODY, OnError
-from strangler.errors import StranglerError
+from strangler.errors import TranslateError
 from strangler.translate import codec
 
 __all__ = [
@@ -68,32 +68,6 @@ CONTENT_TYPE: Final = istr("Content-Type")
 _DIGESTS: Final = (istr("Content-MD5"), istr("Digest"), istr("Content-Digest"))
 _EMPTY_PARAMS: Final[Mapping[str, str]] = MappingProxyType({})
 _UTF: Final = frozenset({"utf-8", "utf-16", "utf-32", "utf-16-le", "utf-16-be", "utf-8-sig"})
-
-
-class TranslateError(StranglerError):
-    """A translation step failed: ``step`` names it, ``message`` says why.
-
-    ``str(err)`` is ``"response.json[2] map status: value 'VOID' not in the map"``.
-    ``status`` is what the proxy should answer instead, set by the ``Plan``: 400 when
-    the client's request cannot be translated, 413 when its body is over
-    ``max_body``, 500 when a request hook fails, 502 for anything on the response
-    side (0 until a plan has set it). ``recoverable``: ``on_error: passthrough`` may
-    step over this failure even though the step does not touch the body (a hook's);
-    under ``passthrough`` a failing body step is always stepped over.
-    """
-
-    def __init__(
-        self, step: str, message: str, *, status: int = 0, recoverable: bool = False
-    ) -> None:
-        self.step = step
-        self.message = message
-        self.status = status
-        self.recoverable = recoverable
-        super().__init__(f"{step}: {message}")
-
-    def client_message(self) -> str:
-        """One plain line for the client; never a traceback."""
-        return f"translation failed: {self}\n"
 
 
 class BodyError(ValueError):

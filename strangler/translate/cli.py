@@ -168,13 +168,8 @@ def _load(args: argparse.Namespace) -> tuple[TranslateSpec | None, str | None]:
 
 
 def route_spec(route: Route) -> TranslateSpec | None:
-    """The route's translate spec.
-
-    Until ``Route`` has a ``translate`` field this finds none; once it has, replace the
-    body with ``return route.translate``.
-    """
-    spec = getattr(route, "translate", None)
-    return spec if isinstance(spec, TranslateSpec) else None
+    """The route's translate spec (``None`` when the route does not translate)."""
+    return route.translate
 
 
 def read_spec(
