@@ -1,9 +1,9 @@
-"""The demo's shared seed data and its v1 wire shape.
+"""The demo's shared seed data and its two wire shapes: legacy's v1 and billing's v2.
 
-Both demo services load the same records from here, so before any write they
-return byte-identical JSON for the endpoints they share. Everything here is
-immutable: records are frozen dataclasses and the seed is tuples. Each service
-copies the seed into its own store object when its app is built.
+Both demo services load the same records from here, so before any write they hold
+the same invoices, each service in its own shape. Everything here is immutable:
+records are frozen dataclasses and the seed is tuples. Each service copies the seed
+into its own store object when its app is built.
 
 Amounts are integer cents and statuses are upper-case strings, as in the legacy
 database. For example, ``invoice_v1(SEED_INVOICES[0])`` returns::
@@ -12,11 +12,26 @@ database. For example, ``invoice_v1(SEED_INVOICES[0])`` returns::
      "status": "PAID", "currency": "EUR", "net_cents": 12450, "tax_cents": 2490,
      "total_cents": 14940, "issued_on": "2024-01-16", "due_on": "2024-02-15",
      "paid_on": "2024-02-02"}
+
+The new billing service has its own model of the same invoices (v2): camelCase
+names, the customer and the amounts nested, amounts as exact decimal strings,
+lower-case states (``OVERDUE`` is ``past_due``), times in UTC. ``invoice_v2`` of the
+same invoice returns::
+
+    {"invoiceId": 5001, "reference": "INV-2024-0001", "orderId": 1001,
+     "customer": {"id": 1}, "state": "paid",
+     "amounts": {"net": "124.50", "tax": "24.90", "total": "149.40", "currency": "EUR"},
+     "issuedAt": "2024-01-16T00:00:00Z", "dueDate": "2024-02-15",
+     "paidAt": "2024-02-02T00:00:00Z"}
+
+The proxy's anti-corruption layer (``routes/demo.yaml``) turns v2 back into v1.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from types import MappingProxyType
 from typing import Final, final
 
 ORDER_STATUSES: Final = frozenset({"OPEN", "SHIPPED", "CANCELLED"})
@@ -136,6 +151,53 @@ def invoice_v1(invoice: Invoice) -> dict[str, object]:
 def customer_invoices_v1(customer_id: int, invoices: tuple[Invoice, ...]) -> dict[str, object]:
     """The body of ``GET /api/v1/customers/{id}/invoices``; ``invoices`` sorted by id."""
     return {"customer_id": customer_id, "invoices": [invoice_v1(i) for i in invoices]}
+
+
+# --- the new billing service's model (v2) ---
+
+INVOICE_STATES_V2: Final = MappingProxyType(
+    {"OPEN": "open", "PAID": "paid", "OVERDUE": "past_due", "VOID": "void"}
+)
+"""Legacy status → billing's ``state``."""
+
+
+def amount_v2(cents: int) -> str:
+    """Integer cents as billing's exact decimal string: ``14940`` → ``"149.40"``."""
+    return format(Decimal(cents).scaleb(-2), "f")
+
+
+def _moment_v2(day: str | None) -> str | None:
+    """A legacy ISO date as billing's UTC timestamp (midnight): ``"2024-01-16T00:00:00Z"``."""
+    return None if day is None else f"{day}T00:00:00Z"
+
+
+def invoice_v2(invoice: Invoice) -> dict[str, object]:
+    """One invoice as billing's ``GET /v2/invoices/{id}`` answers it."""
+    return {
+        "invoiceId": invoice.id,
+        "reference": invoice.number,
+        "orderId": invoice.order_id,
+        "customer": {"id": invoice.customer_id},
+        "state": INVOICE_STATES_V2[invoice.status],
+        "amounts": {
+            "net": amount_v2(invoice.net_cents),
+            "tax": amount_v2(invoice.tax_cents),
+            "total": amount_v2(invoice.total_cents),
+            "currency": invoice.currency,
+        },
+        "issuedAt": _moment_v2(invoice.issued_on),
+        "dueDate": invoice.due_on,
+        "paidAt": _moment_v2(invoice.paid_on),
+    }
+
+
+def customer_invoices_v2(customer_id: int, invoices: tuple[Invoice, ...]) -> dict[str, object]:
+    """The body of billing's ``GET /v2/customers/{id}/invoices``; ``invoices`` sorted by id."""
+    return {
+        "customer": {"id": customer_id},
+        "count": len(invoices),
+        "items": [invoice_v2(i) for i in invoices],
+    }
 
 
 # --- the seed ---
