@@ -120,6 +120,7 @@ def _serve(args: argparse.Namespace) -> int:
     from strangler.config.model import AccessLog, Admin
     from strangler.config.validate import parse_listen
     from strangler.errors import ConfigError
+    from strangler.release.state import StateFileError
     from strangler.server import ServeOptions, run, setup_logging
 
     setup_logging(args.log_level)
@@ -146,6 +147,9 @@ def _serve(args: argparse.Namespace) -> int:
     options = ServeOptions(config_path=args.config, state_dir=args.state_dir, handle_signals=True)
     try:
         return run(config, options, workers=args.workers)
+    except StateFileError as e:
+        print(f"strangler: cannot read the release state, not starting: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         print(f"strangler: cannot listen: {e}", file=sys.stderr)
         return 1

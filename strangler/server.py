@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -48,13 +48,16 @@ from strangler.metrics import Metrics, enable_multiprocess, worker_exited
 from strangler.pipeline import Proxy
 from strangler.progress import ProgressCollector, ProgressTracker
 from strangler.protocol import ProxyHTTPServer
-from strangler.release import AuditLog, FileStateStore
+from strangler.release import AuditLog, FileStateStore, StateFileError
 from strangler.release.controls import ReleaseCollector, ReleaseControls
 from strangler.runtime import SnapshotHolder, compile_snapshot
 from strangler.shadow.api import add_shadow_routes
 from strangler.shadow.metrics import ShadowMetrics
 from strangler.shadow.samples import ShadowResults
 from strangler.shadow.service import ShadowService
+
+if TYPE_CHECKING:  # redis is an optional extra: imported only with state.backend: redis
+    from strangler.release.redis_store import RedisStateStore
 
 log = logging.getLogger("strangler")
 
@@ -105,8 +108,9 @@ class ProxyServer:
         self._access_stream = access_stream
         self.access_log = self._open_access_log(config)
         self.state_dir = options.state_dir or Path(config.state.dir)
+        self.redis_store = _redis_store(config)  # None: the state file in state_dir
         self.release = ReleaseControls(
-            FileStateStore.in_dir(self.state_dir),
+            self.redis_store or FileStateStore.in_dir(self.state_dir),
             AuditLog.in_dir(self.state_dir),
             file_poll=config.state.file_poll,
         )
@@ -114,6 +118,10 @@ class ProxyServer:
         # never be silently forgotten.
         self.release.start(_slos(config))
         self.metrics.add_collector(ReleaseCollector(self.release, self.holder))
+        if self.redis_store is not None:
+            from strangler.release.redis_store import StateStoreCollector
+
+            self.metrics.add_collector(StateStoreCollector(self.redis_store))
         self.progress = ProgressTracker(self.holder, worker=str(options.worker_index))
         self.progress.load(self.progress.state_file(self.state_dir))
         self.metrics.add_collector(ProgressCollector(self.progress, self.holder))
@@ -134,6 +142,7 @@ class ProxyServer:
             metrics=self.metrics,
             token=load_token(config.admin),
             reload=self.reload,
+            state_store=None if self.redis_store is None else self.redis_store.status,
         )
         self._proxy_runner: web.ServerRunner | None = None
         self._admin_runner: web.AppRunner | None = None
@@ -142,6 +151,7 @@ class ProxyServer:
         self._watcher: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
+        self._follow_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # strong refs to signal-started tasks
         self._stopping = asyncio.Event()
         self._fingerprint = _fingerprint(config.files)
@@ -210,6 +220,10 @@ class ProxyServer:
             self.progress.run_flusher(self.state_dir), name="progress-flusher"
         )
         self._release_task = loop.create_task(self.release.run(), name="release-state")
+        if self.redis_store is not None:
+            self._follow_task = loop.create_task(
+                self._follow(self.redis_store), name="release-state-follow"
+            )
         if self.options.config_path is not None and self.options.watch_interval > 0:
             self._watcher = asyncio.get_running_loop().create_task(
                 self._watch(), name="config-watcher"
@@ -224,6 +238,12 @@ class ProxyServer:
             config.version,
             len(config.routes),
         )
+
+    async def _follow(self, store: RedisStateStore) -> None:
+        """Sync as soon as another replica publishes a change. The poll in
+        ``release.run()`` stays: it covers a lost message, and resyncs."""
+        async for _ in store.subscribe():
+            await self.release.sync()
 
     def _on_sighup(self) -> None:
         task = asyncio.get_running_loop().create_task(self.reload(), name="reload-sighup")
@@ -297,12 +317,12 @@ class ProxyServer:
         Idempotent: a second call does nothing.
         """
         self.admin_state.draining = True
-        for task in (self._watcher, self._release_task):
+        for task in (self._watcher, self._release_task, self._follow_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._watcher = self._release_task = None
+        self._watcher = self._release_task = self._follow_task = None
         proxy_runner, self._proxy_runner = self._proxy_runner, None
         if proxy_runner is not None:
             await proxy_runner.cleanup()
@@ -318,7 +338,23 @@ class ProxyServer:
             await admin_runner.cleanup()
             await self.forwarder.close()
             self.access_log.close()
+            if self.redis_store is not None:
+                await asyncio.to_thread(self.redis_store.close)
             log.info("strangler stopped")
+
+
+def _redis_store(config: Config) -> RedisStateStore | None:
+    """The Redis store when ``state.backend`` is ``redis``, else ``None``."""
+    if config.state.backend != "redis":
+        return None
+    try:
+        from strangler.release.redis_store import RedisStateStore
+    except ImportError as e:
+        raise StateFileError(
+            "state.backend is redis, but the redis package is not installed: "
+            "pip install 'strangler[redis]'"
+        ) from e
+    return RedisStateStore.from_config(config.state.redis)
 
 
 def _slos(config: Config) -> dict[str, Slo | None]:

@@ -27,6 +27,7 @@ class AdminState:
     token: Secret | None
     reload: Callable[[], Awaitable[tuple[str, str]]]  # → (result, message)
     draining: bool = False
+    state_store: Callable[[], dict[str, object]] | None = None  # RedisStateStore.status
 
 
 ADMIN_STATE = web.AppKey("admin_state", AdminState)
@@ -52,6 +53,10 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     state = request.app[ADMIN_STATE]
     body = {"ready": not state.draining, **_summary(state)}
+    if state.state_store is not None:
+        # Details only: a replica whose store is down keeps serving the state it knew,
+        # so readiness does not hang on it (taking every replica out would be worse).
+        body["state_store"] = state.state_store()
     return web.json_response(body, status=503 if state.draining else 200)
 
 

@@ -25,7 +25,7 @@ from strangler.admin.auth import require_token
 from strangler.config.units import percent
 from strangler.forward.pool import Forwarder
 from strangler.release.controls import ReleaseControls, UnknownRoute, effective_new_ratio
-from strangler.release.state import RouteState, StateChange
+from strangler.release.state import RouteState, StateChange, StateFileError
 from strangler.runtime import CompiledRoute, SnapshotHolder
 
 OPENAPI: Final = Path(__file__).with_name("openapi.yaml")
@@ -224,6 +224,10 @@ async def _unknown_route(
         return await handler(request)
     except UnknownRoute as e:
         raise web.HTTPNotFound(text=f"no route named {e.args[0]!r} in the loaded config\n") from e
+    except StateFileError as e:  # the store is down (Redis) or unreadable: never pretend
+        raise web.HTTPServiceUnavailable(
+            text=f"the release state store did not take the change: {e}\n"
+        ) from e
 
 
 def add_release_routes(

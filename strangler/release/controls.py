@@ -85,6 +85,7 @@ class ReleaseControls:
         self._routes: frozenset[str] = frozenset()
         self._on_change: list[Callable[[Iterable[str]], None]] = []
         self._lock = asyncio.Lock()
+        self._store_failing = False
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, routes: Mapping[str, Slo | None]) -> None:
@@ -117,7 +118,10 @@ class ReleaseControls:
             await self.sync()
             if self._clock() >= next_guard:
                 next_guard = self._clock() + GUARD_INTERVAL
-                await self.check_guards()
+                try:
+                    await self.check_guards()
+                except StateFileError as e:  # tripped here; the others learn it later
+                    log.error("cannot record a guard trip in the release state: %s", e)
 
     async def sync(self) -> list[str]:
         """Pick up writes made elsewhere (other workers, other replicas)."""
@@ -126,8 +130,13 @@ class ReleaseControls:
                 return []
             stored = await asyncio.to_thread(self.store.load)
         except StateFileError as e:
-            log.error("cannot read the release state, keeping what this worker knows: %s", e)
+            if not self._store_failing:  # once per outage, not every poll
+                log.error("cannot read the release state, keeping what this worker knows: %s", e)
+            self._store_failing = True
             return []
+        if self._store_failing:
+            log.info("the release state can be read again")
+            self._store_failing = False
         changed = self.state.apply(stored)
         if changed:
             log.info("release state changed elsewhere for %s", ", ".join(changed))

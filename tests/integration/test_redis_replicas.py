@@ -81,11 +81,6 @@ async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) 
     return time.monotonic() - started
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the server wiring (store by state.backend, readyz details, 503): "
-    "remove this mark in the commit that wires it",
-)
 async def test_replicas_share_rollbacks_through_redis_and_survive_its_restart(
     tmp_path: Path,
     legacy: Upstream,
