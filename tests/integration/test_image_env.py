@@ -121,6 +121,9 @@ def build_stage(image: Image, instructions: Sequence[Instruction], context: Sequ
     for i in (i for i in instructions if i.stage == 0):
         if i.keyword == "ENV":
             image.set_env(i)
+        elif i.keyword == "ARG":  # a build argument is in the environment of RUN
+            name, _, default = i.args.partition("=")
+            image.env[name] = default
         elif i.keyword == "WORKDIR":
             image.workdir = i.args
             image.path(i.args).mkdir(parents=True, exist_ok=True)
@@ -318,6 +321,8 @@ def test_image_environment_serves_and_drains() -> None:
             check=True,
         ).stdout.strip()
         assert Path(where).is_relative_to(image.path("/opt/strangler/venv")), where
+        # the image supports state.backend: redis (the redis extra is installed)
+        subprocess.run([str(venv_python), "-c", "import redis"], env=env, cwd=workdir, check=True)
 
         main, proxy_port, admin_port, upstream_ports = container_config(image)
         argv = image.map_args(
