@@ -130,4 +130,4 @@ class TranslateError(StranglerError):
 
     def client_message(self) -> str:
         """One plain line for the client; never a traceback."""
-        return f"translation failed: {self}\n"
+        return f"translation failed: {' '.join(str(self).split())}\n"  # one line, always

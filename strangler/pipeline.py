@@ -222,7 +222,9 @@ class Proxy:
                 request.raw_path,
                 self._headers(request, pool, route, snap),
                 params,
-                body if isinstance(body, bytes) else _prefix_of(body),
+                # b"": no body at all (steps and hooks run on an empty body); None: a
+                # body too large to read whole (the plan then answers 413 or passes it on)
+                body if isinstance(body, bytes) else b"" if body is None else _prefix_of(body),
             )
             original = msg.copy() if plan.response else None
             try:
@@ -306,7 +308,9 @@ class Proxy:
                 outbound.headers,
             )
             if outbound.body is not None and isinstance(body, bytes | None):
-                body = outbound.body  # the translated body (Content-Length already fixed)
+                # The translated body (Content-Length already fixed); a request that had
+                # none and still has none is sent without one.
+                body = outbound.body if (outbound.body or body is not None) else None
         pool.inflight += 1
         try:
             up = await pool.h1.send(
@@ -437,10 +441,10 @@ class Proxy:
     ) -> web.StreamResponse:
         """Translate the new side's answer back into the legacy shape, then relay it."""
         capture = tap.response if tap is not None else None
-        wants = plan.needs_response_body_for(up.status)
-        if request.method == "HEAD" or up.status in _NO_BODY:
-            wants = False
-        body: bytes | None = None
+        bodyless = request.method == "HEAD" or up.status in _NO_BODY
+        wants = plan.needs_response_body_for(up.status) and not bodyless
+        body: bytes | None = b"" if bodyless else None
+        prefix = b""
         if wants:
             parts: list[bytes] = []
             size = 0
@@ -455,11 +459,9 @@ class Proxy:
                 return self._failed(e, request, out)
             body = b"".join(parts)
             if size > plan.max_body and plan.on_error == "passthrough":
-                # Too large to translate, and the route says pass it on as it is.
-                headers = end_to_end(up.headers)
-                return await self._stream_out(
-                    request, up, out, capture, up.status, up.reason or None, headers, body
-                )
+                # Too large to translate, and the route says pass it on as it is: the
+                # head steps still apply, the body streams on untouched.
+                prefix, body = body, None
         assert original is not None
         msg = TranslateResponse(
             status=up.status,
@@ -473,16 +475,20 @@ class Proxy:
         except TranslateError as e:
             up.release()
             return self._untranslatable(e, route, "response", request, out)
-        if body is None and not up.complete:  # head-only translation: stream the body on
-            return await self._stream_out(
-                request, up, out, capture, msg.status, msg.reason, msg.headers, b""
-            )
-        if body is None:
-            body = up.read_buffered()
-            msg.body = body if msg.body is None else msg.body
+        if request.method == "HEAD" and plan.needs_response_body_for(up.status):
+            # The GET answer's body would be translated: its length is unknown here.
+            msg.headers.popall(_CONTENT_LENGTH, None)
+        if body is None:  # the body was not read: stream it on under the translated head
+            if up.complete and not prefix and _CONTENT_LENGTH in msg.headers:
+                body = up.read_buffered()  # came whole with the head: one write
+                msg.body = body
+            else:
+                return await self._stream_out(
+                    request, up, out, capture, msg.status, msg.reason, msg.headers, prefix
+                )
         up.release()
         resp = RelayedResponse(status=msg.status, reason=msg.reason, headers=msg.headers)
-        data = msg.body or b""
+        data = b"" if bodyless else (msg.body or b"")
         if data:
             resp.body = data
         if capture is not None:
@@ -553,44 +559,57 @@ class Proxy:
 
 class RequestBody:
     """The client's body as it arrives (chunks, never lines); raises ``BodyTooLarge``
-    past ``limit`` bytes (0: no limit)."""
+    past ``limit`` bytes (0: no limit).
 
-    __slots__ = ("limit", "request", "tee")
+    ``buffer(keep)`` reads it into memory when it is at most ``keep`` bytes; a longer
+    body stays a stream that starts with the ``prefix`` already read, and may be
+    buffered again with a larger ``keep`` (a translation after a fallback buffer).
+    """
+
+    __slots__ = ("_continued", "limit", "prefix", "request", "tee")
 
     def __init__(self, request: web.BaseRequest, limit: int) -> None:
         self.request = request
         self.limit = limit
+        self.prefix = b""  # read already, not yet sent
         self.tee: Capture | None = None  # a shadow job's bounded copy of the body
+        self._continued = False
 
     async def _continue(self) -> None:
+        if self._continued:
+            return
+        self._continued = True
         if self.request.headers.get(_EXPECT, "").lower() == "100-continue":
             # The body is wanted now (the upstream is connected, or it is being kept
-            # for a fallback): tell the client to send it.
+            # for a fallback or a translation): tell the client to send it.
             await self.request.writer.write(_CONTINUE)
 
     async def buffer(self, keep: int) -> bytes | RequestBody:
-        """Read the whole body into memory if it is at most ``keep`` bytes (so it can be
-        sent twice); otherwise return a stream that starts with what was read."""
+        """The whole body if it is at most ``keep`` bytes, else this stream (with what
+        was read kept as ``prefix``)."""
         await self._continue()
-        content, seen = self.request.content, 0
-        parts: list[bytes] = []
+        content, seen = self.request.content, len(self.prefix)
+        parts = [self.prefix]
         while seen <= keep:
             chunk = await content.readany()
             if not chunk:
+                self.prefix = b""
                 return b"".join(parts)
             seen += len(chunk)
             if self.limit and seen > self.limit:
                 raise BodyTooLarge(self.limit)
             parts.append(chunk)
-        return _Prefixed(b"".join(parts), self)
+        self.prefix = b"".join(parts)
+        return self
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         await self._continue()
-        async for chunk in self.rest(0):
-            yield chunk
-
-    async def rest(self, seen: int) -> AsyncIterator[bytes]:
-        content, limit, tee = self.request.content, self.limit, self.tee
+        prefix, tee = self.prefix, self.tee
+        if prefix:
+            if tee is not None:
+                tee.feed(prefix)
+            yield prefix
+        content, limit, seen = self.request.content, self.limit, len(prefix)
         while True:
             chunk = await content.readany()
             if not chunk:
@@ -608,21 +627,4 @@ class RequestBody:
 def _prefix_of(body: RequestBody | None) -> bytes | None:
     """What a translation may read of a body that was not kept whole: the part read so
     far when it was over the limit (so the plan can say 413), else nothing."""
-    return body.prefix if isinstance(body, _Prefixed) else None
-
-
-class _Prefixed(RequestBody):
-    """A body whose first bytes were already read (while trying to buffer it)."""
-
-    __slots__ = ("prefix",)
-
-    def __init__(self, prefix: bytes, body: RequestBody) -> None:
-        super().__init__(body.request, body.limit)
-        self.prefix = prefix
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        if self.tee is not None:
-            self.tee.feed(self.prefix)
-        yield self.prefix
-        async for chunk in self.rest(len(self.prefix)):
-            yield chunk
+    return body.prefix if body is not None and body.prefix else None

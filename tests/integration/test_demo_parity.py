@@ -146,11 +146,6 @@ async def test_head_status_and_type_equal_legacy(
     assert headers["Content-Type"] == old_headers["Content-Type"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._relay_translated relays the new service's Content-Length on HEAD, "
-    "not the length the translated GET body has",
-)
 async def test_head_content_length_is_the_translated_gets(
     demo: Demo, session: aiohttp.ClientSession
 ) -> None:

@@ -875,12 +875,6 @@ async def test_request_and_response_hooks(
     assert got.json() == {"requested": "/api/v1/orders", "id": 3}  # the client's own path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Plan._run (translate/base.py) skips every needs_body step when msg.body is "
-    "None, and pipeline._exchange passes None for a request without a body: a hook "
-    "with the default body: true never runs on GET, HEAD or DELETE",
-)
 async def test_request_hook_runs_on_a_request_without_a_body(
     start: Start, new: NewService, client: aiohttp.ClientSession
 ) -> None:
@@ -1151,11 +1145,6 @@ async def test_failing_response_hook_passthrough(
     assert errors(proxy, "inv", "response") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="errors.TranslateError.client_message puts a hook exception's text in the "
-    "client's line as it is: a message with a newline gives a multi-line answer",
-)
 async def test_failing_hook_message_stays_one_line(
     start: Start, new: NewService, client: aiohttp.ClientSession
 ) -> None:
@@ -1227,12 +1216,6 @@ async def test_response_over_max_body_passthrough_streams_it(
     assert errors(proxy, "inv", "response") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._relay_translated: a response over max_body under on_error: "
-    "passthrough is streamed with the new service's head, so the status and headers "
-    "steps (which the Translator docs say still apply) are skipped",
-)
 async def test_response_over_max_body_passthrough_still_runs_head_steps(
     start: Start, new: NewService, client: aiohttp.ClientSession
 ) -> None:
@@ -1251,11 +1234,6 @@ async def test_response_over_max_body_passthrough_still_runs_head_steps(
 # ============================================================================ HEAD
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Plan._run skips every needs_body step when the body is None, so on HEAD an "
-    "error step's status: is never applied (status.py says the status still changes)",
-)
 async def test_head_gets_the_error_steps_status(
     start: Start, new: NewService, client: aiohttp.ClientSession
 ) -> None:
@@ -1269,11 +1247,6 @@ async def test_head_gets_the_error_steps_status(
     assert head.status == 410
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._relay_translated relays the new service's Content-Length on HEAD; "
-    "RFC 9110 §8.6 wants the length the (translated) GET would have, or none",
-)
 async def test_head_content_length_matches_the_translated_get(
     start: Start, new: NewService, client: aiohttp.ClientSession
 ) -> None:
@@ -1413,14 +1386,6 @@ async def test_fallback_on_5xx_sends_legacy_the_original(
     _untranslated_by_legacy(legacy, got, body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._exchange: a body over fallback.buffer comes back from "
-    "RequestBody.buffer as a _Prefixed stream; buffering it again for the plan "
-    "(body.buffer(plan.max_body), inherited from RequestBody) starts from the socket "
-    "and drops the prefix: the translation sees only the rest (400 invalid JSON), or "
-    "b'' when the first read had it all, sent with the client's Content-Length (504)",
-)
 async def test_body_over_the_fallback_buffer_is_translated_whole(
     start: Start, new: NewService, client: aiohttp.ClientSession
 ) -> None:
@@ -1622,12 +1587,6 @@ async def test_chunked_framing_is_kept_without_translation(
     assert got.headers.get("Transfer-Encoding") == "chunked"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._relay_translated: an answer that arrived complete with its head is "
-    "sent with Content-Length even when no step touched the body, while _relay keeps "
-    "the upstream's chunked framing (the behaviour contract)",
-)
 async def test_chunked_framing_is_kept_through_head_only_translation(
     start: Start, client: aiohttp.ClientSession, one_write_upstream: str
 ) -> None:
