@@ -235,7 +235,7 @@ class Proxy:
         tap = None
         sh = route.shadow
         if sh is not None and self.shadow.selects(sh, request, out.side.upstream):
-            tap = self._tap(request, route, sh, out, body, snap)
+            tap = self._tap(request, route, sh, out, body, snap, params)
         try:
             try:
                 up = await self._send(request, route, out.side, body, snap, observed, outbound)
@@ -273,11 +273,20 @@ class Proxy:
         out: _Outcome,
         body: bytes | RequestBody | None,
         snap: Snapshot,
+        params: Mapping[str, str],
     ) -> ShadowTap | None:
-        """Start mirroring this request (the shadow job waits for the primary's answer)."""
+        """Start mirroring this request (the shadow job waits for the primary's answer).
+        When the route translates for the shadow upstream, the job translates."""
         headers = self._headers(request, self.forwarder.pool(sh.upstream), route, snap)
+        translate = route.translate if route.translate_on == sh.upstream.name else None
         tap = self.shadow.begin(
-            sh, request, headers, out.side.upstream, body=body if isinstance(body, bytes) else None
+            sh,
+            request,
+            headers,
+            out.side.upstream,
+            body=body if isinstance(body, bytes) else None,
+            translate=translate,
+            params=params,
         )
         if tap is not None and tap.request is not None and isinstance(body, RequestBody):
             body.tee = tap.request

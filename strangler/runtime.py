@@ -96,6 +96,17 @@ class Snapshot:
         return None
 
 
+def _translated_side(plan: ReleasePlan, spec: Route | None) -> str | None:
+    """The upstream a route's translation is for: its new side, or, for a route still
+    answered by legacy that only mirrors, its shadow upstream (parity is then measured
+    on the translated answers)."""
+    if plan.new is not None:
+        return plan.new
+    if spec is not None and spec.shadow is not None:
+        return spec.shadow.to
+    return None
+
+
 def target_of(upstream: str) -> str:
     return TARGET_LEGACY if upstream == LEGACY else TARGET_NEW
 
@@ -129,7 +140,7 @@ def compile_snapshot(config: Config, metrics: Metrics) -> Snapshot:
                 else None
             ),
             translate=plan_t,
-            translate_on=plan.new if not plan_t.is_empty else None,
+            translate_on=_translated_side(plan, spec) if not plan_t.is_empty else None,
         )
 
     routes = tuple(

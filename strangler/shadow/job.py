@@ -34,12 +34,12 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from multidict import CIMultiDict, istr
 
-from strangler.config.model import Upstream
+from strangler.config.model import EMPTY_MAP, Upstream
 from strangler.config.shadow_model import SHADOW_MARKER, ShadowSpec
 from strangler.errors import ForwardError
 from strangler.forward.pool import UpstreamPool
@@ -53,6 +53,7 @@ from strangler.shadow.samples import (
     redact_headers,
     redact_target,
 )
+from strangler.translate import Plan, TranslateError, TranslateRequest, TranslateResponse
 
 __all__ = [
     "SAFE_METHODS",
@@ -127,6 +128,12 @@ class ShadowJob:
     body: bytes | Capture | None
     primary: Capture
     primary_upstream: Upstream | None = None
+    # When the route translates for the shadow upstream (its new side): the request is
+    # translated before it is mirrored and the answer back before comparing, so the
+    # legacy answer is compared with the translated new answer. ``params``: the route
+    # template's parameters.
+    translate: Plan | None = None
+    params: Mapping[str, str] = field(default_factory=lambda: EMPTY_MAP)
 
 
 @dataclass(slots=True)
@@ -139,10 +146,19 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _send(job: ShadowJob, pool: UpstreamPool, body: bytes | None) -> _Answer:
+async def _send(
+    job: ShadowJob,
+    pool: UpstreamPool,
+    body: bytes | None,
+    outbound: TranslateRequest | None = None,
+) -> _Answer:
     """One exchange with ``pool``'s upstream; its body captured up to ``max_body``.
-    Raises ``ForwardError``."""
+    ``outbound``: the translated request to send instead. Raises ``ForwardError``."""
+    method, target = job.method, job.target
     headers = job.headers.copy()
+    if outbound is not None:
+        method, target, headers = outbound.method, outbound.target, outbound.headers.copy()
+        body = outbound.body if (outbound.body or body is not None) else None
     headers[_HOST] = job.client_host if pool.preserve_host else pool.host_header
     headers[_MARKER] = "1"
     if body is not None:
@@ -152,8 +168,8 @@ async def _send(job: ShadowJob, pool: UpstreamPool, body: bytes | None) -> _Answ
     started = time.perf_counter()
     try:
         resp = await pool.h1.send(
-            job.method,
-            pool.target(job.target),
+            method,
+            pool.target(target),
             headers,
             None if body is None else _once(body),
             retry_stale=body is None,
@@ -170,6 +186,28 @@ async def _send(job: ShadowJob, pool: UpstreamPool, body: bytes | None) -> _Answ
     finally:
         pool.done()
     return _Answer(capture, time.perf_counter() - started)
+
+
+def _translated(plan: Plan, original: TranslateRequest, answer: Capture, limit: int) -> Capture:
+    """The shadow's answer turned back into the legacy shape, as users would get it.
+    A body over the limit is not translated (the comparison is then by status and
+    headers only, as for any truncated answer)."""
+    if answer.truncated:
+        return answer
+    msg = plan.apply_response(
+        TranslateResponse(
+            status=answer.status,
+            reason=None,
+            headers=CIMultiDict(answer.headers),
+            request=original,
+            body=answer.body or b"",
+        )
+    )
+    out = Capture(limit)
+    out.head(msg.status, msg.headers)
+    out.feed(msg.body or b"")
+    out.done(True)
+    return out
 
 
 def _observed(capture: Capture, limit: int) -> Observed:
@@ -270,12 +308,29 @@ async def _run(
         body = job.body
 
     stage("shadow")
+    outbound = original = None
+    plan = job.translate
+    if plan is not None:
+        original = TranslateRequest.from_target(
+            job.method, job.target, job.headers.copy(), job.params, body or b""
+        )
+        try:
+            outbound = plan.apply_request(original.copy())
+        except TranslateError as e:
+            results.record_error(None, _sample(job, "error", error=f"translating: {e}"))
+            return "error"
     try:
-        answer = await _send(job, pool_for(job.upstream), body)
+        answer = await _send(job, pool_for(job.upstream), body, outbound)
     except ForwardError as e:
         results.record_error(None, _sample(job, "error", error=str(e)))
         return "error"
     shadow = answer.capture
+    if plan is not None and original is not None:
+        try:
+            shadow = _translated(plan, original, shadow, spec.max_body)
+        except TranslateError as e:
+            results.record_error(None, _sample(job, "error", error=f"translating: {e}"))
+            return "error"
 
     stage("primary")
     primary = job.primary

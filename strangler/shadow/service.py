@@ -29,13 +29,14 @@ from typing import NamedTuple
 from aiohttp import web
 from multidict import CIMultiDict
 
-from strangler.config.model import Upstream
+from strangler.config.model import EMPTY_MAP, Upstream
 from strangler.config.shadow_model import ShadowSpec
 from strangler.shadow.capture import Capture
 from strangler.shadow.compare import Rules
 from strangler.shadow.job import PoolFor, ShadowJob, run, should_shadow
 from strangler.shadow.runner import ShadowRunner
 from strangler.shadow.samples import RouteResults, ShadowResults
+from strangler.translate import Plan
 
 __all__ = ["CompiledShadow", "ShadowService", "ShadowTap", "compile_shadow"]
 
@@ -162,6 +163,8 @@ class ShadowService:
         primary: Upstream,
         *,
         body: bytes | None = None,
+        translate: Plan | None = None,
+        params: Mapping[str, str] | None = None,
     ) -> ShadowTap | None:
         """Build and submit the job for a request ``selects`` chose. Never awaits.
 
@@ -202,6 +205,8 @@ class ShadowService:
             body=tee if tee is not None else body,
             primary=tap.response,
             primary_upstream=primary,
+            translate=translate,
+            params=params if params is not None else EMPTY_MAP,
         )
         lane = self._lanes.get(shadow.route)
         if lane is None:

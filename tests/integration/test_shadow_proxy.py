@@ -207,3 +207,57 @@ async def test_writes_are_mirrored_only_with_opt_in(
         assert r.status == 200
     await proxy.server.shadow.join()
     assert [(m, p) for m, p, _ in shadow.got] == [("PUT", "/items/3")]
+
+
+async def test_a_translating_route_compares_legacy_with_the_translated_new_answer(
+    aiohttp_server: AiohttpServer, make_proxy: MakeProxy
+) -> None:
+    async def legacy_invoice(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        return web.json_response({"id": n, "status": "PAID", "total_cents": 1234 + n})
+
+    got: list[str] = []
+
+    async def new_invoice(request: web.Request) -> web.Response:
+        got.append(request.path)
+        n = int(request.match_info["n"])
+        cents = 1234 + n if n != 3 else 1  # invoice 3 is wrong in the new service
+        total = f"{cents // 100}.{cents % 100:02d}"
+        return web.json_response({"invoiceId": n, "state": "paid", "amounts": {"total": total}})
+
+    legacy = web.Application()
+    legacy.router.add_get("/api/v1/invoices/{n}", legacy_invoice)
+    new = web.Application()
+    new.router.add_get("/v2/invoices/{n}", new_invoice)
+    ls, ns = await aiohttp_server(legacy), await aiohttp_server(new)
+    proxy = await make_proxy(
+        cfg(
+            str(ls.make_url("")).rstrip("/"),
+            str(ns.make_url("")).rstrip("/"),
+            """  - name: invoices
+    owner: team-billing
+    match: {path: "/api/v1/invoices/{id:int}"}
+    to: legacy
+    shadow: {to: billing}
+    translate:
+      request: [{path: {rewrite: "/v2/invoices/{id}"}}]
+      response:
+        - json:
+            - {rename: {from: invoiceId, to: id}}
+            - {rename: {from: state, to: status}}
+            - {map: {path: status, values: {paid: PAID}}}
+            - {scale: {path: amounts.total, to: total_cents, multiply: 100, as: int}}
+            - {drop: [amounts]}""",
+        )
+    )
+    async with aiohttp.ClientSession() as s:
+        for n in range(1, 6):
+            async with s.get(f"{proxy.url}/api/v1/invoices/{n}") as r:
+                assert (await r.json())["total_cents"] == 1234 + n  # legacy answers users
+    detail = await summary(proxy, "invoices")
+    assert got == [f"/v2/invoices/{n}" for n in range(1, 6)]  # the mirror was translated
+    assert detail["compared"] == 5
+    assert detail["mismatches"] == 1  # only invoice 3: everything else translates equal
+    top = detail["top_paths"]
+    assert isinstance(top, list)
+    assert top[0]["path"] == "$.total_cents"
