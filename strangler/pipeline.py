@@ -149,11 +149,12 @@ class Proxy:
         overrides = route.release.overrides
         if overrides is not None and overrides.header is not None:
             headers.popall(overrides.header, None)  # a release switch, not the app's business
-        if snap.config.forwarded.headers:
+        fwd = snap.config.forwarded
+        if fwd.headers:
             client = request.remote or ""
             trusted = client in snap.trusted
             ForwardedFor(client, request.scheme, request.host, trusted).apply(
-                headers, request.headers
+                headers, request.headers, fwd.style
             )
         return headers
 

@@ -52,3 +52,13 @@ def test_trusted_networks() -> None:
     assert "not-an-ip" not in nets
     assert not TrustedNetworks([])
     assert "10.1.2.3" not in TrustedNetworks([])
+
+
+def test_forwarded_styles_add_one_or_three_fields() -> None:
+    incoming: CIMultiDict[str] = CIMultiDict()
+    only = CIMultiDict[str]()
+    ForwardedFor("10.0.0.5", "http", "shop", trusted=False).apply(only, incoming, "rfc7239")
+    assert list(only.items()) == [("Forwarded", "for=10.0.0.5;proto=http;host=shop")]
+    xf = CIMultiDict[str]()
+    ForwardedFor("10.0.0.5", "http", "shop", trusted=False).apply(xf, incoming, "x-forwarded")
+    assert sorted(xf) == ["X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"]

@@ -98,6 +98,16 @@ async def test_forwarded_headers_append_for_trusted_peers(
     assert legacy.recorder.header(0, "X-Forwarded-Proto") == ["https"]
 
 
+async def test_forwarded_style_rfc7239_adds_one_header(
+    legacy: Upstream, make_proxy: MakeProxy, client: aiohttp.ClientSession
+) -> None:
+    proxy = await make_proxy(cfg(legacy, "forwarded: {style: rfc7239}"))
+    async with client.get(proxy.url + "/f") as resp:
+        assert resp.status == 200
+    assert legacy.recorder.header(0, "X-Forwarded-For") == []
+    assert legacy.recorder.header(0, "Forwarded")[0].startswith("for=127.0.0.1;proto=http")
+
+
 async def test_set_cookie_location_and_compressed_bodies_pass_untouched(
     legacy: Upstream, make_proxy: MakeProxy, client: aiohttp.ClientSession
 ) -> None:

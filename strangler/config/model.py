@@ -281,7 +281,11 @@ class Forwarded:
     """
 
     trusted: tuple[str, ...] = ()
-    headers: bool = True  # add X-Forwarded-For/-Proto/-Host and Forwarded
+    headers: bool = True  # add forwarded headers at all
+    # which: "both" (X-Forwarded-For/-Proto/-Host and Forwarded), "x-forwarded" or
+    # "rfc7239" (Forwarded only: one header field instead of four, for legacy apps
+    # that cap the number of header fields)
+    style: Literal["both", "x-forwarded", "rfc7239"] = "both"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -64,7 +64,7 @@ ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
 UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
 TIMEOUT_KEYS: Final = ("connect", "read", "total")
 LIMITS_KEYS: Final = ("max_header_bytes", "max_headers", "max_body_bytes")
-FORWARDED_KEYS: Final = ("trusted", "headers")
+FORWARDED_KEYS: Final = ("trusted", "headers", "style")
 ACCESS_LOG_KEYS: Final = ("format", "path")
 STATE_KEYS: Final = ("dir", "file_poll", "backend", "redis")
 STATE_BACKENDS: Final = ("file", "redis")
@@ -354,7 +354,13 @@ class _Validator(Walker):
             flag = self.boolean(f["headers"], "forwarded.headers")
             ok = ok and flag is not None
             headers = headers if flag is None else flag
-        return Forwarded(trusted=tuple(trusted), headers=headers) if ok else None
+        style: Literal["both", "x-forwarded", "rfc7239"] = Forwarded().style
+        if "style" in f:
+            chosen = self.choice(f["style"], "forwarded.style", ("both", "x-forwarded", "rfc7239"))
+            ok = ok and chosen is not None
+            if chosen is not None:
+                style = cast(Literal["both", "x-forwarded", "rfc7239"], chosen)
+        return Forwarded(trusted=tuple(trusted), headers=headers, style=style) if ok else None
 
     def access_log(self, node: Node) -> AccessLog | None:
         f = self.fields(node, ACCESS_LOG_KEYS, subject="access_log", where="in access_log")

@@ -84,8 +84,11 @@ class ForwardedFor:
     host: str
     trusted: bool  # the peer is a trusted proxy: keep and append to its headers
 
-    def apply(self, out: CIMultiDict[str], incoming: Mapping[str, str]) -> None:
-        """Set X-Forwarded-For/-Proto/-Host and Forwarded on ``out``."""
+    def apply(
+        self, out: CIMultiDict[str], incoming: Mapping[str, str], style: str = "both"
+    ) -> None:
+        """Set X-Forwarded-For/-Proto/-Host and/or Forwarded on ``out`` (``style``:
+        ``both``, ``x-forwarded`` or ``rfc7239``)."""
         if self.trusted:
             prior_xff = ", ".join(v for k, v in _items(incoming) if k == "x-forwarded-for")
             prior_fwd = ", ".join(v for k, v in _items(incoming) if k == "forwarded")
@@ -95,10 +98,14 @@ class ForwardedFor:
             prior_xff = prior_fwd = ""
             proto, host = self.proto, self.host
         strip_forwarded(out)
-        out["X-Forwarded-For"] = f"{prior_xff}, {self.client_ip}" if prior_xff else self.client_ip
-        out["X-Forwarded-Proto"] = proto
-        if host:
-            out["X-Forwarded-Host"] = host
+        if style != "rfc7239":
+            xff = f"{prior_xff}, {self.client_ip}" if prior_xff else self.client_ip
+            out["X-Forwarded-For"] = xff
+            out["X-Forwarded-Proto"] = proto
+            if host:
+                out["X-Forwarded-Host"] = host
+        if style == "x-forwarded":
+            return
         node = f"for={_forwarded_node(self.client_ip)};proto={self.proto}"
         if self.host:
             node += f";host={_quote_host(self.host)}"
