@@ -383,15 +383,7 @@ class Proxy:
             # upstream's framing is kept.
             data = up.read_buffered()
             up.release()
-            resp = RelayedResponse(status=up.status, reason=up.reason or None, headers=headers)
-            if data:
-                resp.body = data
-            if capture is not None:
-                capture.head(up.status, up.headers)
-                capture.feed(data)
-                capture.done(True)
-            out.done(up.status, len(data))
-            return resp
+            return _whole(up.status, up.reason or None, headers, data, capture, out)
         return await self._stream_out(
             request, up, out, capture, up.status, up.reason or None, headers, b""
         )
@@ -497,16 +489,8 @@ class Proxy:
                     request, up, out, capture, msg.status, msg.reason, msg.headers, prefix
                 )
         up.release()
-        resp = RelayedResponse(status=msg.status, reason=msg.reason, headers=msg.headers)
         data = b"" if bodyless else (msg.body or b"")
-        if data:
-            resp.body = data
-        if capture is not None:
-            capture.head(msg.status, msg.headers)
-            capture.feed(data)
-            capture.done(True)
-        out.done(msg.status, len(data))
-        return resp
+        return _whole(msg.status, msg.reason, msg.headers, data, capture, out)
 
     def _untranslatable(
         self,
@@ -565,6 +549,26 @@ class Proxy:
 
     def _count(self, e: ForwardError) -> None:
         self.metrics.upstream_errors.labels(e.upstream, e.kind.value, e.stage.value).inc()
+
+
+def _whole(
+    status: int,
+    reason: str | None,
+    headers: CIMultiDict[str],
+    data: bytes,
+    capture: Capture | None,
+    out: _Outcome,
+) -> web.StreamResponse:
+    """An answer whose body is all in hand: head and body go out in one write."""
+    resp = RelayedResponse(status=status, reason=reason, headers=headers)
+    if data:
+        resp.body = data
+    if capture is not None:
+        capture.head(status, headers)
+        capture.feed(data)
+        capture.done(True)
+    out.done(status, len(data))
+    return resp
 
 
 class RequestBody:

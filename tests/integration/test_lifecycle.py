@@ -62,6 +62,22 @@ async def wait_healthy(admin_port: int, proc: asyncio.subprocess.Process) -> Non
     raise AssertionError("strangler did not become healthy in 10 s")
 
 
+async def worker_pids(admin_port: int, workers: int) -> set[int]:
+    """The pids of the workers behind ``admin_port``, from fresh connections (the
+    kernel spreads them over the workers sharing the port); bounded."""
+    pids: set[int] = set()
+    for _ in range(200):
+        async with aiohttp.ClientSession() as s:
+            try:
+                async with s.get(f"http://127.0.0.1:{admin_port}/readyz") as r:
+                    pids.add(int((await r.json())["pid"]))
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)  # a worker may still be starting
+        if len(pids) == workers:
+            return pids
+    raise AssertionError(f"saw {len(pids)} of {workers} workers: {pids}")
+
+
 async def test_zero_config_serve_proxies_everything_and_drains_on_sigterm(
     legacy: Upstream,
 ) -> None:
@@ -171,17 +187,7 @@ async def test_two_workers_share_the_port(legacy: Upstream) -> None:
         "off",
     ) as proc:
         await wait_healthy(admin, proc)
-        pids: set[int] = set()
-        for _ in range(200):  # new connections spread over both workers by the kernel
-            async with aiohttp.ClientSession() as s:
-                try:
-                    async with s.get(f"http://127.0.0.1:{admin}/readyz") as r:
-                        pids.add(int((await r.json())["pid"]))
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)  # the second worker may still be starting
-            if len(pids) == 2:
-                break
-        assert len(pids) == 2
+        pids = await worker_pids(admin, 2)
         assert proc.pid not in pids
         for _ in range(20):  # fresh connections: spread over both workers
             async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/x") as r:

@@ -21,7 +21,7 @@ from strangler.config import load_config_text
 from strangler.metrics import Metrics
 from strangler.server import ProxyServer, ServeOptions
 from tests.conftest import MakeProxy, RunningProxy, Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy
+from tests.integration.test_lifecycle import free_port, strangler, wait_healthy, worker_pids
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -422,17 +422,7 @@ async def test_kill_switch_reaches_every_worker_within_a_second(
     )
     async with strangler("serve", "--config", str(cfg), "--workers", "2") as proc:
         await wait_healthy(admin_port, proc)
-        pids: set[int] = set()
-        for _ in range(200):  # fresh connections until both workers answered
-            async with aiohttp.ClientSession() as s:
-                try:
-                    async with s.get(f"http://127.0.0.1:{admin_port}/readyz") as r:
-                        pids.add(int((await r.json())["pid"]))
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)  # the second worker may still be starting
-            if len(pids) == 2:
-                break
-        assert len(pids) == 2
+        await worker_pids(admin_port, 2)
         async with (
             aiohttp.ClientSession() as s,
             s.post(f"http://127.0.0.1:{admin_port}/api/routes/inv/rollback", headers=AUTH) as r,
