@@ -358,22 +358,28 @@ class RateResult:
     errors: int
 
     @classmethod
-    def pooled(cls, runs: Sequence[RateRun]) -> RateResult:
-        ms = sorted(x for run in runs for x in run.latencies_ms)
+    def of_rounds(cls, runs: Sequence[RateRun]) -> RateResult:
+        """Each percentile is the median over the rounds of that round's percentile: one
+        round disturbed by another process (this machine is shared) moves it little,
+        where pooling the samples would let that round's stalls set the p99."""
+
+        def median_of(q: float) -> float:
+            return statistics.median(percentile(sorted(r.latencies_ms), q) for r in runs)
+
         return cls(
             rate=min(run.rate for run in runs),
-            p50_ms=percentile(ms, 0.50),
-            p99_ms=percentile(ms, 0.99),
-            p999_ms=percentile(ms, 0.999),
-            max_ms=ms[-1] if ms else math.nan,
-            count=len(ms),
+            p50_ms=median_of(0.50),
+            p99_ms=median_of(0.99),
+            p999_ms=median_of(0.999),
+            max_ms=max((max(r.latencies_ms, default=math.nan) for r in runs), default=math.nan),
+            count=sum(len(r.latencies_ms) for r in runs),
             errors=sum(run.errors for run in runs),
         )
 
 
 @dataclass(slots=True)
 class RateRun:
-    """One open-loop run: every recorded latency, so rounds can be pooled."""
+    """One open-loop run, with every recorded latency."""
 
     rate: float
     errors: int
@@ -708,7 +714,7 @@ class Row:
     label: str
     cores: str
     wrk_runs: list[WrkResult] = field(default_factory=list)
-    rate: RateResult | None = None  # pooled over the rounds
+    rate: RateResult | None = None  # medians over the rounds
     direct_rate: RateResult | None = None  # the upstream, interleaved with this row's rounds
     stream: StreamResult | None = None
     rss_peak_mib: float | None = None
@@ -750,6 +756,7 @@ class Settings:
     retries: int
     profile: Path | None
     profile_seconds: float
+    revision: str
 
 
 Starter = Callable[[], tuple[subprocess.Popen[bytes], int]]
@@ -898,8 +905,8 @@ class Bench:
             runs.append(
                 self._metered(row, "rate", lambda: run_rate(small, s.rate, s.rate_duration))
             )
-        row.rate = RateResult.pooled(runs)
-        row.direct_rate = RateResult.pooled(direct_runs) if direct_runs else row.rate
+        row.rate = RateResult.of_rounds(runs)
+        row.direct_rate = RateResult.of_rounds(direct_runs) if direct_runs else row.rate
         say(
             f"   at {s.rate}/s: p50 {row.rate.p50_ms:.2f} ms, p99 {row.rate.p99_ms:.2f} ms "
             f"(upstream direct meanwhile: p50 {row.direct_rate.p50_ms:.2f}, "
@@ -985,11 +992,12 @@ def report(rows: dict[str, Row], s: Settings, profile_lines: list[str]) -> str:
     nginx_rps = rows["nginx"].rps if "nginx" in rows else None
     minimal_rps = rows["minimal"].rps if "minimal" in rows else None
     out = [
-        f"strangler at {strangler_revision()}.",
+        f"strangler at {s.revision}.",
         "",
         f"/small (200-byte body): wrk -t1 -c{s.connections}, {s.rounds} × {s.duration:g} s, "
-        f"medians; open loop at {s.rate} req/s, {s.rounds} × {s.rate_duration:g} s pooled, "
-        "each round right after one straight to the upstream (the 'added' baseline); "
+        f"medians; open loop at {s.rate} req/s, {s.rounds} × {s.rate_duration:g} s, each "
+        "round right after one straight to the upstream (the 'added' baseline), the median "
+        "of the rounds' percentiles; "
         f"{s.stream_size / GIB:g} GiB streams with curl, median of {s.stream_runs}, "
         "MB = 10^6 bytes. Load (wrk, curl, generator) and the upstream nginx on core "
         f"{LOAD_CORE}; the proxy under test on core {PROXY_CORE} unless noted. "
@@ -1187,6 +1195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         retries=0 if args.quick else args.retries,
         profile=args.profile,
         profile_seconds=args.profile_seconds,
+        revision=strangler_revision(),  # taken at the start: others may commit meanwhile
     )
     try:
         check_tools(args.profile is not None)
