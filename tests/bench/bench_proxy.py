@@ -386,14 +386,21 @@ class RateRun:
     latencies_ms: list[float]
 
 
-def run_rate(url: str, rate: int, seconds: float) -> RateRun:
-    """The open-loop generator in a child process pinned to the load core."""
+def run_rate(url: str, rate: int, seconds: float, work: Path) -> RateRun:
+    """The open-loop generator in a child process pinned to the load core; it writes its
+    result to a file in ``work`` (a file, not a pipe: the result is ~100 kB)."""
+    out = work / "loadgen.json"
+    out.unlink(missing_ok=True)
     argv = ["taskset", "-c", LOAD_CORE, sys.executable, str(Path(__file__).resolve())]
-    argv += ["--loadgen", url, "--rate", str(rate), "--duration", f"{seconds:g}"]
+    argv += ["--loadgen", url, "--loadgen-out", str(out)]
+    argv += ["--rate", str(rate), "--duration", f"{seconds:g}"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 90, check=False)
     if done.returncode != 0:
         raise BenchError(f"rate generator failed ({done.returncode}): {done.stderr.strip()}")
-    data: dict[str, Any] = json.loads(done.stdout)
+    try:
+        data: dict[str, Any] = json.loads(out.read_text())
+    except (OSError, ValueError) as e:
+        raise BenchError(f"rate generator wrote no readable result: {e}") from e
     return RateRun(**data)
 
 
@@ -899,11 +906,15 @@ class Bench:
             if row.key != "upstream":
                 direct_runs.append(
                     self._metered(
-                        row, "rate, direct", lambda: run_rate(direct, s.rate, s.rate_duration)
+                        row,
+                        "rate, direct",
+                        lambda: run_rate(direct, s.rate, s.rate_duration, self.work),
                     )
                 )
             runs.append(
-                self._metered(row, "rate", lambda: run_rate(small, s.rate, s.rate_duration))
+                self._metered(
+                    row, "rate", lambda: run_rate(small, s.rate, s.rate_duration, self.work)
+                )
             )
         row.rate = RateResult.of_rounds(runs)
         row.direct_rate = RateResult.of_rounds(direct_runs) if direct_runs else row.rate
@@ -1161,18 +1172,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--keep", action="store_true", help="keep the temp dir (configs, logs) for a look"
     )
     p.add_argument("--loadgen", metavar="URL", help=argparse.SUPPRESS)  # internal: generator
+    p.add_argument("--loadgen-out", type=Path, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.loadgen:
+        if args.loadgen_out is None:
+            print("bench: --loadgen needs --loadgen-out FILE", file=sys.stderr)
+            return 2
         with contextlib.suppress(ImportError):
             import uvloop  # keeps the generator's own overhead low; the same for every target
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         result = asyncio.run(loadgen(args.loadgen, args.rate, args.duration or 10.0))
-        print(json.dumps(dataclasses.asdict(result)))
+        tmp = args.loadgen_out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(result)))
+        tmp.replace(args.loadgen_out)  # whole or absent, never half-written
         return 0
 
     chosen = tuple(t.strip() for t in args.targets.split(",") if t.strip())
