@@ -15,12 +15,14 @@ from yarl import URL
 from tests.conftest import MakeProxy, Upstream
 
 
-def cfg(legacy: Upstream, extra: str = "") -> str:
+def cfg(legacy: Upstream, extra: str = "", *, legacy_options: str = "") -> str:
+    """A config with ``legacy`` (``legacy_options``: e.g. ``timeout: {read: 1s}``)."""
+    up = f"{{url: {legacy.url}, {legacy_options}}}" if legacy_options else legacy.url
     return f"""
 listen: 127.0.0.1:0
 admin: {{listen: 127.0.0.1:0}}
 upstreams:
-  legacy: {legacy.url}
+  legacy: {up}
 {extra}
 """
 
@@ -236,14 +238,7 @@ async def test_reset_before_response_is_502(
 async def test_timeout_is_504(
     legacy: Upstream, make_proxy: MakeProxy, client: aiohttp.ClientSession
 ) -> None:
-    proxy = await make_proxy(
-        f"""
-listen: 127.0.0.1:0
-admin: {{listen: 127.0.0.1:0}}
-upstreams:
-  legacy: {{url: {legacy.url}, timeout: {{read: 200ms}}}}
-"""
-    )
+    proxy = await make_proxy(cfg(legacy, legacy_options="timeout: {read: 200ms}"))
     async with client.get(proxy.url + "/hold") as resp:
         assert resp.status == 504
         assert await resp.text() == "upstream 'legacy' timed out\n"
@@ -253,14 +248,7 @@ upstreams:
 async def test_total_timeout_is_504_before_head_and_abort_after(
     legacy: Upstream, make_proxy: MakeProxy, client: aiohttp.ClientSession
 ) -> None:
-    proxy = await make_proxy(
-        f"""
-listen: 127.0.0.1:0
-admin: {{listen: 127.0.0.1:0}}
-upstreams:
-  legacy: {{url: {legacy.url}, timeout: {{total: 300ms}}}}
-"""
-    )
+    proxy = await make_proxy(cfg(legacy, legacy_options="timeout: {total: 300ms}"))
     async with client.get(proxy.url + "/hold") as resp:
         assert resp.status == 504
         assert await resp.text() == "upstream 'legacy' timed out\n"

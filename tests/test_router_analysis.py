@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import doctest
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import pytest
 from multidict import CIMultiDict
@@ -16,6 +15,7 @@ import strangler.router
 import strangler.router.analysis
 from strangler.config.model import MatchSpec, ValueMatch
 from strangler.router import Router, shadowed
+from tests.test_router import spec
 
 UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 PRESENT = ValueMatch()
@@ -24,27 +24,6 @@ ABSENT = ValueMatch(present=False)
 
 def is_(value: str) -> ValueMatch:
     return ValueMatch(value=value)
-
-
-def spec(
-    path: str | None = None,
-    *,
-    prefix: str | None = None,
-    methods: Sequence[str] | None = None,
-    host: str | None = None,
-    headers: Mapping[str, ValueMatch] | None = None,
-    query: Mapping[str, ValueMatch] | None = None,
-    cookies: Mapping[str, ValueMatch] | None = None,
-) -> MatchSpec:
-    return MatchSpec(
-        path=path,
-        path_prefix=prefix,
-        methods=None if methods is None else frozenset(methods),
-        host=host,
-        headers=MappingProxyType(dict(headers or {})),
-        query=MappingProxyType(dict(query or {})),
-        cookies=MappingProxyType(dict(cookies or {})),
-    )
 
 
 COVERED = True
