@@ -463,6 +463,26 @@ def test_query_names_may_be_any_text_but_cookie_names_must_be_tokens() -> None:
     assert one_problem(bad) == "m.yaml:3: route 'a' match.cookies: 'a b' is not a valid cookie name"
 
 
+def test_query_only() -> None:
+    only = "{name: a, owner: t, to: legacy, match: {query: {v: '2'}, query_only: %s}}"
+    (route,) = load(routes_yaml(only % "true")).routes
+    assert route.match.query_only == frozenset()
+    (route,) = load(routes_yaml(only % "[status, sort]")).routes
+    assert route.match.query_only == frozenset({"status", "sort"})
+    (route,) = load(routes_yaml("{name: a, owner: t, to: legacy, match: {path: /a}}")).routes
+    assert route.match.query_only is None
+    assert problems_of(routes_yaml(only % "false", only.replace("a,", "b,") % "[v]")) == [
+        "m.yaml:3: route 'a' match.query_only: false is the default; leave the key out (hint: "
+        "true (only the parameters match.query names), or a list of the others allowed)",
+        "m.yaml:4: route 'b' match.query_only: 'v' is already named in match.query (hint: "
+        "list only the parameters match.query does not name)",
+    ]
+    assert one_problem(routes_yaml(only % "3")) == (
+        "m.yaml:3: route 'a' match.query_only must be true or a list of names (hint: true "
+        "(only the parameters match.query names), or a list of the others allowed)"
+    )
+
+
 @pytest.mark.parametrize(
     ("host", "message"),
     [

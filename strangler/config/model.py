@@ -118,6 +118,9 @@ class MatchSpec:
     (``/api`` matches ``/api`` and ``/api/x`` but not ``/apix``). At most one of the
     two is set; neither means every path. ``methods`` are upper-case; ``None`` means
     any. ``host`` is exact or ``*.example.com`` (without port), compared lower-case.
+    ``query_only``: when set, the query string may hold no parameter but those
+    ``query`` names and those in this set (which may be absent): a plain list call,
+    not its paging or search variants. ``None``: any other parameter is fine.
     """
 
     path: str | None = None
@@ -127,6 +130,7 @@ class MatchSpec:
     headers: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
     query: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
     cookies: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
+    query_only: frozenset[str] | None = None
 
 
 StickyKind = Literal["header", "cookie", "query", "client_ip"]

@@ -74,7 +74,9 @@ REQUIRED_ROUTE_KEYS: Final = ("name", "owner", "match", "to")
 ROUTE_KEYS: Final = (
     *REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo", "shadow", "translate",
 )  # fmt: skip
-MATCH_KEYS: Final = ("path", "path_prefix", "methods", "host", "headers", "query", "cookies")
+MATCH_KEYS: Final = (
+    "path", "path_prefix", "methods", "host", "headers", "query", "query_only", "cookies",
+)  # fmt: skip
 CANARY_KEYS: Final = ("to", "percent", "sticky", "group")
 OVERRIDE_KEYS: Final = ("header", "cookie", "allow", "networks")
 FALLBACK_KEYS: Final = ("enabled", "to", "methods", "on", "buffer")
@@ -634,6 +636,10 @@ class RouteTable:
         headers, query, cookies = (
             _EMPTY if key not in f else self.conditions(f[key], label, key) for key in _KINDS
         )
+        query_only: frozenset[str] | None = None
+        if "query_only" in f:
+            query_only = self.query_only(f["query_only"], label, query or _EMPTY)
+            ok = ok and query_only is not None
         if not ok or headers is None or query is None or cookies is None:
             return None
         return MatchSpec(
@@ -644,7 +650,36 @@ class RouteTable:
             headers=headers,
             query=query,
             cookies=cookies,
+            query_only=query_only,
         )
+
+    def query_only(
+        self, node: Node, label: str, query: Mapping[str, ValueMatch]
+    ) -> frozenset[str] | None:
+        """``true`` (only the names ``query`` gives) or a list of further names that
+        may be there; ``false`` is the default, written out."""
+        what = f"{label} match.query_only"
+        hint = "true (only the parameters match.query names), or a list of the others allowed"
+        if isinstance(node, Scalar) and node.value is True:
+            return frozenset()
+        if isinstance(node, Scalar) and node.value is False:
+            self.w.report(node.at, f"{what}: false is the default; leave the key out", hint)
+            return None
+        if not isinstance(node, Seq) or not all(
+            isinstance(i, Scalar) and isinstance(i.value, str) and i.value for i in node.items
+        ):
+            self.w.report(node.at, f"{what} must be true or a list of names", hint)
+            return None
+        names = [str(i.value) for i in node.items if isinstance(i, Scalar)]
+        for item in node.items:
+            if isinstance(item, Scalar) and item.value in query:
+                self.w.report(
+                    item.at,
+                    f"{what}: {item.value!r} is already named in match.query",
+                    "list only the parameters match.query does not name",
+                )
+                return None
+        return frozenset(names)
 
     def path(self, node: Node, label: str) -> str | None:
         what = f"{label} match.path"
