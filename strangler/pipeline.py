@@ -226,6 +226,7 @@ class Proxy:
                 # b"": no body at all (steps and hooks run on an empty body); None: a
                 # body too large to read whole (the plan then answers 413 or passes it on)
                 body if isinstance(body, bytes) else b"" if body is None else _prefix_of(body),
+                origin=f"{request.scheme}://{request.host}",  # for absolute Location URLs
             )
             original = msg.copy() if plan.response else None
             try:

@@ -240,12 +240,18 @@ class HeaderFromParam:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RewritePaths:
-    """``rewrite_paths: {from, to}``, response only: in ``Location``, ``Content-Location``
-    and ``Link``, a URL path starting with the whole segments ``from`` starts with
-    ``to`` instead (scheme and host are kept)."""
+    """``rewrite_paths: {from, to, absolute}``, response only: in ``Location``,
+    ``Content-Location`` and ``Link``, a URL path starting with the whole segments
+    ``from`` starts with ``to`` instead.
+
+    ``absolute``: ``None`` keeps the new service's form (a relative URL stays
+    relative; an absolute one is put on the client's origin, never the new service's
+    own host); ``True`` always writes an absolute URL on the client's origin (what a
+    legacy app that answers absolute URLs sent); ``False`` always a relative one."""
 
     from_: str
     to: str
+    absolute: bool | None = None
 
 
 HeaderOp: TypeAlias = HeaderSet | HeaderRename | HeaderRemove | HeaderFromParam | RewritePaths

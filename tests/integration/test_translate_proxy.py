@@ -531,7 +531,8 @@ async def test_response_headers_rewrite_paths_and_ops(
     got = await call(client, proxy, "POST", "/api/v1/invoices", json_body={"n": 1})
     assert new.last.raw_path == "/v2/invoices"
     assert got.status == 201
-    assert got.headers["Location"] == f"{new.url}/api/v1/invoices/9?x=1#top"  # host kept
+    # an absolute URL is put on the client's origin: the new service's host never leaks
+    assert got.headers["Location"] == f"{proxy.url}/api/v1/invoices/9?x=1#top"
     assert got.headers["Content-Location"] == "/api/v1/invoices/9"
     assert got.headers["Link"] == (
         '</api/v1/invoices/9>; rel="self", </api/v1/invoices?page=2>; rel="next", '
@@ -1594,3 +1595,33 @@ async def test_chunked_framing_is_kept_through_head_only_translation(
     got = await call(client, proxy, "GET", "/api/v1/export/x")
     assert (got.body, got.headers["X-Translated"]) == (b"hello world", "yes")
     assert got.headers.get("Transfer-Encoding") == "chunked"
+
+
+async def test_a_path_parameter_moves_into_the_query_and_location_keeps_legacy_form(
+    start: Start, new: NewService, client: aiohttp.ClientSession
+) -> None:
+    """``GET /customers/{id}/orders`` → ``GET /v2/orders?customer={id}`` with the client's
+    own query kept; a ``Location`` the new service answers relative comes back absolute
+    on the client's origin, as the legacy app wrote it."""
+    proxy = await start(
+        """
+        - name: customer-orders
+          owner: orders
+          match: {path: "/customers/{id:int}/orders", query_only: [status]}
+          to: billing
+          translate:
+            request:
+              - path: {rewrite: "/v2/orders?customer={id}"}
+            response:
+              - headers: {rewrite_paths: {from: /v2/orders, to: /orders, absolute: true}}
+        """
+    )
+    new.reply = new.answer({"items": []}, headers={"Location": "/v2/orders/77"})
+    got = await call(client, proxy, "GET", "/customers/7/orders?status=open")
+    assert new.last.raw_path == "/v2/orders?status=open&customer=7"
+    assert got.headers["Location"] == f"{proxy.url}/orders/77"
+    # query_only: a paging call this route does not translate stays on legacy
+    before = len(new.got)
+    paged = await call(client, proxy, "GET", "/customers/7/orders?page=2")
+    assert len(new.got) == before
+    assert paged.headers["X-Served-By"] == "legacy"
