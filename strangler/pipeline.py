@@ -262,6 +262,8 @@ class Proxy:
                     return self._failed(e2, request, out)
             if plan is not None and plan.response and out.side.upstream.name == route.translate_on:
                 return await self._relay_translated(request, up, out, tap, route, plan, original)
+            if up.status >= 400:  # the untranslated side's errors: error steps copy the type
+                route.translate.observe_legacy(up.status, up.headers)
             return await self._relay(request, up, out, tap)
         finally:
             if tap is not None:

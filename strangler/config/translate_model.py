@@ -488,7 +488,9 @@ class ErrorStep:
     ``body`` with each ``"$.path"`` string replaced by that value of the new service's
     error body (``null`` when absent or when that body is not JSON; ``"$"`` is the
     whole body; ``"$$x"`` is the literal ``"$x"``), and ``Content-Type`` becomes
-    ``application/json``; ``status`` replaces the status. Such a response skips the
+    ``content_type``, or when not given the JSON type legacy answered that status with
+    on the route (learned from its answers), else ``application/json; charset=utf-8``;
+    ``status`` replaces the status. Such a response skips the
     ``json`` steps of the same list: they describe the success body.
     """
 
@@ -496,6 +498,7 @@ class ErrorStep:
     when: StatusRule
     body: BodyTemplate
     status: int | None = None
+    content_type: str | None = None  # None: legacy's own for that status, else JSON UTF-8
     at: Location = NOWHERE
 
 

@@ -746,7 +746,7 @@ class TranslateReader:
         return StatusStep(map=MappingProxyType(out), at=node.at)
 
     def _error(self, node: Node, what: str) -> ErrorStep | None:
-        f = self.json.fields(node, what, ("when", "body", "status"), ("body",))
+        f = self.json.fields(node, what, ("when", "body", "status", "content_type"), ("body",))
         if f is None:
             return None
         when = StatusRule(ranges=((400, MAX_STATUS),), text=">=400")
@@ -761,10 +761,31 @@ class TranslateReader:
             status = self._status_code(f["status"], f"{what}.status")
             if status is None:
                 return None
+        content_type = None
+        if "content_type" in f:
+            content_type = self.w.string(
+                f["content_type"], f"{what}.content_type", hint="like application/problem+json"
+            )
+            if content_type is None:
+                return None
+            kind = content_type.partition(";")[0].strip().lower()
+            if not (kind.endswith("/json") or kind.endswith("+json")):
+                self.w.report(
+                    f["content_type"].at,
+                    f"{what}.content_type: {content_type!r} is not a JSON media type",
+                    "the error body is JSON: application/json, application/problem+json, ...",
+                )
+                return None
         body = self.json.template(f["body"], f"{what}.body")
         if body is BAD:
             return None
-        return ErrorStep(when=when, body=cast(BodyTemplate, body), status=status, at=node.at)
+        return ErrorStep(
+            when=when,
+            body=cast(BodyTemplate, body),
+            status=status,
+            content_type=content_type,
+            at=node.at,
+        )
 
 
 def _plain(node: Node) -> object:

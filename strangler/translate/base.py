@@ -48,6 +48,7 @@ from strangler.translate import codec
 __all__ = [
     "JSON",
     "BodyError",
+    "LegacyTypes",
     "Message",
     "Plan",
     "RequestTransform",
@@ -394,6 +395,29 @@ class ResponseTransform(Protocol):
 
 
 @final
+class LegacyTypes:
+    """The ``Content-Type`` legacy answered each error status with, on one route.
+
+    Fed from the route's untranslated answers (``Plan.observe_legacy``) so an ``error:``
+    step can write the error body in the exact type legacy sends (a client, or a shadow
+    comparison, then sees no difference). At most one entry per status code; a snapshot
+    starts empty, so a reload forgets (and relearns from the next answers).
+    """
+
+    __slots__ = ("_types",)
+
+    def __init__(self) -> None:
+        self._types: dict[int, str] = {}
+
+    def learn(self, status: int, content_type: str | None) -> None:
+        if content_type is not None and status >= 400 and len(content_type) <= 200:
+            self._types[status] = content_type
+
+    def get(self, status: int) -> str | None:
+        return self._types.get(status)
+
+
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """A route's compiled translation: build with ``registry.build_plan``.
@@ -408,6 +432,12 @@ class Plan:
     response: tuple[ResponseTransform, ...] = ()
     max_body: int = DEFAULT_MAX_BODY
     on_error: OnError = "fail"
+    legacy_types: LegacyTypes | None = None  # set when an error step copies legacy's type
+
+    def observe_legacy(self, status: int, headers: Mapping[str, str]) -> None:
+        """An untranslated (legacy) answer of the route: learn its error types."""
+        if self.legacy_types is not None and status >= 400:
+            self.legacy_types.learn(status, headers.get(CONTENT_TYPE))
 
     @property
     def needs_request_body(self) -> bool:

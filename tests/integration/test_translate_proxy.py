@@ -160,13 +160,15 @@ async def new(aiohttp_server: AiohttpServer) -> NewService:
 # ---------------------------------------------------------------------------- the proxy
 
 
-def config(legacy: Upstream, billing: str, routes: str, top: str = "") -> str:
-    """A proxy config: upstreams ``legacy`` and ``billing``, ``top`` keys, ``routes``."""
+def config(legacy: Upstream | str, billing: str, routes: str, top: str = "") -> str:
+    """A proxy config: upstreams ``legacy`` (or its URL) and ``billing``, ``top`` keys,
+    ``routes``."""
+    legacy_url = legacy if isinstance(legacy, str) else legacy.url
     return (
         "listen: 127.0.0.1:0\n"
         "admin: {listen: 127.0.0.1:0}\n"
         "access_log: {format: off}\n"
-        f"upstreams:\n  legacy: {legacy.url}\n  billing: {billing}\n"
+        f"upstreams:\n  legacy: {legacy_url}\n  billing: {billing}\n"
         + textwrap.dedent(top)
         + "routes:\n"
         + textwrap.indent(textwrap.dedent(routes).strip("\n"), "  ")
@@ -816,7 +818,7 @@ async def test_error_body_mapping(
     new.reply = new.answer({"code": "NOT_FOUND", "message": "invoice 9 not found"}, status=404)
     got = await call(client, proxy, "GET", "/api/v1/invoices/9")
     assert got.status == 404
-    assert got.headers["Content-Type"] == JSON_TYPE
+    assert got.headers["Content-Type"] == "application/json; charset=utf-8"  # the default
     assert got.json() == {
         "error": "invoice 9 not found",
         "code": "NOT_FOUND",
@@ -1625,3 +1627,59 @@ async def test_a_path_parameter_moves_into_the_query_and_location_keeps_legacy_f
     paged = await call(client, proxy, "GET", "/customers/7/orders?page=2")
     assert len(new.got) == before
     assert paged.headers["X-Served-By"] == "legacy"
+
+
+PROBLEM_TYPE: Final = "application/problem+json;charset=UTF-8"
+
+
+async def test_the_error_step_answers_in_the_type_legacy_uses_for_that_status(
+    make_proxy: MakeProxy,
+    aiohttp_server: AiohttpServer,
+    new: NewService,
+    client: aiohttp.ClientSession,
+) -> None:
+    """Before legacy has answered a 404 on the route, the error step writes JSON in
+    UTF-8; once it has, the translated 404s carry legacy's exact Content-Type, so a
+    client (or a shadow comparison) sees no difference. An explicit content_type wins."""
+
+    async def missing(request: web.Request) -> web.Response:
+        return web.Response(
+            status=404, body=b'{"error":"no such order"}', headers={"Content-Type": PROBLEM_TYPE}
+        )
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", missing)
+    legacy = await aiohttp_server(app)
+    routes = """
+        - name: orders
+          owner: orders
+          match: {path: "/orders/{id}"}
+          to: legacy
+          canary: {to: billing, percent: 0}
+          overrides: true
+          translate:
+            response:
+              - error: {when: 404, body: {error: "$.message"}}
+        - name: invoices
+          owner: billing
+          match: {path: "/invoices/{id}"}
+          to: legacy
+          canary: {to: billing, percent: 0}
+          overrides: true
+          translate:
+            response:
+              - error: {when: 404, body: {error: "$.message"}, content_type: application/json}
+        """
+    proxy = await make_proxy(config(str(legacy.make_url("")).rstrip("/"), new.url, routes))
+    new.reply = new.answer({"message": "no such order"}, status=404)
+    forced = {"X-Strangler-Backend": "billing"}
+    first = await call(client, proxy, "GET", "/orders/1", headers=forced)
+    assert first.headers["Content-Type"] == "application/json; charset=utf-8"
+    from_legacy = await call(client, proxy, "GET", "/orders/1")
+    assert (from_legacy.status, from_legacy.headers["Content-Type"]) == (404, PROBLEM_TYPE)
+    after = await call(client, proxy, "GET", "/orders/2", headers=forced)
+    assert (after.status, after.headers["Content-Type"]) == (404, PROBLEM_TYPE)
+    assert after.json() == {"error": "no such order"}
+    await call(client, proxy, "GET", "/invoices/1")  # legacy's 404 on the other route
+    explicit = await call(client, proxy, "GET", "/invoices/1", headers=forced)
+    assert explicit.headers["Content-Type"] == "application/json"
