@@ -46,6 +46,7 @@ from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
 from strangler.metrics import Metrics, enable_multiprocess, worker_exited
 from strangler.pipeline import Proxy
+from strangler.plan.admin import add_plan_routes
 from strangler.progress import ProgressCollector, ProgressTracker
 from strangler.protocol import ProxyHTTPServer
 from strangler.release import AuditLog, FileStateStore, StateFileError
@@ -199,6 +200,7 @@ class ProxyServer:
         add_progress_routes(admin_app, self.progress, self.holder, self.state_dir)
         add_release_routes(admin_app, self.release, self.holder, self.forwarder)
         add_shadow_routes(admin_app, self.shadow_results)
+        add_plan_routes(admin_app, self.holder, self.release, self.proxy.recording)
         add_status_page(admin_app)
         self._admin_runner = web.AppRunner(admin_app, access_log=None, shutdown_timeout=5.0)
         await self._admin_runner.setup()
