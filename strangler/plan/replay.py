@@ -4,8 +4,8 @@ Both configs are compiled with ``runtime.compile_snapshot``, the code the proxy 
 on a (re)load, and every distinct request of the sample is matched with the real
 ``Router.match`` of each snapshot. What the plan reports:
 
-* **moved**: requests whose route or backend differs (backend: the route's ``to``,
-  what answers when no release control intervenes), grouped by
+* **moved**: requests whose route or backend differs (backend: what answers by the
+  route's config, ``backend_of``: its ``to``, or its canary's share), grouped by
   ``(old route, old backend) → (new route, new backend)`` with each group's top
   endpoints folded into templates (``progress.fold``);
 * **owner changes**: requests a route of one owner answered before and a route of
@@ -49,6 +49,7 @@ __all__ = [
     "ReleaseRow",
     "Replayer",
     "Unevaluated",
+    "backend_of",
     "plan",
 ]
 
@@ -164,6 +165,18 @@ def _new_share(route: CompiledRoute) -> float:
     return c.ratio * canary_new + (1.0 - c.ratio) * base
 
 
+def backend_of(route: CompiledRoute) -> str:
+    """The backend that answers ``route`` by its config: its ``to``; a canary's
+    target at 100%; ``'legacy+10%→billing'`` for a canary in between."""
+    spec = route.spec
+    if spec is None or spec.canary is None or spec.canary.ratio <= 0.0:
+        return route.upstream.name
+    c = spec.canary
+    if c.ratio >= 1.0:
+        return c.to
+    return f"{route.upstream.name}+{c.ratio * 100:g}%→{c.to}"
+
+
 def release_word(route: Route | None) -> str:
     """``'legacy'``, ``'canary 10% → billing'``, ``'migrated → billing'``, or ``'-'``."""
     if route is None:
@@ -273,6 +286,8 @@ def plan(
     old_snap, new_snap = rp.old, rp.new
     share_old = {id(r): _new_share(r) for r in (*old_snap.routes, old_snap.unrouted)}
     share_new = {id(r): _new_share(r) for r in (*new_snap.routes, new_snap.unrouted)}
+    backends_old = {id(r): backend_of(r) for r in (*old_snap.routes, old_snap.unrouted)}
+    backends_new = {id(r): backend_of(r) for r in (*new_snap.routes, new_snap.unrouted)}
     folded: dict[str, str] = {}
     groups: dict[tuple[str, str, str, str], Counter[str]] = {}
     owners: Counter[tuple[str, str, str, str]] = Counter()
@@ -297,7 +312,7 @@ def plan(
                 surface_old[endpoint] += n
             if w is new_snap.unrouted:
                 surface_new[endpoint] += n
-        ob, wb = o.upstream.name, w.upstream.name
+        ob, wb = backends_old[id(o)], backends_new[id(w)]
         if o.name == w.name and ob == wb:
             continue
         moved += n
