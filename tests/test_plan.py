@@ -231,3 +231,48 @@ def test_cli_reads_stdin_and_reports_bad_configs(
     assert "broken.yaml has problems" in capsys.readouterr().err
     assert main(["plan", "-c", str(cur), "-t", "-"]) == 2
     assert "--current OLD.yaml or --admin URL" in capsys.readouterr().err
+
+
+def test_strangler_log_paths_are_unescaped_and_odd_lines_still_read(tmp_path: Path) -> None:
+    from strangler.accesslog import format_entry
+
+    own = format_entry(
+        (0.0, "GET", '/files/a "b"/\u00e9', "r", "legacy", 200, 1, 1.0, "::1"), "json"
+    )
+    log = own + "\n\n" + " " + NGINX.splitlines()[0] + "\n" + '{"method": "GET"}\n'
+    t = read_sources([str(_write(tmp_path, "mixed.log", log))])
+    assert t.counts[Key("GET", '/files/a "b"/\u00e9')] == 1
+    assert t.counts[Key("GET", "/api/invoices/1001")] == 1
+    assert (t.lines, t.bad, t.bad_lines[0].line) == (3, 1, 4)
+    assert t.bad_lines[0].reason == "no method and path"
+
+
+def test_sampler_keeps_names_only_and_stays_bounded() -> None:
+    from multidict import CIMultiDict, MultiDict
+
+    from strangler.plan.record import Sampler
+
+    class Req:
+        method = "GET"
+        path = "/api/users/7"
+        query = MultiDict([("token", "secret"), ("page", "2")])
+        headers = CIMultiDict([("X-Beta", "on"), ("Authorization", "Bearer x")])
+
+    now = [0.0]
+    tosses = iter([0.05, 0.5, 0.05, 0.05, 0.05])
+    s = Sampler(0.1, 2, 60.0, ("x-beta",), clock=lambda: now[0], rand=lambda: next(tosses))
+    s.offer(Req(), "users")  # 0.05 < 0.1: kept
+    s.offer(Req(), "users")  # 0.5: not sampled
+    assert s.samples == [
+        {
+            "method": "GET",
+            "path": "/api/users/7",
+            "query_keys": ["page", "token"],
+            "route": "users",
+            "header_names": ["x-beta"],
+        }
+    ]
+    now[0] = 61.0  # expired: takes nothing more, even below the limit
+    s.offer(Req(), "users")
+    assert (len(s.samples), s.full) == (1, True)
+    assert "secret" not in json.dumps(s.samples)

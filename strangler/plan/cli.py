@@ -161,7 +161,7 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         code = 1
     if args.fail_if_owner_changes and result.owner_changes:
         n = sum(o.requests for o in result.owner_changes)
-        print(f"strangler plan: {n} requests change owner (--fail-if-owner-changes)", file=err)
+        print(f"strangler plan: {n:,} requests change owner (--fail-if-owner-changes)", file=err)
         code = 1
     return code
 

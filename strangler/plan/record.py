@@ -51,7 +51,7 @@ def route_header_names(snap: Snapshot) -> tuple[str, ...]:
 class Sampler:
     """Takes a share of requests until full or expired. Owned by ``Recording``."""
 
-    __slots__ = ("_deadline", "_rand", "headers", "limit", "rate", "samples", "started")
+    __slots__ = ("_clock", "_deadline", "_rand", "headers", "limit", "rate", "samples", "started")
 
     def __init__(
         self,
@@ -69,13 +69,14 @@ class Sampler:
         self.started = clock()
         self._deadline = self.started + seconds
         self._rand = rand
+        self._clock = clock
         self.samples: list[dict[str, object]] = []
 
     def offer(self, request: _Request, route: str) -> None:
         """Maybe keep ``request`` (which matched ``route``). Never raises, no I/O."""
         if self._rand() >= self.rate or len(self.samples) >= self.limit:
             return
-        if time.monotonic() > self._deadline:
+        if self._clock() > self._deadline:
             self.limit = len(self.samples)  # expired: take nothing more
             return
         query = request.query

@@ -125,7 +125,8 @@ def format_text(result: PlanResult, traffic: Traffic) -> str:
     )
     out.append(
         f"Sample: {traffic.requests:,} requests ({len(traffic.counts):,} distinct) from "
-        f"{', '.join(sorted(traffic.formats)) or 'no'} logs; {traffic.bad:,} lines not read"
+        f"{', '.join(sorted(traffic.formats)) or 'no'} logs; "
+        f"{traffic.bad:,} line{'' if traffic.bad == 1 else 's'} not read"
     )
     for bad in traffic.bad_lines:
         out.append(f"  {bad.source}:{bad.line}: {bad.reason}: {bad.text}")

@@ -134,6 +134,12 @@ _COMBINED: Final = re.compile(
 )
 
 
+# The head of a line ``accesslog.format_entry`` writes: method and JSON-escaped path.
+_STRANGLER: Final = re.compile(
+    r'\{"time": "[^"]*", "method": "([^"\\]+)", "path": "((?:[^"\\]|\\.)*)", "route": '
+)
+
+
 def _pairs(items: Iterable[tuple[str, str]]) -> Pairs:
     seen: dict[str, str] = {}
     for k, v in items:
@@ -189,34 +195,71 @@ def _json_line(text: str) -> tuple[Format, Key] | str:
 
 
 def read_lines(traffic: Traffic, source: str, lines: Iterable[str]) -> None:
-    """Count the requests of a line-oriented source (any format but HAR) into ``traffic``."""
+    """Count the requests of a line-oriented source (any format but HAR) into ``traffic``.
+
+    Why it is fast: a line costs one regex match and one dict increment. Lines of
+    strangler's own access log are matched by a pattern of the exact shape
+    ``accesslog.format_entry`` writes (any other JSON line is parsed in full), and
+    the raw ``(method, target)`` is counted; decoding paths and query strings is
+    done once per distinct target, after the loop.
+    """
+    own: dict[tuple[str, str], int] = {}  # (method, JSON-escaped path) → requests
+    combined: dict[tuple[str, str], int] = {}  # (method, request target) → requests
+    fast_json = _STRANGLER.match
+    match_combined = _COMBINED.match
     counts = traffic.counts
-    combined = _COMBINED.match
-    kind: Format | None = None
-    number = 0
+    seen = 0
     for number, raw in enumerate(lines, 1):
+        if raw[:1] == "{":
+            m = fast_json(raw)
+            if m is not None:
+                seen += 1
+                k = (m[1], m[2])
+                own[k] = own.get(k, 0) + 1
+                continue
+        elif (m := match_combined(raw)) is not None:
+            seen += 1
+            k = (m[1], m[2])
+            combined[k] = combined.get(k, 0) + 1
+            continue
         text = raw.strip()
         if not text:
             continue
-        traffic.lines += 1
-        if text[0] == "{":
-            got = _json_line(text)
-            if isinstance(got, str):
-                traffic.reject(source, number, got, text)
+        seen += 1
+        if text[0] != "{":
+            m = match_combined(text)
+            if m is None:
+                traffic.reject(source, number, "not a combined/common log line", text)
                 continue
-            kind, key = got
-            traffic.formats.add(kind)
-            counts[key] += 1
+            k = (m[1], m[2])
+            combined[k] = combined.get(k, 0) + 1
             continue
-        m = combined(text)
-        if m is None:
-            traffic.reject(source, number, "not a combined/common log line", text)
+        got = _json_line(text)
+        if isinstance(got, str):
+            traffic.reject(source, number, got, text)
             continue
-        if kind != "combined":
-            kind = "combined"
-            traffic.formats.add(kind)
-        host, path, query = _target(m.group(2))
-        counts[Key(m.group(1), path, host, query)] += 1
+        kind, key = got
+        traffic.formats.add(kind)
+        counts[key] += 1
+    traffic.lines += seen
+    if own:
+        traffic.formats.add("strangler")
+        for (method, escaped), n in own.items():
+            counts[Key(method, _unescape(escaped))] += n
+    if combined:
+        traffic.formats.add("combined")
+        for (method, target), n in combined.items():
+            host, path, query = _target(target)
+            counts[Key(method, path, host, query)] += n
+
+
+def _unescape(escaped: str) -> str:
+    if "\\" not in escaped:
+        return escaped
+    try:
+        return str(json.loads('"' + escaped + '"'))
+    except ValueError:
+        return escaped
 
 
 def read_har(traffic: Traffic, source: str, text: str) -> None:
