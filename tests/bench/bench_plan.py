@@ -104,8 +104,11 @@ def main() -> None:
             assert result.requests == args.lines, (result.requests, args.lines)
             rows.append((name, len(traffic.counts), read, total - read, total, wall))
     print("CPU seconds of this process (one core); wall clock for reference.")
-    print(f"{'log (' + format(args.lines, ',') + ' lines)':<32} {'distinct':>10} "
-          f"{'read s':>8} {'replay s':>9} {'total s':>8} {'lines/s':>10} {'wall s':>7}")  # fmt: skip
+    title = f"log ({args.lines:,} lines)"
+    print(
+        f"{title:<32} {'distinct':>10} {'read s':>8} {'replay s':>9} {'total s':>8} "
+        f"{'lines/s':>10} {'wall s':>7}"
+    )
     for name, distinct_n, read, replay, total, wall in rows:
         print(
             f"{name:<32} {distinct_n:>10,} {read:>8.2f} {replay:>9.2f} {total:>8.2f} "
