@@ -276,3 +276,17 @@ def test_sampler_keeps_names_only_and_stays_bounded() -> None:
     s.offer(Req(), "users")
     assert (len(s.samples), s.full) == (1, True)
     assert "secret" not in json.dumps(s.samples)
+
+
+def test_unreachable_admin_api_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cur = _write(tmp_path, "current.yaml", CURRENT)
+    log = _write(tmp_path, "access.log", NGINX)
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens on 127.0.0.1
+    assert main(["plan", "-c", str(cur), "--admin", dead, "-t", str(log)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("strangler plan: cannot reach the admin API at http://127.0.0.1:9")
+    assert "\n" not in err
+    assert main(["plan", "--record", str(tmp_path / "s.jsonl"), "--admin", dead]) == 1
+    assert main(["plan", "--record", str(tmp_path / "s.jsonl"), "--rate", "0%"]) == 2

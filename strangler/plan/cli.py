@@ -83,11 +83,24 @@ def add_plan_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--rate", default="100%", metavar="PCT", help="share of requests to sample (default 100%%)"
     )
     rec.add_argument(
-        "--max", type=int, default=10_000, help="stop after this many samples (default 10000)"
+        "--max",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="stop after this many samples (default 10000)",
     )
-    rec.add_argument("--duration", type=float, default=60.0, help="seconds to record (default 60)")
     rec.add_argument(
-        "--token-file", type=Path, help=f"file holding the admin token (default: ${TOKEN_ENV})"
+        "--duration",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds to record (default 60)",
+    )
+    rec.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help=f"file holding the admin token (default: ${TOKEN_ENV})",
     )
     p.set_defaults(handler=run_plan)
 
