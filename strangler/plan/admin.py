@@ -7,11 +7,17 @@
   start recording a sample (``plan.record``); replaces a recording in progress.
 * ``GET /api/plan/record`` (read): ``{"recording", "count", "limit", "full"}``.
 * ``POST /api/plan/record/stop`` (token): stop and answer ``{"samples": [...]}``.
+
+Each worker of ``--workers N`` has its own admin listener on the shared port and its
+own sampler: every answer carries the worker's ``pid``, and ``strangler plan
+--record`` keeps one connection open so that start, polls and stop reach the same
+worker (the sample is then that worker's share of the traffic).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Final
 
 from aiohttp import web
@@ -72,15 +78,20 @@ async def start_recording(request: web.Request) -> web.Response:
     seconds = _number(body, "seconds", 600.0, 0.0, MAX_SECONDS)
     headers = route_header_names(request.app[PLAN_HOLDER].current)
     request.app[RECORDING].sampler = Sampler(rate, limit, seconds, headers)
-    return web.json_response({"recording": True, "rate": rate, "max": limit, "seconds": seconds})
+    return web.json_response(
+        {"recording": True, "rate": rate, "max": limit, "seconds": seconds, "pid": os.getpid()}
+    )
 
 
 async def recording_status(request: web.Request) -> web.Response:
     s = request.app[RECORDING].sampler
+    pid = os.getpid()
     if s is None:
-        return web.json_response({"recording": False, "count": 0, "limit": 0, "full": False})
+        return web.json_response(
+            {"recording": False, "count": 0, "limit": 0, "full": False, "pid": pid}
+        )
     return web.json_response(
-        {"recording": True, "count": len(s.samples), "limit": s.limit, "full": s.full}
+        {"recording": True, "count": len(s.samples), "limit": s.limit, "full": s.full, "pid": pid}
     )
 
 
@@ -88,7 +99,13 @@ async def stop_recording(request: web.Request) -> web.Response:
     require_token(request, request.app[ADMIN_STATE].token)
     rec = request.app[RECORDING]
     s, rec.sampler = rec.sampler, None
-    return web.json_response({"samples": s.samples if s is not None else []})
+    return web.json_response(
+        {
+            "samples": s.samples if s is not None else [],
+            "recording": s is not None,
+            "pid": os.getpid(),
+        }
+    )
 
 
 def add_plan_routes(

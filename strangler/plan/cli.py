@@ -205,7 +205,13 @@ async def _call(
 
 def _session() -> aiohttp.ClientSession:
     # trust_env=False: the admin API is local, an http_proxy variable must not catch it.
-    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT), trust_env=False)
+    # One connection, kept alive: with --workers N every worker listens on the admin
+    # port, and a recording lives in the worker that started it.
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=TIMEOUT),
+        trust_env=False,
+        connector=aiohttp.TCPConnector(limit=1),
+    )
 
 
 def _from_admin(admin: str) -> tuple[Config, dict[str, str]]:
@@ -236,6 +242,15 @@ def _token(args: argparse.Namespace) -> str:
     return os.environ.get(TOKEN_ENV, "").strip()
 
 
+def _same_worker(started: dict[str, object], now: dict[str, object]) -> None:
+    if now.get("pid") != started.get("pid") or not now.get("recording"):
+        raise PlanFailure(
+            f"the recording in worker {started.get('pid')} was lost (answered by "
+            f"{now.get('pid')}, recording: {now.get('recording')}): the admin connection "
+            "was reset, or the proxy restarted; try again"
+        )
+
+
 def _record(args: argparse.Namespace, out: TextIO) -> int:
     try:
         rate = percent(args.rate)
@@ -251,16 +266,18 @@ def _record(args: argparse.Namespace, out: TextIO) -> int:
     async def record() -> list[object]:
         async with _session() as s:
             body = {"rate": rate, "max": args.max, "seconds": args.duration + 30.0}
-            await _call(s, "POST", base + "/api/plan/record", body, token)
+            started = await _call(s, "POST", base + "/api/plan/record", body, token)
             deadline = time.monotonic() + args.duration
             try:
                 while time.monotonic() < deadline:
                     await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
                     status = await _call(s, "GET", base + "/api/plan/record")
+                    _same_worker(started, status)
                     if status.get("full"):
                         break
             finally:
                 done = await _call(s, "POST", base + "/api/plan/record/stop", {}, token)
+            _same_worker(started, done)
         samples = done.get("samples")
         return samples if isinstance(samples, list) else []
 
