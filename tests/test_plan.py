@@ -23,41 +23,29 @@ upstreams:
   users: http://127.0.0.1:9002
 """
 
-CURRENT = (
-    UPSTREAMS
-    + """
-routes:
+INVOICES = """
   - name: invoices
     owner: team-billing
     match: {path: "/api/invoices/{id}", methods: [GET]}
     to: billing
+"""
+USERS = """
   - name: users-read
     owner: team-users
     match: {path_prefix: /api/users, methods: [GET]}
     to: users
 """
-)
+CURRENT = UPSTREAMS + "routes:" + INVOICES + USERS
 
 # The billing team adds a catch-all prefix above the users route: it shadows it.
-SHADOWING = (
-    UPSTREAMS
-    + """
-routes:
-  - name: invoices
-    owner: team-billing
-    match: {path: "/api/invoices/{id}", methods: [GET]}
-    to: billing
+BILLING_API = """
   - name: billing-api
     owner: team-billing
     match: {path_prefix: /api}
     to: legacy
     canary: {to: billing, percent: 10}
-  - name: users-read
-    owner: team-users
-    match: {path_prefix: /api/users, methods: [GET]}
-    to: users
 """
-)
+SHADOWING = UPSTREAMS + "routes:" + INVOICES + BILLING_API + USERS
 
 # A nginx "combined" access log as nginx writes it (log_format combined).
 NGINX = """\

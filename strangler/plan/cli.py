@@ -125,8 +125,6 @@ class _Usage(Exception):
 
 
 def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from strangler.config import load_config
-    from strangler.errors import ConfigError
     from strangler.plan.replay import plan
     from strangler.plan.report import format_text, to_json
     from strangler.plan.traffic import TrafficError, read_sources
@@ -143,16 +141,10 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             limit = percent(args.fail_if_moved)
         except ValueError as e:
             raise _Usage(f"--fail-if-moved: {e}") from None
-    try:
-        proposed = load_config(args.config)
-    except ConfigError as e:
-        raise PlanFailure(f"{args.config} has problems:\n{e}") from None
+    proposed = _load(args.config)
     runtime: dict[str, str] = {}
     if args.current is not None:
-        try:
-            current = load_config(args.current)
-        except ConfigError as e:
-            raise PlanFailure(f"{args.current} has problems:\n{e}") from None
+        current = _load(args.current)
     else:
         current, runtime = _from_admin(args.admin)
     try:
@@ -177,6 +169,16 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"strangler plan: {n:,} requests change owner (--fail-if-owner-changes)", file=err)
         code = 1
     return code
+
+
+def _load(path: Path) -> Config:
+    from strangler.config import load_config
+    from strangler.errors import ConfigError
+
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        raise PlanFailure(f"{path} has problems:\n{e}") from None
 
 
 def _base(url: str) -> str:

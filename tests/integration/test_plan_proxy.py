@@ -17,12 +17,13 @@ from strangler.plan.replay import Replayer, backend_of, plan
 from strangler.plan.traffic import read_sources
 from tests.conftest import MakeProxy, RunningProxy, Upstream
 
-ROUTES_NOW = """
-routes:
+INVOICES = """
   - name: invoices
     owner: team-billing
     match: {{path: "/api/invoices/{{id:int}}", methods: [GET]}}
     to: new
+"""
+USERS = """
   - name: users-beta
     owner: team-users
     match: {{path_prefix: /api/users, headers: {{x-beta: "on"}}}}
@@ -32,32 +33,24 @@ routes:
     match: {{path_prefix: /api/users, methods: [GET]}}
     to: legacy
 """
+ROUTES_NOW = "routes:" + INVOICES + USERS
 
-# Billing's new catch-all above the users routes: it takes the users' traffic too.
-ROUTES_PROPOSED = """
-routes:
-  - name: invoices
-    owner: team-billing
-    match: {{path: "/api/invoices/{{id:int}}", methods: [GET]}}
-    to: new
+# Billing's new catch-all above the users routes takes the users' traffic too; and a
+# reports route fully on its canary.
+BILLING_API = """
   - name: billing-api
     owner: team-billing
     match: {{path_prefix: /api, query: {{v: "2"}}}}
     to: new
-  - name: users-beta
-    owner: team-users
-    match: {{path_prefix: /api/users, headers: {{x-beta: "on"}}}}
-    to: new
-  - name: users
-    owner: team-users
-    match: {{path_prefix: /api/users, methods: [GET]}}
-    to: legacy
+"""
+REPORTS = """
   - name: reports
     owner: team-reports
     match: {{path_prefix: /reports}}
     to: legacy
     canary: {{to: new, percent: 100}}
 """
+ROUTES_PROPOSED = "routes:" + INVOICES + BILLING_API + USERS + REPORTS
 
 # (method, path, query, headers): the traffic the tests send.
 TRAFFIC: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
