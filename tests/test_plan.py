@@ -227,11 +227,13 @@ def test_strangler_log_paths_are_unescaped_and_odd_lines_still_read(tmp_path: Pa
     own = format_entry(
         (0.0, "GET", '/files/a "b"/\u00e9', "r", "legacy", 200, 1, 1.0, "::1"), "json"
     )
-    log = own + "\n\n" + " " + NGINX.splitlines()[0] + "\n" + '{"method": "GET"}\n'
+    text = format_entry((0.0, "DELETE", "/a b/c", "r", "legacy", 204, 0, 1.5, "10.0.0.1"), "text")
+    log = own + "\n\n" + " " + NGINX.splitlines()[0] + "\n" + '{"method": "GET"}\n' + text
     t = read_sources([str(_write(tmp_path, "mixed.log", log))])
     assert t.counts[Key("GET", '/files/a "b"/\u00e9')] == 1
     assert t.counts[Key("GET", "/api/invoices/1001")] == 1
-    assert (t.lines, t.bad, t.bad_lines[0].line) == (3, 1, 4)
+    assert t.counts[Key("DELETE", "/a b/c")] == 1
+    assert (t.lines, t.bad, t.bad_lines[0].line) == (4, 1, 4)
     assert t.bad_lines[0].reason == "no method and path"
 
 

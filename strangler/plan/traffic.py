@@ -5,7 +5,7 @@ Formats (detected per source from its first non-blank line):
 ============== ==================================================== ==========================
 format         one request is                                       match keys it carries
 ============== ==================================================== ==========================
-``strangler``  a line of strangler's JSON access log                method, path
+``strangler``  a line of strangler's access log (JSON or text)        method, path
 ``sample``     a line of a ``strangler plan --record`` sample        method, path, query names,
                                                                     header names
 ``combined``   a line of an nginx/Apache "combined" (or "common")   method, path, query
@@ -140,6 +140,13 @@ _STRANGLER: Final = re.compile(
 )
 
 
+# A line of strangler's text access log: time client method path status bytes
+# duration route backend (the path is decoded and may hold spaces).
+_STRANGLER_TEXT: Final = re.compile(
+    r"\d{4}-\d\d-\d\dT[\d:.]+Z \S+ ([A-Z]+) (.*) \d{3} \d+ [\d.]+ms \S+ \S+\s*$"
+)
+
+
 def _pairs(items: Iterable[tuple[str, str]]) -> Pairs:
     seen: dict[str, str] = {}
     for k, v in items:
@@ -228,11 +235,14 @@ def read_lines(traffic: Traffic, source: str, lines: Iterable[str]) -> None:
         seen += 1
         if text[0] != "{":
             m = match_combined(text)
-            if m is None:
+            if m is not None:
+                k = (m[1], m[2])
+                combined[k] = combined.get(k, 0) + 1
+            elif (m := _STRANGLER_TEXT.match(text)) is not None:
+                traffic.formats.add("strangler")
+                counts[Key(m[1], m[2])] += 1
+            else:
                 traffic.reject(source, number, "not a combined/common log line", text)
-                continue
-            k = (m[1], m[2])
-            combined[k] = combined.get(k, 0) + 1
             continue
         got = _json_line(text)
         if isinstance(got, str):

@@ -255,3 +255,52 @@ async def test_record_needs_the_token(
             assert r.status == 400
             assert "'rate' must be a number" in await r.text()
     assert proxy.server.proxy.recording.sampler is None
+
+
+async def test_admin_plan_shows_a_runtime_override_that_survives_the_reload(
+    make_proxy: MakeProxy,
+    legacy: Upstream,
+    newsvc: Upstream,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STRANGLER_ADMIN_TOKEN", "s3cret")
+    canary = """
+routes:
+  - name: users
+    owner: team-users
+    match: {{path_prefix: /api/users}}
+    to: legacy
+    canary: {{to: new, percent: {pct}}}
+"""
+    proxy = await make_proxy(_config(legacy, newsvc, canary.replace("{pct}", "10")))
+    auth = {"Authorization": "Bearer s3cret"}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            proxy.admin_url + "/api/routes/users/percent", json={"percent": "25%"}, headers=auth
+        ) as r,
+    ):
+        assert r.status == 200
+    new_file = tmp_path / "new.yaml"
+    new_file.write_text(_config(legacy, newsvc, canary.replace("{pct}", "50")))
+    out = tmp_path / "out.json"
+
+    def run() -> int:
+        import contextlib
+
+        args = ["plan", "-c", str(new_file), "--admin", proxy.admin_url]
+        args += ["-t", str(_har(tmp_path / "s.har")), "--json"]
+        with out.open("w") as f, contextlib.redirect_stdout(f):
+            return main(args)
+
+    assert await asyncio.to_thread(run) == 0
+    (row,) = json.loads(out.read_text())["release"]
+    assert row == {
+        "route": "users",
+        "change": "changed",
+        "before": "canary 10% → new",
+        "after": "canary 50% → new",
+        "requests": 4,  # the /api/users requests of TRAFFIC
+        "runtime": "canary percent overridden to 25%",
+    }
