@@ -323,9 +323,12 @@ class ReleaseControls:
     ) -> ReleaseWrite:
         """Send ``target``'s routes to their primary until enabled again (a route
         name: its whole canary group)."""
-        return await self._write(
-            who, "rollback", self._scope(target), lambda s: s.kill(True, at=self._wall()), reason
-        )
+
+        def change(s: RouteState) -> None:
+            if not s.killed:  # a repeated rollback changes nothing (and is not audited)
+                s.kill(True, at=self._wall())
+
+        return await self._write(who, "rollback", self._scope(target), change, reason)
 
     async def kill_all(self, who: str, *, reason: str | None = None) -> ReleaseWrite:
         return await self.kill(self.scope(), who, reason=reason)
@@ -337,8 +340,10 @@ class ReleaseControls:
         scope = self._scope(target)
 
         def change(s: RouteState) -> None:
-            s.kill(False, at=self._wall())
-            s.reset_guard(at=self._wall())
+            if s.killed:
+                s.kill(False, at=self._wall())
+            if s.guard_tripped:
+                s.reset_guard(at=self._wall())
 
         result = await self._write(who, "enable", scope, change, reason)
         for route in scope.routes:
@@ -353,13 +358,12 @@ class ReleaseControls:
     ) -> ReleaseWrite:
         """Override the canary share (``None``: back to the config's). A group shares
         one cohort, so a route name sets its whole group."""
-        return await self._write(
-            who,
-            "set-percent",
-            self._scope(target),
-            lambda s: s.set_percent(ratio, at=self._wall()),
-            reason,
-        )
+
+        def change(s: RouteState) -> None:
+            if s.percent_override != ratio:
+                s.set_percent(ratio, at=self._wall())
+
+        return await self._write(who, "set-percent", self._scope(target), change, reason)
 
     # -- reads ---------------------------------------------------------------------
     def verdicts(self) -> dict[str, GuardVerdict]:
