@@ -265,6 +265,33 @@ def test_a_group_write_is_one_transaction(redis_server: RedisServer, stores: Mak
     assert a.version == 2
 
 
+def test_a_replica_loading_during_group_writes_never_sees_half(
+    redis_server: RedisServer, stores: MakeStore
+) -> None:
+    writer, reader = stores(redis_server), stores(redis_server)
+    group = ("r1", "r2", "r3")
+    done = threading.Event()
+    seen: list[frozenset[str]] = []
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(frozenset(n for n, s in reader.load().items() if s.killed))
+
+    def alive(s: RouteState) -> None:
+        s.kill(False, at=1.0)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for i in range(20):
+            writer.update_routes(group, killed if i % 2 == 0 else alive)
+    finally:
+        done.set()
+        thread.join()
+    assert set(seen) <= {frozenset(), frozenset(group)}
+    assert len(seen) > 1
+
+
 def test_version_and_changed(redis_server: RedisServer, stores: MakeStore) -> None:
     a, b = stores(redis_server), stores(redis_server)
     assert a.load() == b.load() == {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -209,6 +210,35 @@ def test_a_reader_sees_a_group_write_whole(tmp_path: Path) -> None:
     assert writer.path.stat().st_ino != inode
     assert reader.changed()
     assert sorted(state.apply(reader.load())) == sorted(ORDERS)
+
+
+def test_a_reader_polling_during_group_writes_never_sees_half(tmp_path: Path) -> None:
+    """Another worker loads the file as fast as it can while a group is rolled back and
+    enabled again and again: every load holds all of the group's routes or none."""
+    writer, reader = FileStateStore.in_dir(tmp_path), FileStateStore.in_dir(tmp_path)
+    done = threading.Event()
+    seen: list[frozenset[str]] = []
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(frozenset(n for n, s in reader.load().items() if s.killed))
+
+    def killed(s: RouteState) -> None:
+        s.kill(True, at=1.0)
+
+    def alive(s: RouteState) -> None:
+        s.kill(False, at=1.0)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for i in range(10):
+            writer.update_routes(ORDERS, killed if i % 2 == 0 else alive)
+    finally:
+        done.set()
+        thread.join()
+    assert set(seen) <= {frozenset(), frozenset(ORDERS)}
+    assert len(seen) > 1
 
 
 def test_guards_trip_a_whole_group_at_once() -> None:
