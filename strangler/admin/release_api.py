@@ -218,19 +218,21 @@ _ROUTE_WRITE: Final = frozenset({"reason", "only_route"})
 _GROUP_WRITE: Final = frozenset({"reason"})
 
 
-async def _scope(request: web.Request, allowed: frozenset[str]) -> tuple[Scope, dict[str, object]]:
-    """The scope a write names (path ``{name}`` or ``{group}``, else every route)
-    and its body."""
+async def _scope(
+    request: web.Request, allowed: frozenset[str]
+) -> tuple[Scope, dict[str, object], str | None]:
+    """The scope a write names (path ``{name}`` or ``{group}``, else every route),
+    its body and its reason. Checks the token first."""
     require_token(request, request.app[ADMIN_STATE].token)
     controls = request.app[RELEASE]
     if "name" in request.match_info:
         route = _route(request)
         body = await _write_body(request, allowed | _ROUTE_WRITE)
-        return controls.scope(route.name, only_route=bool(body.get("only_route"))), body
-    if "group" in request.match_info:
+        scope = controls.scope(route.name, only_route=bool(body.get("only_route")))
+    else:
         body = await _write_body(request, allowed | _GROUP_WRITE)
-        return controls.scope(group=request.match_info["group"]), body
-    return controls.scope(), await _write_body(request, allowed | _GROUP_WRITE)
+        scope = controls.scope(group=request.match_info.get("group"))
+    return scope, body, _clean_reason(body.get("reason"))
 
 
 def _answer(request: web.Request, write: ReleaseWrite) -> web.Response:
@@ -243,7 +245,7 @@ def _answer(request: web.Request, write: ReleaseWrite) -> web.Response:
 
 
 async def set_percent(request: web.Request) -> web.Response:
-    scope, body = await _scope(request, frozenset({"percent"}))
+    scope, body, reason = await _scope(request, frozenset({"percent"}))
     snap = request.app[HOLDER].current
     for name in scope.routes:
         route = snap.route(name)
@@ -258,20 +260,17 @@ async def set_percent(request: web.Request) -> web.Response:
         ratio = None if raw is None else percent(raw)
     except ValueError as e:
         raise web.HTTPBadRequest(text=f"{e}\n") from None
-    reason = _clean_reason(body.get("reason"))
     controls = request.app[RELEASE]
     return _answer(request, await controls.set_percent(scope, ratio, _who(request), reason=reason))
 
 
 async def rollback(request: web.Request) -> web.Response:
-    scope, body = await _scope(request, frozenset())
-    reason = _clean_reason(body.get("reason"))
+    scope, _, reason = await _scope(request, frozenset())
     return _answer(request, await request.app[RELEASE].kill(scope, _who(request), reason=reason))
 
 
 async def enable(request: web.Request) -> web.Response:
-    scope, body = await _scope(request, frozenset())
-    reason = _clean_reason(body.get("reason"))
+    scope, _, reason = await _scope(request, frozenset())
     return _answer(request, await request.app[RELEASE].enable(scope, _who(request), reason=reason))
 
 
