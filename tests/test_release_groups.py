@@ -10,6 +10,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -299,3 +300,18 @@ def test_audit_takes_more_fields_without_renaming(tmp_path: Path) -> None:
         "api_token",
     ]
     assert line["api_token"] == "[redacted]"
+
+
+async def test_a_reload_that_splits_a_group_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    controls = controls_on(MemoryStateStore(), tmp_path)
+    await controls.kill(controls.scope(group="orders"), "admin@x")
+    with caplog.at_level(logging.WARNING, logger="strangler.release"):
+        controls.reconcile(ROUTES, GROUPS)
+        assert caplog.records == []  # the group agrees
+        controls.reconcile(ROUTES, {**GROUPS, "invoices": "orders"})  # joins a rolled-back group
+    (record,) = caplog.records
+    assert "canary group 'orders' is split" in record.getMessage()
+    assert "invoices: as the file says" in record.getMessage()
+    assert controls.groups()["orders"] == (*ORDERS, "invoices")

@@ -176,7 +176,27 @@ class ReleaseControls:
         self._group_of = {n: (g, names) for g, names in self._groups.items() for n in names}
         self.state.reconcile(routes)
         self.guards.reconcile(routes)
+        self._warn_split_groups()
         self._changed(routes)
+
+    def _warn_split_groups(self) -> None:
+        """A reload can put a route into a group whose routes are rolled back (or an
+        operator split one with ``only_route``): say so, the group no longer holds."""
+        for group, names in self._groups.items():
+            states = {n: self.state.for_route(n) for n in names}
+            first = states[names[0]]
+            if any(
+                (s.killed, s.guard_tripped, s.percent_override)
+                != (first.killed, first.guard_tripped, first.percent_override)
+                for s in states.values()
+            ):
+                log.warning(
+                    "canary group %r is split: its routes differ in release state (%s); "
+                    "its users may be answered by both sides until the group is rolled "
+                    "back or enabled as one",
+                    group,
+                    ", ".join(f"{n}: {_state_word(s)}" for n, s in states.items()),
+                )
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         """Canary group → its routes, in config order."""
@@ -426,6 +446,16 @@ class ReleaseCollector:
             if verdict is not None and verdict.budget_remaining is not None:
                 budget.add_metric([name], verdict.budget_remaining)
         yield from (configured, new_ratio, killed, tripped, budget)
+
+
+def _state_word(state: RouteState) -> str:
+    if state.killed:
+        return "rolled back"
+    if state.guard_tripped:
+        return "guard tripped"
+    if state.percent_override is not None:
+        return f"{state.percent_override * 100:g}% (runtime)"
+    return "as the file says"
 
 
 def effective_new_ratio(route: CompiledRoute, state: RouteState) -> float:
