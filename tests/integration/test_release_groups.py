@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,6 +24,9 @@ from pytest_aiohttp import AiohttpServer
 
 from strangler.cli import main as cli_main
 from tests.conftest import MakeProxy, RunningProxy, Upstream
+from tests.integration.test_lifecycle import free_port, strangler, wait_healthy
+from tests.integration.test_redis_replicas import PROPAGATION, Replica, until
+from tests.test_redis_store import RedisServer, running_redis
 
 TOKEN = "group-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -50,6 +55,14 @@ async def flaky(aiohttp_server: AiohttpServer) -> Flaky:
     server = await aiohttp_server(app)
     state.url = str(server.make_url("")).rstrip("/")
     return state
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    with running_redis(workdir) as server:
+        yield server
 
 
 @pytest.fixture
@@ -364,3 +377,64 @@ async def test_cli_group_writes_reasons_json_and_the_routes_table(
     code, _, err = await cli("rollback", "--group", "nope")
     assert code == 1
     assert "no canary group named 'nope'" in err
+
+
+async def test_a_group_rollback_through_one_replica_reaches_the_other_whole(
+    tmp_path: Path,
+    legacy: Upstream,
+    newsvc: Upstream,
+    flaky: Flaky,
+    redis: RedisServer,
+    token: str,
+    session: aiohttp.ClientSession,
+) -> None:
+    """Two ``strangler serve`` processes sharing their state through a real Redis: a
+    rollback of one grouped route through A rolls the group back on B too."""
+    backend = f"""
+state:
+  file_poll: 500ms
+  backend: redis
+  redis: {{url: '{redis.url}', key_prefix: 'groups-test:', resync: 5s}}
+"""
+    replicas = []
+    async with AsyncExitStack() as stack:
+        for name in ("a", "b"):
+            port, admin_port = free_port(), free_port()
+            config = tmp_path / f"{name}.yaml"
+            config.write_text(
+                group_config(legacy, newsvc, flaky, percent="100%")
+                .replace("listen: 127.0.0.1:0", f"listen: 127.0.0.1:{port}", 1)
+                .replace("{listen: 127.0.0.1:0}", f"{{listen: 127.0.0.1:{admin_port}}}")
+                + backend
+            )
+            proc = await stack.enter_async_context(
+                strangler("serve", "--config", str(config), "--state-dir", str(tmp_path / name))
+            )
+            await wait_healthy(admin_port, proc)
+            replicas.append(Replica(name, port, admin_port))
+        a, b = replicas
+
+        async def group_on(r: Replica) -> set[str]:
+            seen = set()
+            for route in ORDERS:
+                method, path = PATHS[route]
+                async with session.request(
+                    method, r.url + path, headers={"X-User-Id": "u1"}, data=b"{}"
+                ) as resp:
+                    seen.add(str((await resp.json())["served_by"]))
+            return seen
+
+        assert await group_on(b) == {"new"}
+        async with session.post(
+            a.admin_url + "/api/routes/orders-read/rollback", headers=AUTH
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+
+        async def b_rolled_back() -> bool:
+            async with session.get(b.admin_url + "/api/groups") as resp:
+                (group,) = (await resp.json())["groups"]
+                assert group["status"] != "split", group  # never half a group
+                return bool(group["status"] == "rolled-back")
+
+        await until(b_rolled_back, PROPAGATION, "B honours A's group rollback")
+        assert await group_on(b) == {"legacy"}
