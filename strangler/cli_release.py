@@ -89,9 +89,20 @@ def _grouped(routes: list[dict[str, object]]) -> list[dict[str, object]]:
     return out
 
 
+def _split_groups(routes: list[dict[str, object]]) -> set[str]:
+    """Groups whose routes differ in status or share (an ``--only-route`` write)."""
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for r in routes:
+        if r.get("group"):
+            state = (str(r["status"]), str(r["effective_new_percent"]))
+            seen.setdefault(str(r["group"]), set()).add(state)
+    return {group for group, states in seen.items() if len(states) > 1}
+
+
 def _routes_table(routes: list[dict[str, object]]) -> str:
     header = ("ROUTE", "GROUP", "OWNER", "MATCH", "TO", "NEW", "NEW %", "STATUS")
     rows = [header]
+    split = _split_groups(routes)
     for r in _grouped(routes):
         match = r.get("match") or {}
         assert isinstance(match, dict)
@@ -103,10 +114,11 @@ def _routes_table(routes: list[dict[str, object]]) -> str:
         assert isinstance(state, dict)
         if state.get("guard_reason"):
             status += f" ({state['guard_reason']})"
+        group = str(r.get("group") or "-")
         rows.append(
             (
                 str(r["name"]),
-                str(r.get("group") or "-"),
+                f"{group} (split)" if group in split else group,
                 str(r["owner"]),
                 where,
                 str(r["to"]),

@@ -343,6 +343,9 @@ async def test_cli_group_writes_reasons_json_and_the_routes_table(
     answer = json.loads(out)
     assert answer["detached"] == "orders"
     assert [c["route"] for c in answer["changes"]] == ["orders-list"]
+    code, out, _ = await cli("routes")
+    assert [row.split()[1] for row in out.splitlines()[1:4]] == ["orders"] * 3
+    assert all("orders (split)" in row for row in out.splitlines()[1:4])
     code, out, _ = await cli("rollback", "--group", "orders", "--reason", "incident 9")
     assert code == 0
     assert out.splitlines() == [  # the routes differed before: one line each
