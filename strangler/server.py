@@ -49,7 +49,7 @@ from strangler.pipeline import Proxy
 from strangler.progress import ProgressCollector, ProgressTracker
 from strangler.protocol import ProxyHTTPServer
 from strangler.release import AuditLog, FileStateStore, StateFileError
-from strangler.release.controls import ReleaseCollector, ReleaseControls
+from strangler.release.controls import ReleaseCollector, ReleaseControls, canary_groups
 from strangler.runtime import SnapshotHolder, compile_snapshot
 from strangler.shadow.api import add_shadow_routes
 from strangler.shadow.metrics import ShadowMetrics
@@ -116,7 +116,7 @@ class ProxyServer:
         )
         # A kill switch that cannot be read must stop the start (StateFileError),
         # never be silently forgotten.
-        self.release.start(_slos(config))
+        self.release.start(_slos(config), canary_groups(config.routes))
         self.metrics.add_collector(ReleaseCollector(self.release, self.holder))
         if self.redis_store is not None:
             from strangler.release.redis_store import StateStoreCollector
@@ -277,7 +277,7 @@ class ProxyServer:
             snapshot = compile_snapshot(config, self.metrics)
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
             old = self.holder.swap(snapshot)
-            self.release.reconcile(_slos(config))
+            self.release.reconcile(_slos(config), canary_groups(config.routes))
             self.shadow.configure(snapshot.shadows())
             self.metrics.set_config_version(config.version)
             self.metrics.config_reloads.labels("applied").inc()
