@@ -89,7 +89,7 @@ async def test_route_detail(aiohttp_client: AiohttpClient) -> None:
     assert resp.status == 200
     d = await resp.json()
     assert d["top_paths"] == [{"path": "$.items[*].price", "count": 2}]
-    assert d["noise"]["noisy_paths"] == [{"path": "$.generated_at", "differed": 1}]
+    assert d["noise"]["noisy_paths"] == [{"path": "$.generated_at", "differed": 1, "share": 1.0}]
     assert [s["target"] for s in d["samples"]] == ["/api/invoices/5", "/api/invoices/0"]
     first = d["samples"][0]
     assert first["differences"] == [
