@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -403,9 +404,13 @@ async def _run(
             pair = compare(p_obs, _observed(again, limit), rules)
             if noise:
                 results.noise.observe(pair.paths)
-            if not verdict.match and _explained(verdict, pair, p_obs, s_obs, results.rules(rules)):
-                results.record_unstable(answer.duration)
-                return "unstable"
+            if not verdict.match:
+                # What the second primary answer repeats is a race or noise; what is
+                # left (if anything) is the mismatch, and all its sample shows.
+                verdict = _unexplained(verdict, pair, p_obs, s_obs, results.rules(rules))
+                if verdict.match:
+                    results.record_unstable(answer.duration)
+                    return "unstable"
     return _record(job, results, verdict, answer, primary, p_obs, shadow, s_obs)
 
 
@@ -426,23 +431,37 @@ async def _exchange(
     return answer, _translated(plan, original, answer.capture, job.spec.max_body)
 
 
-def _explained(verdict: Verdict, pair: Verdict, p: Observed, s: Observed, active: Rules) -> bool:
-    """Whether every difference of ``verdict`` (the primary against the shadow) is one
-    ``pair`` (the primary against its own second answer) shows too: at the same status,
-    header, or JSON path with its indices (or anywhere in a body compared as bytes)."""
-    if "status" in verdict.kinds and "status" not in pair.kinds:
-        return False
+def _unexplained(
+    verdict: Verdict, pair: Verdict, p: Observed, s: Observed, active: Rules
+) -> Verdict:
+    """``verdict`` (the primary against the shadow) without the differences that
+    ``pair`` (the primary against its own second answer) shows too: the same status,
+    header, or JSON path with its indices (or any body difference, when the primary's
+    own bodies differed as bytes). A match: every difference is explained."""
+    if pair.match:
+        return verdict
+    out = verdict
+    if "body" in verdict.kinds and "body" in pair.kinds and pair.body == "json":
+        out = compare(p, s, active.with_ignored(pair.paths))
     flipped = frozenset(d.where.lower() for d in pair.differences if d.kind == "header")
-    if any(d.kind == "header" and d.where.lower() not in flipped for d in verdict.differences):
-        return False
-    if "body" not in verdict.kinds:
-        return True
-    if "body" not in pair.kinds:
-        return False
-    if pair.body == "bytes":
-        return True  # the primary's own body changed as a whole
-    rest = compare(p, s, active.with_ignored(pair.paths))
-    return "body" not in rest.kinds
+    whole_body = pair.body == "bytes" and "body" in pair.kinds
+    kept = tuple(
+        d
+        for d in out.differences
+        if not (
+            (d.kind == "status" and "status" in pair.kinds)
+            or (d.kind == "header" and d.where.lower() in flipped)
+            or (d.kind == "body" and whole_body)
+        )
+    )
+    if kept == out.differences:
+        return out
+    kinds = frozenset(d.kind for d in kept) | (out.kinds & {"body"} if not whole_body else set())
+    if whole_body:
+        return dataclasses.replace(
+            out, differences=kept, more=0, kinds=kinds, patterns=frozenset(), paths=frozenset()
+        )
+    return dataclasses.replace(out, differences=kept, kinds=kinds)
 
 
 def _record(
