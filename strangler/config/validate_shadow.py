@@ -376,17 +376,25 @@ def _tolerance(w: Walker, node: Node, what: str) -> float | None:
     return float(value)
 
 
-def _confirm(w: Walker, node: Node, what: str) -> ConfirmSpec | None:
+def _switch(w: Walker, node: Node, what: str, example: str) -> bool | Map | None:
+    """A ``true | false | {...}`` node: the boolean, the mapping, or ``None`` (reported)."""
     if isinstance(node, Scalar) and isinstance(node.value, bool):
-        return ConfirmSpec(enabled=node.value, at=node.at)
+        return node.value
     if not isinstance(node, Map):
         w.report(
             node.at,
             f"{what} must be true, false or a mapping, got {describe(node)}",
-            "for example confirm: {enabled: true, max_share: 10%}",
+            f"for example {example}",
         )
         return None
-    f = w.entries(node, CONFIRM_KEYS, subject=what, where=f"in {what}")
+    return node
+
+
+def _confirm(w: Walker, node: Node, what: str) -> ConfirmSpec | None:
+    got = _switch(w, node, what, "confirm: {enabled: true, max_share: 10%}")
+    if not isinstance(got, Map):
+        return None if got is None else ConfirmSpec(enabled=got, at=node.at)
+    f = w.entries(got, CONFIRM_KEYS, subject=what, where=f"in {what}")
     spec = ConfirmSpec(enabled=True, at=node.at)
     enabled = spec.enabled
     if "enabled" in f:
@@ -398,17 +406,15 @@ def _confirm(w: Walker, node: Node, what: str) -> ConfirmSpec | None:
 
 
 def _noise(w: Walker, node: Node, what: str) -> NoiseSpec | None:
-    if isinstance(node, Scalar) and isinstance(node.value, bool):
-        return NoiseSpec(enabled=node.value, at=node.at)
-    if not isinstance(node, Map):
-        w.report(
-            node.at,
-            f"{what} must be true, false or a mapping, got {describe(node)}",
-            "for example noise: {enabled: true, samples: 2, min_observations: 20, "
-            "share: 50%, window: 10m}",
-        )
-        return None
-    f = w.entries(node, NOISE_KEYS, subject=what, where=f"in {what}")
+    got = _switch(
+        w,
+        node,
+        what,
+        "noise: {enabled: true, samples: 2, min_observations: 20, share: 50%, window: 10m}",
+    )
+    if not isinstance(got, Map):
+        return None if got is None else NoiseSpec(enabled=got, at=node.at)
+    f = w.entries(got, NOISE_KEYS, subject=what, where=f"in {what}")
     spec = NoiseSpec(enabled=True, at=node.at)
     enabled = spec.enabled
     if "enabled" in f:

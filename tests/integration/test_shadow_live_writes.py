@@ -23,6 +23,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import MakeProxy, RunningProxy
+from tests.integration.test_shadow_proxy import cfg, summary
 
 ORDERS = 40
 STATES = ("PAID", "SHIPPED", "DELIVERED", "RETURNED")
@@ -138,30 +139,14 @@ def config(legacy: str, new: str, noise: bool) -> str:
         "shadow: {to: billing, compare: {confirm: {max_share: 100%},"
         f" noise: {{enabled: {str(noise).lower()}, samples: 2, min_observations: 5}}}}}}"
     )
-    return f"""
-listen: 127.0.0.1:0
-admin: {{listen: 127.0.0.1:0}}
-access_log: {{format: off}}
-upstreams:
-  legacy: {legacy}
-  billing: {new}
-routes:
-  - {{name: orders-item, owner: t, match: {{path: "/orders/{{id:int}}", methods: [GET]}},
-      to: legacy, {shadow}}}
+    return cfg(
+        legacy,
+        new,
+        f"""  - {{name: orders-item, owner: t,
+      match: {{path: "/orders/{{id:int}}", methods: [GET]}}, to: legacy, {shadow}}}
   - {{name: orders-list, owner: t, match: {{path: /orders, methods: [GET]}},
-      to: legacy, {shadow}}}
-"""
-
-
-async def detail(proxy: RunningProxy, route: str) -> dict[str, object]:
-    await proxy.server.shadow.join()
-    async with (
-        aiohttp.ClientSession() as s,
-        s.get(f"{proxy.admin_url}/api/shadow/{route}") as r,
-    ):
-        assert r.status == 200
-        body: dict[str, object] = await r.json()
-        return body
+      to: legacy, {shadow}}}""",
+    )
 
 
 async def read_then_write(
@@ -209,7 +194,7 @@ async def test_a_read_racing_a_write_is_unstable_and_a_real_regression_still_cou
     reads = rounds * ORDERS
     bad_reads = rounds * sum(regressed(i) for i in range(1, ORDERS + 1))
     unstable = sum(not regressed(i) for _, i in raced)  # a race on a good record
-    d = await detail(proxy, "orders-item")
+    d = await summary(proxy, "orders-item")
     assert d["unstable"] == unstable == 18
     assert d["mismatches"] == bad_reads == 10  # every read of a regressed record, raced or not
     assert d["compared"] == reads - unstable
@@ -242,7 +227,7 @@ async def test_a_read_racing_a_write_is_unstable_and_a_real_regression_still_cou
                 async with s.get(f"{proxy.url}/orders") as resp:
                     assert len(await resp.json()) == ORDERS
             await proxy.server.shadow.join()
-    d = await detail(proxy, "orders-list")
+    d = await summary(proxy, "orders-list")
     unstable_list, compared_list = d["unstable"], d["compared"]
     assert isinstance(unstable_list, int)
     assert isinstance(compared_list, int)
