@@ -283,14 +283,16 @@ class Proxy:
         When the route translates for the shadow upstream, the job translates."""
         headers = self._headers(request, self.forwarder.pool(sh.upstream), route, snap)
         translate = route.translate if route.translate_on == sh.upstream.name else None
+        primary = out.side.upstream
         tap = self.shadow.begin(
             sh,
             request,
             headers,
-            out.side.upstream,
+            primary,
             body=body if isinstance(body, bytes) else None,
             translate=translate,
             params=params,
+            primary_translate=route.translate if route.translate_on == primary.name else None,
         )
         if tap is not None and tap.request is not None and isinstance(body, RequestBody):
             body.tee = tap.request
