@@ -24,7 +24,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -132,36 +132,31 @@ class Autopilot:
         due = [r for r in routes.values() if now >= self._due.get(r.name, 0.0)]
         if not due:
             return
-        counters = read_counters(self.metrics.exposition())
-        outcomes = await asyncio.to_thread(self._evaluate_locked, due, counters, now)
-        for route, out in outcomes:
-            await self._apply(route, out)
-
-    def _evaluate_locked(
-        self, due: list[Route], counters: dict[str, RouteCounters], now: float
-    ) -> list[tuple[Route, Outcome]]:
-        out: list[tuple[Route, Outcome]] = []
-        with self.store.locked():
-            states = self.store.load()
+        counters = await asyncio.to_thread(read_counters, self.metrics.exposition())
+        # Under the state lock: decide, apply the shares, then store the states, so a
+        # stored state never names a share that was not written.
+        async with self.store.alocked():
+            states = await asyncio.to_thread(self.store.load)
             for route in due:
                 plan = route.migrate
                 assert plan is not None
                 self._due[route.name] = now + plan.interval
                 result = self._evaluate(route, plan, states.get(route.name), counters, now)
                 states[route.name] = result.state
-                out.append((route, result))
-            self.store.save(states)
-            self.store.save_gates(
-                {
-                    name: {
-                        "at": now,
-                        "gates": [g.as_dict() for g in v.gates],
-                        "figures": None if v.figures is None else v.figures.as_dict(),
-                    }
-                    for name, v in self._views.items()
+                await self._apply(route, result)
+            gates = {
+                name: {
+                    "at": now,
+                    "gates": [g.as_dict() for g in v.gates],
+                    "figures": None if v.figures is None else v.figures.as_dict(),
                 }
-            )
-        return out
+                for name, v in self._views.items()
+            }
+            await asyncio.to_thread(self._save, states, gates)
+
+    def _save(self, states: dict[str, MigrationState], gates: Mapping[str, object]) -> None:
+        self.store.save(states)
+        self.store.save_gates(gates)
 
     def _evaluate(
         self,
@@ -289,22 +284,17 @@ class Autopilot:
         plan = spec.migrate
         now = self.clock()
 
-        def change() -> Outcome:
-            with self.store.locked():
-                states = self.store.load()
-                state = states.get(route) or machine.start(plan, now).state
-                if action == "retry":
-                    result = machine.retry(plan, state, now, actor, reason, stage)
-                else:
-                    fn = _OPERATOR[action]
-                    result = fn(plan, state, now, actor, reason)
-                states[route] = result.state
-                self.store.save(states)
-                return result
-
-        result = await asyncio.to_thread(change)
+        async with self.store.alocked():
+            states = await asyncio.to_thread(self.store.load)
+            state = states.get(route) or machine.start(plan, now).state
+            if action == "retry":
+                result = machine.retry(plan, state, now, actor, reason, stage)
+            else:
+                result = _OPERATOR[action](plan, state, now, actor, reason)
+            await self._apply(spec, result, who=actor)
+            states[route] = result.state
+            await asyncio.to_thread(self.store.save, states)
         self._starts.pop(route, None)  # the next evaluation starts a fresh window
-        await self._apply(spec, result, who=actor)
         return result
 
 

@@ -19,13 +19,14 @@ reads as "no states" for the routes it cannot parse, never as a crash.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
 import os
 import socket
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -47,13 +48,31 @@ class MigrateStore:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """An exclusive lock for a read-modify-write (blocking, held briefly)."""
+        fd = self._lock()
+        try:
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @contextlib.asynccontextmanager
+    async def alocked(self) -> AsyncIterator[None]:
+        """``locked`` for a coroutine: the lock is taken and given back in a thread, and
+        held across the awaits in between (an evaluation applies shares under it)."""
+        fd = await asyncio.to_thread(self._lock)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(os.close, fd)
+
+    def _lock(self) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def load(self) -> dict[str, MigrationState]:
         try:
