@@ -44,6 +44,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:  # shadow_model builds on this module's Location
+    from strangler.config.migrate_model import MigratePlan
     from strangler.config.shadow_model import ShadowSpec
     from strangler.config.translate_model import TranslateSpec
 
@@ -253,6 +254,7 @@ class Route:
     slo: Slo | None = None
     shadow: ShadowSpec | None = None  # mirror requests to a second upstream and compare
     translate: TranslateSpec | None = None  # applied when the new side answers
+    migrate: MigratePlan | None = None  # the autopilot: stages that move the canary share
 
     @property
     def new_side(self) -> str | None:

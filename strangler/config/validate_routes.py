@@ -44,6 +44,7 @@ from strangler.config.model import (
     ValueMatch,
 )
 from strangler.config.source import Map, Node, Scalar, Seq, describe
+from strangler.config.validate_migrate import read_migrate
 from strangler.config.validate_shadow import read_shadow
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import (
@@ -73,6 +74,7 @@ ROUTE_FILE_KEYS: Final = ("routes", "include")
 REQUIRED_ROUTE_KEYS: Final = ("name", "owner", "match", "to")
 ROUTE_KEYS: Final = (
     *REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo", "shadow", "translate",
+    "migrate",
 )  # fmt: skip
 MATCH_KEYS: Final = (
     "path", "path_prefix", "methods", "host", "headers", "query", "query_only", "cookies",
@@ -198,6 +200,16 @@ class RouteTable:
             translate = self.translators.read_route(
                 f["translate"], label=label, path_template=template
             )
+        migrate = None
+        if "migrate" in f:
+            migrate = read_migrate(
+                self.w,
+                f["migrate"],
+                label,
+                has_canary=canary is not None,
+                has_shadow=shadow is not None,
+                has_slo=slo is not None,
+            )
         if len(self.w.problems) != before:
             return None
         if name is None or owner is None or match is None or to is None:
@@ -215,6 +227,7 @@ class RouteTable:
             slo=slo,
             shadow=shadow,
             translate=translate,
+            migrate=migrate,
         )
 
     def name(self, node: Node) -> str | None:
@@ -254,12 +267,23 @@ class RouteTable:
     # -- release controls
 
     def finish(self) -> None:
-        """Cross-route checks, once every route is read: canary groups must agree."""
+        """Cross-route checks, once every route is read: canary groups must agree, and
+        at most one route of a group carries the group's ``migrate`` plan."""
         first: dict[str, Route] = {}
+        planned: dict[str, Route] = {}
         for route in self.routes:
             canary = route.canary
             if canary is None or canary.group is None:
                 continue
+            if route.migrate is not None:
+                pilot = planned.setdefault(canary.group, route)
+                if pilot is not route:
+                    self.w.report(
+                        route.migrate.at,
+                        f"route {route.name!r} migrate: route {pilot.name!r} already carries "
+                        f"the plan of canary group {canary.group!r}",
+                        "a group moves as one unit: give the plan to one route of the group",
+                    )
             lead = first.setdefault(canary.group, route)
             if lead is route or lead.canary is None:
                 continue
