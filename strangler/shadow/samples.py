@@ -320,9 +320,10 @@ class RouteResults:
         """Nothing to compare: the primary failed, or disagreed with itself."""
         self.skipped += 1
 
-    def figures(self) -> RouteFigures:
+    def figures(self, *, samples: bool = True) -> RouteFigures:
         """Everything the admin API shows of the route, as plain JSON data: what a
-        worker publishes for the others, and what ``merge_figures`` adds up."""
+        worker publishes for the others, and what ``merge_figures`` adds up.
+        ``samples=False``: with an empty sample list (the caller adds them)."""
         return {
             "route": self.name,
             "compared": self.compared,
@@ -336,7 +337,7 @@ class RouteResults:
             "duration_sum": self.duration_sum,
             "duration_max": self.duration_max,
             "paths": dict(self.paths.top(MAX_TRACKED_PATHS)),
-            "samples": [s.as_dict() for s in self.samples],  # oldest first
+            "samples": [s.as_dict() for s in self.samples] if samples else [],  # oldest first
             "noise": self.noise.as_dict(),
         }
 
