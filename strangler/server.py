@@ -549,7 +549,4 @@ async def _record_accepted(server: ProxyServer, run_dir: RunDir) -> None:
     """Record every config this worker swaps in, for a worker that replaces one."""
     while True:
         await server.wait_for_generation(server.holder.generation + 1)
-        try:
-            await asyncio.to_thread(run_dir.save_accepted, server.config)
-        except OSError as e:
-            log.warning("cannot record the accepted config for replacement workers: %s", e)
+        await asyncio.to_thread(run_dir.save_accepted, server.config)

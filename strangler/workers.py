@@ -73,8 +73,21 @@ class RunDir:
         self.shadow.mkdir(parents=True, exist_ok=True)
         return self
 
-    def save_accepted(self, config: Config) -> None:
-        """Record ``config`` as the one the workers serve (atomic: write, rename)."""
+    def save_accepted(self, config: Config) -> bool:
+        """Record ``config`` as the one the workers serve (atomic: write, rename).
+        Never raises: a config that cannot be recorded (a hook object that does not
+        pickle, a full disk) is logged, and a replacement worker would fall back to
+        the one recorded before."""
+        try:
+            self._save(config)
+        except (OSError, pickle.PicklingError, TypeError, AttributeError) as e:
+            log.warning(
+                "cannot record config version %s for replacement workers: %s", config.version, e
+            )
+            return False
+        return True
+
+    def _save(self, config: Config) -> None:
         buf = io.BytesIO()
         pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
         # The model's read-only mappings do not pickle by themselves; a dispatch table
@@ -118,8 +131,5 @@ def respawn_config(path: Path | None, run_dir: RunDir, started_with: Config) -> 
         )
         return fallback
     log.info("replacement worker: config version %s, loaded from disk", config.version)
-    try:
-        run_dir.save_accepted(config)
-    except OSError as e:
-        log.warning("cannot record the accepted config: %s", e)
+    run_dir.save_accepted(config)
     return config

@@ -4,7 +4,10 @@ now; with a broken file the last accepted; the start-up one last of all)."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
@@ -59,3 +62,17 @@ def test_with_a_broken_file_a_replacement_serves_the_last_accepted(
     run_dir.accepted.unlink()  # nothing accepted to read: the start-up config
     assert respawn_config(cfg, run_dir, started) == started
     assert respawn_config(None, run_dir, started) is started  # fixed config
+
+
+def test_a_config_that_cannot_be_recorded_keeps_the_one_before(
+    tmp_path: Path, run_dir: RunDir, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(CONFIG.format(to="billing"))
+    config = load_config(cfg)
+    assert run_dir.save_accepted(config)
+    # Something in the config that does not pickle (as a hook object might not).
+    odd = dataclasses.replace(config, upstreams=MappingProxyType({"x": threading.Lock()}))  # type: ignore[dict-item]
+    assert not run_dir.save_accepted(odd)
+    assert run_dir.load_accepted() == config
+    assert "cannot record config version" in caplog.text
