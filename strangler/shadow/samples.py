@@ -14,6 +14,10 @@ jobs (and the runner, for drops); the admin API reads it. Everything is bounded:
   bodies are cut to
   ``BODY_EXCERPT`` bytes.
 
+``RouteResults.figures()`` is a route's results as JSON data; ``merge_figures`` adds
+several workers' up (``shared``), and ``route_summary``/``route_detail`` render the
+admin API's answers from either.
+
 Parity is ``matches / compared``, where ``compared = matches + mismatches``: errors,
 drops and skipped jobs (the primary failed, or the primary disagreed with itself in
 noise mode) are counted apart and never move it. A verdict ``truncated`` (a body over
