@@ -134,10 +134,18 @@ def test_a_replacement_worker_keeps_its_predecessors_figures(tmp_path: Path) -> 
         a.publish()
     assert inv(b)["compared"] == 5 + 2 + 1 + 1
     assert json.dumps(a.summary()) == json.dumps(b.summary())
-    assert sorted(p.name for p in tmp_path.glob("*.json")) == [
-        "retired-0.json",
-        "worker-0.json",
-        "worker-1.json",
+    assert json.dumps(a.detail("inv")) == json.dumps(b.detail("inv"))
+    samples: list[dict[str, Any]] = b.detail("inv")["samples"]  # type: ignore[index,assignment]
+    assert [s["at"] for s in samples] == [5.0, 0.0]  # the first worker's sample is kept
+    # One set of files per live worker and one retired set for index 0: a figures
+    # file and a samples file per route.
+    assert sorted(p.name.split(".")[0] for p in tmp_path.iterdir()) == [
+        "retired-0",
+        "retired-0",
+        "worker-0",
+        "worker-0",
+        "worker-1",
+        "worker-1",
     ]
 
 
@@ -147,11 +155,21 @@ def test_published_samples_are_the_ring_as_it_is_now(tmp_path: Path) -> None:
     w.publish()
     record(w.results, matches=0, mismatches=4, t0=10.0)  # pushes the first 3 out
     w.publish()
+    [samples_file] = tmp_path.glob("worker-0.samples.*.json")
+    ring = [s.as_dict() for s in w.results.routes["inv"].samples]
+    assert json.loads(samples_file.read_text()) == ring
     data = json.loads((tmp_path / "worker-0.json").read_text())
-    assert data["routes"]["inv"]["samples"] == [
-        s.as_dict() for s in w.results.routes["inv"].samples
-    ]
-    assert data["routes"]["inv"] == w.results.figures()["inv"]
+    assert data["routes"]["inv"] == w.results.routes["inv"].figures(samples=False)
+    assert w.detail("inv", 5) == w.results.detail("inv", 5)
+
+
+def test_a_route_no_longer_shadowed_leaves_no_samples_file(tmp_path: Path) -> None:
+    [w] = workers(tmp_path, 1)
+    record(w.results, matches=0, mismatches=1, t0=0.0)
+    w.publish()
+    w.results.configure({})  # a reload dropped the route's shadow
+    w.publish()
+    assert [p.name for p in tmp_path.iterdir()] == ["worker-0.json"]
 
 
 def test_one_process_answers_its_own_figures() -> None:
