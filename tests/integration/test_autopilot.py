@@ -346,7 +346,8 @@ async def test_the_cli_shows_the_plan_and_steers_it(
     assert out == "orders-read: shadow -> shadow (paused: change freeze) by admin@127.0.0.1\n"
     code, out, err = await cli("migrate", "approve", "orders-read", "--admin", proxy.admin_url)
     assert code == 1
-    assert "409" in err and "nothing waits for an approval" in err
+    assert "409" in err
+    assert "nothing waits for an approval" in err
     code, out, _ = await cli("migrate", "status", "orders-read", "--admin", proxy.admin_url)
     assert "paused by admin@127.0.0.1: change freeze" in out
     assert "shadow -> shadow: paused: change freeze (admin@127.0.0.1)" in out
