@@ -305,6 +305,7 @@ class _Handler(RequestHandler):
             last is not None
             and not last.is_eof()
             and not self._rejected
+            and not self._upgraded
             and self._limits.body_timeout > 0
         ):
             self._body_seen = self._loop.time()
@@ -345,8 +346,8 @@ class _Handler(RequestHandler):
     def _body_late(self) -> None:
         self._body_timer = None
         payload = self._payload
-        if payload is None or payload.is_eof() or self.transport is None:
-            return
+        if payload is None or payload.is_eof() or self.transport is None or self._upgraded:
+            return  # done, gone, or a WebSocket (its own pings keep it honest)
         now = self._loop.time()
         timeout = self._limits.body_timeout
         if self._reading_paused:  # the proxy is not reading: not the client's delay
