@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Final
 
 import pytest
+from multidict import CIMultiDict
 
+from strangler.forward.headers import ForwardedFor
 from tests.conftest import BASE_CONFIG, MakeProxy, RunningProxy, Seen, Upstream
 
 TIMEOUT: Final = 5.0  # bound on one exchange: a hang fails the test, never waits forever
@@ -314,3 +316,39 @@ async def test_own_error_answers_have_no_server_header(make_proxy: MakeProxy) ->
     replies, _ = await exchange(proxy, head("GET / HTTP/1.1", "Host: a"), 1)
     assert replies[0].status == 502
     assert replies[0].values("Server") == []
+
+
+def _unquote(value: str) -> str:
+    if not value.startswith('"'):
+        return value
+    out, escaped = "", False
+    for ch in value[1:-1]:
+        if escaped or ch != "\\":
+            out, escaped = out + ch, False
+        else:
+            escaped = True
+    return out
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "shop.example",
+        "shop.example:8080",
+        "[::1]:80",
+        "x, for=6.6.6.6",
+        "x;for=6.6.6.6;by=evil",
+        'x", for="6.6.6.6',
+        'x\\", for=6.6.6.6',
+        "x,for=6.6.6.6",
+    ],
+)
+def test_forwarded_values_cannot_add_elements_or_pairs(host: str) -> None:
+    """Whatever reaches ``ForwardedFor`` (a trusted peer's X-Forwarded-Host, say) stays
+    one value of one element (RFC 7239 quoting)."""
+    out: CIMultiDict[str] = CIMultiDict()
+    ForwardedFor("203.0.113.7", "http", host, trusted=False).apply(out, CIMultiDict())
+    (element,) = forwarded_elements(out["Forwarded"])
+    prefix = "for=203.0.113.7;proto=http;host="
+    assert element.startswith(prefix)
+    assert _unquote(element.removeprefix(prefix)) == host
