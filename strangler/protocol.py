@@ -50,10 +50,11 @@ with the regex). The underscore and head-size checks scan only heads
 whose bytes contain ``_`` or exceed ``max_head_bytes`` (``bytes.__contains__``, C
 speed); a head that arrives in one read arms no timer.
 
-``max_connections``: ``ProxyHTTPServer`` counts open connections; at the cap it asks
-its listener (``strangler.listener.CappedSite``) to stop accepting, so new clients
-wait in the kernel's backlog instead of exhausting file descriptors, and resumes
-below it.
+``max_connections``: ``ProxyHTTPServer`` counts open connections. At the cap it first
+closes idle keep-alive connections (the oldest, a sixteenth of the cap at a time, as
+nginx reuses its idle connections); when none is idle it asks its listener
+(``strangler.listener.CappedSite``) to stop accepting, so new clients wait in the
+kernel's backlog instead of exhausting file descriptors, and resumes below it.
 """
 
 from __future__ import annotations
@@ -267,6 +268,19 @@ class _Handler(RequestHandler):
         self._body_seen = 0.0
         self._rejected = False  # a refusal is queued: nothing more is parsed
 
+    @property
+    def idle(self) -> bool:
+        """Between requests (or before the first): no request byte in hand, none being
+        answered. Such a connection may be closed at any time (RFC 9112 §9.8)."""
+        waiter = self._waiter
+        return (
+            waiter is not None
+            and not waiter.done()
+            and self._head_bytes == 0
+            and not self._rejected
+            and not self._upgraded
+        )
+
     def data_received(self, data: bytes) -> None:
         if self._rejected:
             return
@@ -456,6 +470,7 @@ class ProxyHTTPServer(web.Server):
         self.host_cache: dict[str, bool] = {}  # valid_host's answers, for every connection
         self.listener: Pausable | None = None  # paused at max_connections
         self.open_connections = 0
+        self._draining: set[RequestHandler] = set()  # idle ones closed to make room
         self._paused = False
 
     def __call__(self) -> RequestHandler:
@@ -466,21 +481,50 @@ class ProxyHTTPServer(web.Server):
         super().connection_made(handler, transport)
         self.open_connections += 1
         cap = self.limits.max_connections
-        if not cap or self.open_connections < cap:
+        live = self.open_connections - len(self._draining)
+        if not cap or live < cap:
             return
-        if self.open_connections > cap:
-            # Accepted in the same batch as the one that reached the cap: close it
-            # at once, so descriptors stay bounded.
-            transport.abort()
-        if not self._paused and self.listener is not None:
+        if live > cap:
+            # One over the cap: make room by closing idle keep-alive connections, the
+            # oldest first (as nginx does), a batch at a time.
+            self._drain_idle(max(1, cap // 16))
+            live = self.open_connections - len(self._draining)
+            if live > cap:  # none idle (or accepted in the same batch): refuse this one
+                transport.abort()
+        if live >= cap and not self._paused and self.listener is not None and not self._any_idle():
+            # Every connection busy: stop accepting, so new clients wait in the backlog.
             self._paused = True
-            log.warning("%d connections open (limits.max_connections): not accepting", cap)
+            log.warning(
+                "%d busy connections (limits.max_connections): not accepting until one closes",
+                cap,
+            )
             self.listener.pause()
+
+    def _any_idle(self) -> bool:
+        return any(
+            isinstance(h, _Handler) and h not in self._draining and h.idle
+            for h in self._connections
+        )
+
+    def _drain_idle(self, most: int) -> None:
+        idle: list[_Handler] = []
+        for handler in self._connections:  # insertion order: the oldest first
+            if len(idle) >= most:
+                break
+            if isinstance(handler, _Handler) and handler not in self._draining and handler.idle:
+                idle.append(handler)
+        for handler in idle:
+            self._draining.add(handler)
+            handler.force_close()  # its connection_lost comes later, from the loop
+        if idle:
+            log.debug("at limits.max_connections: closed %d idle connections", len(idle))
 
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
         super().connection_lost(handler, exc)
         self.open_connections -= 1
-        if self._paused and self.open_connections < self.limits.max_connections:
+        self._draining.discard(handler)
+        live = self.open_connections - len(self._draining)
+        if self._paused and live < self.limits.max_connections:
             self._paused = False
             log.info("below limits.max_connections again: accepting")
             if self.listener is not None:

@@ -21,6 +21,7 @@ import pytest
 
 from strangler.listener import raise_fd_limit
 from tests.conftest import BASE_CONFIG, MakeProxy, RunningProxy, Upstream
+from tests.test_hostile_requests import read_reply
 
 HOST: Final = "127.0.0.1"
 IDLE: Final = 2000
@@ -187,31 +188,68 @@ async def test_slow_but_steady_upload_is_not_cut(make_proxy: MakeProxy, legacy: 
     assert legacy.recorder.seen[0].body == b"hello"
 
 
+CAP: Final = 20
+CAPPED: Final = f"limits: {{max_connections: {CAP}, keepalive_timeout: 60s}}"
+REQUEST: Final = b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+async def answered(reader: asyncio.StreamReader) -> int:
+    """The status of one whole answer."""
+    async with asyncio.timeout(SLACK):
+        reply = await read_reply(reader)
+    assert reply is not None
+    return reply.status
+
+
 async def test_accept_pauses_at_max_connections_and_admin_stays_reachable(
     make_proxy: MakeProxy, legacy: Upstream
 ) -> None:
-    cap = 20
-    extra = f"limits: {{max_connections: {cap}, keepalive_timeout: 60s}}"
-    proxy = await make_proxy(BASE_CONFIG.format(legacy=legacy.url, extra=extra))
-    async with connections(proxy, cap) as held:
-        for (reader, writer), _ in held:  # each one accepted and answered: 20 open
-            writer.write(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")
-            async with asyncio.timeout(SLACK):
-                assert (await reader.readuntil(b"\r\n")).startswith(b"HTTP/1.1 200")
+    """With every connection busy (here: in the middle of a request head), the next
+    client waits in the backlog, neither refused nor answered, until one closes."""
+    proxy = await make_proxy(BASE_CONFIG.format(legacy=legacy.url, extra=CAPPED))
+    async with connections(proxy, 0) as held:
+        for _ in range(CAP):  # each one accepted (answered), then busy
+            reader, writer = await asyncio.open_connection(HOST, proxy.server.proxy_port)
+            held.append(((reader, writer), time.monotonic()))
+            writer.write(REQUEST)
+            assert await answered(reader) == 200
+            writer.write(b"GET /ok HTTP/1.1\r\nHost: a\r\n")  # a head, not finished
         reader, writer = await asyncio.open_connection(HOST, proxy.server.proxy_port)
         try:
-            writer.write(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")
-            waiting = asyncio.ensure_future(reader.readuntil(b"\r\n"))
+            writer.write(REQUEST)
+            waiting = asyncio.ensure_future(answered(reader))
             done, _ = await asyncio.wait([waiting], timeout=0.5)
             assert not done  # waits in the backlog: neither answered nor refused
             async with aiohttp.ClientSession() as s, s.get(f"{proxy.admin_url}/healthz") as r:
                 assert r.status == 200
             held[0][0][1].close()  # one held connection goes: the waiting one is accepted
-            async with asyncio.timeout(SLACK):
-                status = await waiting
-            assert status.startswith(b"HTTP/1.1 200")
+            assert await waiting == 200
         finally:
             writer.close()
+
+
+async def test_idle_connections_make_room_at_max_connections(
+    make_proxy: MakeProxy, legacy: Upstream
+) -> None:
+    """At the cap, idle keep-alive connections are closed (oldest first) so a new
+    client is answered at once; the busy ones are left alone."""
+    proxy = await make_proxy(BASE_CONFIG.format(legacy=legacy.url, extra=CAPPED))
+    async with connections(proxy, CAP) as held:
+        for (reader, writer), _ in held:
+            writer.write(REQUEST)
+            assert await answered(reader) == 200
+        busy_reader, busy_writer = held[-1][0]
+        busy_writer.write(b"GET /ok HTTP/1.1\r\nHost: a\r\n")  # the newest: busy
+        reader, writer = await asyncio.open_connection(HOST, proxy.server.proxy_port)
+        try:
+            writer.write(REQUEST)
+            assert await answered(reader) == 200
+        finally:
+            writer.close()
+        async with asyncio.timeout(SLACK):  # the oldest idle one was closed for it
+            assert await held[0][0][0].read() == b""
+        busy_writer.write(b"\r\n")  # the busy one finishes its head: still served
+        assert await answered(busy_reader) == 200
 
 
 def test_raise_fd_limit_lifts_the_soft_limit_to_the_hard_one() -> None:
