@@ -282,8 +282,8 @@ class _Handler(RequestHandler):
         )
 
     def data_received(self, data: bytes) -> None:
-        if self._rejected:
-            return
+        if self._rejected or self._force_close or self._close:
+            return  # closing: aiohttp would drop the bytes too
         if self._upgraded or self._payload_parser is not None:
             super().data_received(data)
             return
