@@ -185,6 +185,7 @@ def _origin_form(msg: RawRequestMessage) -> RawRequestMessage:
 
 
 _HOST_CACHE_SIZE: Final = 1024
+_RECOVER_BYTEWISE: Final = 8192  # longest line re-parsed a byte at a time after garbage
 
 
 def valid_host(host: str, cache: dict[str, bool]) -> bool:
@@ -361,6 +362,25 @@ class _Handler(RequestHandler):
         parse the read again, up to the error, so those get their answers first."""
         messages = self._messages
         error = messages.pop()  # the parser's own error: the last thing answered
+        lines = data.splitlines(keepends=True)
+        got, failed = self._parse_until_error(lines)
+        if failed is not None and len(lines[failed]) <= _RECOVER_BYTEWISE:
+            # The failing line may end a request (a body without a newline): parse it
+            # again a byte at a time (bounded) to keep what comes before the garbage.
+            line = lines[failed]
+            got, _ = self._parse_until_error(
+                [*lines[:failed], *(line[i : i + 1] for i in range(len(line)))]
+            )
+        for msg, payload in got:
+            if not payload.is_eof():  # its body is cut by the garbage: never answered
+                break
+            messages.append((msg, payload))
+        messages.append(error)
+        return first
+
+    def _parse_until_error(self, pieces: list[bytes]) -> tuple[list[Any], int | None]:
+        """Messages a fresh parser makes of ``pieces`` before it fails, and the index
+        of the piece it failed on (``None``: no failure)."""
         parser = HttpRequestParser(
             self,
             self._loop,
@@ -371,17 +391,16 @@ class _Handler(RequestHandler):
             payload_exception=RequestPayloadError,
             auto_decompress=False,
         )
-        for line in data.splitlines(keepends=True):
+        out: list[Any] = []
+        for i, piece in enumerate(pieces):
             try:
-                got, upgraded, _tail = parser.feed_data(line)
+                got, upgraded, _tail = parser.feed_data(piece)
             except HttpProcessingError:
+                return out, i
+            out.extend(got)
+            if upgraded:
                 break
-            complete = [(m, p) for m, p in got if p.is_eof()]
-            messages.extend(complete)
-            if upgraded or len(complete) < len(got):
-                break
-        messages.append(error)
-        return first
+        return out, None
 
     def _head_late(self) -> None:
         self._head_timer = None

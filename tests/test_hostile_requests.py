@@ -147,6 +147,10 @@ def _no_underscores(seen: Seen) -> None:
     assert not [k for k, _ in seen.headers if "_" in k]
 
 
+def _body_is(seen: Seen, body: bytes) -> None:
+    assert (seen.raw_path, seen.body) == ("/ok", body)
+
+
 def _plain_get(seen: Seen) -> None:
     assert seen.raw_path == "/ok"
     one_forwarded_element(seen)
@@ -222,6 +226,29 @@ CASES: Final = {
         _seen_one(_no_underscores),
     ),
     "head-over-32KiB": Case(head("GET / HTTP/1.1", "Host: a", *BIG_FIELDS), (431,), True, None),
+    "content-length-and-chunked": Case(
+        head(
+            "POST / HTTP/1.1",
+            "Host: a",
+            "Content-Length: 5",
+            "Transfer-Encoding: chunked",
+            body=b"0\r\n\r\n",
+        ),
+        (400,),
+        True,
+        None,
+    ),
+    "space-before-colon": Case(head("GET / HTTP/1.1", "Host: a", "X-A : 1"), (400,), True, None),
+    "obsolete-line-folding": Case(
+        head("GET / HTTP/1.1", "Host: a", "X-A: 1", " folded"), (400,), True, None
+    ),
+    "garbage-pipelined-after-a-post": Case(
+        head("POST /ok HTTP/1.1", "Host: a", "Content-Length: 5", body=b"hello")
+        + b"GARBAGE GARBAGE\r\n\r\n",
+        (200, 400),
+        True,
+        _seen_one(lambda seen: _body_is(seen, b"hello")),
+    ),
     "garbage-pipelined-after-a-request": Case(
         head("GET /ok HTTP/1.1", "Host: a") + b"GARBAGE GARBAGE\r\n\r\n",
         (200, 400),
