@@ -269,8 +269,8 @@ async def test_hostile_request(make_proxy: MakeProxy, legacy: Upstream, case: Ca
         if reply.status >= 400:  # the proxy's own answer
             assert reply.values("Server") == []  # never "Python/3.x aiohttp/..."
             assert reply.values("Proxy-Status") == ["strangler; error=http_request_error"]
-    if reply.status == 405:
-        assert "GET" in reply.values("Allow")[0]
+        if reply.status == 405:
+            assert "GET" in reply.values("Allow")[0]
     if case.upstream is None:
         assert legacy.recorder.seen == []
     else:
