@@ -35,7 +35,7 @@ from strangler.forward.pool import Forwarder, UpstreamPool
 from strangler.forward.websocket import is_websocket_upgrade, relay_websocket
 from strangler.metrics import Metrics
 from strangler.progress import ProgressTracker
-from strangler.protocol import RelayedResponse, RelayedStreamResponse
+from strangler.protocol import ProxyAnswer, RelayedResponse, RelayedStreamResponse
 from strangler.release import FAILURE_5XX, Decision, decide
 from strangler.release.controls import ReleaseControls
 from strangler.runtime import CompiledRoute, Side, Snapshot, SnapshotHolder
@@ -55,7 +55,7 @@ _STATUS_ABORTED: Final = 499  # access-log status when the exchange was cut (ngi
 
 
 def _plain(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text, content_type="text/plain")
+    return ProxyAnswer(status=status, text=text, content_type="text/plain")  # no Server
 
 
 class _Outcome:

@@ -276,6 +276,13 @@ class Limits:
     max_header_bytes: int = 8190  # one request line or one header field
     max_headers: int = 128
     max_body_bytes: int = 1 << 30  # request body; 0 = unlimited
+    # What one client connection may do (protocol.py / listener.py):
+    max_head_bytes: int = 32768  # request line and all header fields together
+    header_timeout: float = 30.0  # seconds from a head's first byte to its end
+    keepalive_timeout: float = 75.0  # seconds an idle connection is kept open
+    body_timeout: float = 60.0  # seconds without a request body byte
+    max_connections: int = 0  # per worker; 0: 10000 or what the open-file limit allows
+    underscore_headers: Literal["drop", "keep", "reject"] = "drop"  # X_User-style names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
