@@ -11,13 +11,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import socket
+import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
 import aiohttp
+import pytest
 
 from tests.conftest import MakeProxy
+from tests.docs_runner import Shell, Substitutions, blocks, matches, run_command, write_file
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DEPLOY_README: Final = ROOT / "deploy" / "README.md"
@@ -60,3 +67,164 @@ async def test_deploy_readme_lists_only_metrics_that_exist(make_proxy: MakeProxy
     assert len(documented) >= 20
     assert documented - exported == set()
     assert "announced" not in DEPLOY_README.read_text(encoding="utf-8").lower()
+
+
+# ---------------------------------------------------------------- the operator guide
+GUIDE: Final = ROOT / "docs" / "operator-guide.md"
+DEMO_APP: Final = ROOT / "deploy" / "docker" / "demo_app.py"
+ADMIN_COMMANDS: Final = "routes|set|rollback|enable|status|backlog|diff"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _answering(port: int) -> None:
+    """Wait until something accepts connections on ``port`` (bounded)."""
+    async with asyncio.timeout(15):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)  # the app is still binding; nothing to await on
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
+@pytest.fixture
+async def demo_apps() -> AsyncIterator[tuple[int, int]]:
+    """The guide's "existing app" and "new service": the bundled demo apps, as the
+    guide starts them (``deploy/docker/demo_app.py``), on free ports."""
+    legacy, billing = free_port(), free_port()
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, str(DEMO_APP), app, "--host", "127.0.0.1", "--port", str(port),
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        for app, port in (("legacy", legacy), ("billing", billing))
+    ]  # fmt: skip
+    try:
+        await _answering(legacy)
+        await _answering(billing)
+        yield legacy, billing
+    finally:
+        for p in procs:
+            p.terminate()
+            await p.wait()
+
+
+def guide_substitutions(tmp: Path, legacy: int, billing: int) -> Substitutions:
+    """The guide's paths and ports, as this test runs it."""
+    log = tmp / "var" / "log" / "strangler.log"
+    log.parent.mkdir(parents=True)
+    return Substitutions(
+        pairs={
+            "/etc/strangler": str(tmp / "etc" / "strangler"),
+            "/var/lib/strangler": str(tmp / "var" / "lib" / "strangler"),
+            "/var/log/strangler.log": str(log),
+            "/opt/strangler/venv/bin": str(Path(sys.executable).parent),
+            "127.0.0.1:8000": f"127.0.0.1:{legacy}",
+            "127.0.0.1:9000": f"127.0.0.1:{billing}",
+            "127.0.0.1:8080": f"127.0.0.1:{free_port()}",
+            "127.0.0.1:8081": f"127.0.0.1:{free_port()}",
+        }
+    )
+
+
+async def run_document(
+    name: str, markdown: str, shell: Shell, subs: Substitutions
+) -> tuple[list[str], int]:
+    """Play the document's blocks in order: the blocks not run (with the reasons), and
+    how many commands ran."""
+    skipped: list[str] = []
+    ran = 0
+    for block in blocks(markdown):
+        where = f"{name}:{block.line}"
+        if block.not_run is not None:
+            skipped.append(f"{where}: {block.not_run}")
+            continue
+        if block.file is not None:
+            write_file(block, subs, shell.cwd)
+            continue
+        if block.lang == "console":
+            for cmd in block.commands():
+                await run_command(shell, cmd, subs, loose=block.loose)
+                ran += 1
+    return skipped, ran
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_operator_guide_runs(tmp_path: Path, demo_apps: tuple[int, int]) -> None:
+    """Every command of docs/operator-guide.md, in order, prints what the guide shows.
+
+    The "existing app" and the "new service" are the bundled demo apps on free ports;
+    /etc, /var and /opt paths are under tmp_path; the CLI's admin commands are pointed
+    at this run's admin port (a shell function adds ``--admin``).
+    """
+    subs = guide_substitutions(tmp_path, *demo_apps)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRANGLER_")}
+    env |= {"HOME": str(tmp_path), "LC_ALL": "C.UTF-8", "NO_COLOR": "1"}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    work = tmp_path / "work"
+    work.mkdir()
+    shell = Shell(work, env)
+    await shell.start()
+    try:
+        admin = subs.apply("http://127.0.0.1:8081")
+        rc, _ = await shell.run(
+            f'strangler() {{ case "$1" in {ADMIN_COMMANDS}) local c=$1; shift; '
+            f'command strangler "$c" --admin {admin} "$@";; *) command strangler "$@";; esac; }}'
+        )
+        assert rc == 0
+        skipped, ran = await run_document(
+            GUIDE.name, GUIDE.read_text(encoding="utf-8"), shell, subs
+        )
+    finally:
+        await shell.stop()
+    # What is not run says why, in the guide; almost everything runs.
+    assert len(skipped) <= 2, skipped
+    assert ran >= 40
+
+
+def test_runner_reads_directives_and_commands() -> None:
+    doc = (
+        "<!-- not run: needs docker -->\n```console\n# docker ps\n```\n\n"
+        "<!-- file: /etc/x.yaml -->\n```yaml\na: 1\n```\n\n"
+        "<!-- output: loose -->\n```console\n# echo 1\n1\n# cat f\n# not a command?\n```\n"
+        "```sh\nstrangler check x.yaml   # a comment\n# only a comment\n```\n"
+    )
+    skipped, file, loose, sh = blocks(doc)
+    assert skipped.not_run == "needs docker"
+    assert (file.file, file.body) == ("/etc/x.yaml", "a: 1")
+    assert loose.loose
+    # "# " always starts a command: files are shown in file blocks, never with cat.
+    assert [(c.text, c.expected) for c in loose.commands()] == [
+        ("echo 1", ("1",)),
+        ("cat f", ()),
+        ("not a command?", ()),
+    ]
+    assert [c.text for c in sh.commands()] == ["strangler check x.yaml   # a comment"]
+
+
+def test_runner_output_matching_is_strict_where_it_matters() -> None:
+    shown = ("HTTP/1.1 200 OK", "X-Served-By: new-billing")
+    assert matches(shown, ["HTTP/1.1 200 OK", "Date: now", "X-Served-By: new-billing"], loose=False)
+    assert not matches(shown, ["HTTP/1.1 404 Not Found", "X-Served-By: new-billing"], loose=False)
+    assert not matches(shown, ["X-Served-By: new-billing", "HTTP/1.1 200 OK"], loose=False)
+    assert not matches(
+        ("    181 X-Served-By: legacy",), ["    200 X-Served-By: legacy"], loose=False
+    )
+    assert matches(("    181 X-Served-By: legacy",), ["    200 X-Served-By: legacy"], loose=True)
+    # A JSON answer may gain fields; the ones shown must stay.
+    ready = ('{"ready": true, "pid": 24375, "version": "ad9164983d19"}',)
+    assert matches(
+        ready, ['{"ready": true, "pid": 7, "version": "0123456789ab", "x": 1}'], loose=False
+    )
+    assert not matches(
+        ready, ['{"ready": false, "pid": 7, "version": "0123456789ab"}'], loose=False
+    )
