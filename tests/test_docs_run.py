@@ -228,3 +228,59 @@ def test_runner_output_matching_is_strict_where_it_matters() -> None:
     assert not matches(
         ready, ['{"ready": false, "pid": 7, "version": "0123456789ab"}'], loose=False
     )
+
+
+# ------------------------------------------------------------------------ README.md
+README: Final = ROOT / "README.md"
+
+
+async def test_readme_shell_blocks_run(tmp_path: Path, demo_apps: tuple[int, int]) -> None:
+    """README.md's ```sh blocks: each command exits 0; ``strangler serve`` runs in the
+    background until its admin port answers, then stops on SIGTERM with status 0. The
+    ``<!-- file: -->`` blocks (the five-minute config) are written first, in order. The
+    "existing app" on 8000 and the new service on 9000 are the demo apps."""
+    legacy, billing = demo_apps
+    admin = free_port()
+    subs = Substitutions(
+        pairs={
+            "127.0.0.1:8000": f"127.0.0.1:{legacy}",
+            "127.0.0.1:9000": f"127.0.0.1:{billing}",
+            "0.0.0.0:8080": f"127.0.0.1:{free_port()}",
+        }
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRANGLER_")}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    shell = Shell(tmp_path, env)
+    await shell.start()
+    skipped: list[str] = []
+    served = 0
+    try:
+        # The admin API on a free port, not the default 8081. ``exec``: serve only ever
+        # runs in the background here (a subshell), and $! must be strangler itself.
+        rc, _ = await shell.run(
+            'strangler() { if [ "$1" = serve ]; then exec strangler "$@" '
+            f'--admin-listen 127.0.0.1:{admin}; else command strangler "$@"; fi; }}'
+        )
+        assert rc == 0
+        for block in blocks(README.read_text(encoding="utf-8")):
+            if block.not_run is not None:
+                skipped.append(f"README.md:{block.line}: {block.not_run}")
+            elif block.file is not None:
+                write_file(block, subs, tmp_path)
+            elif block.lang == "sh":
+                for cmd in block.commands():
+                    text = subs.apply(cmd.text)
+                    if not cmd.text.startswith("strangler serve"):
+                        rc, out = await shell.run(text)
+                        assert rc == 0, f"README.md:{cmd.line}: {text}\n" + "\n".join(out)
+                        continue
+                    rc, _ = await shell.run(f"{text} &")
+                    assert rc == 0
+                    await _answering(admin)
+                    rc, out = await shell.run("kill -TERM $! && wait $!")
+                    assert rc == 0, f"README.md:{cmd.line}: {text}\n" + "\n".join(out)
+                    served += 1
+    finally:
+        await shell.stop()
+    assert served == 2  # the zero-config proxy and the one with the five-minute config
+    assert len(skipped) == 2, skipped
