@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import socket
 import sys
@@ -76,9 +77,20 @@ ADMIN_COMMANDS: Final = "routes|set|rollback|enable|status|backlog|diff"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range: the processes get the port some time after
+    it was picked, and an ephemeral port may meanwhile become the local end of one of
+    the many outgoing connections the suite makes (then the bind fails)."""
+    low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 async def _answering(port: int) -> None:
