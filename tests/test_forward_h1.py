@@ -307,3 +307,65 @@ async def test_an_answer_that_arrived_whole_while_paused_leaves_reading_on(
         assert await fetch(p) == (200, b"ok")
     assert raw.connections == 1
     await p.close()
+
+
+async def test_an_early_answer_retires_the_connection_its_body_was_on(
+    raw_server: Callable[[Script], Awaitable[Raw]],
+) -> None:
+    """The upstream answers (413) before the request body is all sent: that connection
+    still holds an unfinished request, so it is never reused."""
+    answered = asyncio.Event()
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        if n == 1:
+            await r.readuntil(b"\r\n\r\n")  # the head only
+            w.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\nbig")
+            await w.drain()
+            answered.set()
+            await r.read()  # keeps the connection open, as a keep-alive server would
+            return
+        while True:
+            await read_request(r)
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await w.drain()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"x" * 1000
+        await answered.wait()  # the rest comes after the answer
+        for _ in range(10):
+            yield b"x" * 1000
+
+    raw = await raw_server(script)
+    p = pool(raw.port)
+    h = hdrs()
+    h["Content-Length"] = "11000"
+    resp = await p.send("POST", "/", h, body(), retry_stale=False)
+    assert (resp.status, b"".join([c async for c in resp.iter_body()])) == (413, b"big")
+    resp.release()
+    async with asyncio.timeout(2):
+        assert await fetch(p) == (200, b"ok")
+    assert raw.connections == 2  # a fresh connection, not the one with half a request
+    await p.close()
+
+
+async def test_an_upstream_100_continue_then_the_next_exchange_on_the_connection(
+    raw_server: Callable[[Script], Awaitable[Raw]],
+) -> None:
+    """An upstream that sends its own 100 Continue (unasked) before the answer to a
+    POST: the interim answer is skipped and the connection is reused cleanly."""
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            request = await read_request(r)
+            if request.startswith(b"POST"):
+                w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + request[:4])
+            await w.drain()
+
+    raw = await raw_server(script)
+    p = pool(raw.port)
+    async with asyncio.timeout(2):
+        assert await fetch(p, "POST", b"x" * 350_000) == (200, b"POST")
+        assert await fetch(p) == (200, b"GET ")
+    assert raw.connections == 1
+    await p.close()
