@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -94,14 +95,20 @@ def free_port() -> int:
     raise AssertionError("no free port below the ephemeral range")
 
 
-async def _answering(port: int) -> None:
-    """Wait until something accepts connections on ``port`` (bounded)."""
+async def _answering(port: int, proc: asyncio.subprocess.Process | None = None) -> None:
+    """Wait until something accepts connections on ``port`` (bounded). Between tries,
+    wait on ``proc`` itself, so an app that dies on start fails at once."""
     async with asyncio.timeout(15):
         while True:
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
             except OSError:
-                await asyncio.sleep(0.05)  # the app is still binding; nothing to await on
+                if proc is None:
+                    await asyncio.sleep(0.05)  # a job inside bash: nothing to wait on
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    code = await asyncio.wait_for(proc.wait(), 0.05)
+                    raise AssertionError(f"exited with {code} before listening on {port}") from None
                 continue
             writer.close()
             await writer.wait_closed()
@@ -121,8 +128,8 @@ async def demo_apps() -> AsyncIterator[tuple[int, int]]:
         for app, port in (("legacy", legacy), ("billing", billing))
     ]  # fmt: skip
     try:
-        await _answering(legacy)
-        await _answering(billing)
+        await _answering(legacy, procs[0])
+        await _answering(billing, procs[1])
         yield legacy, billing
     finally:
         for p in procs:
