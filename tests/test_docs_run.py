@@ -257,6 +257,8 @@ README_NOT_RUN: Final = frozenset(
         "the demo runs until Ctrl-C (tests/test_demo_run.py runs it); "
         "./dev test is the suite itself",
         "needs a route with a canary; docs/operator-guide.md runs these commands (steps 5, 7)",
+        "needs a route with a migrate plan and traffic; tests/integration/test_autopilot.py "
+        "runs these commands against a running proxy",
     }
 )
 
