@@ -304,7 +304,7 @@ def test_unknown_key_hints() -> None:
         match=re.escape(
             "m.yaml:2: unknown key 'canary' at the top level (hint: valid keys here: "
             "listen, admin, upstreams, include, routes, limits, forwarded, access_log, drain, "
-            "state, translators)"
+            "state, translators, debug_headers)"
         ),
     ):
         load(LEGACY + "canary: {percent: 10}\n")
@@ -316,7 +316,7 @@ def test_keys_that_are_not_route_keys(key: str) -> None:
     assert one_problem(text) == (
         f"m.yaml:3: unknown key '{key}' in route 'a' "
         "(hint: valid keys here: name, owner, match, to, canary, overrides, fallback, slo, "
-        "shadow, translate)"
+        "shadow, translate, debug_headers)"
     )
     assert one_problem(LEGACY + f"{key}: {{}}\n").startswith(
         f"m.yaml:2: unknown key '{key}' at the top level"

@@ -38,6 +38,7 @@ from strangler.config.model import (
     AccessLog,
     Admin,
     Config,
+    DebugHeaders,
     Forwarded,
     Limits,
     Listen,
@@ -58,7 +59,7 @@ __all__ = ["TOP_KEYS", "legacy_only", "mask_url_password", "parse_listen", "vali
 
 TOP_KEYS: Final = (
     "listen", "admin", "upstreams", "include", "routes",
-    "limits", "forwarded", "access_log", "drain", "state", "translators",
+    "limits", "forwarded", "access_log", "drain", "state", "translators", "debug_headers",
 )  # fmt: skip
 ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
 UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
@@ -125,6 +126,9 @@ class _Validator(Walker):
             else self.unit(f["drain"], "drain", units.duration)
         )
         state = self.state(f.get("state"))
+        debug: DebugHeaders | None = "off"
+        if "debug_headers" in f:
+            debug = self.debug_headers(f["debug_headers"], "debug_headers")
         if (
             self.problems
             or sources.problems
@@ -137,6 +141,7 @@ class _Validator(Walker):
             or access_log is None
             or drain is None
             or state is None
+            or debug is None
         ):
             return None
         digest = hashlib.sha256()
@@ -152,6 +157,7 @@ class _Validator(Walker):
             access_log=access_log,
             drain_seconds=drain,
             state=state,
+            debug_headers=debug,
             files=tuple(file.path for file in sources.files),
             version=digest.hexdigest()[:12],
         )

@@ -73,6 +73,7 @@ ROUTE_FILE_KEYS: Final = ("routes", "include")
 REQUIRED_ROUTE_KEYS: Final = ("name", "owner", "match", "to")
 ROUTE_KEYS: Final = (
     *REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo", "shadow", "translate",
+    "debug_headers",
 )  # fmt: skip
 MATCH_KEYS: Final = ("path", "path_prefix", "methods", "host", "headers", "query", "cookies")
 CANARY_KEYS: Final = ("to", "percent", "sticky", "group")
@@ -196,6 +197,9 @@ class RouteTable:
             translate = self.translators.read_route(
                 f["translate"], label=label, path_template=template
             )
+        debug = None
+        if "debug_headers" in f:
+            debug = self.w.debug_headers(f["debug_headers"], f"{label} debug_headers")
         if len(self.w.problems) != before:
             return None
         if name is None or owner is None or match is None or to is None:
@@ -213,6 +217,7 @@ class RouteTable:
             slo=slo,
             shadow=shadow,
             translate=translate,
+            debug_headers=debug,
         )
 
     def name(self, node: Node) -> str | None:
