@@ -1,23 +1,25 @@
 """``strangler routes | set | rollback | enable``: the release dials, from a terminal.
 
-They talk to a running proxy's admin API (``--admin``, default
-``http://127.0.0.1:8081``). Writes send the bearer token from ``--token-file`` or
-the ``STRANGLER_ADMIN_TOKEN`` environment variable; the token is never printed.
+They talk to a running proxy's admin API; ``strangler.cli_admin`` says how the
+address (``--admin``, ``STRANGLER_ADMIN``, ``--config``) and the write token
+(``--token-file``, ``STRANGLER_ADMIN_TOKEN``) are found. The token is never printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
-from typing import Final
 
-DEFAULT_ADMIN: Final = "http://127.0.0.1:8081"
-TOKEN_ENV: Final = "STRANGLER_ADMIN_TOKEN"
+from strangler.cli_admin import (
+    AdminSetupError,
+    add_admin_arguments,
+    denied,
+    resolve_token,
+    unreachable,
+)
 
 
 class AdminError(Exception):
@@ -25,9 +27,10 @@ class AdminError(Exception):
 
 
 def _token(args: argparse.Namespace) -> str | None:
-    if getattr(args, "token_file", None):
-        return Path(args.token_file).read_text(encoding="utf-8").strip() or None
-    return os.environ.get(TOKEN_ENV) or None
+    try:
+        return resolve_token(args)
+    except AdminSetupError as e:
+        raise AdminError(str(e)) from None
 
 
 def call(
@@ -45,12 +48,10 @@ def call(
             return result
     except urllib.error.HTTPError as e:
         detail = e.read().decode("utf-8", "replace").strip()
-        raise AdminError(f"{method} {path}: {e.code} {detail}") from None
+        refused = denied(e.code, detail, token_given=bool(token))
+        raise AdminError(refused or f"{method} {path}: {e.code} {detail}") from None
     except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise AdminError(
-            f"cannot reach the admin API at {admin}: {reason} (is strangler running?)"
-        ) from None
+        raise AdminError(unreachable(admin, getattr(e, "reason", e))) from None
 
 
 def _routes_table(routes: list[dict[str, object]]) -> str:
@@ -140,13 +141,7 @@ def enable_main(args: argparse.Namespace) -> int:
 
 def add_release_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def common(p: argparse.ArgumentParser, write: bool) -> None:
-        p.add_argument(
-            "--admin", default=DEFAULT_ADMIN, help=f"admin API (default {DEFAULT_ADMIN})"
-        )
-        if write:
-            p.add_argument(
-                "--token-file", help=f"file holding the admin token (default: ${TOKEN_ENV})"
-            )
+        add_admin_arguments(p, write=write)
 
     p = sub.add_parser("routes", help="list routes with their release state")
     common(p, write=False)

@@ -534,7 +534,6 @@ def test_legacy_is_required() -> None:
     ("listen", "message"),
     [
         ("8080", "listen must be host:port, got the number 8080"),
-        ("':8080'", "listen: expected host:port, got ':8080'"),
         ("localhost", "listen: expected host:port, got 'localhost'"),
         ("0.0.0.0:http", "listen: the port in '0.0.0.0:http' must be a number from 0 to 65535"),
         ("0.0.0.0:65536", "listen: the port in '0.0.0.0:65536' must be a number from 0 to 65535"),
@@ -554,6 +553,8 @@ def test_bad_listen(listen: str, message: str) -> None:
         ("0.0.0.0:8080", Listen(host="0.0.0.0", port=8080)),
         ("localhost:0", Listen(host="localhost", port=0)),
         ("'[::]:8080'", Listen(host="::", port=8080)),
+        (":8080", Listen(host="0.0.0.0", port=8080)),  # no host: every interface
+        ("':8080'", Listen(host="0.0.0.0", port=8080)),
     ],
 )
 def test_good_listen(listen: str, expected: Listen) -> None:
