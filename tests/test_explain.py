@@ -261,3 +261,11 @@ def test_debug_headers_config_values() -> None:
         "m.yaml:2: debug_headers must be on (true), off (false) or overrides, got 'always' "
         "(hint: overrides: only for requests that carry a valid override header or cookie)"
     )
+
+
+def test_request_id_doctests() -> None:
+    import doctest
+
+    from strangler import requestid
+
+    assert doctest.testmod(requestid).failed == 0

@@ -73,6 +73,12 @@ REDIS_KEYS: Final = ("url", "key_prefix", "resync")
 _MAX_FILE_POLL: Final = 60.0
 _MAX_RESYNC: Final = 3600.0
 
+# A bare number this large in a timeout was most likely meant as milliseconds.
+_BARE_TIMEOUT: Final = {
+    "connect": units.bare_seconds_below(100),
+    "read": units.bare_seconds_below(1000),
+    "total": units.bare_seconds_below(1000),
+}
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONFIG: Final = Config(upstreams=MappingProxyType({}))  # the defaults
 _UPSTREAM: Final = Upstream(name="", url="")
@@ -301,7 +307,7 @@ class _Validator(Walker):
             if _is_null(value):
                 values[key] = None  # no limit
                 continue
-            seconds = self.unit(value, f"{subject} timeout.{key}", units.duration)
+            seconds = self.unit(value, f"{subject} timeout.{key}", _BARE_TIMEOUT[key])
             if seconds is not None and seconds <= 0:
                 self.report(
                     value.at,
