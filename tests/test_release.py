@@ -282,8 +282,28 @@ def test_a_mistaken_override_from_an_allowed_network_is_rejected(request_: Req, 
 def test_a_mistaken_header_is_rejected_even_with_an_allowed_cookie() -> None:
     # The header is read first; if it is present it decides (even when not allowed).
     plan = plan_of(overrides=Overrides(allow=("billing",)))
-    both = req({"X-Strangler-Backend": "nope"}, {"strangler_backend": "billing"})
+    both = req({"X-Strangler-Backend": "nope"}, {"strangler_backend": "billing"}, remote="::1")
     assert decide(plan, both, RouteState(), never).reason == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("remote", "reason"),
+    [
+        ("127.0.0.1", "rejected"),
+        ("192.168.1.9", "rejected"),
+        ("::ffff:172.16.0.1", "rejected"),
+        ("203.0.113.9", "primary"),  # public: ignored, as before; no upstream names shown
+        (None, "primary"),
+    ],
+)
+def test_without_networks_only_private_clients_hear_of_a_mistake(
+    remote: str | None, reason: str
+) -> None:
+    plan = plan_of(overrides=Overrides(allow=("billing",)))
+    mistaken = req({"X-Strangler-Backend": "biling"}, remote=remote)
+    assert decide(plan, mistaken, RouteState(), never).reason == reason
+    valid = req({"X-Strangler-Backend": "billing"}, remote=remote)
+    assert decide(plan, valid, RouteState(), never).reason == "override"  # anyone may override
 
 
 def test_override_header_or_cookie_turned_off() -> None:

@@ -15,7 +15,8 @@ row   when                                              upstream        reason
 3b    the override header names no allowed upstream,    primary         ``rejected``
       or the cookie names no upstream of the config,
       and the client is in ``overrides.networks``
-      (the pipeline answers 400 instead)
+      (when not given: a loopback or private
+      address); the pipeline answers 400 instead
 4     the canary takes the request (sticky bucket, or   ``canary.to``   ``canary``
       a coin toss when there is no sticky key)
 5     otherwise                                         ``to``          ``primary``
@@ -39,7 +40,10 @@ a header naming anything else (``user`` for ``users``, or an upstream this route
 not allow), or a cookie naming no upstream of the config at all. A cookie naming an
 upstream this route does not allow is ignored (row 4 on): a cookie is sent to every
 route of the site, and may be meant for another one. From a client outside
-``overrides.networks`` every override value is ignored. The override header or cookie is not
+``overrides.networks`` every override value is ignored. Without ``networks`` (every
+client may override) only a loopback or private-network client is told about its
+mistake, since the 400 lists the route's upstreams: from a public address the value
+is ignored, as before. The override header or cookie is not
 removed here: strip it before forwarding if upstreams must not see it.
 
 Fallback (after ``decide``): when the new side fails, ``plan.fallback`` says
@@ -72,6 +76,7 @@ from strangler.router import RequestLike
 
 __all__ = [
     "FAILURE_5XX",
+    "PRIVATE_NETWORKS",
     "REASONS",
     "CanaryPlan",
     "Decision",
@@ -98,6 +103,12 @@ REASONS: Final[tuple[Reason, ...]] = (
 """Every ``Decision.reason``: a bounded metrics label. ``decide`` returns all but
 ``fallback``, which is ``FallbackPolicy.decision``, the retry on the primary.
 ``rejected``: a mistaken override, which the pipeline answers 400."""
+
+PRIVATE_NETWORKS: Final = (
+    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+)  # fmt: skip
+"""Loopback and private networks (RFC 1918, RFC 4193): the clients told about a
+mistaken override when the route's ``overrides.networks`` is not given."""
 
 FAILURE_5XX: Final = "5xx"
 """The failure name of a 5xx answer (the others are ``ForwardErrorKind`` values)."""
@@ -148,7 +159,8 @@ class OverridePlan:
 
     ``known``: every upstream of the config (a cookie naming one of them that this
     route does not allow is ignored, not rejected). ``rejected``: the decision of a
-    mistaken override (row 3b).
+    mistaken override (row 3b), for clients in ``tell`` (``networks``, else
+    ``PRIVATE_NETWORKS``).
     """
 
     header: str | None
@@ -157,6 +169,7 @@ class OverridePlan:
     networks: _Networks | None  # None: every client may override
     known: frozenset[str] = frozenset()
     rejected: Decision = Decision(LEGACY, "rejected")
+    tell: _Networks | None = None  # None: reject for nobody (a plan built by hand)
 
     def pick(self, req: ReleaseRequest) -> Decision | None:
         """The forced decision (``rejected`` for a mistaken value), or ``None`` when
@@ -171,11 +184,14 @@ class OverridePlan:
         if value is None:
             return None
         decision = self.decisions.get(value.strip())
-        if decision is None and not header and value.strip() in self.known:
-            return None  # a cookie meant for another route
+        if decision is None:
+            if not header and value.strip() in self.known:
+                return None  # a cookie meant for another route
+            tell = self.tell
+            return self.rejected if tell is not None and req.remote in tell else None
         if self.networks is not None and req.remote not in self.networks:
             return None
-        return self.rejected if decision is None else decision
+        return decision
 
     def rejection(self, req: ReleaseRequest) -> str:
         """Why ``pick`` rejected ``req``'s override: one line for the client."""
@@ -337,6 +353,7 @@ def compile_release(route: Route, upstreams: Collection[str]) -> ReleasePlan:
             networks=_Networks(o.networks) if o.networks else None,
             known=frozenset(upstreams),
             rejected=Decision(primary, "rejected"),
+            tell=_Networks(o.networks or PRIVATE_NETWORKS),
         )
     fallback = None
     f = route.fallback
