@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,9 @@ import pytest
 from strangler.cli import main as cli_main
 from strangler.cli_admin import AdminSetupError, resolve_admin, resolve_token
 from tests.conftest import MakeProxy, RunningProxy, Upstream
+from tests.test_cli_status import closed_port
 
 TOKEN = "cli-admin-test-token"
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 async def start(

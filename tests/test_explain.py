@@ -5,7 +5,7 @@ the client to the upstream and the access log."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -42,6 +42,19 @@ routes:
 """
 
 
+Start = Callable[..., Awaitable[RunningProxy]]
+
+
+@pytest.fixture
+def start(legacy: Upstream, newsvc: Upstream, unused_tcp_port: int, make_proxy: MakeProxy) -> Start:
+    """A proxy over legacy, billing (newsvc) and dead (nothing listening)."""
+
+    async def make(*, top: str = "", routes: str = "") -> RunningProxy:
+        return await make_proxy(config(legacy, newsvc, unused_tcp_port, top=top, routes=routes))
+
+    return make
+
+
 async def explained(client: aiohttp.ClientSession, url: str, **headers: str) -> str | None:
     async with client.get(url, headers=headers) as resp:
         await resp.read()
@@ -52,16 +65,11 @@ async def explained(client: aiohttp.ClientSession, url: str, **headers: str) -> 
 
 
 async def test_own_answers_carry_proxy_status_and_the_request_id(
-    legacy: Upstream, newsvc: Upstream, unused_tcp_port: int, make_proxy: MakeProxy
+    start: Start,
 ) -> None:
-    proxy = await make_proxy(
-        config(
-            legacy,
-            newsvc,
-            unused_tcp_port,
-            top="limits: {max_body_bytes: 10}",
-            routes="  - {name: d, owner: t, match: {path_prefix: /d}, to: dead, fallback: false}",
-        )
+    proxy = await start(
+        top="limits: {max_body_bytes: 10}",
+        routes="  - {name: d, owner: t, match: {path_prefix: /d}, to: dead, fallback: false}",
     )
     async with aiohttp.ClientSession() as s:
         async with s.get(proxy.url + "/d", headers={"X-Request-Id": "r-1"}) as resp:
@@ -94,16 +102,11 @@ ROUTES = """
 
 
 async def test_debug_header_names_route_backend_and_reason(
-    legacy: Upstream,
-    newsvc: Upstream,
-    unused_tcp_port: int,
-    make_proxy: MakeProxy,
+    start: Start,
     client: aiohttp.ClientSession,
     token: str,
 ) -> None:
-    proxy = await make_proxy(
-        config(legacy, newsvc, unused_tcp_port, top="debug_headers: on", routes=ROUTES)
-    )
+    proxy = await start(top="debug_headers: on", routes=ROUTES)
     sticky = await explained(client, proxy.url + "/inv", **{"X-User": "u1"})
     assert sticky is not None
     assert re.fullmatch(r"inv; backend=(legacy; reason=primary|billing; reason=canary); "
@@ -134,15 +137,10 @@ async def test_debug_header_names_route_backend_and_reason(
 
 
 async def test_debug_header_only_for_overrides(
-    legacy: Upstream,
-    newsvc: Upstream,
-    unused_tcp_port: int,
-    make_proxy: MakeProxy,
+    start: Start,
     client: aiohttp.ClientSession,
 ) -> None:
-    proxy = await make_proxy(
-        config(legacy, newsvc, unused_tcp_port, top="debug_headers: overrides", routes=ROUTES)
-    )
+    proxy = await start(top="debug_headers: overrides", routes=ROUTES)
     assert await explained(client, proxy.url + "/inv", **{"X-User": "u1"}) is None
     assert await explained(client, proxy.url + "/fb") is None  # no overrides on the route
     assert await explained(client, proxy.url + "/inv", **{"X-Strangler-Backend": "legacy"}) == (
@@ -151,13 +149,10 @@ async def test_debug_header_only_for_overrides(
 
 
 async def test_debug_headers_off_by_default(
-    legacy: Upstream,
-    newsvc: Upstream,
-    unused_tcp_port: int,
-    make_proxy: MakeProxy,
+    start: Start,
     client: aiohttp.ClientSession,
 ) -> None:
-    proxy = await make_proxy(config(legacy, newsvc, unused_tcp_port, routes=ROUTES))
+    proxy = await start(routes=ROUTES)
     for route in proxy.server.holder.current.routes:
         assert route.explain is None
     assert await explained(client, proxy.url + "/inv", **{"X-Strangler-Backend": "legacy"}) is None
@@ -174,13 +169,9 @@ def rejected(proxy: RunningProxy, route: str) -> float | None:
 
 
 async def test_a_mistaken_override_is_answered_400_and_counted(
-    legacy: Upstream,
-    newsvc: Upstream,
-    unused_tcp_port: int,
-    make_proxy: MakeProxy,
-    client: aiohttp.ClientSession,
+    start: Start, legacy: Upstream, newsvc: Upstream, client: aiohttp.ClientSession
 ) -> None:
-    proxy = await make_proxy(config(legacy, newsvc, unused_tcp_port, routes=ROUTES))
+    proxy = await start(routes=ROUTES)
     headers = {"X-Strangler-Backend": "biling", "X-Request-Id": "typo-1"}
     async with client.get(proxy.url + "/inv", headers=headers) as resp:
         assert resp.status == 400
@@ -199,17 +190,14 @@ async def test_a_mistaken_override_is_answered_400_and_counted(
 
 
 async def test_a_mistaken_override_from_outside_the_networks_is_ignored(
-    legacy: Upstream,
-    newsvc: Upstream,
-    unused_tcp_port: int,
-    make_proxy: MakeProxy,
+    start: Start,
     client: aiohttp.ClientSession,
 ) -> None:
     routes = (
         "  - {name: inv, owner: t, match: {path_prefix: /inv}, to: legacy,"
         " canary: {to: billing, percent: 0%}, overrides: {networks: [10.0.0.0/8]}}"
     )
-    proxy = await make_proxy(config(legacy, newsvc, unused_tcp_port, routes=routes))
+    proxy = await start(routes=routes)
     async with client.get(proxy.url + "/inv", headers={"X-Strangler-Backend": "biling"}) as resp:
         assert resp.status == 200
         assert (await resp.json())["served_by"] == "legacy"
