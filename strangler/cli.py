@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
     from strangler.cli_release import add_release_commands
     from strangler.cli_status import add_status_commands
+    from strangler.migrate.cli import add_migrate_command
     from strangler.shadow.cli import add_diff_command
     from strangler.translate.cli import add_translate_command
 
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     add_release_commands(sub)
     add_diff_command(sub)
     add_translate_command(sub)
+    add_migrate_command(sub)
     return p
 
 

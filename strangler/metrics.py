@@ -115,6 +115,14 @@ class Metrics:
             ("route", "side"),
             registry=r,
         )
+        self.migration_transitions = Counter(
+            "strangler_migration_transitions",
+            "Autopilot stage changes by route, from and to (shadow, canary N%, migrated, "
+            "legacy, done) and reason (gates passed, breach, approved, skipped, aborted, "
+            "retry, paused, resumed).",
+            ("route", "from", "to", "reason"),
+            registry=r,
+        )
         self.config_reloads = Counter(
             "strangler_config_reloads",
             "Config reloads by result (applied, rejected, unchanged).",

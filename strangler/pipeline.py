@@ -263,6 +263,7 @@ class Proxy:
                 # b"": no body at all (steps and hooks run on an empty body); None: a
                 # body too large to read whole (the plan then answers 413 or passes it on)
                 body if isinstance(body, bytes) else b"" if body is None else _prefix_of(body),
+                origin=f"{request.scheme}://{request.host}",  # for absolute Location URLs
             )
             original = msg.copy() if plan.response else None
             try:
@@ -299,6 +300,8 @@ class Proxy:
                     return self._failed(e2, request, out)
             if plan is not None and plan.response and out.side.upstream.name == route.translate_on:
                 return await self._relay_translated(request, up, out, tap, route, plan, original)
+            if up.status >= 400:  # the untranslated side's errors: error steps copy the type
+                route.translate.observe_legacy(up.status, up.headers)
             return await self._relay(request, up, out, tap)
         finally:
             if tap is not None:
@@ -319,14 +322,16 @@ class Proxy:
         pool = self.forwarder.pool(sh.upstream)
         headers = self._headers(request, pool, route, snap, out.rid_new)
         translate = route.translate if route.translate_on == sh.upstream.name else None
+        primary = out.side.upstream
         tap = self.shadow.begin(
             sh,
             request,
             headers,
-            out.side.upstream,
+            primary,
             body=body if isinstance(body, bytes) else None,
             translate=translate,
             params=params,
+            primary_translate=route.translate if route.translate_on == primary.name else None,
         )
         if tap is not None and tap.request is not None and isinstance(body, RequestBody):
             body.tee = tap.request

@@ -45,11 +45,15 @@ from strangler.config.model import Config, Slo
 from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
 from strangler.metrics import Metrics, enable_multiprocess, worker_exited
+from strangler.migrate.api import add_migrate_routes
+from strangler.migrate.metrics import MigrationCollector
+from strangler.migrate.runner import Autopilot
+from strangler.migrate.store import MigrateStore
 from strangler.pipeline import Proxy
 from strangler.progress import ProgressCollector, ProgressTracker
 from strangler.protocol import ProxyHTTPServer
 from strangler.release import AuditLog, FileStateStore, StateFileError
-from strangler.release.controls import ReleaseCollector, ReleaseControls
+from strangler.release.controls import ReleaseCollector, ReleaseControls, canary_groups
 from strangler.runtime import SnapshotHolder, compile_snapshot
 from strangler.shadow.api import add_shadow_routes
 from strangler.shadow.metrics import ShadowMetrics
@@ -116,7 +120,7 @@ class ProxyServer:
         )
         # A kill switch that cannot be read must stop the start (StateFileError),
         # never be silently forgotten.
-        self.release.start(_slos(config))
+        self.release.start(_slos(config), canary_groups(config.routes))
         self.metrics.add_collector(ReleaseCollector(self.release, self.holder))
         if self.redis_store is not None:
             from strangler.release.redis_store import StateStoreCollector
@@ -137,6 +141,10 @@ class ProxyServer:
             self.release,
             self.shadow,
         )
+        self.autopilot = Autopilot(
+            self.holder, self.metrics, self.release, MigrateStore(self.state_dir)
+        )
+        self.metrics.add_collector(MigrationCollector(self.autopilot))
         self.admin_state = AdminState(
             holder=self.holder,
             metrics=self.metrics,
@@ -151,6 +159,7 @@ class ProxyServer:
         self._watcher: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
+        self._autopilot_task: asyncio.Task[None] | None = None
         self._follow_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # strong refs to signal-started tasks
         self._stopping = asyncio.Event()
@@ -199,6 +208,7 @@ class ProxyServer:
         add_progress_routes(admin_app, self.progress, self.holder, self.state_dir)
         add_release_routes(admin_app, self.release, self.holder, self.forwarder)
         add_shadow_routes(admin_app, self.shadow_results)
+        add_migrate_routes(admin_app, self.autopilot)
         add_status_page(admin_app)
         self._admin_runner = web.AppRunner(admin_app, access_log=None, shutdown_timeout=5.0)
         await self._admin_runner.setup()
@@ -220,6 +230,7 @@ class ProxyServer:
             self.progress.run_flusher(self.state_dir), name="progress-flusher"
         )
         self._release_task = loop.create_task(self.release.run(), name="release-state")
+        self._autopilot_task = loop.create_task(self.autopilot.run(), name="autopilot")
         if self.redis_store is not None:
             self._follow_task = loop.create_task(
                 self._follow(self.redis_store), name="release-state-follow"
@@ -277,7 +288,7 @@ class ProxyServer:
             snapshot = compile_snapshot(config, self.metrics)
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
             old = self.holder.swap(snapshot)
-            self.release.reconcile(_slos(config))
+            self.release.reconcile(_slos(config), canary_groups(config.routes))
             self.shadow.configure(snapshot.shadows())
             self.metrics.set_config_version(config.version)
             self.metrics.config_reloads.labels("applied").inc()
@@ -317,12 +328,12 @@ class ProxyServer:
         Idempotent: a second call does nothing.
         """
         self.admin_state.draining = True
-        for task in (self._watcher, self._release_task, self._follow_task):
+        for task in (self._watcher, self._release_task, self._follow_task, self._autopilot_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._watcher = self._release_task = self._follow_task = None
+        self._watcher = self._release_task = self._follow_task = self._autopilot_task = None
         proxy_runner, self._proxy_runner = self._proxy_runner, None
         if proxy_runner is not None:
             await proxy_runner.cleanup()

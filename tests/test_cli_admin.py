@@ -80,7 +80,7 @@ async def test_admin_address_from_the_config_file(
     assert "no shadow results for route 'inv'" in capsys.readouterr().err
     # the token comes from the config's admin.token_file (relative to the config)
     assert await run("rollback", "inv", "--config", str(config)) == 0
-    assert "inv: changed" in capsys.readouterr().out
+    assert "(rolled back)" in capsys.readouterr().out
     assert proxy.server.release.state.for_route("inv").killed
 
 

@@ -316,7 +316,7 @@ def test_keys_that_are_not_route_keys(key: str) -> None:
     assert one_problem(text) == (
         f"m.yaml:3: unknown key '{key}' in route 'a' "
         "(hint: valid keys here: name, owner, match, to, canary, overrides, fallback, slo, "
-        "shadow, translate, debug_headers)"
+        "shadow, translate, migrate, debug_headers)"
     )
     assert one_problem(LEGACY + f"{key}: {{}}\n").startswith(
         f"m.yaml:2: unknown key '{key}' at the top level"
@@ -461,6 +461,26 @@ def test_query_names_may_be_any_text_but_cookie_names_must_be_tokens() -> None:
     assert dict(route.match.query) == {"a b[]": ValueMatch(value="x")}
     bad = routes_yaml("{name: a, owner: t, to: legacy, match: {cookies: {'a b': x}}}")
     assert one_problem(bad) == "m.yaml:3: route 'a' match.cookies: 'a b' is not a valid cookie name"
+
+
+def test_query_only() -> None:
+    only = "{name: a, owner: t, to: legacy, match: {query: {v: '2'}, query_only: %s}}"
+    (route,) = load(routes_yaml(only % "true")).routes
+    assert route.match.query_only == frozenset()
+    (route,) = load(routes_yaml(only % "[status, sort]")).routes
+    assert route.match.query_only == frozenset({"status", "sort"})
+    (route,) = load(routes_yaml("{name: a, owner: t, to: legacy, match: {path: /a}}")).routes
+    assert route.match.query_only is None
+    assert problems_of(routes_yaml(only % "false", only.replace("a,", "b,") % "[v]")) == [
+        "m.yaml:3: route 'a' match.query_only: false is the default; leave the key out (hint: "
+        "true (only the parameters match.query names), or a list of the others allowed)",
+        "m.yaml:4: route 'b' match.query_only: 'v' is already named in match.query (hint: "
+        "list only the parameters match.query does not name)",
+    ]
+    assert one_problem(routes_yaml(only % "3")) == (
+        "m.yaml:3: route 'a' match.query_only must be true or a list of names (hint: true "
+        "(only the parameters match.query names), or a list of the others allowed)"
+    )
 
 
 @pytest.mark.parametrize(

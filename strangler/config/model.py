@@ -44,6 +44,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:  # shadow_model builds on this module's Location
+    from strangler.config.migrate_model import MigratePlan
     from strangler.config.shadow_model import ShadowSpec
     from strangler.config.translate_model import TranslateSpec
 
@@ -118,6 +119,9 @@ class MatchSpec:
     (``/api`` matches ``/api`` and ``/api/x`` but not ``/apix``). At most one of the
     two is set; neither means every path. ``methods`` are upper-case; ``None`` means
     any. ``host`` is exact or ``*.example.com`` (without port), compared lower-case.
+    ``query_only``: when set, the query string may hold no parameter but those
+    ``query`` names and those in this set (which may be absent): a plain list call,
+    not its paging or search variants. ``None``: any other parameter is fine.
     """
 
     path: str | None = None
@@ -127,6 +131,7 @@ class MatchSpec:
     headers: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
     query: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
     cookies: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
+    query_only: frozenset[str] | None = None
 
 
 StickyKind = Literal["header", "cookie", "query", "client_ip"]
@@ -253,6 +258,7 @@ class Route:
     slo: Slo | None = None
     shadow: ShadowSpec | None = None  # mirror requests to a second upstream and compare
     translate: TranslateSpec | None = None  # applied when the new side answers
+    migrate: MigratePlan | None = None  # the autopilot: stages that move the canary share
     debug_headers: DebugHeaders | None = None  # None: the config's debug_headers
 
     @property

@@ -15,9 +15,13 @@ jobs (and the runner, for drops); the admin API reads it. Everything is bounded:
   ``BODY_EXCERPT`` bytes.
 
 Parity is ``matches / compared``, where ``compared = matches + mismatches``: errors,
-drops and skipped jobs (the primary failed, or the primary disagreed with itself in
-noise mode) are counted apart and never move it. A verdict ``truncated`` (a body over
-``max_body``) rests on status and headers and counts like any other.
+drops, skipped jobs (the primary failed, or the primary disagreed with itself on the
+status in noise mode) and *unstable* ones (the shadow differed, but so did a second
+answer of the primary at the same places: a race with a write, or noise) are counted
+apart and never move it. ``RouteResults.gate()`` gives the same figures over rolling
+windows (``gate.OutcomeWindow``: the last N compared, the last few minutes). A verdict
+``truncated`` (a body over ``max_body``) rests on status and headers and counts like
+any other.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import quote, unquote
@@ -34,6 +38,7 @@ from multidict import MultiMapping
 
 from strangler.config.shadow_model import NoiseSpec
 from strangler.shadow.compare import ABSENT, Difference, Kind, Rules, Verdict
+from strangler.shadow.gate import GATE_LAST, GATE_SECONDS, Gate, OutcomeWindow
 from strangler.shadow.metrics import KINDS, RouteShadowMetrics, ShadowMetrics
 from strangler.shadow.noise import NoiseLearner
 
@@ -218,7 +223,7 @@ class RouteResults:
     __slots__ = (
         "_metrics", "_rules", "_rules_base", "_rules_version", "by_kind", "compared",
         "dropped", "duration_max", "duration_sum", "errors", "matches", "mismatches",
-        "name", "noise", "paths", "samples", "skipped", "truncated",
+        "name", "noise", "paths", "samples", "skipped", "truncated", "unstable", "window",
     )  # fmt: skip
 
     def __init__(
@@ -228,15 +233,18 @@ class RouteResults:
         *,
         samples: int,
         noise: NoiseSpec,
+        window: OutcomeWindow | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self._metrics = metrics
         self.compared = self.matches = self.mismatches = 0
-        self.errors = self.dropped = self.skipped = self.truncated = 0
+        self.errors = self.dropped = self.skipped = self.truncated = self.unstable = 0
         self.by_kind: dict[Kind, int] = dict.fromkeys(KINDS, 0)
         self.paths = TopCounter(MAX_TRACKED_PATHS)
         self.samples: deque[Sample] = deque(maxlen=samples)
-        self.noise = NoiseLearner(noise)
+        self.noise = NoiseLearner(noise, clock=clock)
+        self.window = window if window is not None else OutcomeWindow(clock=clock)
         self.duration_sum = 0.0
         self.duration_max = 0.0
         self._rules: Rules | None = None
@@ -250,17 +258,22 @@ class RouteResults:
 
     def rules(self, base: Rules) -> Rules:
         """``base`` plus the route's learned noisy paths (compiled once per change)."""
-        if not self.noise.noisy:
-            return base
-        if (
-            self._rules is None
-            or self._rules_base is not base
-            or (self._rules_version != self.noise.version)
-        ):
-            self._rules = base.with_ignored(self.noise.noisy)
-            self._rules_base = base
+        noisy = self.noise.noisy  # forgets what has left the noise window first
+        if self._rules_version != self.noise.version:
+            self._rules = None
             self._rules_version = self.noise.version
+            if self._metrics is not None:
+                self._metrics.noisy.set(len(noisy))
+        if not noisy:
+            return base
+        if self._rules is None or self._rules_base is not base:
+            self._rules = base.with_ignored(noisy)
+            self._rules_base = base
         return self._rules
+
+    def gate(self) -> Gate:
+        """Parity, compared and unstable over the rolling windows (``gate.Gate``)."""
+        return self.window.gate()
 
     def _timed(self, duration: float | None) -> None:
         if duration is None:
@@ -278,6 +291,7 @@ class RouteResults:
         self.truncated += verdict.truncated
         self._timed(duration)
         m = self._metrics
+        self.window.record("match" if verdict.match else "mismatch")
         if verdict.match:
             self.matches += 1
             if m is not None:
@@ -296,6 +310,15 @@ class RouteResults:
                 m.mismatch.inc()
         if m is not None:
             m.parity.set(self.matches / self.compared)
+
+    def record_unstable(self, duration: float | None) -> None:
+        """The shadow differed, and so did the primary's own second answer at the same
+        places: a race with a write, or noise. Not a regression; not in parity."""
+        self.unstable += 1
+        self.window.record("unstable")
+        self._timed(duration)
+        if self._metrics is not None:
+            self._metrics.unstable.inc()
 
     def record_error(self, duration: float | None, sample: Sample | None = None) -> None:
         """The shadow side failed (refused, reset, timed out, unreadable)."""
@@ -317,13 +340,14 @@ class RouteResults:
         self.skipped += 1
 
     def summary(self) -> dict[str, object]:
-        timed = self.compared + self.errors
+        timed = self.compared + self.errors + self.unstable
         return {
             "route": self.name,
             "compared": self.compared,
             "matches": self.matches,
             "mismatches": self.mismatches,
             "parity": self.parity,
+            "unstable": self.unstable,
             "errors": self.errors,
             "dropped": self.dropped,
             "skipped": self.skipped,
@@ -338,6 +362,7 @@ class RouteResults:
         return {
             **self.summary(),
             "top_paths": [{"path": p, "count": n} for p, n in self.paths.top(top)],
+            "gate": self.gate().as_dict(),
             "noise": self.noise.as_dict(),
             "samples": [s.as_dict() for s in reversed(self.samples)],  # newest first
         }
@@ -350,9 +375,20 @@ class ShadowResults:
     that only look at the figures). ``samples``: the ring size per route.
     """
 
-    def __init__(self, metrics: ShadowMetrics | None = None, *, samples: int = 20) -> None:
+    def __init__(
+        self,
+        metrics: ShadowMetrics | None = None,
+        *,
+        samples: int = 20,
+        gate_last: int = GATE_LAST,
+        gate_seconds: float = GATE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.metrics = metrics
         self.sample_limit = samples
+        self.gate_last = gate_last
+        self.gate_seconds = gate_seconds
+        self.clock = clock
         self.routes: dict[str, RouteResults] = {}
         self.started = time.time()
 
@@ -363,7 +399,12 @@ class ShadowResults:
         if r is None:
             bound = None if self.metrics is None else self.metrics.bind(name)
             r = self.routes[name] = RouteResults(
-                name, bound, samples=self.sample_limit, noise=noise or NoiseSpec()
+                name,
+                bound,
+                samples=self.sample_limit,
+                noise=noise or NoiseSpec(),
+                window=OutcomeWindow(self.gate_last, self.gate_seconds, clock=self.clock),
+                clock=self.clock,
             )
         elif noise is not None:
             r.noise.configure(noise)
@@ -383,6 +424,11 @@ class ShadowResults:
             "since": self.started,
             "routes": [self.routes[n].summary() for n in sorted(self.routes)],
         }
+
+    def gate(self, name: str) -> Gate | None:
+        """One route's gate figures (``None``: no route with shadow by that name)."""
+        r = self.routes.get(name)
+        return None if r is None else r.gate()
 
     def detail(self, name: str, top: int = 20) -> dict[str, object] | None:
         r = self.routes.get(name)
