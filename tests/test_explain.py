@@ -257,3 +257,36 @@ def test_request_id_doctests() -> None:
     from strangler import requestid
 
     assert doctest.testmod(requestid).failed == 0
+
+
+@pytest.mark.parametrize(
+    ("stage", "kind", "expected"),
+    [
+        ("connect", "refused", "connection_refused"),
+        ("connect", "timeout", "connection_timeout"),
+        ("send", "reset", "connection_terminated"),
+        ("send", "timeout", "connection_write_timeout"),
+        ("response_headers", "reset", "connection_terminated"),
+        ("response_headers", "timeout", "http_response_timeout"),
+        ("response_headers", "protocol", "http_protocol_error"),
+        ("response_body", "protocol", "http_response_incomplete"),
+        ("response_body", "timeout", "connection_read_timeout"),
+    ],
+)
+def test_proxy_status_error_types(stage: str, kind: str, expected: str) -> None:
+    from strangler.errors import ForwardError, ForwardErrorKind, ForwardStage
+
+    e = ForwardError("billing", ForwardStage(stage), ForwardErrorKind(kind))
+    assert e.proxy_status == expected
+
+
+async def test_overrides_mode_explains_a_killed_route_to_the_tester(
+    start: Start, client: aiohttp.ClientSession, token: str
+) -> None:
+    proxy = await start(top="debug_headers: overrides", routes=ROUTES)
+    status, _ = await admin(client, proxy, "POST", "/api/routes/inv/rollback", headers=AUTH)
+    assert status == 200
+    assert await explained(client, proxy.url + "/inv", **{"X-Strangler-Backend": "billing"}) == (
+        "inv; backend=legacy; reason=killed"
+    )
+    assert await explained(client, proxy.url + "/inv") is None  # not a tester
