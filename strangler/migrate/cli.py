@@ -41,6 +41,11 @@ def format_plan(view: dict[str, object], *, history: int = 3) -> str:
     ]
     if view.get("note"):
         lines.append(f"  {view['note']}")
+    eta = view.get("eta_seconds")
+    if isinstance(eta, int | float):
+        lines.append(
+            f"  done in {_duration(float(eta))} at the earliest, if every gate keeps passing"
+        )
     gates = view.get("gates")
     if isinstance(gates, list):
         for g in gates:

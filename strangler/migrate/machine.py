@@ -58,6 +58,7 @@ __all__ = [
     "Transition",
     "abort",
     "approve",
+    "eta",
     "evaluate",
     "judge",
     "pause",
@@ -289,6 +290,33 @@ def _enter_first(plan: MigratePlan, state: MigrationState, index: int) -> Outcom
         held = replace(state, status="waiting_approval", entry_pending=True, note=note)
         return Outcome(state=held, share=0.0)
     return Outcome(state=state, share=share_of(plan, index, 0))
+
+
+def eta(plan: MigratePlan, state: MigrationState, now: float) -> float | None:
+    """Seconds until ``done`` if every gate keeps passing from now on; ``None`` when it
+    is not knowable (waiting for traffic or an approval, paused, aborted). A lower
+    bound: it assumes every window gets its traffic in time.
+
+    >>> p = MigratePlan(stages=(CanaryStage(steps=(0.1, 0.5), step_every=60.0),
+    ...                         MigratedStage(hold=600.0)))
+    >>> eta(p, MigrationState(stage=0, step=0, entered=0.0), now=20.0)
+    700.0
+    """
+    if state.status != "running" or state.entry_pending or state.note.startswith("waiting"):
+        return None
+    if state.stage >= len(plan.stages):
+        return 0.0
+    left = 0.0
+    for i in range(state.stage, len(plan.stages)):
+        s = plan.stages[i]
+        if isinstance(s, CanaryStage):
+            first = state.step if i == state.stage else 0
+            left += s.step_every * (len(s.steps) - first)
+        else:
+            left += s.hold
+        if i + 1 < len(plan.stages) and plan.stages[i + 1].kind in plan.approval:
+            return None  # an approval ahead: not knowable
+    return max(0.0, left - (now - state.entered))
 
 
 # ---------------------------------------------------------------------------- gates

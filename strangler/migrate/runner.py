@@ -70,6 +70,7 @@ class RouteView:
             "stage": s.stage,
             "step": s.step,
             "in_stage_seconds": max(0.0, now - s.entered),
+            "eta_seconds": machine.eta(self.plan, s, now),
             "note": s.note,
             "gates": [g.as_dict() for g in self.gates],
             "figures": None if self.figures is None else self.figures.as_dict(),

@@ -13,7 +13,9 @@ back-pressures (``capture``), and a full lane drops and counts. Modules:
 - ``compare``: ``compare(primary, shadow, rules) -> Verdict``;
 - ``noise``: ``NoiseLearner``;
 - ``samples``: ``ShadowResults`` (counts, parity, top paths, redacted samples);
+  ``merge_figures`` (several workers' figures as one);
 - ``gate``: ``OutcomeWindow`` -> ``Gate`` (parity, compared, unstable per window);
+- ``shared``: ``SharedResults`` (with ``--workers N``: published per worker, read merged);
 - ``metrics``: ``ShadowMetrics`` (Prometheus);
 - ``api``: ``add_shadow_routes`` (admin); ``cli``: ``add_diff_command`` (``strangler diff``).
 

@@ -310,3 +310,44 @@ async def test_with_three_workers_one_process_advances_the_plan(
         assert shares == [0.0, 0.1, 0.25, 0.5, 1.0]
     assert proc.returncode == 0, (await proc.stderr.read()).decode() if proc.stderr else ""
     assert not (tmp_path / "state" / "migrate.lease").exists()  # given up on stop
+
+
+async def cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "strangler",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_the_cli_shows_the_plan_and_steers_it(
+    make_proxy: MakeProxy, apps: tuple[str, NewService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRANGLER_ADMIN_TOKEN", "t0ken")
+    legacy, new = apps
+    proxy = await make_proxy(config(legacy, new.url))
+    async with aiohttp.ClientSession() as session:
+        load = Load(proxy.url)
+        while (await views(proxy.admin_url, session))["position"] == "not started":
+            await load.burst(session, 1)
+    code, out, _ = await cli("migrate", "status", "--admin", proxy.admin_url)
+    assert code == 0
+    assert out.startswith("orders-read: shadow (running, new side 0%, in stage ")
+    code, out, err = await cli(
+        "migrate", "pause", "orders-read", "--reason", "change freeze", "--admin", proxy.admin_url
+    )
+    assert (code, err) == (0, "")
+    assert out == "orders-read: shadow -> shadow (paused: change freeze) by admin@127.0.0.1\n"
+    code, out, err = await cli("migrate", "approve", "orders-read", "--admin", proxy.admin_url)
+    assert code == 1
+    assert "409" in err
+    assert "nothing waits for an approval" in err
+    code, out, _ = await cli("migrate", "status", "orders-read", "--admin", proxy.admin_url)
+    assert "paused by admin@127.0.0.1: change freeze" in out
+    assert "shadow -> shadow: paused: change freeze (admin@127.0.0.1)" in out
