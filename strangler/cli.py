@@ -96,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(args, "admin"):  # a command that talks to a running proxy's admin API
+        from strangler.cli_admin import AdminSetupError, prepare
+
+        try:
+            prepare(args)
+        except AdminSetupError as e:
+            print(f"strangler: {e}", file=sys.stderr)
+            return 1
     if hasattr(args, "func"):  # subcommands that register their own handler
         code: int = args.func(args)
         return code

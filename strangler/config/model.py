@@ -172,6 +172,10 @@ class Canary:
     at: Location = NOWHERE
 
 
+DebugHeaders = Literal["off", "on", "overrides"]
+"""``debug_headers``: add ``X-Strangler-Route`` (route, backend, reason) to every
+answer, to none, or only to requests carrying a valid override (``overrides``)."""
+
 OVERRIDE_HEADER: Final = "X-Strangler-Backend"
 OVERRIDE_COOKIE: Final = "strangler_backend"
 
@@ -255,6 +259,7 @@ class Route:
     shadow: ShadowSpec | None = None  # mirror requests to a second upstream and compare
     translate: TranslateSpec | None = None  # applied when the new side answers
     migrate: MigratePlan | None = None  # the autopilot: stages that move the canary share
+    debug_headers: DebugHeaders | None = None  # None: the config's debug_headers
 
     @property
     def new_side(self) -> str | None:
@@ -362,5 +367,6 @@ class Config:
     access_log: AccessLog = AccessLog()
     drain_seconds: float = 30.0
     state: StateFiles = StateFiles()
+    debug_headers: DebugHeaders = "off"
     files: tuple[str, ...] = ()  # every file read, main first: what the reloader watches
     version: str = "builtin"  # short hash of the files' contents

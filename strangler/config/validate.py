@@ -38,6 +38,7 @@ from strangler.config.model import (
     AccessLog,
     Admin,
     Config,
+    DebugHeaders,
     Forwarded,
     Limits,
     Listen,
@@ -58,7 +59,7 @@ __all__ = ["TOP_KEYS", "legacy_only", "mask_url_password", "parse_listen", "vali
 
 TOP_KEYS: Final = (
     "listen", "admin", "upstreams", "include", "routes",
-    "limits", "forwarded", "access_log", "drain", "state", "translators",
+    "limits", "forwarded", "access_log", "drain", "state", "translators", "debug_headers",
 )  # fmt: skip
 ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
 UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
@@ -77,6 +78,12 @@ REDIS_KEYS: Final = ("url", "key_prefix", "resync")
 _MAX_FILE_POLL: Final = 60.0
 _MAX_RESYNC: Final = 3600.0
 
+# A bare number this large in a timeout was most likely meant as milliseconds.
+_BARE_TIMEOUT: Final = {
+    "connect": units.bare_seconds_below(100),
+    "read": units.bare_seconds_below(1000),
+    "total": units.bare_seconds_below(1000),
+}
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONFIG: Final = Config(upstreams=MappingProxyType({}))  # the defaults
 _UPSTREAM: Final = Upstream(name="", url="")
@@ -130,6 +137,9 @@ class _Validator(Walker):
             else self.unit(f["drain"], "drain", units.duration)
         )
         state = self.state(f.get("state"))
+        debug: DebugHeaders | None = "off"
+        if "debug_headers" in f:
+            debug = self.debug_headers(f["debug_headers"], "debug_headers")
         if (
             self.problems
             or sources.problems
@@ -142,6 +152,7 @@ class _Validator(Walker):
             or access_log is None
             or drain is None
             or state is None
+            or debug is None
         ):
             return None
         digest = hashlib.sha256()
@@ -157,6 +168,7 @@ class _Validator(Walker):
             access_log=access_log,
             drain_seconds=drain,
             state=state,
+            debug_headers=debug,
             files=tuple(file.path for file in sources.files),
             version=digest.hexdigest()[:12],
         )
@@ -300,7 +312,7 @@ class _Validator(Walker):
             if _is_null(value):
                 values[key] = None  # no limit
                 continue
-            seconds = self.unit(value, f"{subject} timeout.{key}", units.duration)
+            seconds = self.unit(value, f"{subject} timeout.{key}", _BARE_TIMEOUT[key])
             if seconds is not None and seconds <= 0:
                 self.report(
                     value.at,
