@@ -89,14 +89,38 @@ class ForwardError(StranglerError):
         return 504 if self.kind is ForwardErrorKind.TIMEOUT else 502
 
     def client_message(self) -> str:
-        """One plain line for the client: names the upstream, never a traceback."""
+        """One plain line for the client (no newline): names the upstream, never a
+        traceback."""
         what: Final = {
             ForwardErrorKind.REFUSED: "refused the connection",
             ForwardErrorKind.RESET: "closed the connection",
             ForwardErrorKind.TIMEOUT: "timed out",
             ForwardErrorKind.PROTOCOL: "sent an invalid response",
         }[self.kind]
-        return f"upstream {self.upstream!r} {what}\n"
+        return f"upstream {self.upstream!r} {what}"
+
+    @property
+    def proxy_status(self) -> str:
+        """The RFC 9209 error type for this failure (``Proxy-Status: ...; error=TYPE``)."""
+        if self.kind is ForwardErrorKind.TIMEOUT:
+            return _TIMEOUT_TYPES[self.stage]
+        if self.kind is ForwardErrorKind.PROTOCOL:
+            return (
+                "http_response_incomplete"
+                if self.stage is ForwardStage.RESPONSE_BODY
+                else "http_protocol_error"
+            )
+        if self.kind is ForwardErrorKind.REFUSED:
+            return "connection_refused"
+        return "connection_terminated"
+
+
+_TIMEOUT_TYPES: Final = {
+    ForwardStage.CONNECT: "connection_timeout",
+    ForwardStage.SEND: "connection_write_timeout",
+    ForwardStage.RESPONSE_HEADERS: "http_response_timeout",
+    ForwardStage.RESPONSE_BODY: "connection_read_timeout",
+}
 
 
 class BodyTooLarge(StranglerError):
@@ -129,5 +153,5 @@ class TranslateError(StranglerError):
         super().__init__(f"{step}: {message}")
 
     def client_message(self) -> str:
-        """One plain line for the client; never a traceback."""
-        return f"translation failed: {' '.join(str(self).split())}\n"  # one line, always
+        """One plain line for the client (no newline); never a traceback."""
+        return f"translation failed: {' '.join(str(self).split())}"  # one line, always

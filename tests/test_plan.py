@@ -225,9 +225,11 @@ def test_strangler_log_paths_are_unescaped_and_odd_lines_still_read(tmp_path: Pa
     from strangler.accesslog import format_entry
 
     own = format_entry(
-        (0.0, "GET", '/files/a "b"/\u00e9', "r", "legacy", 200, 1, 1.0, "::1"), "json"
+        (0.0, "GET", '/files/a "b"/\u00e9', "r", "legacy", 200, 1, 1.0, "::1", "rid-1"), "json"
     )
-    text = format_entry((0.0, "DELETE", "/a b/c", "r", "legacy", 204, 0, 1.5, "10.0.0.1"), "text")
+    text = format_entry(
+        (0.0, "DELETE", "/a b/c", "r", "legacy", 204, 0, 1.5, "10.0.0.1", "rid-2"), "text"
+    )
     log = own + "\n\n" + " " + NGINX.splitlines()[0] + "\n" + '{"method": "GET"}\n' + text
     t = read_sources([str(_write(tmp_path, "mixed.log", log))])
     assert t.counts[Key("GET", '/files/a "b"/\u00e9')] == 1

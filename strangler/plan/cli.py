@@ -24,13 +24,12 @@ from typing import Final, TextIO
 
 import aiohttp
 
+from strangler.cli_admin import ADMIN_ENV, DEFAULT_ADMIN, TOKEN_ENV, unreachable
 from strangler.config.model import Config
 from strangler.config.units import percent
 
 __all__ = ["add_plan_command", "run_plan"]
 
-DEFAULT_ADMIN: Final = "http://127.0.0.1:8081"
-TOKEN_ENV: Final = "STRANGLER_ADMIN_TOKEN"
 TIMEOUT: Final = 10.0
 
 
@@ -52,11 +51,16 @@ def add_plan_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--config", "-c", type=Path, metavar="NEW.yaml", help="the proposed config")
     cur = p.add_mutually_exclusive_group()
     cur.add_argument("--current", type=Path, metavar="OLD.yaml", help="the current config")
+    # dest admin_url: ``cli.main`` resolves ``args.admin`` for admin commands, using
+    # --config's admin.listen; here --config is the proposed config, and --admin is
+    # optional (it says where the *current* config comes from).
     cur.add_argument(
         "--admin",
+        dest="admin_url",
         metavar="URL",
         help="take the current config from a running proxy's admin API "
-        f"(GET /api/plan/config); with --record, the proxy to record (default {DEFAULT_ADMIN})",
+        f"(GET /api/plan/config); with --record, the proxy to record (default "
+        f"${ADMIN_ENV}, else {DEFAULT_ADMIN})",
     )
     p.add_argument(
         "--traffic",
@@ -131,7 +135,7 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if args.config is None:
         raise _Usage("--config NEW.yaml is required (or --record FILE)")
-    if args.current is None and args.admin is None:
+    if args.current is None and args.admin_url is None:
         raise _Usage("say what runs now: --current OLD.yaml or --admin URL")
     if not args.traffic:
         raise _Usage("--traffic SOURCE is required ('-' for stdin)")
@@ -146,7 +150,7 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.current is not None:
         current = _load(args.current)
     else:
-        current, runtime = _from_admin(args.admin)
+        current, runtime = _from_admin(args.admin_url)
     try:
         traffic = read_sources([s for group in args.traffic for s in group])
     except TrafficError as e:
@@ -197,9 +201,7 @@ async def _call(
                 raise PlanFailure(f"{method} {url}: {resp.status} {text}")
             doc = await resp.json()
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
-        raise PlanFailure(
-            f"cannot reach the admin API at {url}: {e} (is strangler running?)"
-        ) from None
+        raise PlanFailure(unreachable(url, e)) from None
     if not isinstance(doc, dict):
         raise PlanFailure(f"{url}: expected a JSON object")
     return doc
@@ -262,7 +264,7 @@ def _record(args: argparse.Namespace, out: TextIO) -> int:
         raise _Usage("--rate must be above 0%")
     if args.max < 1 or args.duration <= 0:
         raise _Usage("--max must be at least 1 and --duration above 0")
-    base = _base(args.admin or DEFAULT_ADMIN)
+    base = _base(args.admin_url or os.environ.get(ADMIN_ENV) or DEFAULT_ADMIN)
     token = _token(args)
 
     async def record() -> list[object]:

@@ -141,9 +141,9 @@ _STRANGLER: Final = re.compile(
 
 
 # A line of strangler's text access log: time client method path status bytes
-# duration route backend (the path is decoded and may hold spaces).
+# duration route backend [request id] (the path is decoded and may hold spaces).
 _STRANGLER_TEXT: Final = re.compile(
-    r"\d{4}-\d\d-\d\dT[\d:.]+Z \S+ ([A-Z]+) (.*) \d{3} \d+ [\d.]+ms \S+ \S+\s*$"
+    r"\d{4}-\d\d-\d\dT[\d:.]+Z \S+ ([A-Z]+) (.*) \d{3} \d+ [\d.]+ms \S+ \S+(?: \S+)?\s*$"
 )
 
 
