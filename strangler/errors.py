@@ -69,6 +69,7 @@ class ForwardErrorKind(enum.Enum):
     RESET = "reset"
     TIMEOUT = "timeout"
     PROTOCOL = "protocol"
+    TLS = "tls"  # the handshake failed: a certificate that does not verify, no common version
 
 
 class ForwardError(StranglerError):
@@ -90,11 +91,14 @@ class ForwardError(StranglerError):
 
     def client_message(self) -> str:
         """One plain line for the client: names the upstream, never a traceback."""
+        if self.kind is ForwardErrorKind.TLS:  # the reason is the whole point
+            return f"upstream {self.upstream!r}: {self.detail}\n"
         what: Final = {
             ForwardErrorKind.REFUSED: "refused the connection",
             ForwardErrorKind.RESET: "closed the connection",
             ForwardErrorKind.TIMEOUT: "timed out",
             ForwardErrorKind.PROTOCOL: "sent an invalid response",
+            ForwardErrorKind.TLS: "failed the TLS handshake",
         }[self.kind]
         return f"upstream {self.upstream!r} {what}\n"
 

@@ -46,9 +46,11 @@ from strangler.config.model import (
     StateFiles,
     Timeouts,
     Upstream,
+    UpstreamTls,
 )
 from strangler.config.source import Map, Node, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable, read_networks
+from strangler.config.validate_tls import TlsReader
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import NAME, BadValue, check_url, parse_listen
 from strangler.config.walker import Walker, suggest
@@ -61,7 +63,7 @@ TOP_KEYS: Final = (
     "limits", "forwarded", "access_log", "drain", "state", "translators",
 )  # fmt: skip
 ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
-UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
+UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header", "tls")
 TIMEOUT_KEYS: Final = ("connect", "read", "total")
 LIMITS_KEYS: Final = ("max_header_bytes", "max_headers", "max_body_bytes")
 FORWARDED_KEYS: Final = ("trusted", "headers", "style")
@@ -99,7 +101,7 @@ class _Validator(Walker):
             return None
         f = self.entries(root, TOP_KEYS, subject="the config", where="at the top level")
 
-        listen = _CONFIG.listen if "listen" not in f else self.listen(f["listen"], "listen")
+        listen = _CONFIG.listen if "listen" not in f else TlsReader(self).listen(f["listen"])
         admin = Admin() if "admin" not in f else self.admin(f["admin"])
         if listen is not None and admin is not None:
             self.check_ports(listen, admin.listen, root.key_at("admin"))
@@ -268,7 +270,10 @@ class _Validator(Walker):
         if "host_header" in f:
             mode = self.choice(f["host_header"], f"{subject} host_header", ("preserve", "upstream"))
             host_header = cast(Literal["preserve", "upstream"], mode or host_header)
-        if url is None or timeouts is None:
+        tls: UpstreamTls | None = _UPSTREAM.tls
+        if "tls" in f:
+            tls = TlsReader(self).upstream_tls(f["tls"], subject, url)
+        if url is None or timeouts is None or tls is None:
             return None
         return Upstream(
             name=name,
@@ -276,6 +281,7 @@ class _Validator(Walker):
             timeouts=timeouts,
             max_connections=max_connections,
             host_header=host_header,
+            tls=tls,
             at=node.at,
         )
 
