@@ -37,6 +37,7 @@ import contextlib
 import logging
 import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -119,6 +120,7 @@ class ListenerTls:
         self.context = server_context(spec.default, spec.min_version)
         self.context.sni_callback = self._on_hello
         self.reloads = 0  # certificate sets loaded after the first
+        self.failed = 0  # attempts that found files that do not load
         self._lock = asyncio.Lock()
         self._loaded = asyncio.Condition()  # notified after each reload
         self._watcher: asyncio.Task[None] | None = None
@@ -161,18 +163,21 @@ class ListenerTls:
             except BadValue as e:
                 log.error("TLS certificates not reloaded, still serving the previous ones: %s", e)
                 self._seen = seen  # try again on the next change
-                return False
-            self.spec, self._current, self._seen = spec, loaded, seen
-            self.reloads += 1
-            log.info("TLS certificates loaded (%d files)", len(files))
+                self.failed += 1
+                ok = False
+            else:
+                self.spec, self._current, self._seen = spec, loaded, seen
+                self.reloads += 1
+                log.info("TLS certificates loaded (%d files)", len(files))
+                ok = True
         async with self._loaded:
             self._loaded.notify_all()
-        return True
+        return ok
 
-    async def wait_for_reloads(self, count: int) -> None:
-        """Return once ``count`` certificate reloads have been applied."""
+    async def wait_until(self, check: Callable[[ListenerTls], bool]) -> None:
+        """Return once ``check(self)`` holds; checked after every reload attempt."""
         async with self._loaded:
-            await self._loaded.wait_for(lambda: self.reloads >= count)
+            await self._loaded.wait_for(lambda: check(self))
 
     async def _watch(self, interval: float) -> None:
         while True:

@@ -346,7 +346,7 @@ upstreams:
     tls = proxy.server.tls
     assert tls is not None
     write_leaf(ca, tmp_path, "proxy", "127.0.0.1", "watched.example")
-    await tls.wait_for_reloads(1)
+    await tls.wait_until(lambda t: t.reloads >= 1)
     assert "watched.example" in await peer_names(proxy.server.proxy_port, ca, "127.0.0.1")
 
 

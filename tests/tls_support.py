@@ -21,15 +21,26 @@ class Pems:
     key: Path
 
 
+def issue(ca: trustme.CA, *identities: str, **kw: Any) -> tuple[bytes, bytes]:
+    """A new certificate chain and its key, as PEM bytes."""
+    leaf = ca.issue_cert(*identities, **kw)
+    return b"".join(b.bytes() for b in leaf.cert_chain_pems), leaf.private_key_pem.bytes()
+
+
+def replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, as a careful rotation does."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def write_leaf(ca: trustme.CA, directory: Path, name: str, *identities: str, **kw: Any) -> Pems:
     """Issue a certificate for ``identities`` and write ``name.pem`` and ``name.key``
-    into ``directory`` (each replaced atomically, cert first, as a rotation would)."""
-    leaf = ca.issue_cert(*identities, **kw)
+    into ``directory`` (each replaced atomically, cert first)."""
+    cert, key = issue(ca, *identities, **kw)
     pems = Pems(directory / f"{name}.pem", directory / f"{name}.key")
-    for blob, path in ((leaf.cert_chain_pems, pems.cert), ((leaf.private_key_pem,), pems.key)):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(b"".join(b.bytes() for b in blob))
-        os.replace(tmp, path)
+    replace(pems.cert, cert)
+    replace(pems.key, key)
     return pems
 
 
