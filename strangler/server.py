@@ -300,6 +300,7 @@ class ProxyServer:
             self._fingerprint = _fingerprint(config.files)
             if self.tls is not None:  # certificate files may change with no config change
                 await self.tls.update(config.listen.tls)
+            self.forwarder.refresh_tls()
             if config.version == self.config.version:
                 self.metrics.config_reloads.labels("unchanged").inc()
                 return "unchanged", f"version {config.version} is already loaded"

@@ -284,6 +284,48 @@ upstreams:
         assert r.headers["Location"] == (f"https://127.0.0.1:{proxy.server.proxy_port}/a/b?c=1%202")
 
 
+async def serve_file(config: Path) -> ProxyServer:
+    """A proxy started from a config file, so that ``reload()`` (SIGHUP's work) reads it."""
+    server = ProxyServer(
+        load_config(config),
+        ServeOptions(config_path=config, watch_interval=0, state_dir=config.parent / "state"),
+        metrics=Metrics(),
+        access_stream=io.StringIO(),
+    )
+    await server.start()
+    return server
+
+
+async def test_reload_reads_a_rotated_upstream_ca(
+    aiohttp_server: AiohttpServer, ca: trustme.CA, tmp_path: Path
+) -> None:
+    url, recorder = await tls_upstream(aiohttp_server, ca, "127.0.0.1", mtls=False)
+    ca_file = write_ca(trustme.CA(), tmp_path)  # not the upstream's CA yet
+    config = tmp_path / "strangler.yaml"
+    config.write_text(
+        f"""
+listen: 127.0.0.1:0
+admin: {{listen: 127.0.0.1:0}}
+upstreams:
+  legacy: {{url: {url}, tls: {{ca: {ca_file}}}}}
+"""
+    )
+    server = await serve_file(config)
+    try:
+        proxy_url = f"http://127.0.0.1:{server.proxy_port}/x"
+        async with aiohttp.ClientSession() as s:
+            async with s.get(proxy_url) as r:
+                assert r.status == 502
+                assert "certificate verify failed" in await r.text()
+            write_ca(ca, tmp_path)
+            assert (await server.reload())[0] == "unchanged"
+            async with s.get(proxy_url) as r:
+                assert r.status == 200
+        assert len(recorder.seen) == 1
+    finally:
+        await server.stop()
+
+
 async def test_sighup_reload_picks_up_new_certificate_files_and_keeps_old_ones_when_broken(
     legacy: Upstream, ca: trustme.CA, tmp_path: Path, proxy_pems: Pems
 ) -> None:
@@ -296,13 +338,7 @@ upstreams:
   legacy: {legacy.url}
 """
     )
-    server = ProxyServer(
-        load_config(config),
-        ServeOptions(config_path=config, watch_interval=0, state_dir=tmp_path / "state"),
-        metrics=Metrics(),
-        access_stream=io.StringIO(),
-    )
-    await server.start()
+    server = await serve_file(config)
     try:
         tls = server.tls
         assert tls is not None

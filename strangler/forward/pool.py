@@ -69,7 +69,6 @@ class UpstreamPool:
         if self._session is None:
             t = self.upstream.timeouts
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self.tls.context or True),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
                 timeout=aiohttp.ClientTimeout(total=None, connect=t.connect),
@@ -77,6 +76,12 @@ class UpstreamPool:
                 trust_env=False,
             )
         return self._session
+
+    def refresh_tls(self) -> None:
+        """Build the upstream's TLS context from its files again: new connections use
+        it, open ones keep theirs."""
+        if self.h1.tls is not None:
+            self.tls = self.h1.tls = upstream_ssl(self.upstream)
 
     def target(self, raw_path_qs: str) -> str:
         """The request target sent upstream: the upstream's base path + the client's."""
@@ -158,6 +163,12 @@ class Forwarder:
             )
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
+
+    def refresh_tls(self) -> None:
+        """Read every https:// upstream's CA and client certificate files again
+        (a reload: rotated certificates take effect without a config change)."""
+        for pool in self._pools.values():
+            pool.refresh_tls()
 
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
