@@ -201,7 +201,10 @@ async def _start_redirect(listen: Listen, https_port: int, *, reuse_port: bool) 
     suffix = "" if https_port == 443 else f":{https_port}"
 
     async def redirect(request: web.BaseRequest) -> web.StreamResponse:
-        host = URL.build(scheme="http", authority=request.host).raw_host or listen.host
+        try:
+            host = URL.build(scheme="http", authority=request.host).raw_host or listen.host
+        except ValueError:
+            return web.Response(status=400, text="invalid Host header\n")
         if ":" in host:  # an IPv6 literal goes back in brackets
             host = f"[{host}]"
         location = f"https://{host}{suffix}{request.raw_path}"
@@ -244,6 +247,8 @@ def upstream_ssl(upstream: Upstream) -> UpstreamSsl:
     if url.scheme != "https":
         return _PLAIN
     name = upstream.tls.server_name or url.raw_host
+    if not upstream.tls.verify:
+        log.warning("upstream %r: TLS certificate NOT verified (verify: false)", upstream.name)
     try:
         return UpstreamSsl(client_context(upstream.tls), name)
     except BadValue as e:
