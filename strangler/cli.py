@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--config", "-c", type=Path, help="the strangler.yaml to serve")
     src.add_argument("--legacy", metavar="URL", help="zero-config: proxy everything to URL")
     serve.add_argument(
-        "--listen", metavar="HOST:PORT", help="proxy address (overrides the config's listen address; its tls stays)"
+        "--listen",
+        metavar="HOST:PORT",
+        help="proxy address (overrides the config's listen address; its tls stays)",
     )
     serve.add_argument(
         "--admin-listen", metavar="HOST:PORT", help="admin address (default 127.0.0.1:8081)"
