@@ -275,3 +275,28 @@ def test_docstring_examples() -> None:
     for module in (validate_tls, tls_files):
         result = doctest.testmod(module)
         assert result.failed == 0
+
+
+def test_every_pair_that_does_not_fit_is_reported(
+    tmp_path: Path, pems: Pems, ca: trustme.CA
+) -> None:
+    other = write_leaf(ca, tmp_path, "other", "other.example")
+    path = write(
+        tmp_path,
+        "listen:\n"
+        "  address: 127.0.0.1:8443\n"
+        "  tls:\n"
+        "    cert: proxy.pem\n"
+        "    key: other.key\n"
+        "    sni:\n"
+        "      a.example: {cert: other.pem, key: proxy.key}\n"
+        "      b.example: {cert: other.pem}\n"
+        "upstreams: {legacy: http://l:1}\n",
+    )
+    found = problems(path)
+    assert [p.split(": ")[0:2] for p in found] == [
+        [f"{path}:4", "listen.tls"],
+        [f"{path}:7", "listen.tls.sni 'a.example'"],
+        [f"{path}:8", "listen.tls.sni 'b.example' has cert but no key (hint"],
+    ]
+    assert "key values mismatch" in found[1]

@@ -92,7 +92,7 @@ class TlsReader:
         f = self.w.fields(node, LISTEN_TLS_KEYS, subject="listen.tls", where="in listen.tls")
         if f is None:
             return None
-        default = self.pair(node, f, "listen.tls", required=True)
+        default = self.server_pair(self.pair(node, f, "listen.tls", required=True), "listen.tls")
         version: str | None = "1.2"
         if "min_version" in f:
             version = self._version(f["min_version"])
@@ -105,10 +105,13 @@ class TlsReader:
         if default is None or version is None or not ok:
             return None
         tls_version = cast(TlsVersion, version)
-        for pair in (default, *(p for _, p in sni)):
-            if not self._checked(pair.at, "listen.tls", server_context, pair):
-                return None
         return ListenTls(default=default, sni=tuple(sni), min_version=tls_version, at=node.at)
+
+    def server_pair(self, pair: CertKey | None, what: str) -> CertKey | None:
+        """``pair`` if the listener can serve it (the key fits the certificate)."""
+        if pair is None or not self._checked(pair.at, what, server_context, pair):
+            return None
+        return pair
 
     def _version(self, node: Node) -> str | None:
         # YAML reads 1.2 as a float: take it the way it was meant
@@ -137,6 +140,7 @@ class TlsReader:
             what = f"listen.tls.sni {name!r}"
             f = self.w.fields(value, _PAIR_KEYS, subject=what, where=f"in {what}")
             pair = None if f is None else self.pair(value, f, what, required=True)
+            pair = self.server_pair(pair, what)
             if host is None or pair is None:
                 ok = False
                 continue
