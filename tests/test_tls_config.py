@@ -280,7 +280,7 @@ def test_docstring_examples() -> None:
 def test_every_pair_that_does_not_fit_is_reported(
     tmp_path: Path, pems: Pems, ca: trustme.CA
 ) -> None:
-    other = write_leaf(ca, tmp_path, "other", "other.example")
+    write_leaf(ca, tmp_path, "other", "other.example")
     path = write(
         tmp_path,
         "listen:\n"
