@@ -6,6 +6,7 @@ certificate reloads on SIGHUP's path."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import io
 import ssl
@@ -391,3 +392,34 @@ def test_listen_tls_spec_is_hashable() -> None:
 
     spec = ListenTls(default=CertKey(cert="a", key="b"))
     assert hash(spec) == hash(ListenTls(default=CertKey(cert="a", key="b")))
+
+
+async def test_min_version_is_enforced(
+    make_proxy: MakeProxy, legacy: Upstream, ca: trustme.CA, proxy_pems: Pems
+) -> None:
+    async def handshake(port: int, maximum: ssl.TLSVersion) -> str | None:
+        ctx = client_context(ca)
+        ctx.maximum_version = maximum
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+        version = writer.get_extra_info("ssl_object").version()
+        writer.close()
+        await writer.wait_closed()
+        return str(version)
+
+    ports = {}
+    for minimum in ("1.2", "1.3"):
+        proxy = await make_proxy(
+            f"""
+listen:
+  address: 127.0.0.1:0
+  tls: {{cert: {proxy_pems.cert}, key: {proxy_pems.key}, min_version: "{minimum}"}}
+admin: {{listen: 127.0.0.1:0}}
+upstreams:
+  legacy: {legacy.url}
+"""
+        )
+        ports[minimum] = proxy.server.proxy_port
+    assert await handshake(ports["1.2"], ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert await handshake(ports["1.3"], ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+    with pytest.raises((ssl.SSLError, ConnectionError)):  # uvloop may see only the reset
+        await handshake(ports["1.3"], ssl.TLSVersion.TLSv1_2)
