@@ -1,8 +1,8 @@
 """``strangler routes | set | rollback | enable``: the release dials, from a terminal.
 
-They talk to a running proxy's admin API (``--admin``, default
-``http://127.0.0.1:8081``). Writes send the bearer token from ``--token-file`` or
-the ``STRANGLER_ADMIN_TOKEN`` environment variable; the token is never printed.
+They talk to a running proxy's admin API; ``strangler.cli_admin`` says how the
+address (``--admin``, ``STRANGLER_ADMIN``, ``--config``) and the write token
+(``--token-file``, ``STRANGLER_ADMIN_TOKEN``) are found. The token is never printed.
 
 A write names a ROUTE (a route of a canary group takes its whole group along, unless
 ``--only-route``), ``--group NAME``, or ``--all`` (rollback, enable). Every write
@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
-from typing import Final
 from urllib.parse import quote
 
-DEFAULT_ADMIN: Final = "http://127.0.0.1:8081"
-TOKEN_ENV: Final = "STRANGLER_ADMIN_TOKEN"
+from strangler.cli_admin import (
+    AdminSetupError,
+    add_admin_arguments,
+    denied,
+    resolve_token,
+    unreachable,
+)
 
 
 class AdminError(Exception):
@@ -32,9 +34,10 @@ class AdminError(Exception):
 
 
 def _token(args: argparse.Namespace) -> str | None:
-    if getattr(args, "token_file", None):
-        return Path(args.token_file).read_text(encoding="utf-8").strip() or None
-    return os.environ.get(TOKEN_ENV) or None
+    try:
+        return resolve_token(args)
+    except AdminSetupError as e:
+        raise AdminError(str(e)) from None
 
 
 def call(
@@ -52,12 +55,10 @@ def call(
             return result
     except urllib.error.HTTPError as e:
         detail = e.read().decode("utf-8", "replace").strip()
-        raise AdminError(f"{method} {path}: {e.code} {detail}") from None
+        refused = denied(e.code, detail, token_given=bool(token))
+        raise AdminError(refused or f"{method} {path}: {e.code} {detail}") from None
     except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise AdminError(
-            f"cannot reach the admin API at {admin}: {reason} (is strangler running?)"
-        ) from None
+        raise AdminError(unreachable(admin, getattr(e, "reason", e))) from None
 
 
 def _pct(value: object) -> str:
@@ -224,13 +225,7 @@ def enable_main(args: argparse.Namespace) -> int:
 
 def add_release_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def common(p: argparse.ArgumentParser, write: bool) -> None:
-        p.add_argument(
-            "--admin", default=DEFAULT_ADMIN, help=f"admin API (default {DEFAULT_ADMIN})"
-        )
-        if write:
-            p.add_argument(
-                "--token-file", help=f"file holding the admin token (default: ${TOKEN_ENV})"
-            )
+        add_admin_arguments(p, write=write)
 
     def target(p: argparse.ArgumentParser, every: str | None) -> None:
         p.add_argument(

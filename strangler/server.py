@@ -44,6 +44,7 @@ from strangler.config import load_config
 from strangler.config.model import Config, Slo
 from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
+from strangler.listener import CappedSite, listen_socket, listener_limits, raise_fd_limit
 from strangler.metrics import Metrics, enable_multiprocess, live_workers, worker_exited
 from strangler.migrate.api import add_migrate_routes
 from strangler.migrate.metrics import MigrationCollector
@@ -192,11 +193,13 @@ class ProxyServer:
         limits = config.limits
         server = ProxyHTTPServer(
             self.proxy.handle,
+            limits=listener_limits(limits, raise_fd_limit()),
             handler_cancellation=True,
             access_log=None,
             max_line_size=limits.max_header_bytes,
             max_field_size=limits.max_header_bytes,
             max_headers=limits.max_headers,
+            keepalive_timeout=limits.keepalive_timeout,
             auto_decompress=False,
         )
         self._proxy_runner = web.ServerRunner(
@@ -204,14 +207,16 @@ class ProxyServer:
         )
         await self._proxy_runner.setup()
         self.tls = ListenerTls.create(config.listen)
-        site = web.TCPSite(
+        sock = listen_socket(
+            config.listen.host, config.listen.port, reuse_port=self.options.reuse_port, backlog=1024
+        )
+        site = CappedSite(
             self._proxy_runner,
-            config.listen.host,
-            config.listen.port,
-            reuse_port=self.options.reuse_port or None,
+            sock,
             backlog=1024,
             ssl_context=None if self.tls is None else self.tls.context,
         )
+        server.listener = site  # paused at limits.max_connections
         await site.start()
         self.proxy_port = _bound_port(self._proxy_runner)
         if self.tls is not None:
@@ -226,7 +231,12 @@ class ProxyServer:
         add_shadow_routes(admin_app, self.shadow_shared)
         add_migrate_routes(admin_app, self.autopilot)
         add_status_page(admin_app)
-        self._admin_runner = web.AppRunner(admin_app, access_log=None, shutdown_timeout=5.0)
+        self._admin_runner = web.AppRunner(
+            admin_app,
+            access_log=None,
+            shutdown_timeout=5.0,
+            keepalive_timeout=limits.keepalive_timeout,
+        )
         await self._admin_runner.setup()
         admin = web.TCPSite(
             self._admin_runner,

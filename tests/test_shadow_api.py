@@ -198,9 +198,9 @@ async def test_diff_admin_unreachable_is_one_clear_line() -> None:
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
     assert err.startswith(
-        f"strangler diff: cannot reach the admin API at http://127.0.0.1:{port} ("
+        f"strangler diff: cannot reach the admin API at http://127.0.0.1:{port} (from --admin): "
     )
-    assert "is the proxy running?" in err
+    assert "is strangler running?" in err
 
 
 async def test_diff_not_an_admin_api(aiohttp_server: AiohttpServer) -> None:

@@ -160,9 +160,13 @@ routes:
     to: billing
 """
     )
-    async with aiohttp.ClientSession() as s, s.get(proxy.url + "/bills/1") as r:
+    headers = {"X-Request-Id": "r-1"}
+    async with aiohttp.ClientSession() as s, s.get(proxy.url + "/bills/1", headers=headers) as r:
         assert r.status == 502
-        assert await r.text() == f"upstream 'billing': {why}\n"
+        assert await r.text() == f"upstream 'billing': {why} (request id r-1)\n"
+        assert r.headers["Proxy-Status"] == (
+            "strangler; error=tls_certificate_error; details=\"upstream 'billing'\""
+        )
     assert _errors(proxy, "billing") == 1
     assert recorder.seen == []
 

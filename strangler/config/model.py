@@ -222,6 +222,10 @@ class Canary:
     at: Location = NOWHERE
 
 
+DebugHeaders = Literal["off", "on", "overrides"]
+"""``debug_headers``: add ``X-Strangler-Route`` (route, backend, reason) to every
+answer, to none, or only to requests carrying a valid override (``overrides``)."""
+
 OVERRIDE_HEADER: Final = "X-Strangler-Backend"
 OVERRIDE_COOKIE: Final = "strangler_backend"
 
@@ -305,6 +309,7 @@ class Route:
     shadow: ShadowSpec | None = None  # mirror requests to a second upstream and compare
     translate: TranslateSpec | None = None  # applied when the new side answers
     migrate: MigratePlan | None = None  # the autopilot: stages that move the canary share
+    debug_headers: DebugHeaders | None = None  # None: the config's debug_headers
 
     @property
     def new_side(self) -> str | None:
@@ -326,6 +331,13 @@ class Limits:
     max_header_bytes: int = 8190  # one request line or one header field
     max_headers: int = 128
     max_body_bytes: int = 1 << 30  # request body; 0 = unlimited
+    # What one client connection may do (protocol.py / listener.py):
+    max_head_bytes: int = 32768  # request line and all header fields together
+    header_timeout: float = 30.0  # seconds from a head's first byte to its end
+    keepalive_timeout: float = 75.0  # seconds an idle connection is kept open
+    body_timeout: float = 60.0  # seconds without a request body byte
+    max_connections: int = 0  # per worker; 0: 10000 or what the open-file limit allows
+    underscore_headers: Literal["drop", "keep", "reject"] = "drop"  # X_User-style names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -405,5 +417,6 @@ class Config:
     access_log: AccessLog = AccessLog()
     drain_seconds: float = 30.0
     state: StateFiles = StateFiles()
+    debug_headers: DebugHeaders = "off"
     files: tuple[str, ...] = ()  # every file read, main first: what the reloader watches
     version: str = "builtin"  # short hash of the files' contents

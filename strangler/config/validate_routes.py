@@ -74,7 +74,7 @@ ROUTE_FILE_KEYS: Final = ("routes", "include")
 REQUIRED_ROUTE_KEYS: Final = ("name", "owner", "match", "to")
 ROUTE_KEYS: Final = (
     *REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo", "shadow", "translate",
-    "migrate",
+    "migrate", "debug_headers",
 )  # fmt: skip
 MATCH_KEYS: Final = (
     "path", "path_prefix", "methods", "host", "headers", "query", "query_only", "cookies",
@@ -84,6 +84,7 @@ OVERRIDE_KEYS: Final = ("header", "cookie", "allow", "networks")
 FALLBACK_KEYS: Final = ("enabled", "to", "methods", "on", "buffer")
 SLO_KEYS: Final = ("error_rate", "latency_p99", "window", "min_requests")
 
+_P99: Final = units.bare_seconds_below(10)  # a bare "300" for a p99 latency is 300 ms
 _MIN_RATIO: Final = 0.0001  # one sticky bucket in 10,000: the finest canary share
 _MIN_WINDOW: Final = 1.0
 _MAX_WINDOW: Final = 86400.0
@@ -210,6 +211,9 @@ class RouteTable:
                 has_shadow=shadow is not None,
                 has_slo=slo is not None,
             )
+        debug = None
+        if "debug_headers" in f:
+            debug = self.w.debug_headers(f["debug_headers"], f"{label} debug_headers")
         if len(self.w.problems) != before:
             return None
         if name is None or owner is None or match is None or to is None:
@@ -228,6 +232,7 @@ class RouteTable:
             shadow=shadow,
             translate=translate,
             migrate=migrate,
+            debug_headers=debug,
         )
 
     def name(self, node: Node) -> str | None:
@@ -364,7 +369,7 @@ class RouteTable:
         return Canary(to=target, ratio=ratio, sticky=sticky, group=group, at=node.at)
 
     def ratio(self, node: Node, what: str) -> float | None:
-        ratio = self.w.unit(node, what, units.percent)
+        ratio = self.w.unit(node, what, units.config_percent)
         if ratio is not None and 0.0 < ratio < _MIN_RATIO:
             self.w.report(
                 node.at,
@@ -566,7 +571,7 @@ class RouteTable:
         ok = True
         error_rate = latency = None
         if "error_rate" in f:
-            error_rate = self.w.unit(f["error_rate"], f"{what}.error_rate", units.percent)
+            error_rate = self.w.unit(f["error_rate"], f"{what}.error_rate", units.config_percent)
             if error_rate is not None and not 0.0 < error_rate < 1.0:
                 self.w.report(
                     f["error_rate"].at,
@@ -577,7 +582,7 @@ class RouteTable:
                 error_rate = None
             ok = ok and error_rate is not None
         if "latency_p99" in f:
-            latency = self.w.unit(f["latency_p99"], f"{what}.latency_p99", units.duration)
+            latency = self.w.unit(f["latency_p99"], f"{what}.latency_p99", _P99)
             if latency is not None and latency <= 0.0:
                 self.w.report(f["latency_p99"].at, f"{what}.latency_p99 must be more than 0")
                 latency = None

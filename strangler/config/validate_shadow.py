@@ -189,7 +189,7 @@ def read_shadow(
     spec = ShadowSpec(to="", at=node.at)
     ratio = spec.ratio
     if "percent" in f:
-        ratio = _or(w.unit(f["percent"], f"{what}.percent", units.percent), ratio)
+        ratio = _or(w.unit(f["percent"], f"{what}.percent", units.config_percent), ratio)
     writes = spec.writes
     if "writes" in f:
         writes = _or(w.boolean(f["writes"], f"{what}.writes"), writes)

@@ -12,7 +12,8 @@ Guarantees:
   after a complete, keep-alive exchange, otherwise it is closed;
 - back-pressure both ways: the request body waits while the upstream socket is
   full; reading pauses while more than ``HIGH_WATER`` response bytes wait for the
-  client;
+  client, and resumes once they drain however they are taken (``consumed``); a
+  connection that is not being read is never pooled;
 - failures raise ``ForwardError`` with the stage reached (connect, send, response
   head, response body) and the kind (refused, reset, timeout, protocol);
 - the read timeout is the longest silence allowed while waiting for the upstream,
@@ -241,10 +242,23 @@ class H1Connection(asyncio.Protocol):
         if self._writable is not None:
             await self._writable
 
-    def resume_if_drained(self) -> None:
+    def consumed(self, nbytes: int) -> None:
+        """``nbytes`` of the buffered body were handed on: read again once drained.
+
+        Every way of taking body bytes goes through here. A taker that skipped it
+        once left a connection whose last answer had paused reading (a body over
+        ``HIGH_WATER`` that arrived whole) still paused when it went back to the pool:
+        the next request on it was sent, its answer sat unread in the socket, and the
+        exchange hung until the read timeout.
+        """
+        self.buffered -= nbytes
         if self._paused_reading and self.buffered <= LOW_WATER and self.transport:
             self._paused_reading = False
             self.transport.resume_reading()
+
+    def reading(self) -> bool:
+        """Whether bytes from the upstream are being read (not paused for the client)."""
+        return not self._paused_reading
 
 
 class H1Response:
@@ -274,7 +288,7 @@ class H1Response:
         conn = self._conn
         data = b"".join(conn.body)
         conn.body.clear()
-        conn.buffered = 0
+        conn.consumed(conn.buffered)
         return data
 
     async def iter_body(self) -> AsyncIterator[bytes]:
@@ -283,8 +297,7 @@ class H1Response:
         while True:
             while conn.body:
                 chunk = conn.body.popleft()
-                conn.buffered -= len(chunk)
-                conn.resume_if_drained()
+                conn.consumed(len(chunk))
                 yield chunk
             if conn.error is not None:
                 raise conn.error
@@ -348,6 +361,11 @@ class H1Pool:
 
     def put_back(self, conn: H1Connection) -> None:
         if self._closing:
+            conn.abort()
+            return
+        if not conn.reading():
+            # Never pool a connection that is not being read: its next answer would
+            # never arrive, and a close or stray bytes would go unnoticed.
             conn.abort()
             return
         conn.reused = True

@@ -14,7 +14,8 @@ import argparse
 import json
 from typing import Final
 
-from strangler.cli_release import DEFAULT_ADMIN, TOKEN_ENV, _run, _token, call
+from strangler.cli_admin import add_admin_arguments
+from strangler.cli_release import _run, _token, call
 
 _MARK: Final = {"pass": "pass", "fail": "FAIL", "waiting": "waiting"}
 
@@ -106,7 +107,7 @@ def add_migrate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     verbs = p.add_subparsers(dest="action", required=True)
     s = verbs.add_parser("status", help="stage, gates, time in stage, recent transitions")
     s.add_argument("route", nargs="?")
-    s.add_argument("--admin", default=DEFAULT_ADMIN, help=f"admin API (default {DEFAULT_ADMIN})")
+    add_admin_arguments(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=status_main)
     helps = {
@@ -123,9 +124,6 @@ def add_migrate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         a.add_argument("--reason", help="why (kept in the timeline and the audit log)")
         if verb == "retry":
             a.add_argument("--stage", help="the stage to start from (default: the first)")
-        a.add_argument(
-            "--admin", default=DEFAULT_ADMIN, help=f"admin API (default {DEFAULT_ADMIN})"
-        )
-        a.add_argument("--token-file", help=f"file holding the admin token (default: ${TOKEN_ENV})")
+        add_admin_arguments(a, write=True)
         a.add_argument("--json", action="store_true")
         a.set_defaults(func=action_main)

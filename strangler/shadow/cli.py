@@ -22,9 +22,10 @@ from collections.abc import Mapping
 from typing import Final, TextIO
 from urllib.parse import quote
 
+from strangler.cli_admin import DEFAULT_ADMIN, AdminSetupError, add_admin_arguments, resolve_admin
+
 __all__ = ["DEFAULT_ADMIN", "add_diff_command", "format_detail", "run_diff"]
 
-DEFAULT_ADMIN: Final = "http://127.0.0.1:8081"
 _TIMEOUT: Final = 10.0
 _SAMPLES_SHOWN: Final = 5
 
@@ -42,12 +43,7 @@ def add_diff_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "samples. Reads the running proxy's admin API.",
     )
     diff.add_argument("route", help="the route's name, as in the config")
-    diff.add_argument(
-        "--admin",
-        default=DEFAULT_ADMIN,
-        metavar="URL",
-        help=f"the admin API's base URL (default {DEFAULT_ADMIN})",
-    )
+    add_admin_arguments(diff)
     diff.add_argument("--json", action="store_true", help="print the admin API's JSON")
     diff.add_argument("--top", type=int, default=10, help="differing paths to show (default 10)")
     diff.set_defaults(handler=run_diff)
@@ -57,7 +53,12 @@ def run_diff(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
     """Fetch and print one route's shadow results; returns the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
-    base = str(args.admin).rstrip("/")
+    try:
+        target = resolve_admin(args)
+    except AdminSetupError as e:
+        print(f"strangler diff: {e}", file=err)
+        return 1
+    base = target.url
     url = f"{base}/api/shadow/{quote(args.route, safe='')}?top={max(1, min(args.top, 200))}"
     try:
         with urllib.request.urlopen(url, timeout=_TIMEOUT) as resp:
@@ -67,11 +68,7 @@ def run_diff(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
         return 1
     except (urllib.error.URLError, OSError) as e:
         reason = e.reason if isinstance(e, urllib.error.URLError) else e
-        print(
-            f"strangler diff: cannot reach the admin API at {base} ({_reason(reason)}); "
-            "is the proxy running? (--admin URL points elsewhere)",
-            file=err,
-        )
+        print(f"strangler diff: {target.unreachable(_reason(reason))}", file=err)
         return 1
     except ValueError:
         print(f"strangler diff: {url} did not answer JSON; is --admin the admin port?", file=err)
