@@ -427,3 +427,25 @@ upstreams:
     assert await handshake(ports["1.3"], ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
     with pytest.raises((ssl.SSLError, ConnectionError)):  # uvloop may see only the reset
         await handshake(ports["1.3"], ssl.TLSVersion.TLSv1_2)
+
+
+async def test_a_stalled_handshake_is_closed(
+    make_proxy: MakeProxy, legacy: Upstream, proxy_pems: Pems, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import strangler.listener
+
+    monkeypatch.setattr(strangler.listener, "TLS_HANDSHAKE_TIMEOUT", 0.2)
+    proxy = await make_proxy(
+        f"""
+listen: {{address: 127.0.0.1:0, tls: {{cert: {proxy_pems.cert}, key: {proxy_pems.key}}}}}
+admin: {{listen: 127.0.0.1:0}}
+upstreams:
+  legacy: {legacy.url}
+"""
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.server.proxy_port)
+    try:
+        async with asyncio.timeout(5):  # the default would be 60s
+            assert await reader.read() == b""  # closed without a ClientHello
+    finally:
+        writer.close()
