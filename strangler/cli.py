@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--config", "-c", type=Path, help="the strangler.yaml to serve")
     src.add_argument("--legacy", metavar="URL", help="zero-config: proxy everything to URL")
     serve.add_argument(
-        "--listen", metavar="HOST:PORT", help="proxy address (overrides the config's listen)"
+        "--listen",
+        metavar="HOST:PORT",
+        help="proxy address (overrides the config's listen address; its tls stays)",
     )
     serve.add_argument(
         "--admin-listen", metavar="HOST:PORT", help="admin address (default 127.0.0.1:8081)"
@@ -153,7 +155,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config) if args.config else legacy_only(args.legacy)
         if args.listen:
-            config = dataclasses.replace(config, listen=parse_listen(args.listen))
+            address = parse_listen(args.listen)  # the address only: listen.tls stays
+            listen = dataclasses.replace(config.listen, host=address.host, port=address.port)
+            config = dataclasses.replace(config, listen=listen)
         if args.admin_listen:
             admin = Admin(listen=parse_listen(args.admin_listen))
             config = dataclasses.replace(

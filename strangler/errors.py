@@ -69,6 +69,7 @@ class ForwardErrorKind(enum.Enum):
     RESET = "reset"
     TIMEOUT = "timeout"
     PROTOCOL = "protocol"
+    TLS = "tls"  # the handshake failed: a certificate that does not verify, no common version
 
 
 class ForwardError(StranglerError):
@@ -91,11 +92,14 @@ class ForwardError(StranglerError):
     def client_message(self) -> str:
         """One plain line for the client (no newline): names the upstream, never a
         traceback."""
+        if self.kind is ForwardErrorKind.TLS:  # the reason is the whole point
+            return f"upstream {self.upstream!r}: {self.detail}"
         what: Final = {
             ForwardErrorKind.REFUSED: "refused the connection",
             ForwardErrorKind.RESET: "closed the connection",
             ForwardErrorKind.TIMEOUT: "timed out",
             ForwardErrorKind.PROTOCOL: "sent an invalid response",
+            ForwardErrorKind.TLS: "failed the TLS handshake",
         }[self.kind]
         return f"upstream {self.upstream!r} {what}"
 
@@ -112,6 +116,12 @@ class ForwardError(StranglerError):
             )
         if self.kind is ForwardErrorKind.REFUSED:
             return "connection_refused"
+        if self.kind is ForwardErrorKind.TLS:
+            return (
+                "tls_certificate_error"
+                if self.detail.startswith("certificate verify failed")
+                else "tls_protocol_error"
+            )
         return "connection_terminated"
 
 

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import resource
 import socket
+import ssl
 from typing import Final
 
 from aiohttp import web
@@ -34,6 +35,7 @@ log = logging.getLogger("strangler.listener")
 DEFAULT_CONNECTIONS: Final = 10000  # per worker, when limits.max_connections is 0
 FD_RESERVE: Final = 256  # admin connections, config and log files, DNS, state store
 _NO_LIMIT_TARGET: Final = 1 << 20  # when the hard limit is unlimited
+TLS_HANDSHAKE_TIMEOUT: Final = 10.0  # seconds a client gets to finish its TLS handshake
 
 
 def raise_fd_limit() -> int:
@@ -84,11 +86,18 @@ class CappedSite(web.BaseSite):
 
     __slots__ = ("_name", "_reopen", "_sock", "_stopped", "_want_open")
 
-    def __init__(self, runner: web.BaseRunner, sock: socket.socket, *, backlog: int) -> None:
-        super().__init__(runner, backlog=backlog)
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        sock: socket.socket,
+        *,
+        backlog: int,
+        ssl_context: ssl.SSLContext | None = None,  # listen.tls (strangler.tls)
+    ) -> None:
+        super().__init__(runner, backlog=backlog, ssl_context=ssl_context)
         self._sock = sock
         host, port = sock.getsockname()[:2]
-        self._name = f"http://{host}:{port}"
+        self._name = f"{'https' if ssl_context else 'http'}://{host}:{port}"
         self._want_open = True
         self._stopped = False
         self._reopen: asyncio.Task[None] | None = None
@@ -111,7 +120,12 @@ class CappedSite(web.BaseSite):
         loop = asyncio.get_running_loop()
         # A duplicate: closing it to pause leaves our socket (and its backlog) listening.
         self._server = await loop.create_server(
-            factory, sock=self._sock.dup(), backlog=self._backlog
+            factory,
+            sock=self._sock.dup(),
+            backlog=self._backlog,
+            ssl=self._ssl_context,
+            # a client that stalls its TLS handshake holds a socket: not for the default 60s
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._ssl_context else None,
         )
 
     def pause(self) -> None:

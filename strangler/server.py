@@ -62,6 +62,7 @@ from strangler.shadow.metrics import ShadowMetrics
 from strangler.shadow.samples import ShadowResults
 from strangler.shadow.service import ShadowService
 from strangler.shadow.shared import SharedResults
+from strangler.tls import ListenerTls
 from strangler.workers import RunDir, respawn_config
 
 if TYPE_CHECKING:  # redis is an optional extra: imported only with state.backend: redis
@@ -161,6 +162,7 @@ class ProxyServer:
             state_store=None if self.redis_store is None else self.redis_store.status,
         )
         self._proxy_runner: web.ServerRunner | None = None
+        self.tls: ListenerTls | None = None  # listen.tls: certificates, rotation, redirect
         self._admin_runner: web.AppRunner | None = None
         self._reload_lock = asyncio.Lock()
         self._swapped = asyncio.Condition()  # notified after every applied reload
@@ -205,13 +207,25 @@ class ProxyServer:
             server, shutdown_timeout=config.drain_seconds, handle_signals=False
         )
         await self._proxy_runner.setup()
+        self.tls = ListenerTls.create(config.listen)
         sock = listen_socket(
             config.listen.host, config.listen.port, reuse_port=self.options.reuse_port, backlog=1024
         )
-        site = CappedSite(self._proxy_runner, sock, backlog=1024)
+        site = CappedSite(
+            self._proxy_runner,
+            sock,
+            backlog=1024,
+            ssl_context=None if self.tls is None else self.tls.context,
+        )
         server.listener = site  # paused at limits.max_connections
         await site.start()
         self.proxy_port = _bound_port(self._proxy_runner)
+        if self.tls is not None:
+            await self.tls.start(
+                self.proxy_port,
+                watch_interval=self.options.watch_interval,
+                reuse_port=self.options.reuse_port,
+            )
         admin_app = build_admin_app(self.admin_state)
         add_progress_routes(admin_app, self.progress, self.holder, self.state_dir)
         add_release_routes(admin_app, self.release, self.holder, self.forwarder)
@@ -296,6 +310,9 @@ class ProxyServer:
                 )
                 return "rejected", str(e)
             self._fingerprint = _fingerprint(config.files)
+            if self.tls is not None:  # certificate files may change with no config change
+                await self.tls.update(config.listen.tls)
+            self.forwarder.refresh_tls()
             if config.version == self.config.version:
                 self.metrics.config_reloads.labels("unchanged").inc()
                 return "unchanged", f"version {config.version} is already loaded"
@@ -349,6 +366,8 @@ class ProxyServer:
                     await task
         self._watcher = self._release_task = self._follow_task = self._autopilot_task = None
         proxy_runner, self._proxy_runner = self._proxy_runner, None
+        if self.tls is not None:
+            await self.tls.close()
         if proxy_runner is not None:
             await proxy_runner.cleanup()
         if proxy_runner is not None:  # mirrored requests still comparing: bounded wait

@@ -70,12 +70,61 @@ NOWHERE: Final = Location("<built-in>", 0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CertKey:
+    """A certificate chain file and its private key file (PEM), as absolute paths."""
+
+    cert: str
+    key: str
+    at: Location = NOWHERE
+
+
+TlsVersion = Literal["1.2", "1.3"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenTls:
+    """``listen.tls``: the listener terminates TLS with ``default`` (and, by the
+    client's SNI name, one of ``sni``: exact host or ``*.example.com``, lower-case).
+    The files are read again when they change and on SIGHUP (see ``strangler.tls``)."""
+
+    default: CertKey
+    sni: tuple[tuple[str, CertKey], ...] = ()  # (host pattern, files), in file order
+    min_version: TlsVersion = "1.2"
+    at: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Listen:
     host: str
     port: int
+    tls: ListenTls | None = None  # only the proxy's own listener takes tls (mapping form)
+    redirect_http: Listen | None = None  # plain HTTP here answers 308 to https://
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:  # the TLS fields only when set: most listeners have none
+        extra = "".join(
+            f", {name}={value!r}"
+            for name, value in (("tls", self.tls), ("redirect_http", self.redirect_http))
+            if value is not None
+        )
+        return f"Listen(host={self.host!r}, port={self.port}{extra})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamTls:
+    """``upstreams.NAME.tls`` for an https:// upstream. ``ca``: the CA bundle (PEM) to
+    verify against, else the system store; ``client``: a certificate presented to the
+    upstream (mutual TLS); ``server_name``: the SNI and verified name, else the URL's
+    host; ``verify: false`` turns verification off (``strangler check`` warns, at
+    ``verify_at``)."""
+
+    ca: str | None = None
+    client: CertKey | None = None
+    server_name: str | None = None
+    verify: bool = True
+    verify_at: Location = NOWHERE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +143,7 @@ class Upstream:
     timeouts: Timeouts = Timeouts()
     max_connections: int = 256  # keep-alive pool size per worker
     host_header: Literal["preserve", "upstream"] = "preserve"
+    tls: UpstreamTls = UpstreamTls()  # used only for https:// URLs
     at: Location = NOWHERE
 
 

@@ -47,9 +47,11 @@ from strangler.config.model import (
     StateFiles,
     Timeouts,
     Upstream,
+    UpstreamTls,
 )
 from strangler.config.source import Map, Node, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable, read_networks
+from strangler.config.validate_tls import TlsReader
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import NAME, BadValue, check_url, parse_listen
 from strangler.config.walker import Walker, suggest
@@ -62,7 +64,7 @@ TOP_KEYS: Final = (
     "limits", "forwarded", "access_log", "drain", "state", "translators", "debug_headers",
 )  # fmt: skip
 ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
-UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
+UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header", "tls")
 TIMEOUT_KEYS: Final = ("connect", "read", "total")
 LIMITS_KEYS: Final = (
     "max_header_bytes", "max_headers", "max_body_bytes", "max_head_bytes", "header_timeout",
@@ -111,7 +113,7 @@ class _Validator(Walker):
             return None
         f = self.entries(root, TOP_KEYS, subject="the config", where="at the top level")
 
-        listen = _CONFIG.listen if "listen" not in f else self.listen(f["listen"], "listen")
+        listen = _CONFIG.listen if "listen" not in f else TlsReader(self).listen(f["listen"])
         admin = Admin() if "admin" not in f else self.admin(f["admin"])
         if listen is not None and admin is not None:
             self.check_ports(listen, admin.listen, root.key_at("admin"))
@@ -285,7 +287,10 @@ class _Validator(Walker):
         if "host_header" in f:
             mode = self.choice(f["host_header"], f"{subject} host_header", ("preserve", "upstream"))
             host_header = cast(Literal["preserve", "upstream"], mode or host_header)
-        if url is None or timeouts is None:
+        tls: UpstreamTls | None = _UPSTREAM.tls
+        if "tls" in f:
+            tls = TlsReader(self).upstream_tls(f["tls"], subject, url)
+        if url is None or timeouts is None or tls is None:
             return None
         return Upstream(
             name=name,
@@ -293,6 +298,7 @@ class _Validator(Walker):
             timeouts=timeouts,
             max_connections=max_connections,
             host_header=host_header,
+            tls=tls,
             at=node.at,
         )
 

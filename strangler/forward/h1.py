@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Final, cast
@@ -32,6 +33,7 @@ import httptools
 from multidict import CIMultiDict
 
 from strangler.errors import ForwardError, ForwardErrorKind, ForwardStage
+from strangler.tls import UpstreamSsl, tls_error
 
 HIGH_WATER: Final = 256 * 1024  # response bytes buffered before reading pauses
 LOW_WATER: Final = 64 * 1024
@@ -338,12 +340,12 @@ class H1Pool:
         limit: int,
         connect_timeout: float | None,
         read_timeout: float | None,
-        ssl: bool = False,
+        tls: UpstreamSsl | None = None,  # None: plain TCP
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
-        self.ssl = ssl
+        self.tls = tls
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._idle: list[H1Connection] = []
@@ -377,15 +379,24 @@ class H1Pool:
 
     async def _connect(self) -> H1Connection:
         loop = asyncio.get_running_loop()
+        tls = self.tls
+        if tls is not None and tls.problem is not None:
+            raise ForwardError(self.name, ForwardStage.CONNECT, ForwardErrorKind.TLS, tls.problem)
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: H1Connection(self), self.host, self.port, ssl=self.ssl or None
+                    lambda: H1Connection(self),
+                    self.host,
+                    self.port,
+                    ssl=None if tls is None else tls.context,
+                    server_hostname=None if tls is None else tls.server_hostname,
                 )
         except TimeoutError as e:
             raise ForwardError(
                 self.name, ForwardStage.CONNECT, ForwardErrorKind.TIMEOUT, "connect"
             ) from e
+        except ssl.SSLError as e:  # before OSError, its base class
+            raise tls_error(self.name, e) from e
         except OSError as e:
             raise ForwardError(
                 self.name, ForwardStage.CONNECT, ForwardErrorKind.REFUSED, e.strerror or str(e)
