@@ -711,7 +711,7 @@ async def test_every_billing_route_translates_to_an_endpoint_of_the_new_app(
 ) -> None:
     """Each billing route's translation, run by hand (no proxy): the request lands on a
     billing endpoint, and the answer comes back as legacy's document."""
-    billing = [r for r in load_config(DEMO_CONFIG).routes if r.to == "billing"]
+    billing = [r for r in load_config(DEMO_CONFIG).routes if r.new_side == "billing"]
     assert {r.name for r in billing} == set(_SAMPLE_ID)
     for route in billing:
         plan = build_plan(route.translate)
