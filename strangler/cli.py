@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     from strangler.cli_release import add_release_commands
     from strangler.cli_status import add_status_commands
     from strangler.migrate.cli import add_migrate_command
+    from strangler.plan.cli import add_plan_command
     from strangler.shadow.cli import add_diff_command
     from strangler.translate.cli import add_translate_command
 
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     add_diff_command(sub)
     add_translate_command(sub)
     add_migrate_command(sub)
+    add_plan_command(sub)
     return p
 
 

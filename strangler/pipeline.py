@@ -45,6 +45,7 @@ from strangler.forward.headers import ForwardedFor, end_to_end
 from strangler.forward.pool import Forwarder, UpstreamPool
 from strangler.forward.websocket import is_websocket_upgrade, relay_websocket
 from strangler.metrics import Metrics
+from strangler.plan.record import Recording
 from strangler.progress import ProgressTracker
 from strangler.protocol import ProxyAnswer, RelayedResponse, RelayedStreamResponse
 from strangler.release import FAILURE_5XX, Decision, decide
@@ -105,7 +106,8 @@ class Proxy:
     """The proxy handler and the objects it needs; built by ``server``."""
 
     __slots__ = (
-        "access_log", "forwarder", "holder", "ids", "metrics", "progress", "release", "shadow",
+        "access_log", "forwarder", "holder", "ids", "metrics", "progress", "recording",
+        "release", "shadow",
     )  # fmt: skip
 
     def __init__(
@@ -126,11 +128,14 @@ class Proxy:
         self.release = release
         self.shadow = shadow
         self.ids = RequestIds()  # per process: a worker builds its own Proxy
+        self.recording = Recording()  # strangler plan --record: a sampler while recording
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         snap = self.holder.current  # read once: this request lives on this snapshot
         route, params = snap.router.match(request)
+        if self.recording.sampler is not None:
+            self.recording.sampler.offer(request, route.name)
         decision = decide(
             route.release, request, self.release.state.for_route(route.name), random.random
         )

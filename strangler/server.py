@@ -51,6 +51,7 @@ from strangler.migrate.metrics import MigrationCollector
 from strangler.migrate.runner import Autopilot
 from strangler.migrate.store import MigrateStore
 from strangler.pipeline import Proxy
+from strangler.plan.admin import add_plan_routes
 from strangler.progress import ProgressCollector, ProgressTracker
 from strangler.protocol import ProxyHTTPServer
 from strangler.release import AuditLog, FileStateStore, StateFileError
@@ -216,6 +217,7 @@ class ProxyServer:
         add_release_routes(admin_app, self.release, self.holder, self.forwarder)
         add_shadow_routes(admin_app, self.shadow_shared)
         add_migrate_routes(admin_app, self.autopilot)
+        add_plan_routes(admin_app, self.holder, self.release, self.proxy.recording)
         add_status_page(admin_app)
         self._admin_runner = web.AppRunner(
             admin_app,
