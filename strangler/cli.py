@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     ):
         demo.add_argument(flag, type=int, default=default, help=f"{what} (default {default})")
     demo.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    demo.add_argument(
+        "--no-traffic",
+        action="store_true",
+        help="send no demo traffic (by default 5 requests a second keep the route on "
+        "autopilot moving)",
+    )
 
     from strangler.cli_release import add_release_commands
     from strangler.cli_status import add_status_commands
@@ -129,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             legacy=args.legacy_port,
             billing=args.billing_port,
         )
-        return run_demo(ports)
+        return run_demo(ports, traffic=not args.no_traffic)
     raise AssertionError(args.command)  # argparse makes the command required
 
 

@@ -674,11 +674,22 @@ def test_demo_routes() -> None:
     assert isinstance(upstreams, dict)
     by_name = {r["name"]: r for r in routes}
     assert len(by_name) == len(routes)
+    autopilot = {"canary", "overrides", "shadow", "migrate"}  # a route moving by itself
     for route in routes:
         # Whatever billing answers goes through the anti-corruption layer.
-        translated = {"translate"} if route["to"] == "billing" else set()
-        assert set(route) == {"name", "owner", "match", "to", *translated}
+        to_billing = route["to"] == "billing" or "canary" in route
+        translated = {"translate"} if to_billing else set()
+        moving = autopilot if "migrate" in route else set()
+        assert set(route) == {"name", "owner", "match", "to", *translated, *moving}
         assert route["to"] in upstreams
+    pilot = by_name["customer-invoices"]
+    assert pilot["to"] == "legacy"
+    assert pilot["canary"] == {"to": "billing", "percent": "0%", "sticky": "header:X-User-Id"}
+    assert [next(iter(stage)) for stage in pilot["migrate"]["stages"]] == [
+        "shadow",
+        "canary",
+        "migrated",
+    ]
     invoices = dict(by_name["invoices-read"])
     assert invoices.pop("translate")
     assert invoices == {
@@ -711,7 +722,7 @@ async def test_every_billing_route_translates_to_an_endpoint_of_the_new_app(
 ) -> None:
     """Each billing route's translation, run by hand (no proxy): the request lands on a
     billing endpoint, and the answer comes back as legacy's document."""
-    billing = [r for r in load_config(DEMO_CONFIG).routes if r.to == "billing"]
+    billing = [r for r in load_config(DEMO_CONFIG).routes if r.new_side == "billing"]
     assert {r.name for r in billing} == set(_SAMPLE_ID)
     for route in billing:
         plan = build_plan(route.translate)

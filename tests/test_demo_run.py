@@ -113,3 +113,33 @@ def test_the_banner_names_the_status_page_and_the_routes_file(
     out = capsys.readouterr().out
     assert f"status   http://127.0.0.1:{ports.admin}/ " in out
     assert f"Routes: {PACKAGED_ROUTES}" in out
+
+
+async def test_the_demo_users_drive_the_route_on_autopilot(tmp_path: Path) -> None:
+    """The demo's own traffic reaches the plan: shadow copies of customer-invoices are
+    compared, with full parity, so the status page shows the migration starting."""
+    cfg = tmp_path / "demo.yaml"
+    cfg.write_text(demo_config_text(free_ports(), PACKAGED_ROUTES))
+    ready: asyncio.Future[ProxyServer] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    demo = asyncio.ensure_future(
+        demo_async(cfg, started=ready.set_result, stop=stop, traffic=100.0)
+    )
+    proxy = await asyncio.wait_for(ready, 10)
+    url = f"http://127.0.0.1:{proxy.admin_port}/api/migrate/customer-invoices"
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(300):  # the demo users are the clock here: bounded polling
+                async with s.get(url) as r:
+                    view = await r.json()
+                gates = {g["name"]: g for g in view.get("gates", [])}
+                if gates.get("parity", {}).get("verdict") == "pass":
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"no parity verdict from the demo traffic: {view}")
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(demo, 10) == 0
+    assert view["position"] == "shadow"
+    assert gates["parity"]["detail"].startswith("parity 100.0000% over ")

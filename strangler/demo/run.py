@@ -26,11 +26,13 @@ from yarl import URL
 from strangler.config import load_config
 from strangler.demo.legacy import build_legacy_app
 from strangler.demo.newsvc import build_new_app
+from strangler.demo.traffic import DemoTraffic
 from strangler.server import ProxyServer, ServeOptions, install_uvloop
 
 DEMO_CONFIG: Final = Path(__file__).with_name("demo.yaml")
 PACKAGED_ROUTES: Final = DEMO_CONFIG.parent / "routes" / "demo.yaml"
 LOCAL_ROUTES: Final = Path("routes") / "demo.yaml"  # relative to the working directory
+DEMO_RATE: Final = 5.0  # demo users' requests a second (strangler demo --no-traffic: none)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,10 +113,14 @@ strangler demo is running.
 
 Try:
   curl -i http://127.0.0.1:{port}/api/v1/invoices/5001        # X-Served-By: new-billing
-  curl -i http://127.0.0.1:{port}/api/v1/customers/1/invoices # X-Served-By: new-billing
+  curl -i http://127.0.0.1:{port}/api/v1/customers/1/invoices # on autopilot: legacy, then billing
   curl -i http://127.0.0.1:{port}/api/v1/customers/1          # X-Served-By: legacy
   curl -i http://127.0.0.1:{port}/api/v1/orders?customer_id=1 # X-Served-By: legacy
   curl -s http://127.0.0.1:{admin}/metrics | grep strangler_requests_total
+
+On autopilot: customer-invoices moves to billing by itself (shadow, canary 10/25/50%,
+migrated) while demo users send 5 requests a second; watch the status page, or
+  strangler migrate status --admin http://127.0.0.1:{admin}
 
 Routes: {routes}
 Edit that file and save: the proxy reloads it (a broken edit is rejected and logged).
@@ -141,11 +147,13 @@ async def demo_async(
     *,
     started: Callable[[ProxyServer], None] | None = None,
     stop: asyncio.Event | None = None,
+    traffic: float | None = None,
 ) -> int:
     """Run the demo until SIGTERM/SIGINT (or until ``stop`` is set, for tests).
 
     The sample apps listen where the config's ``legacy`` and ``billing`` upstreams
-    point, so a copy of demo.yaml with other ports runs side by side.
+    point, so a copy of demo.yaml with other ports runs side by side. ``traffic``:
+    requests a second of demo users through the proxy (``DemoTraffic``), or none.
     """
     config = load_config(config_path)
     legacy_port = _port(config.upstreams["legacy"].url)
@@ -153,8 +161,12 @@ async def demo_async(
     legacy = await _start_app(build_legacy_app(), legacy_port)
     new = await _start_app(build_new_app(), new_port)
     proxy = ProxyServer(config, ServeOptions(config_path=config_path, handle_signals=stop is None))
+    users: asyncio.Task[None] | None = None
     try:
         await proxy.start()
+        if traffic is not None:
+            load = DemoTraffic(f"http://127.0.0.1:{proxy.proxy_port}", traffic)
+            users = asyncio.get_running_loop().create_task(load.run(), name="demo-traffic")
         if started is not None:
             started(proxy)
         print(
@@ -169,13 +181,17 @@ async def demo_async(
         )
         await (stop.wait() if stop is not None else proxy.wait_for_stop_signal())
     finally:
+        if users is not None:
+            users.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await users
         await proxy.stop()
         await new.cleanup()
         await legacy.cleanup()
     return 0
 
 
-def run_demo(ports: DemoPorts | None = None) -> int:
+def run_demo(ports: DemoPorts | None = None, *, traffic: bool = True) -> int:
     """``strangler demo``: 0 after Ctrl-C or SIGTERM, 1 with one line when a port is taken."""
     ports = ports or DemoPorts()
     try:
@@ -189,7 +205,7 @@ def run_demo(ports: DemoPorts | None = None) -> int:
         config.write_text(demo_config_text(ports, demo_routes()), encoding="utf-8")
         with contextlib.suppress(KeyboardInterrupt):
             try:
-                return asyncio.run(demo_async(config))
+                return asyncio.run(demo_async(config, traffic=DEMO_RATE if traffic else None))
             except OSError as e:  # taken between the check and the start
                 print(f"strangler demo: cannot listen: {e}; {MOVE_HINT}", file=sys.stderr)
                 return 1
