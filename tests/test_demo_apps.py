@@ -685,7 +685,9 @@ def test_demo_routes() -> None:
     pilot = by_name["customer-invoices"]
     assert pilot["to"] == "legacy"
     assert pilot["canary"] == {"to": "billing", "percent": "0%", "sticky": "header:X-User-Id"}
-    assert [next(iter(stage)) for stage in pilot["migrate"]["stages"]] == [
+    plan = pilot["migrate"]
+    assert isinstance(plan, dict)
+    assert [next(iter(stage)) for stage in plan["stages"]] == [
         "shadow",
         "canary",
         "migrated",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -127,6 +128,8 @@ async def test_the_demo_users_drive_the_route_on_autopilot(tmp_path: Path) -> No
     )
     proxy = await asyncio.wait_for(ready, 10)
     url = f"http://127.0.0.1:{proxy.admin_port}/api/migrate/customer-invoices"
+    view: dict[str, Any] = {}
+    gates: dict[str, Any] = {}
     try:
         async with aiohttp.ClientSession() as s:
             for _ in range(300):  # the demo users are the clock here: bounded polling
