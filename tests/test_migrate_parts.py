@@ -3,9 +3,11 @@ figures from real Prometheus counters, and the state store's lock and lease."""
 
 from __future__ import annotations
 
+import asyncio
 import doctest
 import math
 import multiprocessing
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -268,3 +270,31 @@ def test_one_process_holds_the_lease_until_it_expires_or_is_given_up(tmp_path: P
     assert here.leader(118.0) != here.owner
     here.release()  # not the holder: nothing happens
     assert here.leader(118.0) is not None
+
+
+async def test_a_lock_wait_cancelled_while_another_holds_it_leaks_nothing(tmp_path: Path) -> None:
+    """A stop during an evaluation cancels the wait for the state lock; the lock the
+    thread then gets must be given back, or the process would wait for itself."""
+    store = MigrateStore(tmp_path)
+    holder = store._lock()  # another open file description: like another process
+    entered = asyncio.Event()
+
+    async def evaluate() -> None:
+        async with store.alocked():
+            entered.set()
+
+    waiting = asyncio.ensure_future(evaluate())
+    await asyncio.sleep(0)  # the wait for the lock has begun (in its thread)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    os.close(holder)  # the other holder lets go: the cancelled wait gets it, then closes it
+    assert not entered.is_set()
+    fd = await asyncio.wait_for(asyncio.to_thread(store._lock), 5)  # no lock left behind
+    os.close(fd)
+    store.release()  # never blocks, held or not
+    held = store._lock()
+    try:
+        await asyncio.wait_for(asyncio.to_thread(store.release), 5)
+    finally:
+        os.close(held)

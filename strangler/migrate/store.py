@@ -40,6 +40,11 @@ _LEASE: Final = "migrate.lease"
 _GATES: Final = "migrate-gates.json"
 
 
+def _close_taken(taking: asyncio.Future[int]) -> None:
+    if not taking.cancelled() and taking.exception() is None:
+        os.close(taking.result())
+
+
 class MigrateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -58,17 +63,27 @@ class MigrateStore:
     async def alocked(self) -> AsyncIterator[None]:
         """``locked`` for a coroutine: the lock is taken and given back in a thread, and
         held across the awaits in between (an evaluation applies shares under it)."""
-        fd = await asyncio.to_thread(self._lock)
+        # The lock is taken in a thread that a cancellation cannot stop: when the wait is
+        # cancelled, the fd the thread still gets must be closed (or this process would
+        # hold the lock forever, and its own next lock would wait for itself).
+        taking = asyncio.get_running_loop().run_in_executor(None, self._lock)
+        try:
+            fd = await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            taking.add_done_callback(_close_taken)
+            raise
         try:
             yield
         finally:
             await asyncio.to_thread(os.close, fd)
 
-    def _lock(self) -> int:
+    def _lock(self, blocking: bool = True) -> int:
+        """The lock's fd, locked; ``blocking=False`` raises ``BlockingIOError`` when
+        someone holds it."""
         self.directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BaseException:
             os.close(fd)
             raise
@@ -142,9 +157,16 @@ class MigrateStore:
             return None
 
     def release(self) -> None:
-        """Give the lease up (on shutdown), so another process takes over at once."""
-        with contextlib.suppress(OSError), self.locked():
+        """Give the lease up (on shutdown), so another process takes over at once. Never
+        waits for the lock: when someone holds it, the lease is left to expire."""
+        try:
+            fd = self._lock(blocking=False)
+        except OSError:  # held (BlockingIOError) or the directory is gone
+            return
+        try:
             path = self.directory / _LEASE
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                 if json.loads(path.read_text(encoding="utf-8"))["owner"] == self.owner:
                     path.unlink()
+        finally:
+            os.close(fd)
