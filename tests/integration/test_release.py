@@ -317,8 +317,14 @@ async def test_guard_trips_on_error_rate_and_stays_until_enabled(
     )
     text = await (await session.get(proxy.admin_url + "/metrics")).text()
     assert 'strangler_guard_tripped{route="st"} 1.0' in text
-    _, events = await admin(session, proxy, "GET", "/api/events")
-    listed = events["events"]
+    # The trip holds in memory at once; its store write and audit line follow it.
+    listed: object = []
+    for _ in range(100):  # bounded poll, like wait_status
+        _, events = await admin(session, proxy, "GET", "/api/events")
+        listed = events["events"]
+        if listed:
+            break
+        await asyncio.sleep(0.05)
     assert isinstance(listed, list)
     assert [e["who"] for e in listed] == ["guard"]
     status, _ = await admin(session, proxy, "POST", "/api/routes/st/enable", headers=AUTH)
