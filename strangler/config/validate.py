@@ -42,12 +42,14 @@ from strangler.config.model import (
     Limits,
     Listen,
     Location,
+    ProgressSettings,
     RedisState,
     StateFiles,
     Timeouts,
     Upstream,
 )
 from strangler.config.source import Map, Node, Scalar, Sources, describe
+from strangler.config.validate_progress import read_progress
 from strangler.config.validate_routes import RouteTable, read_networks
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import NAME, BadValue, check_url, parse_listen
@@ -58,7 +60,7 @@ __all__ = ["TOP_KEYS", "legacy_only", "mask_url_password", "parse_listen", "vali
 
 TOP_KEYS: Final = (
     "listen", "admin", "upstreams", "include", "routes",
-    "limits", "forwarded", "access_log", "drain", "state", "translators",
+    "limits", "forwarded", "access_log", "drain", "state", "translators", "progress",
 )  # fmt: skip
 ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
 UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
@@ -125,6 +127,7 @@ class _Validator(Walker):
             else self.unit(f["drain"], "drain", units.duration)
         )
         state = self.state(f.get("state"))
+        progress = ProgressSettings() if "progress" not in f else read_progress(self, f["progress"])
         if (
             self.problems
             or sources.problems
@@ -137,6 +140,7 @@ class _Validator(Walker):
             or access_log is None
             or drain is None
             or state is None
+            or progress is None
         ):
             return None
         digest = hashlib.sha256()
@@ -152,6 +156,7 @@ class _Validator(Walker):
             access_log=access_log,
             drain_seconds=drain,
             state=state,
+            progress=progress,
             files=tuple(file.path for file in sources.files),
             version=digest.hexdigest()[:12],
         )
