@@ -36,10 +36,13 @@ __all__ = [
     "DEFAULT_MAX_ENDPOINTS",
     "FORMAT",
     "NOT_FOUND",
+    "ZERO_CONFIG_DIR",
     "EndpointCounts",
     "Mark",
     "ProgressState",
     "RouteCounts",
+    "adopt_discovery",
+    "carry_over_discovery",
     "merge",
     "merge_states",
     "read_state",
@@ -308,3 +311,48 @@ def merge(files: Iterable[Path]) -> ProgressState:
         except (OSError, ValueError) as e:
             log.warning("skipping progress state %s: %s", f, e)
     return merge_states(states)
+
+
+ZERO_CONFIG_DIR: Final = ".strangler"  # ``strangler serve --legacy``: in the working directory
+
+
+def adopt_discovery(state_dir: Path, zero_config_dir: Path) -> list[Path]:
+    """Carry the progress gathered in zero-config mode over to a config's state dir.
+
+    ``strangler serve --legacy URL`` keeps its state in ``./.strangler``; a config
+    file's default state dir is ``.strangler`` beside the config. When the config's
+    dir has no progress files yet and the zero-config dir has some (and they are not
+    the same folder), the files are copied over (never moved: the originals stay), so
+    the learned backlog and the history survive the switch. Returns the copies made;
+    blocking; raises ``OSError``.
+    """
+    if not zero_config_dir.is_dir() or state_files(state_dir):
+        return []
+    if state_dir.exists() and os.path.samefile(state_dir, zero_config_dir):
+        return []
+    found = state_files(zero_config_dir)
+    copies = []
+    for f in found:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        data = f.read_bytes()
+        fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".tmp", dir=state_dir)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, state_dir / f.name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        copies.append(state_dir / f.name)
+    return copies
+
+
+def carry_over_discovery(state_dir: Path) -> None:
+    """``adopt_discovery`` from ``./.strangler``, logged; never raises (a failure is
+    a warning: the proxy starts anyway)."""
+    try:
+        for f in adopt_discovery(state_dir, Path(ZERO_CONFIG_DIR)):
+            log.info("progress learned in zero-config mode carried over to %s", f)
+    except OSError as e:
+        log.warning("cannot carry the zero-config progress over to %s: %s", state_dir, e)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,57 @@ routes:
         assert TOKEN not in audit
         proc.send_signal(signal.SIGTERM)  # the supervisor stops its workers too
         assert await asyncio.wait_for(proc.wait(), 15) == 0
+
+
+async def serve_in(cwd: Path, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "strangler",
+        "serve",
+        *args,
+        "--access-log",
+        "off",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+    )
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    proc.send_signal(signal.SIGTERM)  # the last flush saves the counters
+    await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0
+
+
+async def test_discovery_in_zero_config_mode_survives_the_switch_to_a_config_file(
+    tmp_path: Path, legacy: Upstream
+) -> None:
+    port, admin = free_port(), free_port()
+    listen = ("--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}")
+    proc = await serve_in(tmp_path, "--legacy", legacy.url, *listen)
+    try:
+        await wait_healthy(admin, proc)
+        for path in ("/users/1", "/users/2", "/reports/q1"):
+            await fresh_get(f"http://127.0.0.1:{port}{path}")
+    finally:
+        await stop(proc)
+    # The config lives in its own folder: its default state dir is beside it.
+    conf = tmp_path / "deploy"
+    conf.mkdir()
+    (conf / "strangler.yaml").write_text(
+        f"listen: 127.0.0.1:{port}\nadmin: {{listen: 127.0.0.1:{admin}}}\n"
+        f"upstreams: {{legacy: {legacy.url}}}\n"
+    )
+    proc = await serve_in(tmp_path, "--config", "deploy/strangler.yaml")
+    try:
+        await wait_healthy(admin, proc)
+        backlog = await fresh_get(f"http://127.0.0.1:{admin}/api/backlog")
+        assert {e["endpoint"]: e["requests"] for e in backlog["endpoints"]} == {
+            "GET /users/{id}": 2,
+            "GET /reports/q1": 1,
+        }
+    finally:
+        await stop(proc)
+    assert (conf / ".strangler" / "progress-0.json").exists()
+    assert (tmp_path / ".strangler" / "progress-0.json").exists()  # copied, not moved
