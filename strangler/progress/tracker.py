@@ -77,9 +77,10 @@ _MEMO_MAX_PATH: Final = 512  # longer paths are folded every time, not memoised
 _TOUCH: Final = 1.0  # a route's last_legacy moves at most once a second
 _WORKER_ID: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _IGNORED: Final = ""  # the memo's template for a path ``progress.ignore`` matches
-# Status → its bit in ``EndpointCounts.classes`` (404/405: NOT_FOUND).
+# Status → its bit in ``EndpointCounts.classes`` (404/405: NOT_FOUND); every
+# three-digit status has an entry, so indexing never fails.
 _CLASS_BITS: Final = tuple(
-    NOT_FOUND if s in (404, 405) else 1 << (s // 100) if s >= 100 else 0 for s in range(600)
+    NOT_FOUND if s in (404, 405) else 1 << (s // 100) if 100 <= s < 600 else 0 for s in range(1000)
 )
 
 
@@ -121,6 +122,7 @@ class ProgressTracker:
         "_memo",
         "_memo_size",
         "_peers",
+        "_pruned",
         "_reconciled",
         "_rotated",
         "_routes",
@@ -168,6 +170,7 @@ class ProgressTracker:
         self._rotated: dict[str, tuple[int, int]] = {}
         self._marks: dict[str, dict[int, Mark]] = {"five": {}, "hour": {}}
         self._claimed: set[str] = set()
+        self._pruned = -1  # the minute of the last prune
         self._ignore: re.Pattern[str] | None = None
         self._reconciled: Snapshot | None = None
         self._peers: tuple[ProgressState, ...] = ()
@@ -204,12 +207,11 @@ class ProgressTracker:
         key = method + " " + template
         e = self._top.table.get(key)
         if e is None:
-            self._learn(key, now, _CLASS_BITS[status] if 0 <= status < 600 else 0)
+            self._learn(key, now, _CLASS_BITS[status])
         else:
             e.count += 1
             e.last_seen = now
-            if 0 <= status < 600:
-                e.classes |= _CLASS_BITS[status]
+            e.classes |= _CLASS_BITS[status]
 
     def _add_route(self, name: str) -> RouteCounts:
         counts = self._routes[name] = RouteCounts(since=self._clock())
@@ -303,6 +305,10 @@ class ProgressTracker:
                     series = self._series[name] = Series()
                 series.add(when, legacy=max(legacy, 0), new=max(new, 0))
                 rotated[name] = (c.legacy, c.new)
+        minute = int(when // 60)
+        if minute == self._pruned:
+            return  # buckets age by the minute: prune and note the config once a minute
+        self._pruned = minute
         for series in self._series.values():
             series.prune(when)
         snap = self.holder.current if self.holder is not None else self._reconciled
