@@ -21,13 +21,12 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from strangler.progress.state import ProgressState
+from strangler.progress.state import ProgressState, write_atomically
 
 __all__ = ["RESETS_FILE", "Reset", "apply_resets", "read_resets", "record_reset"]
 
@@ -106,17 +105,7 @@ def _write(path: Path, resets: Mapping[str, Reset]) -> None:
             for n, r in sorted(resets.items())
         },
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, json.dumps(doc).encode())
 
 
 def apply_resets(state: ProgressState, resets: Mapping[str, Reset]) -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "merge_states",
     "read_state",
     "state_files",
+    "write_atomically",
     "write_state",
 ]
 
@@ -274,10 +275,16 @@ def state_from_json(obj: object) -> ProgressState:
 def write_state(path: Path, state: ProgressState, *, worker: str, saved_at: float) -> None:
     """Write ``state`` to ``path`` atomically; raises ``OSError``."""
     data = json.dumps(state_to_json(state, worker=worker, saved_at=saved_at), separators=(",", ":"))
+    write_atomically(path, data.encode())
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """A temporary file in the same folder, fsync, then ``os.replace``: a reader sees
+    the old file or the new one, never half of one. Raises ``OSError``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -330,20 +337,9 @@ def adopt_discovery(state_dir: Path, zero_config_dir: Path) -> list[Path]:
         return []
     if state_dir.exists() and os.path.samefile(state_dir, zero_config_dir):
         return []
-    found = state_files(zero_config_dir)
     copies = []
-    for f in found:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        data = f.read_bytes()
-        fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".tmp", dir=state_dir)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, state_dir / f.name)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+    for f in state_files(zero_config_dir):
+        write_atomically(state_dir / f.name, f.read_bytes())
         copies.append(state_dir / f.name)
     return copies
 

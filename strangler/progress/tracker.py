@@ -6,8 +6,11 @@ with the other workers' saved files.
 
 Cost of ``record`` (``tests/bench/bench_progress.py``): a dict lookup and two or three
 integer increments for a routed request, one clock read more when legacy answered; an
-unrouted request adds a memo lookup of its path's template and a Space-Saving hit.
-A path seen for the first time (or evicted from the memo) pays the folding regexes.
+unrouted request adds a memo lookup of its path's template (``progress.ignore`` is
+applied when a path enters the memo), a Space-Saving hit and its status class bit
+(``state.NOT_FOUND``). A path seen for the first time (or evicted from the memo) pays
+the folding regexes. The windows cost nothing here: ``rotate`` (flusher, reads) moves
+what the counters grew by into time buckets (``windows``).
 
 Memory is bounded: routes by the config's route names, learned endpoints by
 ``max_endpoints`` (``topk.SpaceSaving``), the path → template memo by ``memo_size``

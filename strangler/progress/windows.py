@@ -90,14 +90,7 @@ class Series:
     def add(self, now: float, *, legacy: int, new: int) -> None:
         """Count ``legacy``/``new`` requests at ``now`` in every tier."""
         for name, (width, _keep) in KEEP.items():
-            b = self.tier(name)
-            i = int(now // width)
-            cell = b.get(i)
-            if cell is None:
-                b[i] = [legacy, new]
-            else:
-                cell[0] += legacy
-                cell[1] += new
+            _count(self.tier(name), int(now // width), legacy, new)
 
     def prune(self, now: float) -> None:
         """Drop the buckets older than each tier keeps."""
@@ -140,13 +133,17 @@ def merge_series(parts: Iterable[Series]) -> Series:
         for name in KEEP:
             dst = out.tier(name)
             for i, (lg, nw) in s.tier(name).items():
-                cell = dst.get(i)
-                if cell is None:
-                    dst[i] = [lg, nw]
-                else:
-                    cell[0] += lg
-                    cell[1] += nw
+                _count(dst, i, lg, nw)
     return out
+
+
+def _count(b: Buckets, i: int, legacy: int, new: int) -> None:
+    cell = b.get(i)
+    if cell is None:
+        b[i] = [legacy, new]
+    else:
+        cell[0] += legacy
+        cell[1] += new
 
 
 def series_to_json(s: Series) -> dict[str, list[list[int]]]:
