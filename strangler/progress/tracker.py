@@ -153,7 +153,8 @@ class ProgressTracker:
     ) -> None:
         """``holder``: the server's snapshot holder (the flusher reconciles against its
         current snapshot). ``worker``: this process's stable id (its index).
-        ``clock``: Unix time in seconds; tests inject a fake one."""
+        ``clock``: Unix time in seconds; tests inject a fake one. ``idle_after`` holds
+        until the first ``reconcile``, which takes the config's ``progress.idle_after``."""
         if not _WORKER_ID.fullmatch(worker):
             raise ValueError(f"worker id must be 1-64 of [A-Za-z0-9_.-], not {worker!r}")
         if idle_after <= 0:

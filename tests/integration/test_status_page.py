@@ -328,6 +328,14 @@ async def test_bars_are_right_the_moment_they_are_drawn_and_follow_the_window(
     await page.wait_for("document.querySelector('[data-testid=\"history-chart\"] svg') !== null")
     history = await api(session, proxy, "/api/progress/history")
     assert [p["requests"] for p in history["points"] if p["requests"]] == [16]
+    # Endpoint coverage sits beside the share.
+    status = await api(session, proxy, "/api/status")
+    cov = status["overall"]["coverage"]
+    assert cov["endpoints_seen"] == 3  # GET /users/{id}, /old-home, /report.csv
+    seen = await page.evaluate(
+        "document.querySelector('[data-testid=\"endpoints-seen\"]').textContent"
+    )
+    assert seen == count(cov["endpoints_seen"])
     # Another window: the figures follow, and the URL remembers it.
     await page.evaluate("document.querySelector('input[value=\"all\"]').click()")
     await wait_text(page, "window-caption", "since tracking began")
