@@ -32,6 +32,7 @@
   let lastOk = null;
   let lastBacklogKey = "";
   let lastDecomKey = "";
+  let lastHistoryKey = "";
   let cardSeq = 0;
 
   function clamp(x, lo, hi) {
@@ -371,10 +372,12 @@
     $("history-empty").hidden = shares.length + marks.length > 0;
     box.hidden = shares.length + marks.length === 0;
     if (box.hidden) return;
-    const key = JSON.stringify(points);
-    if (box.dataset.key === key) return;
-    box.dataset.key = key;
-    const W = 800, H = 200, L = 44, R = 10, T = 10, B = 24;
+    // drawn in the box's own pixels, so labels keep their size on a narrow screen
+    const W = Math.max(320, Math.min(1200, Math.round(box.clientWidth || 800)));
+    const H = 200, L = 44, R = 10, T = 10, B = 24;
+    const key = W + JSON.stringify(points);
+    if (key === lastHistoryKey) return;
+    lastHistoryKey = key;
     const times = points.map((p) => Date.parse(p.t) + p.step_seconds * 500); // mid-bucket
     const t0 = Math.min(...times), t1 = Math.max(...times);
     const x = (t) => (t1 > t0 ? L + ((t - t0) / (t1 - t0)) * (W - L - R) : (L + W - R) / 2);
