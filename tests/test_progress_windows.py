@@ -306,3 +306,26 @@ async def test_cli_status_defaults_to_the_last_hour_and_reset_goes_through_the_a
     assert await asyncio.to_thread(reset_main, url, "customers", TOKEN) == 0
     assert "Progress of route 'customers' reset at " in capsys.readouterr().out
     assert audit.tail(1)[0]["target"] == "customers"
+
+
+def test_peer_files_are_parsed_again_only_when_they_change(tmp_path: Path) -> None:
+    from strangler.progress.tracker import PeerCache, read_peers
+
+    clock = Clock()
+    holder = SnapshotHolder(snap_of())
+    peer = ProgressTracker(holder, worker="1", clock=clock)
+    send(peer, holder.current.routes[1], "legacy", 3)
+    peer.save(peer.state_file(tmp_path))
+    cache: PeerCache = {}
+    mine = tmp_path / "progress-0.json"
+    (first,), _ = read_peers(tmp_path, mine, holder.current, cache)
+    (again,), _ = read_peers(tmp_path, mine, holder.current, cache)
+    assert again is first  # unchanged: not parsed again
+    send(peer, holder.current.routes[1], "legacy", 2)
+    peer.save(peer.state_file(tmp_path))
+    (changed,), _ = read_peers(tmp_path, mine, holder.current, cache)
+    assert changed is not first
+    assert changed.routes["orders"].legacy == 5
+    holder.swap(snap_of(IGNORING))  # another snapshot: attributed afresh
+    (reattributed,), _ = read_peers(tmp_path, mine, holder.current, cache)
+    assert reattributed is not changed

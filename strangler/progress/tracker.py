@@ -87,18 +87,30 @@ _CLASS_BITS: Final = tuple(
 )
 
 
+# A peer file as last parsed: (its stat, the snapshot it was attributed to, the state).
+PeerCache = dict[Path, tuple[tuple[int, int, int], "Snapshot | None", ProgressState]]
+
+
 def read_peers(
-    state_dir: Path, exclude: Path, snap: Snapshot | None
+    state_dir: Path, exclude: Path, snap: Snapshot | None, cache: PeerCache | None = None
 ) -> tuple[list[ProgressState], list[tuple[Path, str]]]:
     """Read every worker file in ``state_dir`` but ``exclude``; ``attribute`` each
     against ``snap``. Returns ``(states, [(file, problem), ...])``; blocking (run it
-    in a thread: the snapshot is immutable, so that is safe)."""
+    in a thread: the snapshot is immutable, so that is safe). With ``cache``, a file
+    unchanged since it was parsed (same inode, size and mtime) for the same snapshot
+    is not parsed again: the states returned are shared, read them only."""
     states: list[ProgressState] = []
     problems: list[tuple[Path, str]] = []
     for f in state_files(state_dir):
         if f == exclude:
             continue
         try:
+            st = f.stat()
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            hit = None if cache is None else cache.get(f)
+            if hit is not None and hit[0] == stamp and hit[1] is snap:
+                states.append(hit[2])
+                continue
             s = read_state(f)
         except FileNotFoundError:
             continue
@@ -107,6 +119,8 @@ def read_peers(
             continue
         if snap is not None:
             attribute(s, snap)
+        if cache is not None:
+            cache[f] = (stamp, snap, s)
         states.append(s)
     return states, problems
 
@@ -124,6 +138,7 @@ class ProgressTracker:
         "_marks",
         "_memo",
         "_memo_size",
+        "_peer_cache",
         "_peers",
         "_pruned",
         "_reconciled",
@@ -175,6 +190,7 @@ class ProgressTracker:
         self._marks: dict[str, dict[int, Mark]] = {"five": {}, "hour": {}}
         self._claimed: set[str] = set()
         self._pruned = -1  # the minute of the last prune
+        self._peer_cache: PeerCache = {}
         self._ignore: re.Pattern[str] | None = None
         self._reconciled: Snapshot | None = None
         self._peers: tuple[ProgressState, ...] = ()
@@ -413,7 +429,7 @@ class ProgressTracker:
         if snap is None:
             snap = self.holder.current if self.holder is not None else self._reconciled
         states, problems = await asyncio.to_thread(
-            read_peers, state_dir, self.state_file(state_dir), snap
+            read_peers, state_dir, self.state_file(state_dir), snap, self._peer_cache
         )
         for problem in problems:
             if problem not in self._warned:
