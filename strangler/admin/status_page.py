@@ -7,10 +7,12 @@
 =========================== ==========================================================
 
 The page is self-contained (no CDN, no web fonts: it works offline and on an
-air-gapped admin network). Its script fetches ``api/status`` and ``api/routes``,
-relative to the page, every few seconds and fills the page in with DOM text nodes
-only (route names and learned legacy paths come from config and from clients, so
-nothing is ever parsed as HTML).
+air-gapped admin network). Its script fetches ``api/status``, ``api/routes`` and
+``api/progress/history`` (drawn as an inline SVG chart), relative to the page, every
+few seconds; ``?window=5m|1h|24h|all`` (default ``1h``) picks the shares shown. Bars
+are drawn at their final width at once (no animation), so a capture at any moment is
+true. It fills the page in with DOM text nodes only (route names and learned legacy
+paths come from config and from clients, so nothing is ever parsed as HTML).
 
 Every answer carries a strict Content-Security-Policy: scripts, styles and fetches
 from this origin only, no inline script, no framing. The files are read once, when
