@@ -28,7 +28,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from strangler.admin.status_page import add_status_page
-from tests.browser import APT_PACKAGE, Browser, Page, find_chromium, launch
+from tests.browser import Browser, Page
 from tests.conftest import MakeProxy, RunningProxy, Upstream
 
 pytestmark = pytest.mark.slow
@@ -160,25 +160,6 @@ routes:
   - {{name: invoices, owner: team-billing, match: {{path_prefix: /invoices}}, to: billing}}
   - {{name: customers, owner: team-crm, match: {{path_prefix: /customers}}, to: legacy}}
 """
-
-
-@pytest.fixture
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.fail(
-            "the status page tests need headless Chromium and found none ($CHROMIUM, "
-            f"'chromium' on PATH, /usr/bin/chromium): install the Debian package "
-            f"'{APT_PACKAGE}' (apt-get install -y --no-install-recommends {APT_PACKAGE})",
-            pytrace=False,
-        )
-    return path
-
-
-@pytest.fixture
-async def browser(chromium: str, tmp_path: Path) -> AsyncIterator[Browser]:
-    async with launch(chromium, tmp_path / "chromium-profile") as b:
-        yield b
 
 
 @pytest.fixture
