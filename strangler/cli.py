@@ -181,6 +181,10 @@ def _serve(args: argparse.Namespace) -> int:
         print("strangler: --workers must be at least 1", file=sys.stderr)
         return 2
     options = ServeOptions(config_path=args.config, state_dir=args.state_dir, handle_signals=True)
+    if args.config:  # progress learned in zero-config mode survives the switch to a file
+        from strangler.progress.state import carry_over_discovery
+
+        carry_over_discovery(args.state_dir or Path(config.state.dir))
     try:
         return run(config, options, workers=args.workers)
     except StateFileError as e:

@@ -39,8 +39,24 @@ from strangler.cli_admin import (
     resolve_admin,
 )
 
-__all__ = ["DEFAULT_ADMIN", "add_status_commands", "backlog_main", "status_main"]
+__all__ = [
+    "DEFAULT_ADMIN",
+    "WINDOWS",
+    "add_status_commands",
+    "backlog_main",
+    "reset_main",
+    "status_main",
+]
 
+# ``--window`` choices: the figures ``/api/status`` serves per window.
+WINDOWS: Final = ("5m", "1h", "24h", "all")
+DEFAULT_WINDOW: Final = "1h"
+_WINDOW_TEXT: Final = {
+    "5m": "last 5 minutes",
+    "1h": "last hour",
+    "24h": "last 24 hours",
+    "all": "since tracking began",
+}
 BAR_WIDTH: Final = 20
 TIMEOUT: Final = 5.0
 
@@ -180,29 +196,49 @@ def _pct(ratio: float) -> str:
     return f"{ratio * 100:.1f}%"
 
 
-def format_status(doc: Doc, *, color: bool, limit: int = 10) -> str:
-    """The ``strangler status`` text for an ``/api/status`` answer."""
+def _in_window(d: Doc, window: str) -> tuple[int, float]:
+    """``(requests, new share)`` of a route or the overall figures in ``window``; the
+    cumulative figures from a proxy that serves no windows."""
+    per = d.get("windows")
+    if isinstance(per, dict) and isinstance(per.get(window), dict):
+        w = per[window]
+        return int(_num(w, "requests")), _num(w, "new_share")
+    share = _num(d, "migrated_ratio") if "migrated_ratio" in d else _num(d, "new_share")
+    return int(_num(d, "requests")), share
+
+
+def format_status(doc: Doc, *, color: bool, limit: int = 10, window: str = DEFAULT_WINDOW) -> str:
+    """The ``strangler status`` text for an ``/api/status`` answer, with the shares of
+    ``window`` (``5m``, ``1h``, ``24h`` or ``all``)."""
     paint = _Paint(color)
     now = _when(doc)
     overall = _obj(doc, "overall")
-    requests = int(_num(overall, "requests"))
-    ratio = _num(overall, "migrated_ratio")
+    requests, ratio = _in_window(overall, window)
     lines = [
-        paint(_BOLD, f"Migration progress: {_pct(ratio)} of {requests:,} requests ")
-        + paint(_BOLD, "answered by new services"),
+        paint(
+            _BOLD,
+            f"Migration progress ({_WINDOW_TEXT.get(window, window)}): {_pct(ratio)} of "
+            f"{requests:,} requests answered by new services",
+        ),
         f"Routes migrated: {int(_num(overall, 'routes_migrated'))} of "
         f"{int(_num(overall, 'routes_total'))} (config {_str(doc, 'version')}, "
         f"{_str(doc, 'generated_at')})",
-        "",
     ]
+    cov = overall.get("coverage")
+    if isinstance(cov, dict) and _num(cov, "endpoints_seen"):
+        lines.append(
+            f"Endpoints moved: {int(_num(cov, 'endpoints_moved'))} of "
+            f"{int(_num(cov, 'endpoints_seen'))} seen ({_pct(_num(cov, 'ratio'))})"
+        )
+    lines.append("")
     routes = _docs(doc, "routes")
     if not routes:
         lines.append("  No routes yet: every request goes to legacy.")
     name_w = max((len(_str(r, "name")) for r in routes), default=0)
     owner_w = max((len(_str(r, "owner")) for r in routes), default=0)
-    req_w = max((len(f"{int(_num(r, 'requests')):,}") for r in routes), default=1)
-    for r in routes:
-        share = _num(r, "new_share")
+    figures = [_in_window(r, window) for r in routes]
+    req_w = max((len(f"{n:,}") for n, _share in figures), default=1)
+    for r, (count, share) in zip(routes, figures, strict=True):
         errors = _num(r, "error_ratio")
         err_text = f"{errors * 100:.1f}% 5xx"
         state = _str(r, "state")
@@ -211,7 +247,7 @@ def format_status(doc: Doc, *, color: bool, limit: int = 10) -> str:
         lines.append(
             f"  {_str(r, 'name'):<{name_w}}  {_str(r, 'owner'):<{owner_w}}  "
             f"{bar(share, paint)}  {share * 100:3.0f}% new  "
-            f"{int(_num(r, 'requests')):>{req_w},} req  "
+            f"{count:>{req_w},} req  "
             f"{paint(_RED, err_text) if errors >= 0.01 else err_text}  {state}"
         )
     backlog = _docs(doc, "backlog")[: max(limit, 0)]
@@ -293,7 +329,12 @@ def _fail(e: CliFailure, err: TextIO) -> int:
 
 
 def status_main(
-    admin_url: str | AdminTarget, *, color: bool, as_json: bool = False, limit: int = 10
+    admin_url: str | AdminTarget,
+    *,
+    color: bool,
+    as_json: bool = False,
+    limit: int = 10,
+    window: str = DEFAULT_WINDOW,
 ) -> int:
     """``strangler status``: print the migration status; 0, or 1 when unreachable."""
     try:
@@ -301,16 +342,19 @@ def status_main(
         if as_json:
             text = json.dumps(doc, indent=2)
         else:
-            text = format_status(doc, color=color, limit=limit)
+            text = format_status(doc, color=color, limit=limit, window=window)
     except CliFailure as e:
         return _fail(e, sys.stderr)
     print(text)
     return 0
 
 
-def backlog_main(admin_url: str | AdminTarget, limit: int, as_json: bool) -> int:
-    """``strangler backlog``: print the remaining legacy surface, ``limit`` endpoints."""
-    query = urllib.parse.urlencode({"limit": limit})
+def backlog_main(
+    admin_url: str | AdminTarget, limit: int, as_json: bool, everything: bool = False
+) -> int:
+    """``strangler backlog``: print the remaining legacy surface, ``limit`` endpoints
+    (``everything``: with those that only ever answered 404/405)."""
+    query = urllib.parse.urlencode({"limit": limit, **({"all": 1} if everything else {})})
     try:
         doc = fetch_json(admin_url, f"/api/backlog?{query}")
         text = json.dumps(doc, indent=2) if as_json else format_backlog(doc)
@@ -336,12 +380,35 @@ def _count(raw: str) -> int:
     return value
 
 
+def reset_main(admin_url: str | AdminTarget, route: str | None, token: str | None) -> int:
+    """``strangler progress reset [ROUTE]``: start the figures afresh (admin token)."""
+    from strangler.cli_release import AdminError, call
+
+    body = {} if route is None else {"route": route}
+    try:
+        doc = call(_target(admin_url).url, "POST", "/api/progress/reset", body, token)
+    except AdminError as e:
+        print(f"strangler: {e}", file=sys.stderr)
+        return 1
+    names = doc.get("reset")
+    count = len(names) if isinstance(names, list) else 0
+    what = f"route {route!r}" if route is not None else f"{count} routes"
+    print(f"Progress of {what} reset at {doc.get('at')}: figures start afresh (audited).")
+    return 0
+
+
 def _status_command(args: argparse.Namespace) -> int:
     try:
         target = resolve_admin(args)
     except AdminSetupError as e:
         return _fail(CliFailure(str(e)), sys.stderr)
-    return status_main(target, color=_want_color(args.color), as_json=args.json, limit=args.limit)
+    return status_main(
+        target,
+        color=_want_color(args.color),
+        as_json=args.json,
+        limit=args.limit,
+        window=args.window,
+    )
 
 
 def _backlog_command(args: argparse.Namespace) -> int:
@@ -349,7 +416,18 @@ def _backlog_command(args: argparse.Namespace) -> int:
         target = resolve_admin(args)
     except AdminSetupError as e:
         return _fail(CliFailure(str(e)), sys.stderr)
-    return backlog_main(target, args.limit, args.json)
+    return backlog_main(target, args.limit, args.json, args.all)
+
+
+def _reset_command(args: argparse.Namespace) -> int:
+    from strangler.cli_release import AdminError, _token
+
+    try:
+        target = resolve_admin(args)
+        token = _token(args)
+    except (AdminSetupError, AdminError) as e:
+        return _fail(CliFailure(str(e)), sys.stderr)
+    return reset_main(target, args.route, token)
 
 
 def add_status_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -379,6 +457,34 @@ def add_status_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         default="auto",
         help="colour the output (default: when writing to a terminal and NO_COLOR is unset)",
     )
+    status.add_argument(
+        "--window",
+        choices=WINDOWS,
+        default=DEFAULT_WINDOW,
+        help="the shares over the last 5 minutes, hour or 24 hours, or since tracking "
+        f"began (default {DEFAULT_WINDOW})",
+    )
     backlog.add_argument("--limit", type=_count, default=50, help="endpoints to list (default 50)")
+    backlog.add_argument(
+        "--all",
+        action="store_true",
+        help="also list endpoints that only ever answered 404/405 (scanners, typos)",
+    )
     status.set_defaults(func=_status_command)
     backlog.set_defaults(func=_backlog_command)
+    progress = sub.add_parser(
+        "progress",
+        help="manage migration progress figures",
+        description="Manage the migration progress figures of a running proxy.",
+    )
+    actions = progress.add_subparsers(dest="progress_command", required=True)
+    reset = actions.add_parser(
+        "reset",
+        help="start a route's (or every route's) progress figures afresh",
+        description="Start the traffic share figures of ROUTE (every route without it) "
+        "afresh, for every worker, e.g. after a load test. The history is kept. Needs "
+        "the admin token; the reset is written to the audit log.",
+    )
+    reset.add_argument("route", nargs="?", help="the route (default: every route)")
+    add_admin_arguments(reset, write=True)
+    reset.set_defaults(func=_reset_command)

@@ -227,7 +227,10 @@ class ProxyServer:
                 reuse_port=self.options.reuse_port,
             )
         admin_app = build_admin_app(self.admin_state)
-        add_progress_routes(admin_app, self.progress, self.holder, self.state_dir)
+        add_progress_routes(
+            admin_app, self.progress, self.holder, self.state_dir,
+            token=self.admin_state.token, audit=self.release.audit,
+        )  # fmt: skip
         add_release_routes(admin_app, self.release, self.holder, self.forwarder)
         add_shadow_routes(admin_app, self.shadow_shared)
         add_migrate_routes(admin_app, self.autopilot)

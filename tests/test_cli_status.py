@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import socket
 from pathlib import Path
@@ -54,11 +55,15 @@ async def test_status_prints_progress(
     aiohttp_server: AiohttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = await admin_url(aiohttp_server, tmp_path)
-    assert await asyncio.to_thread(status_main, url, color=False) == 0
+    run = functools.partial(status_main, url, color=False, window="all")
+    assert await asyncio.to_thread(run) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == "Migration progress: 44.4% of 9 requests answered by new services"
+    assert lines[0] == (
+        "Migration progress (since tracking began): 44.4% of 9 requests answered by new services"
+    )
     assert lines[1].startswith("Routes migrated: 1 of 2 (config ")
+    assert lines[2] == "Endpoints moved: 0 of 2 seen (0.0%)"
     assert "  invoices-read  team-billing  [████████████████████]  100% new  4 req" in out
     assert "  customers      team-crm      [░░░░░░░░░░░░░░░░░░░░]    0% new  1 req" in out
     assert "Remaining legacy surface (top 2 of 2):" in out

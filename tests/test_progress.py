@@ -27,6 +27,7 @@ from strangler.progress.state import (
 from strangler.progress.status import claimed_by
 from strangler.progress.topk import SpaceSaving
 from strangler.progress.tracker import MAX_KEY
+from strangler.progress.windows import WINDOWS
 from strangler.runtime import Snapshot, SnapshotHolder, compile_snapshot
 
 T0 = 1_700_000_000.0
@@ -85,6 +86,11 @@ def tracker(clock: Clock, snap: Snapshot | None = None, **kw: object) -> Progres
         ("/reports/2024-01-31T10:00:00Z/csv", "/reports/{date}/csv"),
         ("/invoices/123.pdf", "/invoices/{id}.pdf"),
         ("/files/report.csv", "/files/report.csv"),
+        ("/static/app.039bac4c.js", "/static/app.{hash}.js"),
+        ("/static/js/main-3f2a1c9e.chunk.css", "/static/js/main-{hash}.chunk.css"),
+        ("/static/2.7e5c9a1f2b.js", "/static/2.{hash}.js"),
+        ("/img/logo.v2.png", "/img/logo.v2.png"),
+        ("/fonts/deadbeef.woff", "/fonts/deadbeef.woff"),  # no digit: a word, not a hash
         ("/orders/ord_12345", "/orders/{id}"),
         ("/invoices/INV-2024-0001", "/invoices/{id}"),
         ("/reset/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc", "/reset/{token}"),
@@ -323,6 +329,8 @@ def test_status_schema_and_overall_ratio() -> None:
         "migrated_ratio": 0.6,
         "routes_total": 2,
         "routes_migrated": 1,
+        "windows": {w: {"requests": 5, "new": 3, "legacy": 2, "new_share": 0.6} for w in WINDOWS},
+        "coverage": {"endpoints_seen": 1, "endpoints_moved": 0, "ratio": 0.0},
     }
     assert [r["name"] for r in s["routes"]] == ["invoices-read", "customers"]  # config order
     inv, cus = s["routes"]
@@ -342,6 +350,8 @@ def test_status_schema_and_overall_ratio() -> None:
         "last_legacy_at": None,
         "tracking_since": "2023-11-14T22:13:20Z",
         "decommission_candidate": False,
+        "windows": {w: {"requests": 3, "new": 3, "legacy": 0, "new_share": 1.0} for w in WINDOWS},
+        "reset_at": None,
     }
     assert (cus["state"], cus["target"], cus["primary"]) == ("legacy", "legacy", "legacy")
     assert (cus["errors"], cus["error_ratio"], cus["new_share"]) == (1, 1.0, 0.0)
@@ -353,6 +363,7 @@ def test_status_schema_and_overall_ratio() -> None:
             "overcount": 0,
             "share": 0.2,
             "last_seen": "2023-11-14T22:13:20Z",
+            "status_classes": ["2xx"],
         }
     ]
     assert s["decommission"] == []

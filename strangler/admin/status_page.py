@@ -3,14 +3,18 @@
 =========================== ==========================================================
 ``GET /``                   ``static/status.html``; ``?refresh=N`` sets the refresh
                             period in seconds (1 to 300, default 5)
-``GET /static/{name}``      ``status.css`` or ``status.js``; any other name is 404
+``GET /static/{name}``      ``status.css``, ``status.js`` or ``autopilot.js``; any other
+                            name is 404
 =========================== ==========================================================
 
 The page is self-contained (no CDN, no web fonts: it works offline and on an
-air-gapped admin network). Its script fetches ``api/status`` and ``api/routes``,
-relative to the page, every few seconds and fills the page in with DOM text nodes
-only (route names and learned legacy paths come from config and from clients, so
-nothing is ever parsed as HTML).
+air-gapped admin network). Its script fetches ``api/status``, ``api/routes`` and
+``api/progress/history`` (drawn as an inline SVG chart), relative to the page, every
+few seconds; ``?window=5m|1h|24h|all`` (default ``1h``) picks the shares shown.
+``autopilot.js`` fills the Autopilot panel from ``api/migrate`` (hidden without plans). Bars
+are drawn at their final width at once (no animation), so a capture at any moment is
+true. It fills the page in with DOM text nodes only (route names and learned legacy
+paths come from config and from clients, so nothing is ever parsed as HTML).
 
 Every answer carries a strict Content-Security-Policy: scripts, styles and fetches
 from this origin only, no inline script, no framing. The files are read once, when
@@ -29,7 +33,11 @@ __all__ = ["ASSETS", "STATIC_DIR", "add_status_page"]
 
 STATIC_DIR: Final = Path(__file__).with_name("static")
 PAGE: Final = "status.html"
-ASSETS: Final = {"status.css": "text/css", "status.js": "text/javascript"}
+ASSETS: Final = {
+    "status.css": "text/css",
+    "status.js": "text/javascript",
+    "autopilot.js": "text/javascript",
+}
 """The files ``/static/{name}`` serves, with their content types; nothing else is."""
 
 CSP: Final = "; ".join(

@@ -407,6 +407,19 @@ class StateFiles:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProgressSettings:
+    """``progress:``: what the migration progress leaves out of the legacy backlog, and
+    how long legacy must be idle before its code is a deletion candidate.
+
+    ``ignore``: path globs (``*`` one segment, ``**`` any depth, ``?`` one character)
+    of unrouted requests kept out of the backlog, like ``/static/**`` or ``/health``.
+    """
+
+    ignore: tuple[str, ...] = ()
+    idle_after: float = 14 * 86400.0  # seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     listen: Listen = Listen(host="0.0.0.0", port=8080)
     admin: Admin = Admin()
@@ -418,5 +431,6 @@ class Config:
     drain_seconds: float = 30.0
     state: StateFiles = StateFiles()
     debug_headers: DebugHeaders = "off"
+    progress: ProgressSettings = ProgressSettings()
     files: tuple[str, ...] = ()  # every file read, main first: what the reloader watches
     version: str = "builtin"  # short hash of the files' contents

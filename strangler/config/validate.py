@@ -43,6 +43,7 @@ from strangler.config.model import (
     Limits,
     Listen,
     Location,
+    ProgressSettings,
     RedisState,
     StateFiles,
     Timeouts,
@@ -50,6 +51,7 @@ from strangler.config.model import (
     UpstreamTls,
 )
 from strangler.config.source import Map, Node, Scalar, Sources, describe
+from strangler.config.validate_progress import read_progress
 from strangler.config.validate_routes import RouteTable, read_networks
 from strangler.config.validate_tls import TlsReader
 from strangler.config.validate_translate import TranslateReader
@@ -62,6 +64,7 @@ __all__ = ["TOP_KEYS", "legacy_only", "mask_url_password", "parse_listen", "vali
 TOP_KEYS: Final = (
     "listen", "admin", "upstreams", "include", "routes",
     "limits", "forwarded", "access_log", "drain", "state", "translators", "debug_headers",
+    "progress",
 )  # fmt: skip
 ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
 UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header", "tls")
@@ -142,6 +145,7 @@ class _Validator(Walker):
         debug: DebugHeaders | None = "off"
         if "debug_headers" in f:
             debug = self.debug_headers(f["debug_headers"], "debug_headers")
+        progress = ProgressSettings() if "progress" not in f else read_progress(self, f["progress"])
         if (
             self.problems
             or sources.problems
@@ -155,6 +159,7 @@ class _Validator(Walker):
             or drain is None
             or state is None
             or debug is None
+            or progress is None
         ):
             return None
         digest = hashlib.sha256()
@@ -171,6 +176,7 @@ class _Validator(Walker):
             drain_seconds=drain,
             state=state,
             debug_headers=debug,
+            progress=progress,
             files=tuple(file.path for file in sources.files),
             version=digest.hexdigest()[:12],
         )

@@ -9,7 +9,10 @@ How it is split:
 - ``topk``: the bounded Space-Saving table of learned legacy endpoints;
 - ``state``: the counters as data, their JSON files and ``merge`` across workers;
 - ``status``: the status / backlog / decommission models, built at read time;
-- ``collector``: the scrape-time Prometheus collector.
+- ``collector``: the scrape-time Prometheus collector;
+- ``windows``: time-bucketed counts (the 5m/1h/24h windows) and their exact merge;
+- ``history``: the migration over time, from those buckets;
+- ``resets``: ``strangler progress reset``, a shared file applied at read time.
 
 >>> from strangler.config import load_config_text
 >>> from strangler.metrics import Metrics

@@ -18,7 +18,9 @@ placeholder what                                           example
             and lower case mixed throughout)
 =========== ============================================== ==========================
 
-A value with a short extension keeps it (``123.json`` → ``{id}.json``). Words, slugs
+A value with a short extension keeps it (``123.json`` → ``{id}.json``), and a content
+hash inside a file name (7+ hex digits, a digit and a letter among them, between
+separators) is folded: ``app.039bac4c.js`` → ``app.{hash}.js``. Words, slugs
 (``how-to-cook-2-eggs``), versions (``v2``) and short codes (``sha256``) are kept.
 Over-long paths are cut (``MAX_SEGMENTS`` segments, ``MAX_TEMPLATE`` characters, then
 ``…``) so a scanner's 8 KiB URL cannot blow up the endpoint table.
@@ -37,7 +39,16 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["MAX_SEGMENTS", "MAX_TEMPLATE", "PLACEHOLDERS", "fold_path", "probe_path"]
+from strangler.config.validate_progress import glob_regex
+
+__all__ = [
+    "MAX_SEGMENTS",
+    "MAX_TEMPLATE",
+    "PLACEHOLDERS",
+    "fold_path",
+    "ignore_pattern",
+    "probe_path",
+]
 
 MAX_SEGMENTS: Final = 16
 MAX_TEMPLATE: Final = 256
@@ -51,6 +62,10 @@ _DATE: Final = re.compile(
 _EMAIL: Final = re.compile(r"[^@\s/]+@[^@\s/]+\.[A-Za-z]{2,}")
 _TOKEN_CHARS: Final = re.compile(r"[A-Za-z0-9_\-+=.~]{20,}")
 _PARTS: Final = re.compile(r"[-_.~+=]")
+# A part of a file name (between separators) of 7+ hex digits, with a digit and a letter.
+_HASH_PART: Final = re.compile(
+    r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{7,}(?![0-9A-Za-z])"
+)
 
 # A sample value per placeholder that the router's converters accept
 # (``{x:int}``, ``{x:uuid}``, plain ``{x}``).
@@ -84,11 +99,18 @@ def _fold_segment(s: str) -> str:
         return s  # the common case: empty (leading "/") or a plain word
     if s.isascii() and s.isdigit():
         return "{id}"
+    stem, dot, ext = s.rpartition(".")
+    is_file = dot and stem and len(ext) <= 5 and ext.isascii() and ext.isalpha()
+    if is_file and _HASH_PART.search(stem):
+        # A bundler's content hash inside a file name: app.039bac4c.js, main-3f2a1c9e.css.
+        whole = _fold_value(stem)  # a uuid or long hash as the whole stem
+        if whole in ("{uuid}", "{hash}"):
+            return whole + "." + ext
+        return _HASH_PART.sub("{hash}", stem) + "." + ext
     folded = _fold_value(s)
     if folded is not None:
         return folded
-    stem, dot, ext = s.rpartition(".")
-    if dot and stem and len(ext) <= 5 and ext.isascii() and ext.isalpha():
+    if is_file:
         folded = _fold_value(stem)
         if folded is not None:
             return folded + "." + ext
@@ -138,3 +160,10 @@ def probe_path(template: str) -> str:
     '/users/1/files/00000000-0000-4000-8000-000000000000'
     """
     return _PLACEHOLDER.sub(lambda m: PLACEHOLDERS[m.group(0)], template)
+
+
+def ignore_pattern(globs: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for ``progress.ignore``'s globs (``fullmatch`` a path), or None."""
+    if not globs:
+        return None
+    return re.compile("|".join(f"(?:{glob_regex(g)})" for g in globs))

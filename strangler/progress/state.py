@@ -24,16 +24,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from strangler.progress.windows import (
+    KEEP,
+    Series,
+    merge_series,
+    series_from_json,
+    series_to_json,
+)
+
 __all__ = [
     "DEFAULT_MAX_ENDPOINTS",
     "FORMAT",
+    "NOT_FOUND",
+    "ZERO_CONFIG_DIR",
     "EndpointCounts",
+    "Mark",
     "ProgressState",
     "RouteCounts",
+    "adopt_discovery",
+    "carry_over_discovery",
     "merge",
     "merge_states",
     "read_state",
     "state_files",
+    "write_atomically",
     "write_state",
 ]
 
@@ -42,6 +56,10 @@ log = logging.getLogger("strangler.progress")
 FORMAT: Final = "strangler-progress/1"
 DEFAULT_MAX_ENDPOINTS: Final = 1000
 FILE_GLOB: Final = "progress-*.json"
+# Status class bits of an endpoint (``EndpointCounts.classes``): 1 << (status // 100)
+# for 1xx..5xx, and NOT_FOUND for 404 and 405, which say "no such endpoint" and so do
+# not make an endpoint part of the legacy surface.
+NOT_FOUND: Final = 1 << 7
 
 
 @dataclass(slots=True)
@@ -65,6 +83,21 @@ class EndpointCounts:
     count: int
     overcount: int
     last_seen: float
+    classes: int = 0  # the status classes answered (bits, see NOT_FOUND); 0: unknown
+
+    @property
+    def surface(self) -> bool:
+        """False when the endpoint only ever answered 404/405 (a scanner, a typo)."""
+        return self.classes == 0 or bool(self.classes & ~NOT_FOUND)
+
+
+@dataclass(slots=True)
+class Mark:
+    """The config's migration state as a worker saw it during one history bucket."""
+
+    seen_at: float
+    migrated: int  # routes migrated
+    total: int  # routes in the config
 
 
 @dataclass(slots=True)
@@ -75,6 +108,14 @@ class ProgressState:
     # ever dropped, so an absent endpoint was never seen).
     floor: int = 0
     capacity: int = DEFAULT_MAX_ENDPOINTS
+    # Per route name: the counts in time buckets (``windows``).
+    series: dict[str, Series] = field(default_factory=dict)
+    # Per history bucket index (``five`` / ``hour`` tier): routes migrated then.
+    marks: dict[str, dict[int, Mark]] = field(default_factory=dict)
+    # Learned endpoints that a route has claimed since (endpoint coverage).
+    claimed: set[str] = field(default_factory=set)
+    # Per route name: when its figures were last reset (``resets``; not saved).
+    reset_at: dict[str, float] = field(default_factory=dict)
 
 
 def merge_states(states: Iterable[ProgressState]) -> ProgressState:
@@ -112,10 +153,23 @@ def merge_states(states: Iterable[ProgressState]) -> ProgressState:
             m2.count += e.count - s.floor
             m2.overcount += e.overcount - s.floor
             m2.last_seen = max(m2.last_seen, e.last_seen)
+            m2.classes |= e.classes
     ranked = sorted(endpoints.items(), key=lambda kv: (-kv[1].count, kv[0]))
     kept, dropped = ranked[: out.capacity], ranked[out.capacity :]
     out.endpoints = dict(kept)
     out.floor = max(floors, dropped[0][1].count if dropped else 0)
+    names = {name for s in states for name in s.series}
+    out.series = {
+        name: merge_series(s.series[name] for s in states if name in s.series) for name in names
+    }
+    for s in states:
+        for tier, marks in s.marks.items():
+            dst = out.marks.setdefault(tier, {})
+            for i, mark in marks.items():
+                have = dst.get(i)
+                if have is None or mark.seen_at > have.seen_at:
+                    dst[i] = Mark(mark.seen_at, mark.migrated, mark.total)
+    out.claimed = set().union(*(s.claimed for s in states))
     return out
 
 
@@ -137,9 +191,20 @@ def state_to_json(state: ProgressState, *, worker: str, saved_at: float) -> dict
             for name, r in state.routes.items()
         },
         "endpoints": {
-            key: {"requests": e.count, "overcount": e.overcount, "last_seen": e.last_seen}
+            key: {
+                "requests": e.count,
+                "overcount": e.overcount,
+                "last_seen": e.last_seen,
+                "classes": e.classes,
+            }
             for key, e in state.endpoints.items()
         },
+        "series": {name: series_to_json(s) for name, s in state.series.items()},
+        "marks": {
+            tier: [[i, m.seen_at, m.migrated, m.total] for i, m in sorted(marks.items())]
+            for tier, marks in state.marks.items()
+        },
+        "claimed": sorted(state.claimed),
     }
 
 
@@ -187,17 +252,39 @@ def state_from_json(obj: object) -> ProgressState:
             count=_int(e, "requests"),
             overcount=_int(e, "overcount"),
             last_seen=_time(e, "last_seen"),
+            classes=_int(e, "classes"),
         )
+    for name, raw in _mapping(top.get("series", {}), "'series'").items():
+        state.series[name] = series_from_json(raw, f"series {name!r}")
+    for tier, rows in _mapping(top.get("marks", {}), "'marks'").items():
+        if tier not in KEEP or not isinstance(rows, list):
+            raise ValueError(f"'marks' has an unknown tier {tier!r} or is not a list")
+        marks = state.marks[tier] = {}
+        for row in rows:
+            if not (isinstance(row, list) and len(row) == 4 and isinstance(row[0], int)):
+                raise ValueError("'marks' rows must be [index, seen_at, migrated, total]")
+            r = dict(zip(("seen_at", "migrated", "total"), row[1:], strict=True))
+            marks[row[0]] = Mark(_time(r, "seen_at"), _int(r, "migrated"), _int(r, "total"))
+    claimed = top.get("claimed", [])
+    if not isinstance(claimed, list) or not all(isinstance(k, str) for k in claimed):
+        raise ValueError("'claimed' must be a list of endpoints")
+    state.claimed = set(claimed)
     return state
 
 
 def write_state(path: Path, state: ProgressState, *, worker: str, saved_at: float) -> None:
     """Write ``state`` to ``path`` atomically; raises ``OSError``."""
     data = json.dumps(state_to_json(state, worker=worker, saved_at=saved_at), separators=(",", ":"))
+    write_atomically(path, data.encode())
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """A temporary file in the same folder, fsync, then ``os.replace``: a reader sees
+    the old file or the new one, never half of one. Raises ``OSError``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -231,3 +318,37 @@ def merge(files: Iterable[Path]) -> ProgressState:
         except (OSError, ValueError) as e:
             log.warning("skipping progress state %s: %s", f, e)
     return merge_states(states)
+
+
+ZERO_CONFIG_DIR: Final = ".strangler"  # ``strangler serve --legacy``: in the working directory
+
+
+def adopt_discovery(state_dir: Path, zero_config_dir: Path) -> list[Path]:
+    """Carry the progress gathered in zero-config mode over to a config's state dir.
+
+    ``strangler serve --legacy URL`` keeps its state in ``./.strangler``; a config
+    file's default state dir is ``.strangler`` beside the config. When the config's
+    dir has no progress files yet and the zero-config dir has some (and they are not
+    the same folder), the files are copied over (never moved: the originals stay), so
+    the learned backlog and the history survive the switch. Returns the copies made;
+    blocking; raises ``OSError``.
+    """
+    if not zero_config_dir.is_dir() or state_files(state_dir):
+        return []
+    if state_dir.exists() and os.path.samefile(state_dir, zero_config_dir):
+        return []
+    copies = []
+    for f in state_files(zero_config_dir):
+        write_atomically(state_dir / f.name, f.read_bytes())
+        copies.append(state_dir / f.name)
+    return copies
+
+
+def carry_over_discovery(state_dir: Path) -> None:
+    """``adopt_discovery`` from ``./.strangler``, logged; never raises (a failure is
+    a warning: the proxy starts anyway)."""
+    try:
+        for f in adopt_discovery(state_dir, Path(ZERO_CONFIG_DIR)):
+            log.info("progress learned in zero-config mode carried over to %s", f)
+    except OSError as e:
+        log.warning("cannot carry the zero-config progress over to %s: %s", state_dir, e)

@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 from typing import Final, Literal, TypedDict, final
 
 from strangler.config.model import EMPTY_MAP, Route
-from strangler.progress.fold import probe_path
-from strangler.progress.state import ProgressState, RouteCounts
+from strangler.progress.fold import ignore_pattern, probe_path
+from strangler.progress.state import NOT_FOUND, ProgressState, RouteCounts
+from strangler.progress.windows import WINDOWS, Series
 from strangler.runtime import TARGET_LEGACY, TARGET_NEW, CompiledRoute, Snapshot
 
 __all__ = [
@@ -52,6 +53,19 @@ BACKLOG_IN_STATUS: Final = 50
 RouteStateName = Literal["legacy", "canary", "migrated"]
 
 
+class WindowJSON(TypedDict):
+    requests: int
+    new: int
+    legacy: int
+    new_share: float  # new / requests (0.0 without requests)
+
+
+class CoverageJSON(TypedDict):
+    endpoints_seen: int  # learned endpoints that are legacy surface, moved or not
+    endpoints_moved: int  # of those, claimed by a route whose primary is a new service
+    ratio: float
+
+
 class OverallJSON(TypedDict):
     requests: int
     new: int
@@ -59,6 +73,8 @@ class OverallJSON(TypedDict):
     migrated_ratio: float  # requests answered by new services / all requests
     routes_total: int
     routes_migrated: int
+    windows: dict[str, WindowJSON]  # "5m", "1h", "24h", "all" (see ``windows``)
+    coverage: CoverageJSON
 
 
 class RouteJSON(TypedDict):
@@ -77,6 +93,8 @@ class RouteJSON(TypedDict):
     last_legacy_at: str | None
     tracking_since: str | None
     decommission_candidate: bool
+    windows: dict[str, WindowJSON]
+    reset_at: str | None
 
 
 class EndpointJSON(TypedDict):
@@ -85,6 +103,7 @@ class EndpointJSON(TypedDict):
     overcount: int
     share: float  # of all requests
     last_seen: str
+    status_classes: list[str]  # "2xx", ..., "404/405" (what it answered)
 
 
 class CandidateJSON(TypedDict):
@@ -109,9 +128,10 @@ class BacklogJSON(TypedDict):
     version: str
     generated_at: str
     requests: int  # all requests, the denominator of ``share``
-    total: int  # endpoints tracked
+    total: int  # legacy surface endpoints tracked
+    not_found_total: int  # tracked endpoints that only ever answered 404/405
     floor: int  # an endpoint not listed was seen at most this often
-    endpoints: list[EndpointJSON]
+    endpoints: list[EndpointJSON]  # surface only, unless asked for all
 
 
 class DecommissionJSON(TypedDict):
@@ -186,12 +206,18 @@ def claimed_by(snap: Snapshot, endpoint: str) -> CompiledRoute | None:
 
 
 def attribute(state: ProgressState, snap: Snapshot) -> None:
-    """Move endpoints that a route of ``snap`` now claims out of ``state.endpoints``,
-    carrying their last-seen time over to the route's ``last_legacy``. In place."""
+    """Move endpoints that a route of ``snap`` now claims out of ``state.endpoints``
+    (into ``claimed``), carrying their last-seen time over to the route's
+    ``last_legacy``; drop those ``progress.ignore`` matches. In place."""
+    ignore = ignore_pattern(snap.config.progress.ignore)
     for key in list(state.endpoints):
+        if ignore is not None and ignore.fullmatch(key.partition(" ")[2]):
+            del state.endpoints[key]
+            continue
         route = claimed_by(snap, key)
         if route is None:
             continue
+        state.claimed.add(key)
         e = state.endpoints.pop(key)
         r = state.routes.get(route.name)
         if r is None:
@@ -203,8 +229,63 @@ def _ratio(part: int, whole: int) -> float:
     return round(part / whole, 6) if whole else 0.0
 
 
+def _window(legacy: int, new: int) -> WindowJSON:
+    return {
+        "requests": legacy + new,
+        "new": new,
+        "legacy": legacy,
+        "new_share": _ratio(new, legacy + new),
+    }
+
+
+def windows(
+    counts: RouteCounts | None, series: Series | None, now: float, since: float = 0.0
+) -> dict[str, WindowJSON]:
+    """One route's figures per window: ``all`` from the cumulative counters, the
+    others from its time buckets (``windows.Series``), after ``since`` (a reset)."""
+    out: dict[str, WindowJSON] = {}
+    for name, seconds in WINDOWS.items():
+        if seconds is None:
+            c = counts or RouteCounts()
+            out[name] = _window(c.legacy, c.new)
+        elif series is None:
+            out[name] = _window(0, 0)
+        else:
+            out[name] = _window(*series.window(now, seconds, since))
+    return out
+
+
+def _overall_windows(state: ProgressState, now: float) -> dict[str, WindowJSON]:
+    """The sum of every tracked route's windows (unrouted and removed routes too)."""
+    sums = {name: [0, 0] for name in WINDOWS}
+    for name in state.routes.keys() | state.series.keys():
+        per = windows(
+            state.routes.get(name), state.series.get(name), now, state.reset_at.get(name, 0.0)
+        )
+        for w, figures in per.items():
+            sums[w][0] += figures["legacy"]
+            sums[w][1] += figures["new"]
+    return {w: _window(legacy, new) for w, (legacy, new) in sums.items()}
+
+
+def coverage(state: ProgressState, snap: Snapshot) -> CoverageJSON:
+    """Endpoints moved of the endpoints seen: learned endpoints (legacy surface only)
+    plus those a route has claimed since; moved when that route's primary is new."""
+    moved = 0
+    for key in state.claimed:
+        route = claimed_by(snap, key)
+        if route is not None and route.target == TARGET_NEW:
+            moved += 1
+    seen = len(state.claimed) + sum(1 for e in state.endpoints.values() if e.surface)
+    return {"endpoints_seen": seen, "endpoints_moved": moved, "ratio": _ratio(moved, seen)}
+
+
 def route_rows(
-    routes: Mapping[str, RouteCounts], snap: Snapshot, now: float, idle_after: float
+    routes: Mapping[str, RouteCounts],
+    snap: Snapshot,
+    now: float,
+    idle_after: float,
+    state: ProgressState | None = None,
 ) -> list[RouteJSON]:
     """One row per route of the config, in config order."""
     rows: list[RouteJSON] = []
@@ -232,6 +313,15 @@ def route_rows(
                 "last_legacy_at": _iso_or_none(c.last_legacy),
                 "tracking_since": _iso_or_none(c.since),
                 "decommission_candidate": candidate,
+                "windows": windows(
+                    counts,
+                    None if state is None else state.series.get(compiled.name),
+                    now,
+                    0.0 if state is None else state.reset_at.get(compiled.name, 0.0),
+                ),
+                "reset_at": None
+                if state is None
+                else _iso_or_none(state.reset_at.get(compiled.name, 0.0)),
             }
         )
     return rows
@@ -244,8 +334,23 @@ def _totals(state: ProgressState) -> tuple[int, int]:
     return new, legacy
 
 
-def _endpoints(state: ProgressState, total: int, limit: int | None) -> list[EndpointJSON]:
-    ranked = sorted(state.endpoints.items(), key=lambda kv: (-kv[1].count, kv[0]))
+_CLASS_NAMES: Final = tuple((1 << c, f"{c}xx") for c in range(1, 6))
+
+
+def _classes(bits: int) -> list[str]:
+    names = [name for bit, name in _CLASS_NAMES if bits & bit]
+    if bits & NOT_FOUND:
+        names.append("404/405")
+    return names
+
+
+def _endpoints(
+    state: ProgressState, total: int, limit: int | None, *, everything: bool = False
+) -> list[EndpointJSON]:
+    ranked = sorted(
+        ((k, e) for k, e in state.endpoints.items() if everything or e.surface),
+        key=lambda kv: (-kv[1].count, kv[0]),
+    )
     if limit is not None:
         ranked = ranked[:limit]
     return [
@@ -255,6 +360,7 @@ def _endpoints(state: ProgressState, total: int, limit: int | None) -> list[Endp
             "overcount": e.overcount,
             "share": _ratio(e.count, total),
             "last_seen": iso(e.last_seen),
+            "status_classes": _classes(e.classes),
         }
         for key, e in ranked
     ]
@@ -278,7 +384,9 @@ def _candidates(
                 }
             )
     idle_endpoints = sorted(
-        (e.last_seen, key) for key, e in state.endpoints.items() if now - e.last_seen > idle_after
+        (e.last_seen, key)
+        for key, e in state.endpoints.items()
+        if e.surface and now - e.last_seen > idle_after
     )
     for last_seen, key in idle_endpoints:
         out.append(
@@ -303,7 +411,7 @@ def status_model(
     """The whole status. ``state`` must already be ``attribute``d against ``snap``."""
     new, legacy = _totals(state)
     total = new + legacy
-    rows = route_rows(state.routes, snap, now, idle_after)
+    rows = route_rows(state.routes, snap, now, idle_after, state)
     return {
         "version": snap.version,
         "generated_at": iso(now),
@@ -315,27 +423,41 @@ def status_model(
             "migrated_ratio": _ratio(new, total),
             "routes_total": len(rows),
             "routes_migrated": sum(1 for r in rows if r["state"] == "migrated"),
+            "windows": _overall_windows(state, now),
+            "coverage": coverage(state, snap),
         },
         "routes": rows,
         "backlog": _endpoints(state, total, backlog_limit),
-        "backlog_total": len(state.endpoints),
+        "backlog_total": _surface(state),
         "decommission": _candidates(state, snap, now, idle_after),
     }
 
 
+def _surface(state: ProgressState) -> int:
+    return sum(1 for e in state.endpoints.values() if e.surface)
+
+
 def backlog_model(
-    state: ProgressState, snap: Snapshot, now: float, *, limit: int | None = None
+    state: ProgressState,
+    snap: Snapshot,
+    now: float,
+    *,
+    limit: int | None = None,
+    everything: bool = False,
 ) -> BacklogJSON:
-    """The remaining legacy surface, ranked by requests (all of it without ``limit``)."""
+    """The remaining legacy surface, ranked by requests (all of it without ``limit``).
+    Endpoints that only ever answered 404/405 are left out unless ``everything``."""
     new, legacy = _totals(state)
     total = new + legacy
+    surface = _surface(state)
     return {
         "version": snap.version,
         "generated_at": iso(now),
         "requests": total,
-        "total": len(state.endpoints),
+        "total": surface,
+        "not_found_total": len(state.endpoints) - surface,
         "floor": state.floor,
-        "endpoints": _endpoints(state, total, limit),
+        "endpoints": _endpoints(state, total, limit, everything=everything),
     }
 
 

@@ -88,7 +88,8 @@ class SpaceSaving:
         """Load ``entries`` (largest counts kept when there are too many)."""
         ranked = sorted(entries.items(), key=lambda kv: (-kv[1].count, kv[0]))
         self.table = {
-            k: EndpointCounts(e.count, e.overcount, e.last_seen) for k, e in ranked[: self.capacity]
+            k: EndpointCounts(e.count, e.overcount, e.last_seen, e.classes)
+            for k, e in ranked[: self.capacity]
         }
         dropped = ranked[self.capacity :]
         self.floor = max(floor, dropped[0][1].count if dropped else 0)

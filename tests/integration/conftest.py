@@ -26,6 +26,7 @@ from typing import Final
 import aiohttp
 import pytest
 
+from tests.browser import APT_PACKAGE, Browser, find_chromium, launch
 from tests.conftest import BASE_CONFIG, MakeProxy, RunningProxy
 
 HOST: Final = "127.0.0.1"
@@ -135,3 +136,25 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
         auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
     ) as session:
         yield session
+
+
+# ---------------------------------------------------------------- headless Chromium
+
+
+@pytest.fixture
+def chromium() -> str:
+    path = find_chromium()
+    if path is None:
+        pytest.fail(
+            "the status page tests need headless Chromium and found none ($CHROMIUM, "
+            f"'chromium' on PATH, /usr/bin/chromium): install the Debian package "
+            f"'{APT_PACKAGE}' (apt-get install -y --no-install-recommends {APT_PACKAGE})",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture
+async def browser(chromium: str, tmp_path: Path) -> AsyncIterator[Browser]:
+    async with launch(chromium, tmp_path / "chromium-profile") as b:
+        yield b

@@ -24,8 +24,10 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
+from tests.browser import Browser
 from tests.conftest import MakeProxy, RunningProxy
 from tests.integration.test_lifecycle import free_port, wait_healthy
+from tests.integration.test_status_page import ARTIFACTS
 
 USERS: Final = 60
 DEADLINE: Final = 60.0  # seconds any one migration may take here (it takes a few)
@@ -351,3 +353,49 @@ async def test_the_cli_shows_the_plan_and_steers_it(
     code, out, _ = await cli("migrate", "status", "orders-read", "--admin", proxy.admin_url)
     assert "paused by admin@127.0.0.1: change freeze" in out
     assert "shadow -> shadow: paused: change freeze (admin@127.0.0.1)" in out
+
+
+async def test_the_status_page_shows_the_plan_moving(
+    make_proxy: MakeProxy, apps: tuple[str, NewService], browser: Browser
+) -> None:
+    """Headless Chromium: the Autopilot panel names the position, the gates with their
+    verdicts, and the transitions as the plan moves; hidden on a proxy without plans."""
+    legacy, new = apps
+    proxy = await make_proxy(config(legacy, new.url))
+    page = await browser.new_page(1280, 900)
+    await page.goto(f"{proxy.admin_url}/?refresh=1")
+    await page.wait_for(
+        """document.querySelector('[data-testid="autopilot"]')?.hidden === false""", 10
+    )
+    async with aiohttp.ClientSession() as session:
+        load = Load(proxy.url)
+        deadline = time.monotonic() + DEADLINE
+        while (await views(proxy.admin_url, session))["position"] in ("not started", "shadow"):
+            assert time.monotonic() < deadline, "the plan never left the shadow stage"
+            await load.burst(session)
+        await load.burst(session)
+    await page.wait_for(
+        """document.querySelector('[data-testid="autopilot-orders-read-position"]')"""
+        """?.textContent.startsWith('canary')""",
+        10,
+    )
+    shown = await page.evaluate(
+        """(() => {
+        const q = (id) => document.querySelector(`[data-testid="${id}"]`);
+        return {
+          status: q("autopilot-orders-read-status").textContent,
+          gates: [...q("autopilot-orders-read-gates").children].map((li) => li.textContent),
+          timeline: q("autopilot-orders-read-timeline").children[0].textContent,
+          leader: q("autopilot-leader").textContent,
+        };
+        })()"""
+    )
+    assert shown["status"] == "running"
+    # a fresh step: each gate passes or waits for the step's traffic, never fails
+    verdicts = {g.split(":")[0].split()[-1]: g.split()[0] for g in shown["gates"]}
+    assert set(verdicts) == {"traffic", "error_rate"}
+    assert set(verdicts.values()) <= {"pass", "waiting"}
+    assert "shadow → canary 10%: gates passed (autopilot)" in shown["timeline"]
+    assert shown["leader"] == proxy.server.autopilot.store.owner
+    assert page.errors == []
+    await page.screenshot(ARTIFACTS / "status-page-autopilot.png")

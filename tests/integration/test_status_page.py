@@ -25,10 +25,10 @@ from typing import Any, Final
 
 import aiohttp
 import pytest
-from pytest_aiohttp import AiohttpClient
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from strangler.admin.status_page import add_status_page
-from tests.browser import APT_PACKAGE, Browser, Page, find_chromium, launch
+from tests.browser import Browser, Page
 from tests.conftest import MakeProxy, RunningProxy, Upstream
 
 pytestmark = pytest.mark.slow
@@ -98,31 +98,33 @@ STATUS_WORDS: Final = {
 }
 
 
-def expected(status: dict[str, Any], routes: dict[str, Any]) -> dict[str, Any]:
-    """What the page must show for these two API answers."""
+def expected(status: dict[str, Any], routes: dict[str, Any], window: str = "1h") -> dict[str, Any]:
+    """What the page must show for these two API answers, with ``window`` chosen."""
     o = status["overall"]
+    ow = o["windows"][window]
     release = {r["name"]: r for r in routes["routes"]}
     shown: dict[str, Any] = {}
     for r in status["routes"]:
-        has = r["requests"] > 0
+        w = r["windows"][window]
+        has = w["requests"] > 0
         rel = release[r["name"]]
         shown[r["name"]] = {
             "owner": r["owner"],
             "state": r["state"],
             "status": STATUS_WORDS[rel["status"]],
-            "new_share": pct(r["new_share"] * 100) if has else "—",
-            "legacy_share": pct(r["legacy"] / r["requests"] * 100) if has else "—",
-            "requests": count(r["requests"]),
+            "new_share": pct(w["new_share"] * 100) if has else "—",
+            "legacy_share": pct(w["legacy"] / w["requests"] * 100) if has else "—",
+            "requests": count(w["requests"]),
             "canary": pct(rel["effective_new_percent"]),
-            "error_ratio": pct(r["error_ratio"] * 100) if has else "—",
+            "error_ratio": pct(r["error_ratio"] * 100) if r["requests"] else "—",
         }
     return {
-        "overall_percent": pct(o["migrated_ratio"] * 100),
+        "overall_percent": pct(ow["new_share"] * 100) if ow["requests"] else "—",
         "routes_migrated": count(o["routes_migrated"]),
         "routes_total": count(o["routes_total"]),
-        "requests": count(o["requests"]),
-        "new": count(o["new"]),
-        "legacy": count(o["legacy"]),
+        "requests": count(ow["requests"]),
+        "new": count(ow["new"]),
+        "legacy": count(ow["legacy"]),
         "version": status["version"],
         "routes": shown,
         "backlog_total": count(status["backlog_total"]),
@@ -158,25 +160,6 @@ routes:
   - {{name: invoices, owner: team-billing, match: {{path_prefix: /invoices}}, to: billing}}
   - {{name: customers, owner: team-crm, match: {{path_prefix: /customers}}, to: legacy}}
 """
-
-
-@pytest.fixture
-def chromium() -> str:
-    path = find_chromium()
-    if path is None:
-        pytest.fail(
-            "the status page tests need headless Chromium and found none ($CHROMIUM, "
-            f"'chromium' on PATH, /usr/bin/chromium): install the Debian package "
-            f"'{APT_PACKAGE}' (apt-get install -y --no-install-recommends {APT_PACKAGE})",
-            pytrace=False,
-        )
-    return path
-
-
-@pytest.fixture
-async def browser(chromium: str, tmp_path: Path) -> AsyncIterator[Browser]:
-    async with launch(chromium, tmp_path / "chromium-profile") as b:
-        yield b
 
 
 @pytest.fixture
@@ -221,13 +204,21 @@ async def wait_text(page: Page, testid: str, text: str, within: float = 10.0) ->
 
 
 async def assert_page_matches_api(
-    page: Page, s: aiohttp.ClientSession, proxy: RunningProxy
+    page: Page, s: aiohttp.ClientSession, proxy: RunningProxy, window: str = "1h"
 ) -> dict[str, Any]:
     status = await api(s, proxy, "/api/status")
     routes = await api(s, proxy, "/api/routes")
     shown = await page.evaluate(READ_PAGE)
-    assert shown == expected(status, routes)
+    assert shown == expected(status, routes, window)
     return status
+
+
+# The overall bar's parts, in pixels, as drawn right now.
+BAR_PARTS: Final = """(() => {
+  const bar = document.querySelector('[data-testid="overall-bar"]');
+  const [n, l] = [...bar.children].map((s) => s.getBoundingClientRect().width);
+  return {new: n, legacy: l, inner: bar.clientWidth};
+})()"""
 
 
 async def no_horizontal_scroll(page: Page) -> None:
@@ -297,6 +288,42 @@ async def test_page_shows_the_api_figures_and_refreshes_itself(
     assert await page.evaluate("document.getElementById('main').dataset.state") == "stale"
     assert await page.evaluate(READ_PAGE + ".overall_percent") == "61.5%"
     await page.screenshot(ARTIFACTS / "status-page-unreachable.png")
+
+
+async def test_bars_are_right_the_moment_they_are_drawn_and_follow_the_window(
+    browser: Browser, proxy: RunningProxy, session: aiohttp.ClientSession
+) -> None:
+    await drive(session, proxy, INVOICES + CUSTOMERS + UNROUTED)
+    page = await browser.new_page(1280, 800)
+    await page.goto(f"{proxy.admin_url}/?refresh={REFRESH}")
+    # The very first frame with figures: no animation may leave part of the bar grey.
+    parts = await page.wait_for(
+        """(() => { const e = document.querySelector('[data-testid="overall-requests"]');
+                    return e.textContent === "16" && """
+        + BAR_PARTS
+        + """; })()"""
+    )
+    assert parts["new"] + parts["legacy"] >= parts["inner"] - 3, parts
+    assert abs(parts["new"] / (parts["new"] + parts["legacy"]) - 6 / 16) < 0.02, parts
+    # The chart shows the history: one point so far, drawn as inline SVG (no CDN).
+    await page.wait_for("document.querySelector('[data-testid=\"history-chart\"] svg') !== null")
+    history = await api(session, proxy, "/api/progress/history")
+    assert [p["requests"] for p in history["points"] if p["requests"]] == [16]
+    # Endpoint coverage sits beside the share.
+    status = await api(session, proxy, "/api/status")
+    cov = status["overall"]["coverage"]
+    assert cov["endpoints_seen"] == 3  # GET /users/{id}, /old-home, /report.csv
+    seen = await page.evaluate(
+        "document.querySelector('[data-testid=\"endpoints-seen\"]').textContent"
+    )
+    assert seen == count(cov["endpoints_seen"])
+    # Another window: the figures follow, and the URL remembers it.
+    await page.evaluate("document.querySelector('input[value=\"all\"]').click()")
+    await wait_text(page, "window-caption", "since tracking began")
+    await assert_page_matches_api(page, session, proxy, "all")
+    assert "window=all" in await page.evaluate("window.location.search")
+    await page.screenshot(ARTIFACTS / "status-page-history.png")
+    assert page.errors == []
 
 
 async def test_page_is_readable_on_a_narrow_screen(
@@ -416,3 +443,112 @@ async def test_page_and_assets_are_served_with_a_strict_policy(
         assert "https://" not in await resp.text()
     for bad in ("/static/status.html", "/static/nope.js", "/static/..%2Fstatus_page.py"):
         assert (await client.get(bad)).status == 404, bad
+
+
+HISTORY_CONFIG: Final = """
+upstreams:
+  legacy: http://127.0.0.1:1
+  billing: http://127.0.0.1:2
+routes:
+  - {name: invoices, owner: team-billing, match: {path_prefix: /invoices}, to: TARGET}
+  - {name: customers, owner: team-crm, match: {path_prefix: /customers}, to: legacy}
+"""
+
+
+async def test_history_chart_shows_the_migration_and_a_rollback_as_a_dip(
+    browser: Browser, aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    """Three days of history through a tracker with a controlled clock: invoices moves
+    to billing over the first two days (the config says so from day two on), rolls back
+    for half an hour on day three, then comes back."""
+    from aiohttp import web
+
+    from strangler.admin.progress_api import add_progress_routes
+    from strangler.config import load_config_text
+    from strangler.metrics import Metrics
+    from strangler.progress import ProgressTracker
+    from strangler.runtime import SnapshotHolder, compile_snapshot
+    from tests.test_progress import T0, Clock
+
+    def snap(target: str) -> Any:
+        return compile_snapshot(
+            load_config_text(HISTORY_CONFIG.replace("TARGET", target)), Metrics()
+        )
+
+    start = T0 - T0 % 3600
+    clock = Clock(start)
+    holder = SnapshotHolder(snap("legacy"))
+    tracker = ProgressTracker(holder, clock=clock)
+    steps = 3 * 24 * 12  # 5-minute steps
+    for step in range(steps):
+        clock.t = start + step * 300
+        if step == 2 * 24 * 12:
+            holder.swap(snap("billing"))
+        rolled_back = 2 * 24 * 12 + 120 <= step < 2 * 24 * 12 + 126
+        share = 0.0 if rolled_back else min(step / (2 * 24 * 12), 1.0) * 0.9
+        new = round(20 * share)
+        for _ in range(new):
+            tracker.record("invoices", "new", "GET", "/invoices/1", 200)
+        for _ in range(20 - new):
+            tracker.record("invoices", "legacy", "GET", "/invoices/1", 200)
+        for _ in range(5):
+            tracker.record("customers", "legacy", "GET", "/customers/1", 200)
+        tracker.rotate()
+
+    async def no_release_state(request: web.Request) -> web.Response:
+        return web.json_response({"routes": []})
+
+    app = web.Application()
+    add_status_page(app)
+    add_progress_routes(app, tracker, holder, tmp_path)
+    app.router.add_get("/api/routes", no_release_state)
+    server = await aiohttp_server(app)
+    history = await (await server_get(server, "/api/progress/history")).json()
+    shares = [p["new_share"] for p in history["points"] if p["new_share"] is not None]
+    hourly = [p for p in history["points"] if p["step_seconds"] == 3600]
+    assert len(hourly) == 24  # day one, older than 48 hours
+    assert len(shares) == 24 + 2 * 24 * 12
+    dip = shares.index(0.0, 30)
+    assert shares[dip - 1] > 0.7
+    assert shares[dip + 6] > 0.7
+    migrated = [p["routes_migrated"] for p in history["points"]]
+    assert migrated[0] == 0
+    assert migrated[-1] == 1
+
+    page = await browser.new_page(1280, 800)
+    await page.goto(f"{str(server.make_url('/')).rstrip('/')}/?refresh={REFRESH}&window=24h")
+    drawn = await page.wait_for(
+        """(() => { const l = document.querySelector('[data-testid="history-share"]');
+                    return l && l.getAttribute("points").split(" ").length; })()"""
+    )
+    assert drawn == len(shares)
+    # the dip is drawn: the lowest point of the line's last day is at the 0% line
+    lowest, zero = await page.evaluate(
+        """(() => {
+          const pts = document.querySelector('[data-testid="history-share"]')
+            .getAttribute("points").split(" ").map((p) => p.split(",").map(Number));
+          const tail = pts.slice(-200);
+          const axis = document.querySelector('[data-testid="history-chart"] line.axis');
+          return [Math.max(...tail.map((p) => p[1])), Number(axis.getAttribute("y1"))];
+        })()"""
+    )
+    assert abs(lowest - zero) < 1
+    assert await page.evaluate(
+        "document.querySelector('[data-testid=\"history-migrated\"]') !== null"
+    )
+    label = await page.evaluate(
+        "document.querySelector('[data-testid=\"history-chart\"]').getAttribute('aria-label')"
+    )
+    assert "latest share answered by new services 72.0%" in label  # 18 of 25
+    assert page.errors == []
+    await page.screenshot(ARTIFACTS / "status-page-history-3-days.png")
+
+
+async def server_get(server: Any, path: str) -> aiohttp.ClientResponse:
+    session = aiohttp.ClientSession()
+    try:
+        resp = await session.get(server.make_url(path))
+        await resp.read()
+        return resp
+    finally:
+        await session.close()

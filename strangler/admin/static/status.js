@@ -1,5 +1,6 @@
-// strangler status page: fetches api/status and api/routes (relative to this page)
-// every REFRESH seconds and fills the page in. Text only: route names and learned
+// strangler status page: fetches api/status, api/routes and api/progress/history
+// (relative to this page) every REFRESH seconds and fills the page in. The shares shown
+// are those of the chosen window (?window=5m|1h|24h|all, default 1h). Text only: route names and learned
 // legacy paths come from config and from clients, so nothing is ever parsed as HTML.
 //
 // Number formats (tests read them through the data-testid attributes):
@@ -13,6 +14,10 @@
   const REFRESH_S = clamp(Math.round(Number(params.get("refresh")) || 5), 1, 300);
   const TIMEOUT_MS = 5000; // a fetch with no answer by then counts as "unreachable"
   const BACKLOG_ROWS = 20;
+  const WINDOWS = { "5m": "last 5 minutes", "1h": "last hour", "24h": "last 24 hours", all: "since tracking began" };
+  let win = WINDOWS[params.get("window")] ? params.get("window") : "1h";
+  let lastData = null; // [status, releases]: re-rendered when the window changes
+  const SVG = "http://www.w3.org/2000/svg";
   const COUNT = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
   const STATUS_TEXT = {
     active: "active",
@@ -27,6 +32,7 @@
   let lastOk = null;
   let lastBacklogKey = "";
   let lastDecomKey = "";
+  let lastHistoryKey = "";
   let cardSeq = 0;
 
   function clamp(x, lo, hi) {
@@ -74,6 +80,15 @@
     }
     for (const c of children) node.append(c);
     return node;
+  }
+
+  // A route's (or the overall) figures in the chosen window; the cumulative ones from
+  // an older proxy that serves no windows.
+  function fig(row) {
+    const w = row.windows && row.windows[win];
+    if (w) return w;
+    const share = row.new_share !== undefined ? row.new_share : row.migrated_ratio;
+    return { requests: row.requests, new: row.new, legacy: row.legacy, new_share: share };
   }
 
   function setBar(bar, newPart, legacyPart, total, label) {
@@ -173,12 +188,13 @@
     const status = release ? release.status : "unknown";
     setText(f.status, STATUS_TEXT[status] || status);
     setAttr(f.status, "class", `badge status-${status}`);
-    const has = row.requests > 0;
-    setText(f.newShare, has ? pct(row.new_share * 100) : "—");
-    setText(f.legacyShare, has ? pct((row.legacy / row.requests) * 100) : "—");
-    setText(f.requests, count(row.requests));
+    const w = fig(row);
+    const has = w.requests > 0;
+    setText(f.newShare, has ? pct(w.new_share * 100) : "—");
+    setText(f.legacyShare, has ? pct((w.legacy / w.requests) * 100) : "—");
+    setText(f.requests, count(w.requests));
     setText(f.canary, release ? pct(release.effective_new_percent) : "—");
-    setText(f.errorRatio, has ? pct(row.error_ratio * 100) : "—");
+    setText(f.errorRatio, row.requests > 0 ? pct(row.error_ratio * 100) : "—");
     const [word, text] = health(row, release);
     setText(f.health, text);
     setAttr(f.health, "class", `health health-${word}`);
@@ -195,10 +211,10 @@
     f.slo.hidden = slo === "";
     card.root.classList.toggle("is-bad", bad);
     const label = has
-      ? `${row.name}: ${pct(row.new_share * 100)} answered by the new service, ` +
-        `${pct((row.legacy / row.requests) * 100)} by legacy`
-      : `${row.name}: no requests yet`;
-    setBar(f.bar, row.new, row.legacy, row.requests, label);
+      ? `${row.name}: ${pct(w.new_share * 100)} answered by the new service, ` +
+        `${pct((w.legacy / w.requests) * 100)} by legacy (${WINDOWS[win]})`
+      : `${row.name}: no requests (${WINDOWS[win]})`;
+    setBar(f.bar, w.new, w.legacy, w.requests, label);
   }
 
   function renderRoutes(status, releases) {
@@ -311,26 +327,100 @@
 
   function render(status, releases) {
     const o = status.overall;
+    const w = fig(o);
     const now = Date.now();
-    setText($("overall-percent"), pct(o.migrated_ratio * 100));
+    setText($("window-caption"), WINDOWS[win]);
+    setText($("overall-percent"), w.requests > 0 ? pct(w.new_share * 100) : "—");
     setText($("routes-migrated"), count(o.routes_migrated));
     setText($("routes-total"), count(o.routes_total));
-    setText($("overall-new"), count(o.new));
-    setText($("overall-legacy"), count(o.legacy));
-    setText($("overall-requests"), count(o.requests));
+    setText($("overall-new"), count(w.new));
+    setText($("overall-legacy"), count(w.legacy));
+    setText($("overall-requests"), count(w.requests));
+    const cov = o.coverage || { endpoints_seen: 0, endpoints_moved: 0, ratio: 0 };
+    setText($("endpoints-moved"), count(cov.endpoints_moved));
+    setText($("endpoints-seen"), count(cov.endpoints_seen));
+    setText($("coverage-percent"), pct(cov.ratio * 100));
     setBar(
       $("overall-bar"),
-      o.new,
-      o.legacy,
-      o.requests,
-      o.requests > 0
-        ? `${pct(o.migrated_ratio * 100)} of all requests answered by new services`
-        : "no requests yet",
+      w.new,
+      w.legacy,
+      w.requests,
+      w.requests > 0
+        ? `${pct(w.new_share * 100)} of all requests answered by new services (${WINDOWS[win]})`
+        : `no requests (${WINDOWS[win]})`,
     );
     setText($("config-version"), status.version);
     renderRoutes(status, releases);
     renderBacklog(status, now);
     renderDecommission(status, now);
+  }
+
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    for (const c of children) node.append(c);
+    return node;
+  }
+
+  // The history as an inline SVG: share answered by new services (solid line over a
+  // light area) and share of routes migrated (dashed steps), 0-100% against time.
+  function renderHistory(history) {
+    const box = $("history-chart");
+    const points = (history && history.points) || [];
+    const shares = points.filter((p) => p.new_share !== null);
+    const marks = points.filter((p) => p.routes_total);
+    $("history-empty").hidden = shares.length + marks.length > 0;
+    box.hidden = shares.length + marks.length === 0;
+    if (box.hidden) return;
+    // drawn in the box's own pixels, so labels keep their size on a narrow screen
+    const W = Math.max(320, Math.min(1200, Math.round(box.clientWidth || 800)));
+    const H = 200, L = 44, R = 10, T = 10, B = 24;
+    const key = W + JSON.stringify(points);
+    if (key === lastHistoryKey) return;
+    lastHistoryKey = key;
+    const times = points.map((p) => Date.parse(p.t) + p.step_seconds * 500); // mid-bucket
+    const t0 = Math.min(...times), t1 = Math.max(...times);
+    const x = (t) => (t1 > t0 ? L + ((t - t0) / (t1 - t0)) * (W - L - R) : (L + W - R) / 2);
+    const y = (share) => T + (1 - share) * (H - T - B);
+    const at = (p) => times[points.indexOf(p)];
+    const parts = [];
+    for (const v of [0, 0.5, 1]) {
+      parts.push(svg("line", { class: v === 0 ? "axis" : "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
+      parts.push(svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, `${v * 100}%`));
+    }
+    const label = (t) => new Date(t).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+    parts.push(svg("text", { x: L, y: H - 6 }, label(t0)));
+    parts.push(svg("text", { x: W - R, y: H - 6, "text-anchor": "end" }, label(t1)));
+    if (shares.length) {
+      const line = shares.map((p) => `${x(at(p)).toFixed(1)},${y(p.new_share).toFixed(1)}`);
+      const first = x(at(shares[0])).toFixed(1), last = x(at(shares[shares.length - 1])).toFixed(1);
+      parts.push(svg("polygon", { class: "area", points: `${first},${y(0)} ${line.join(" ")} ${last},${y(0)}` }));
+      parts.push(svg("polyline", { class: "share", "data-testid": "history-share", points: line.join(" ") }));
+      // dots while they are few enough to tell apart; the latest point always
+      const dotted = shares.length <= 60 ? shares : [shares[shares.length - 1]];
+      for (const p of dotted) {
+        parts.push(svg("circle", { class: "dot", cx: x(at(p)).toFixed(1), cy: y(p.new_share).toFixed(1), r: 3 }));
+      }
+    }
+    if (marks.length) {
+      const steps = [];
+      marks.forEach((p, i) => {
+        const yy = y(p.routes_migrated / p.routes_total).toFixed(1);
+        if (i > 0) steps.push(`${x(at(p)).toFixed(1)},${steps[steps.length - 1].split(",")[1]}`);
+        steps.push(`${x(at(p)).toFixed(1)},${yy}`);
+      });
+      if (steps.length === 1) steps.push(`${(W - R).toFixed(1)},${steps[0].split(",")[1]}`);
+      parts.push(svg("polyline", { class: "migrated", "data-testid": "history-migrated", points: steps.join(" ") }));
+    }
+    box.replaceChildren(svg("svg", { viewBox: `0 0 ${W} ${H}`, "aria-hidden": "true", focusable: "false" }, ...parts));
+    const latest = shares[shares.length - 1];
+    setAttr(
+      box,
+      "aria-label",
+      latest
+        ? `${shares.length} points from ${label(t0)} to ${label(t1)}; latest share answered by new services ${pct(latest.new_share * 100)}`
+        : "no traffic in the history yet",
+    );
   }
 
   async function fetchJSON(path, signal) {
@@ -371,11 +461,14 @@
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
     try {
-      const [status, releases] = await Promise.all([
+      const [status, releases, history] = await Promise.all([
         fetchJSON("api/status", ctl.signal),
         fetchJSON("api/routes", ctl.signal),
+        fetchJSON("api/progress/history", ctl.signal),
       ]);
+      lastData = [status, releases];
       render(status, releases);
+      renderHistory(history);
       lastOk = new Date();
       const stamp = $("last-refresh");
       setAttr(stamp, "datetime", lastOk.toISOString());
@@ -391,5 +484,16 @@
   }
 
   setText($("refresh-period"), REFRESH_S);
+  for (const radio of document.querySelectorAll('input[name="window"]')) {
+    radio.checked = radio.value === win;
+    radio.addEventListener("change", () => {
+      if (!radio.checked) return;
+      win = radio.value;
+      const url = new URL(window.location.href);
+      url.searchParams.set("window", win);
+      window.history.replaceState(null, "", url);
+      if (lastData) render(...lastData);
+    });
+  }
   refresh();
 })();
