@@ -248,7 +248,14 @@ class ProxyServer:
     def _on_sighup(self) -> None:
         task = asyncio.get_running_loop().create_task(self.reload(), name="reload-sighup")
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._sighup_done)
+
+    def _sighup_done(self, task: asyncio.Task[tuple[str, str]]) -> None:
+        """Retrieve the result, so a failure is logged here, once, and never as
+        "Task exception was never retrieved"."""
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("reload on SIGHUP failed", exc_info=task.exception())
 
     async def reload(self) -> tuple[str, str]:
         """Load, validate and swap in the config from disk.
@@ -262,19 +269,16 @@ class ProxyServer:
         async with self._reload_lock:
             try:
                 config = await asyncio.to_thread(load_config, path)
+                self._fingerprint = _fingerprint(config.files)
+                if config.version == self.config.version:
+                    self.metrics.config_reloads.labels("unchanged").inc()
+                    return "unchanged", f"version {config.version} is already loaded"
+                snapshot = compile_snapshot(config, self.metrics)
             except ConfigError as e:
-                self.metrics.config_reloads.labels("rejected").inc()
-                log.error(
-                    "config reload rejected, still serving version %s:\n%s",
-                    self.config.version,
-                    e,
-                )
-                return "rejected", str(e)
-            self._fingerprint = _fingerprint(config.files)
-            if config.version == self.config.version:
-                self.metrics.config_reloads.labels("unchanged").inc()
-                return "unchanged", f"version {config.version} is already loaded"
-            snapshot = compile_snapshot(config, self.metrics)
+                return self._rejected(str(e))
+            except Exception as e:  # a bug in loading or compiling: still only a rejection
+                log.debug("config reload failed", exc_info=True)
+                return self._rejected(f"{path}: cannot load the config: {type(e).__name__}: {e}")
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
             old = self.holder.swap(snapshot)
             self.release.reconcile(_slos(config))
@@ -291,19 +295,31 @@ class ProxyServer:
             )
             return "applied", f"version {config.version} loaded"
 
+    def _rejected(self, message: str) -> tuple[str, str]:
+        self.metrics.config_reloads.labels("rejected").inc()
+        log.error(
+            "config reload rejected, still serving version %s:\n%s", self.config.version, message
+        )
+        return "rejected", message
+
     async def wait_for_generation(self, generation: int) -> None:
         """Return once the snapshot generation reaches ``generation`` (1 = first load)."""
         async with self._swapped:
             await self._swapped.wait_for(lambda: self.holder.generation >= generation)
 
     async def _watch(self) -> None:
+        """Reload when a config file changes. Nothing but cancellation ends it: a
+        failure in one round is logged and the next round runs."""
         interval = self.options.watch_interval
         while True:
             await asyncio.sleep(interval)
-            current = await asyncio.to_thread(_fingerprint, self.config.files)
-            if current != self._fingerprint:
-                self._fingerprint = current
-                await self.reload()
+            try:
+                current = await asyncio.to_thread(_fingerprint, self.config.files)
+                if current != self._fingerprint:
+                    self._fingerprint = current
+                    await self.reload()
+            except Exception:
+                log.exception("config watcher: this round failed; watching on")
 
     async def wait_for_stop_signal(self) -> None:
         await self._stopping.wait()

@@ -50,7 +50,7 @@ from strangler.config.model import (
 from strangler.config.source import Map, Node, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable, read_networks
 from strangler.config.validate_translate import TranslateReader
-from strangler.config.values import NAME, BadValue, check_url, parse_listen
+from strangler.config.values import NAME, BadValue, check_url, hide_userinfo, parse_listen
 from strangler.config.walker import Walker, suggest
 from strangler.errors import ConfigError, Problem
 
@@ -477,7 +477,10 @@ be a number, like /0
         raise BadValue("a Redis URL must not be empty or contain spaces", example)
     if "://" not in url:
         raise BadValue(f"{shown!r} must start with redis://, rediss:// or unix://", example)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # redis://[::1 : a bracket left open
+        raise BadValue(f"{shown!r} is not a valid URL: {err}", example) from None
     scheme = parts.scheme.lower()
     if scheme not in ("redis", "rediss", "unix"):
         raise BadValue(
@@ -518,7 +521,10 @@ def mask_url_password(url: str) -> str:
     >>> mask_url_password("redis://user:secret@cache:6379/0")
     'redis://user:***@cache:6379/0'
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL urlsplit can read: hide whatever looks like userinfo
+        return hide_userinfo(url)
     if parts.password is None:
         return url
     user, _, host = parts.netloc.rpartition("@")
