@@ -36,7 +36,7 @@ from aiohttp import web
 
 from strangler.accesslog import AccessLog
 from strangler.admin.app import AdminState, build_admin_app
-from strangler.admin.auth import load_token
+from strangler.admin.auth import check_exposure, load_token
 from strangler.admin.progress_api import add_progress_routes
 from strangler.admin.release_api import add_release_routes
 from strangler.admin.status_page import add_status_page
@@ -137,10 +137,12 @@ class ProxyServer:
             self.release,
             self.shadow,
         )
+        token = load_token(config.admin)
+        check_exposure(config.admin, token)  # before anything listens
         self.admin_state = AdminState(
             holder=self.holder,
             metrics=self.metrics,
-            token=load_token(config.admin),
+            token=token,
             reload=self.reload,
             state_store=None if self.redis_store is None else self.redis_store.status,
         )
@@ -423,9 +425,12 @@ def run_worker(config: Config, options: ServeOptions) -> int:
 
 
 def run(config: Config, options: ServeOptions, workers: int = 1) -> int:
-    """Serve until SIGTERM/SIGINT. ``workers > 1``: N processes share the port."""
+    """Serve until SIGTERM/SIGINT. ``workers > 1``: N processes share the port.
+
+    Raises ``AdminExposed`` before starting anything (see ``admin.auth``)."""
     if workers <= 1:
         return run_worker(config, options)
+    check_exposure(config.admin, load_token(config.admin))  # once, not in every worker
     return _supervise(config, options, workers)
 
 

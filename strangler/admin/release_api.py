@@ -29,6 +29,7 @@ from strangler.release.state import RouteState, StateChange, StateFileError
 from strangler.runtime import CompiledRoute, SnapshotHolder
 
 OPENAPI: Final = Path(__file__).with_name("openapi.yaml")
+MAX_EVENTS: Final = 1000
 RELEASE = web.AppKey("release", ReleaseControls)
 HOLDER = web.AppKey("holder", SnapshotHolder)
 FORWARDER = web.AppKey("forwarder", Forwarder)
@@ -157,10 +158,10 @@ async def list_upstreams(request: web.Request) -> web.Response:
 
 
 async def list_events(request: web.Request) -> web.Response:
-    try:
-        limit = max(1, min(int(request.query.get("limit", "50")), 1000))
-    except ValueError:
-        raise web.HTTPBadRequest(text="limit must be a whole number\n") from None
+    raw = request.query.get("limit", "50")
+    limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 4 else 0
+    if not 1 <= limit <= MAX_EVENTS:
+        raise web.HTTPBadRequest(text=f"limit must be a whole number from 1 to {MAX_EVENTS}\n")
     return web.json_response({"events": request.app[RELEASE].events(limit)})
 
 

@@ -60,7 +60,7 @@ TOP_KEYS: Final = (
     "listen", "admin", "upstreams", "include", "routes",
     "limits", "forwarded", "access_log", "drain", "state", "translators",
 )  # fmt: skip
-ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
+ADMIN_KEYS: Final = ("listen", "token_env", "token_file", "allow_public_reads")
 UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
 TIMEOUT_KEYS: Final = ("connect", "read", "total")
 LIMITS_KEYS: Final = ("max_header_bytes", "max_headers", "max_body_bytes")
@@ -193,9 +193,19 @@ class _Validator(Walker):
         if "token_file" in f and not _is_null(f["token_file"]):
             token_file = self.path(f["token_file"], "admin.token_file")
             ok = ok and token_file is not None
+        public = False
+        if "allow_public_reads" in f:
+            flag = self.boolean(f["allow_public_reads"], "admin.allow_public_reads")
+            ok = ok and flag is not None
+            public = bool(flag)
         if not ok:
             return None
-        return Admin(listen=result.listen, token_env=token_env, token_file=token_file)
+        return Admin(
+            listen=result.listen,
+            token_env=token_env,
+            token_file=token_file,
+            allow_public_reads=public,
+        )
 
     def upstreams(
         self, node: Node | None, root: Map
