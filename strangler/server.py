@@ -50,6 +50,7 @@ from strangler.progress import ProgressCollector, ProgressTracker
 from strangler.protocol import ProxyHTTPServer
 from strangler.release import AuditLog, FileStateStore, StateFileError
 from strangler.release.controls import ReleaseCollector, ReleaseControls
+from strangler.release.pending import FileStoreCollector, PendingChanges
 from strangler.runtime import SnapshotHolder, compile_snapshot
 from strangler.shadow.api import add_shadow_routes
 from strangler.shadow.metrics import ShadowMetrics
@@ -84,6 +85,9 @@ class ServeOptions:
     config_path: Path | None  # None: a fixed config (zero-config form), no reload from disk
     state_dir: Path | None = None  # runtime state files; None: .strangler beside the config
     worker_index: int = 0  # stable across a worker's restarts: names its state files
+    # --workers N: a directory the supervisor makes for the workers' shared runtime
+    # files (release changes the disk refused); None: one worker, kept in memory
+    runtime_dir: Path | None = None
     reuse_port: bool = False
     watch_interval: float = 1.0  # seconds between config file checks; 0 disables
     handle_signals: bool = False
@@ -113,6 +117,7 @@ class ProxyServer:
             self.redis_store or FileStateStore.in_dir(self.state_dir),
             AuditLog.in_dir(self.state_dir),
             file_poll=config.state.file_poll,
+            pending=PendingChanges.in_dir(options.runtime_dir),
         )
         # A kill switch that cannot be read must stop the start (StateFileError),
         # never be silently forgotten.
@@ -122,6 +127,8 @@ class ProxyServer:
             from strangler.release.redis_store import StateStoreCollector
 
             self.metrics.add_collector(StateStoreCollector(self.redis_store))
+        else:
+            self.metrics.add_collector(FileStoreCollector(lambda: self.release.store_up))
         self.progress = ProgressTracker(self.holder, worker=str(options.worker_index))
         self.progress.load(self.progress.state_file(self.state_dir))
         self.metrics.add_collector(ProgressCollector(self.progress, self.holder))
@@ -144,7 +151,9 @@ class ProxyServer:
             metrics=self.metrics,
             token=token,
             reload=self.reload,
-            state_store=None if self.redis_store is None else self.redis_store.status,
+            state_store=(
+                self.release.store_status if self.redis_store is None else self.redis_store.status
+            ),
         )
         self._proxy_runner: web.ServerRunner | None = None
         self._admin_runner: web.AppRunner | None = None
@@ -440,7 +449,9 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
     ctx = multiprocessing.get_context("fork")
     # Workers share metric files so any worker's /metrics reports the whole process group.
     metrics_dir = Path(tempfile.mkdtemp(prefix="strangler-metrics-"))
-    opts = dataclasses.replace(options, reuse_port=True, handle_signals=True)
+    opts = dataclasses.replace(
+        options, reuse_port=True, handle_signals=True, runtime_dir=metrics_dir
+    )
     procs: list[multiprocessing.process.BaseProcess] = []
     started: dict[int, float] = {}
     stopping = False

@@ -125,7 +125,20 @@ def _change_view(change: StateChange) -> dict[str, object]:
         "changed": change.changed,
         "before": change.before.to_dict(),
         "after": change.after.to_dict(),
+        "persisted": change.persisted,
     }
+
+
+def _changes(changes: list[StateChange]) -> web.Response:
+    """200 with every change; a ``warning`` when one took effect in memory only."""
+    body: dict[str, object] = {"changes": [_change_view(c) for c in changes]}
+    refused = next((c.not_persisted for c in changes if not c.persisted), None)
+    if refused is not None:
+        body["warning"] = (
+            f"applied on every worker but not persisted ({refused}); "
+            "it is stored as soon as the disk takes writes again"
+        )
+    return web.json_response(body)
 
 
 async def list_routes(request: web.Request) -> web.Response:
@@ -190,27 +203,27 @@ async def set_percent(request: web.Request) -> web.Response:
         snap = request.app[HOLDER].current
         targets = [r for r in snap.routes if r.release.canary and r.release.canary.group == group]
     changes = [await controls.set_percent(r.name, ratio, _who(request)) for r in targets]
-    return web.json_response({"changes": [_change_view(c) for c in changes]})
+    return _changes(changes)
 
 
 async def rollback(request: web.Request) -> web.Response:
     require_token(request, request.app[ADMIN_STATE].token)
     route = _route(request)
     change = await request.app[RELEASE].kill(route.name, _who(request))
-    return web.json_response({"changes": [_change_view(change)]})
+    return _changes([change])
 
 
 async def rollback_all(request: web.Request) -> web.Response:
     require_token(request, request.app[ADMIN_STATE].token)
     changes = await request.app[RELEASE].kill_all(_who(request))
-    return web.json_response({"changes": [_change_view(c) for c in changes]})
+    return _changes(changes)
 
 
 async def enable(request: web.Request) -> web.Response:
     require_token(request, request.app[ADMIN_STATE].token)
     route = _route(request)
     change = await request.app[RELEASE].enable(route.name, _who(request))
-    return web.json_response({"changes": [_change_view(change)]})
+    return _changes([change])
 
 
 async def openapi(request: web.Request) -> web.FileResponse:

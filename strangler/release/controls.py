@@ -10,6 +10,10 @@ writes through and what the request path reads:
 - ``run()`` polls the store every ``file_poll`` seconds, so a write made by another
   worker (or another replica sharing the file) takes effect here within a poll; and
   evaluates the SLO guards every second, tripping a route that breached its SLO.
+- a write the file system refuses (disk full, read-only: ``StateNotPersisted``) still
+  takes effect at once, in memory, on every worker (``pending``), and is answered with
+  ``persisted=False``; each poll retries storing it until the disk takes it. Meanwhile
+  ``store_up`` is False (``strangler_state_store_up``, ``/readyz``).
 
 A tripped guard stays tripped until a person enables the route again: once rolled
 back, the new side gets no traffic and could never prove itself healthy.
@@ -30,12 +34,14 @@ from prometheus_client.metrics_core import Metric
 
 from strangler.config.model import Slo
 from strangler.release.guard import Guards, GuardVerdict
+from strangler.release.pending import PendingChanges
 from strangler.release.state import (
     AuditLog,
     RouteState,
     RuntimeState,
     StateChange,
     StateFileError,
+    StateNotPersisted,
     StateStore,
 )
 
@@ -74,9 +80,14 @@ class ReleaseControls:
         file_poll: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        pending: PendingChanges | None = None,
     ) -> None:
         self.store = store
         self.audit = audit
+        self.pending = pending or PendingChanges(None)
+        self._stored: dict[str, RouteState] = {}  # what the store held, last we knew
+        self._pending: dict[str, RouteState] = {}  # changes not stored (any worker's)
+        self._not_persisted: str | None = None  # why this worker's last write was not
         self.state = RuntimeState()
         self.guards = Guards(clock)
         self.file_poll = file_poll
@@ -91,7 +102,10 @@ class ReleaseControls:
     def start(self, routes: Mapping[str, Slo | None]) -> None:
         """Load what the store holds (raises ``StateFileError``: a kill switch that
         cannot be read must stop the start, not be silently forgotten)."""
-        self.state.apply(self.store.load())
+        self._stored = self.store.load()
+        pending = self.pending.load()  # a restarted worker keeps the others' pending
+        self._pending = pending
+        self.state.apply({**self._stored, **pending})
         self.reconcile(routes)
 
     def reconcile(self, routes: Mapping[str, Slo | None]) -> None:
@@ -124,20 +138,33 @@ class ReleaseControls:
                     log.error("cannot record a guard trip in the release state: %s", e)
 
     async def sync(self) -> list[str]:
-        """Pick up writes made elsewhere (other workers, other replicas)."""
+        """Pick up writes made elsewhere (other workers, other replicas), and changes
+        the store refused (``pending``, from any worker), retrying to store those."""
+        await self._retry_pending()
+        pending: dict[str, RouteState] | None = None
+        stored: dict[str, RouteState] | None = None
+        try:  # first: it must reach this worker even when the state file cannot be read
+            if await asyncio.to_thread(self.pending.changed):
+                pending = await asyncio.to_thread(self.pending.load)
+        except (StateFileError, OSError) as e:
+            log.error("cannot read the pending release changes: %s", e)
         try:
-            if not await asyncio.to_thread(self.store.changed):
-                return []
-            stored = await asyncio.to_thread(self.store.load)
-        except StateFileError as e:
+            if await asyncio.to_thread(self.store.changed):
+                stored = await asyncio.to_thread(self.store.load)
+            if self._store_failing:
+                log.info("the release state can be read again")
+                self._store_failing = False
+        except (StateFileError, OSError) as e:
             if not self._store_failing:  # once per outage, not every poll
                 log.error("cannot read the release state, keeping what this worker knows: %s", e)
             self._store_failing = True
+        if pending is None and stored is None:
             return []
-        if self._store_failing:
-            log.info("the release state can be read again")
-            self._store_failing = False
-        changed = self.state.apply(stored)
+        if stored is not None:
+            self._stored = stored
+        if pending is not None:
+            self._pending = pending
+        changed = self.state.apply({**self._stored, **self._pending})
         if changed:
             log.info("release state changed elsewhere for %s", ", ".join(changed))
             self._changed(changed)
@@ -164,19 +191,89 @@ class ReleaseControls:
         self, who: str, action: str, route: str, change: Callable[[RouteState], None]
     ) -> StateChange:
         async with self._lock:
-            result = await asyncio.to_thread(self.store.update, route, change)
+            try:
+                try:
+                    await asyncio.to_thread(self.pending.flush, self.store)  # older ones first
+                except OSError as e:  # the shared runtime dir itself is unusable
+                    log.error("cannot read the pending release changes: %s", e)
+                result = await asyncio.to_thread(self.store.update, route, change)
+            except StateNotPersisted as e:  # the disk refuses: apply it anyway, store later
+                result = await asyncio.to_thread(self._keep_pending, route, change, str(e))
+            else:
+                self._stored = dict(result.routes)
+                self._pending, self._not_persisted = {}, None
             changed = self.state.apply(result.routes)
             if result.changed and self.audit is not None:
-                await asyncio.to_thread(
-                    self.audit.append,
-                    who,
-                    action,
-                    route,
-                    result.before.to_dict(),
-                    result.after.to_dict(),
-                )
+                try:
+                    await asyncio.to_thread(
+                        self.audit.append,
+                        who,
+                        action,
+                        route,
+                        result.before.to_dict(),
+                        result.after.to_dict(),
+                    )
+                except OSError as e:  # the same full disk: the change itself stands
+                    log.error("cannot append %s of %r to the audit log: %s", action, route, e)
             self._changed(changed)
             return result
+
+    def _keep_pending(
+        self, route: str, change: Callable[[RouteState], None], reason: str
+    ) -> StateChange:
+        """The change, applied on top of what is stored and pending, recorded as
+        pending for every worker. Blocking (thread)."""
+        try:
+            current = {**self._stored, **self.pending.load()}
+            before = current.get(route) or RouteState()
+            after = before.copy()
+            change(after)
+            self.pending.add(route, after)
+        except (OSError, StateFileError) as e:  # cannot even share it: 503, apply nothing
+            why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
+            raise StateFileError(f"{reason}; and the other workers cannot be told ({why})") from e
+        if self._not_persisted is None:
+            log.error("the release state store refuses writes (%s): applied in memory", reason)
+        self._not_persisted = reason
+        current[route] = after
+        self._pending = {**self._pending, route: after}
+        return StateChange(
+            route=route,
+            before=before.copy(),
+            after=after,
+            routes=current,
+            persisted=False,
+            not_persisted=reason,
+        )
+
+    async def _retry_pending(self) -> None:
+        """Store the changes the store refused, once it takes writes again."""
+        if not self._pending and not await asyncio.to_thread(self.pending.changed):
+            return
+        async with self._lock:
+            try:
+                stored = await asyncio.to_thread(self.pending.flush, self.store)
+            except (StateFileError, OSError):
+                return  # still refused; ``store_up`` stays False
+            if stored is not None:  # sync's store.changed() will not see our own write
+                self._stored = dict(stored)
+        if self._pending or self._not_persisted is not None:
+            log.info("the release state store takes writes again: pending changes stored")
+        self._pending, self._not_persisted = {}, None
+
+    @property
+    def store_up(self) -> bool:
+        """False while a change lives only in memory (this worker's or another's)."""
+        return not self._pending and self._not_persisted is None
+
+    def store_status(self) -> dict[str, object]:
+        """For ``/readyz``: is every change stored, and if not, which and why."""
+        return {
+            "backend": "file",
+            "up": self.store_up,
+            "pending": sorted(self._pending),
+            "last_error": self._not_persisted,
+        }
 
     async def kill(self, route: str, who: str) -> StateChange:
         """Send ``route`` to its primary until enabled again."""
