@@ -350,6 +350,8 @@ class ProxyServer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._watcher = self._release_task = self._follow_task = None
+        if not self.release.store_up:  # a kill switch only in memory dies with us
+            log.error("release changes never stored: %s", self.release.store_status())
         proxy_runner, self._proxy_runner = self._proxy_runner, None
         if proxy_runner is not None:
             await proxy_runner.cleanup()

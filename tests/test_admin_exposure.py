@@ -160,7 +160,8 @@ async def test_bad_query_parameters_are_400_with_one_line(
 
 
 @pytest.mark.parametrize(
-    "query", ["/api/events?limit=5", "/api/events", "/metrics?name[]=strangler_build_info"]
+    "query",
+    ["/api/events?limit=5", "/api/events", "/metrics?name[]=strangler_build_info", "/?refresh=2"],
 )
 async def test_good_query_parameters_pass(admin_url: str, query: str) -> None:
     async with aiohttp.ClientSession() as s, s.get(admin_url + query) as r:
