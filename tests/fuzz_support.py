@@ -8,22 +8,31 @@ goes (``http://[::1``, ``1e400``, 5,000 nested brackets, a billion laughs...). A
 applies one to four of them.
 
 ``check_text(text, file)`` runs what ``strangler check`` runs, minus reading the
-file: the only exception it may raise is ``ConfigError`` (returned, not raised).
-Used by tests/test_config_fuzz.py (a few thousand cases) and
-tests/bench/fuzz_config.py (10,000 and more).
+file: nothing may raise. ``through_reload(...)`` writes mutated configs under a
+running ``ProxyServer`` and reloads each: every one must end applied, unchanged or
+rejected, with the admin API answering after each. Used by tests/test_config_fuzz.py
+(a few thousand cases) and tests/bench/fuzz_config.py (10,000 and more).
 """
 
 from __future__ import annotations
 
+import collections
+import io
 import random
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import aiohttp
+
+from strangler.config import load_config
 from strangler.config.check import check_sources
 from strangler.config.source import read_text
+from strangler.metrics import Metrics
+from strangler.server import ProxyServer, ServeOptions
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DATA: Final = ROOT / "tests" / "data" / "configs"
@@ -144,27 +153,24 @@ class Mutator:
             return self.rng.choice(HOSTILE)
         return self.rng.choice(self.values) if self.values else "x"
 
-    def replace_value(self, text: str) -> str:
+    def _edit_key_line(self, text: str, edit: Callable[[re.Match[str]], str]) -> str:
+        """``edit`` one random ``key: value`` line (its match) into a new line."""
         lines = self._lines(text)
-        spots = [i for i, line in enumerate(lines) if _KEY_LINE.match(line)]
+        spots = [(i, m) for i, line in enumerate(lines) if (m := _KEY_LINE.match(line))]
         if not spots:
             return text
-        i = self.rng.choice(spots)
-        m = _KEY_LINE.match(lines[i])
-        assert m is not None
-        lines[i] = f"{m.group(1)}{m.group(2)}{m.group(3) or ': '}{self._value()}"
+        i, m = self.rng.choice(spots)
+        lines[i] = edit(m)
         return "\n".join(lines) + "\n"
 
+    def replace_value(self, text: str) -> str:
+        return self._edit_key_line(
+            text, lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ': '}{self._value()}"
+        )
+
     def replace_key(self, text: str) -> str:
-        lines = self._lines(text)
-        spots = [i for i, line in enumerate(lines) if _KEY_LINE.match(line)]
-        if not spots or not self.keys:
-            return text
-        i = self.rng.choice(spots)
-        m = _KEY_LINE.match(lines[i])
-        assert m is not None
-        lines[i] = f"{m.group(1)}{self.rng.choice(self.keys)}{m.group(3)}{m.group(4)}"
-        return "\n".join(lines) + "\n"
+        key = self.rng.choice(self.keys) if self.keys else "x"
+        return self._edit_key_line(text, lambda m: f"{m.group(1)}{key}{m.group(3)}{m.group(4)}")
 
     def drop_line(self, text: str) -> str:
         lines = self._lines(text)
@@ -241,3 +247,71 @@ def check_text(text: str, file: str) -> bool:
     Any exception is the bug this exists to find (``check_sources`` reports every
     problem in the config as a ``Problem``, never by raising)."""
     return check_sources(read_text(text, file), file).ok
+
+
+GOOD: Final = """
+listen: 127.0.0.1:0
+admin: {{listen: 127.0.0.1:0}}
+upstreams:
+  legacy: {legacy}
+routes:
+  - {{name: things, owner: t, match: {{path_prefix: /things}}, to: legacy}}
+"""
+"""The config the live server starts with and ends with (``legacy`` filled in)."""
+
+
+@dataclass
+class ReloadRun:
+    """What ``through_reload`` saw."""
+
+    results: collections.Counter[str] = field(default_factory=collections.Counter)
+    failures: list[str] = field(default_factory=list)
+    rejected_metric: float | None = None
+    final_status: int = 0  # the proxy's answer to /things/1 after the good config is back
+    final_served_by: str | None = None
+
+
+async def through_reload(work: Path, legacy_url: str, n: int, seed: int) -> ReloadRun:
+    """``n`` mutated configs through ``ProxyServer.reload()`` of a running server, in
+    ``work`` (a copy of tests/data/configs, so includes resolve); then the good one."""
+    tree = work / "configs"
+    shutil.copytree(DATA, tree)
+    path = tree / "valid" / "live.yaml"
+    path.write_text(GOOD.format(legacy=legacy_url))
+    server = ProxyServer(
+        load_config(path),
+        ServeOptions(config_path=path, watch_interval=0, state_dir=work / "state"),
+        metrics=Metrics(),
+        access_stream=io.StringIO(),
+    )
+    await server.start()
+    run = ReloadRun()
+    try:
+        async with aiohttp.ClientSession() as session:
+            for case in cases(n, seed):
+                path.write_text(case.text)
+                try:
+                    result, message = await server.reload()
+                except Exception as err:
+                    run.failures.append(f"case {case.number} ({case.seed}): raised {err!r}")
+                    continue
+                run.results[result] += 1
+                if result not in ("applied", "unchanged", "rejected"):
+                    run.failures.append(f"case {case.number}: {result}: {message}")
+                admin = f"http://127.0.0.1:{server.admin_port}/healthz"
+                async with session.get(admin) as r:
+                    if r.status != 200:
+                        run.failures.append(f"case {case.number}: /healthz answered {r.status}")
+            path.write_text(GOOD.format(legacy=legacy_url))
+            result, message = await server.reload()
+            if result != "applied":
+                run.failures.append(f"the good config back: {result}: {message}")
+            async with session.get(f"http://127.0.0.1:{server.proxy_port}/things/1") as r:
+                run.final_status = r.status
+                run.final_served_by = r.headers.get("X-Served-By")
+    finally:
+        await server.stop()
+    run.rejected_metric = server.metrics.registry.get_sample_value(
+        "strangler_config_reloads_total", {"result": "rejected"}
+    )
+    return run
