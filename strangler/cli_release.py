@@ -92,6 +92,8 @@ def _changes(result: dict[str, object]) -> str:
     for c in changes:
         verb = "changed" if c.get("changed") else "unchanged"
         lines.append(f"{c['route']}: {verb} {json.dumps(c['before'])} -> {json.dumps(c['after'])}")
+    if result.get("warning"):  # applied, but the state store's disk refused it
+        lines.append(f"warning: {result['warning']}")
     return "\n".join(lines) or "nothing to change"
 
 

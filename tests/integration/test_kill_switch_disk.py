@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from strangler.cli import main as cli_main
 from strangler.release.pending import PendingChanges
 from strangler.release.state import FileStateStore, RouteState, StateNotPersisted
 from tests.conftest import MakeProxy, RunningProxy, Upstream
@@ -135,6 +136,7 @@ async def test_rollback_with_the_state_dir_replaced_by_a_file(
     make_proxy: MakeProxy,
     session: aiohttp.ClientSession,
     token: None,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     state_dir = tmp_path / "state"
     state_dir.mkdir()
@@ -146,6 +148,11 @@ async def test_rollback_with_the_state_dir_replaced_by_a_file(
         await proxy.server.release.sync()  # retried while the disk still refuses
         assert store_up(proxy) == 0
         assert await served_by(session, proxy.url + "/inv/1") == "legacy"
+        capsys.readouterr()
+        args = ["rollback", "inv", "--admin", proxy.admin_url]
+        assert await asyncio.to_thread(cli_main, args) == 0
+        out = capsys.readouterr().out
+        assert "\nwarning: applied on every worker but not persisted (cannot write" in out
     await check_stored_after_recovery(proxy, state_dir)
     assert await served_by(session, proxy.url + "/inv/1") == "legacy"
 
