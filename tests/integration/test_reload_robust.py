@@ -140,3 +140,29 @@ async def test_an_unexpected_failure_is_a_rejection_and_the_watcher_lives(
     monkeypatch.setattr(strangler.server, "load_config", real)
     path.write_text(CONFIG.format(legacy=legacy.url, to="legacy") + "# two\n")
     await asyncio.wait_for(watched.wait_for_generation(2), 10)
+
+
+async def test_an_unexpected_failure_through_sighup_is_a_rejection(
+    tmp_path: Path,
+    legacy: Upstream,
+    rejections: Rejections,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import strangler.server
+
+    def broken(path: str | Path) -> object:
+        raise RuntimeError("a bug in the loader")
+
+    path = tmp_path / "strangler.yaml"
+    path.write_text(CONFIG.format(legacy=legacy.url, to="legacy"))
+    server = start(path, watch_interval=0, handle_signals=True)
+    await server.start()
+    try:
+        monkeypatch.setattr(strangler.server, "load_config", broken)
+        os.kill(os.getpid(), signal.SIGHUP)
+        await asyncio.wait_for(rejections.seen.wait(), 10)
+        assert rejected(server) == 1
+        assert "never retrieved" not in caplog.text
+    finally:
+        await server.stop()
