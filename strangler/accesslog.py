@@ -12,8 +12,10 @@ Cookie values cannot leak.
 
 JSON line: ``{"time": "2026-11-25T12:00:00.123Z", "method": "GET", "path": "/x",
 "route": "r", "backend": "legacy", "status": 200, "bytes": 12, "duration_ms": 1.2,
-"client": "127.0.0.1"}``; text line: ``time client method path status bytes
-duration_ms route backend``.
+"client": "127.0.0.1", "request_id": "9f2c41d7-1a"}``; text line: ``time client method
+path status bytes duration_ms route backend request_id``. The request id is the
+client's ``X-Request-Id`` when it is safe (``strangler.requestid``: no spaces or
+quotes can get in), else the one strangler made and sent upstream.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import threading
 import time
 from typing import IO, Final, Literal
 
-Entry = tuple[float, str, str, str, str, int, int, float, str]
+Entry = tuple[float, str, str, str, str, int, int, float, str, str]
 FLUSH_EVERY: Final = 0.1  # seconds between hand-overs to the writer thread
 _STOP: Final = None
 _dumps: Final = json.dumps
@@ -50,16 +52,18 @@ class _Clock:
 
 
 def format_entry(entry: Entry, fmt: Literal["json", "text"], clock: _Clock | None = None) -> str:
-    ts, method, path, route, backend, status, nbytes, ms, client = entry
+    ts, method, path, route, backend, status, nbytes, ms, client, rid = entry
     stamp = (clock or _Clock()).iso(ts)
     if fmt == "json":
-        # Method, status and sizes are safe as they are; the rest is escaped.
+        # Method, status, sizes and the (validated) request id are safe as they are;
+        # the rest is escaped.
         return (
             f'{{"time": "{stamp}", "method": {_dumps(method)}, "path": {_dumps(path)}, '
             f'"route": {_dumps(route)}, "backend": {_dumps(backend)}, "status": {status}, '
-            f'"bytes": {nbytes}, "duration_ms": {round(ms, 3)}, "client": {_dumps(client)}}}'
+            f'"bytes": {nbytes}, "duration_ms": {round(ms, 3)}, "client": {_dumps(client)}, '
+            f'"request_id": "{rid}"}}'
         )
-    return f"{stamp} {client} {method} {path} {status} {nbytes} {ms:.3f}ms {route} {backend}"
+    return f"{stamp} {client} {method} {path} {status} {nbytes} {ms:.3f}ms {route} {backend} {rid}"
 
 
 class AccessLog:

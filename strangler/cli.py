@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--config", "-c", type=Path, help="the strangler.yaml to serve")
     src.add_argument("--legacy", metavar="URL", help="zero-config: proxy everything to URL")
     serve.add_argument(
-        "--listen", metavar="HOST:PORT", help="proxy address (overrides the config's listen)"
+        "--listen",
+        metavar="HOST:PORT",
+        help="proxy address (overrides the config's listen address; its tls stays)",
     )
     serve.add_argument(
         "--admin-listen", metavar="HOST:PORT", help="admin address (default 127.0.0.1:8081)"
@@ -68,12 +70,22 @@ def _parser() -> argparse.ArgumentParser:
         help="run a sample legacy app, a new service and the proxy in front of them",
         description="Start the bundled sample legacy app (127.0.0.1:8001), a sample new "
         "service (127.0.0.1:8002) and the proxy (127.0.0.1:8080, admin 8081) with "
-        "routes/demo.yaml. Ctrl-C stops all three.",
+        "./routes/demo.yaml when the working directory has one (a checkout), else the "
+        "packaged copy. Ctrl-C stops all three.",
     )
+    for flag, default, what in (
+        ("--port", 8080, "the proxy's port"),
+        ("--admin-port", 8081, "the admin API's port (status page, metrics)"),
+        ("--legacy-port", 8001, "the sample legacy app's port"),
+        ("--billing-port", 8002, "the sample billing service's port"),
+    ):
+        demo.add_argument(flag, type=int, default=default, help=f"{what} (default {default})")
     demo.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
     from strangler.cli_release import add_release_commands
     from strangler.cli_status import add_status_commands
+    from strangler.migrate.cli import add_migrate_command
+    from strangler.plan.cli import add_plan_command
     from strangler.shadow.cli import add_diff_command
     from strangler.translate.cli import add_translate_command
 
@@ -81,11 +93,21 @@ def _parser() -> argparse.ArgumentParser:
     add_release_commands(sub)
     add_diff_command(sub)
     add_translate_command(sub)
+    add_migrate_command(sub)
+    add_plan_command(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(args, "admin"):  # a command that talks to a running proxy's admin API
+        from strangler.cli_admin import AdminSetupError, prepare
+
+        try:
+            prepare(args)
+        except AdminSetupError as e:
+            print(f"strangler: {e}", file=sys.stderr)
+            return 1
     if hasattr(args, "func"):  # subcommands that register their own handler
         code: int = args.func(args)
         return code
@@ -97,11 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "demo":
-        from strangler.demo.run import run_demo
+        from strangler.demo.run import DemoPorts, run_demo
         from strangler.server import setup_logging
 
         setup_logging(args.log_level)
-        return run_demo()
+        ports = DemoPorts(
+            proxy=args.port,
+            admin=args.admin_port,
+            legacy=args.legacy_port,
+            billing=args.billing_port,
+        )
+        return run_demo(ports)
     raise AssertionError(args.command)  # argparse makes the command required
 
 
@@ -128,7 +156,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config) if args.config else legacy_only(args.legacy)
         if args.listen:
-            config = dataclasses.replace(config, listen=parse_listen(args.listen))
+            address = parse_listen(args.listen)  # the address only: listen.tls stays
+            listen = dataclasses.replace(config.listen, host=address.host, port=address.port)
+            config = dataclasses.replace(config, listen=listen)
         if args.admin_listen:
             admin = Admin(listen=parse_listen(args.admin_listen))
             config = dataclasses.replace(

@@ -1,23 +1,32 @@
 """``strangler routes | set | rollback | enable``: the release dials, from a terminal.
 
-They talk to a running proxy's admin API (``--admin``, default
-``http://127.0.0.1:8081``). Writes send the bearer token from ``--token-file`` or
-the ``STRANGLER_ADMIN_TOKEN`` environment variable; the token is never printed.
+They talk to a running proxy's admin API; ``strangler.cli_admin`` says how the
+address (``--admin``, ``STRANGLER_ADMIN``, ``--config``) and the write token
+(``--token-file``, ``STRANGLER_ADMIN_TOKEN``) are found. The token is never printed.
+
+A write names a ROUTE (a route of a canary group takes its whole group along, unless
+``--only-route``), ``--group NAME``, or ``--all`` (rollback, enable). Every write
+takes ``--reason TEXT`` (kept in the audit log) and prints one line per route (one
+line for a group that moved alike), or the admin API's JSON with ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
-from typing import Final
+from collections.abc import Callable
+from urllib.parse import quote
 
-DEFAULT_ADMIN: Final = "http://127.0.0.1:8081"
-TOKEN_ENV: Final = "STRANGLER_ADMIN_TOKEN"
+from strangler.cli_admin import (
+    AdminSetupError,
+    add_admin_arguments,
+    denied,
+    resolve_token,
+    unreachable,
+)
 
 
 class AdminError(Exception):
@@ -25,9 +34,10 @@ class AdminError(Exception):
 
 
 def _token(args: argparse.Namespace) -> str | None:
-    if getattr(args, "token_file", None):
-        return Path(args.token_file).read_text(encoding="utf-8").strip() or None
-    return os.environ.get(TOKEN_ENV) or None
+    try:
+        return resolve_token(args)
+    except AdminSetupError as e:
+        raise AdminError(str(e)) from None
 
 
 def call(
@@ -45,18 +55,56 @@ def call(
             return result
     except urllib.error.HTTPError as e:
         detail = e.read().decode("utf-8", "replace").strip()
-        raise AdminError(f"{method} {path}: {e.code} {detail}") from None
+        refused = denied(e.code, detail, token_given=bool(token))
+        raise AdminError(refused or f"{method} {path}: {e.code} {detail}") from None
     except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise AdminError(
-            f"cannot reach the admin API at {admin}: {reason} (is strangler running?)"
-        ) from None
+        raise AdminError(unreachable(admin, getattr(e, "reason", e))) from None
+
+
+def _pct(value: object) -> str:
+    return f"{float(str(value)):g}%"
+
+
+def _share(r: dict[str, object]) -> str:
+    """The new side's share now, marked when a runtime override moved it off the file's."""
+    now = _pct(r["effective_new_percent"])
+    file = r.get("file_new_percent")
+    if file is None or float(str(file)) == float(str(r["effective_new_percent"])):
+        return now
+    return f"{now} (runtime; file says {_pct(file)})"
+
+
+def _grouped(routes: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Config order, except that a canary group's routes stand together (at its first)."""
+    members: dict[str, list[dict[str, object]]] = {}
+    for r in routes:
+        if r.get("group"):
+            members.setdefault(str(r["group"]), []).append(r)
+    out: list[dict[str, object]] = []
+    for r in routes:
+        group = r.get("group")
+        if not group:
+            out.append(r)
+        elif members[str(group)][0] is r:
+            out.extend(members[str(group)])
+    return out
+
+
+def _split_groups(routes: list[dict[str, object]]) -> set[str]:
+    """Groups whose routes differ in status or share (an ``--only-route`` write)."""
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for r in routes:
+        if r.get("group"):
+            state = (str(r["status"]), str(r["effective_new_percent"]))
+            seen.setdefault(str(r["group"]), set()).add(state)
+    return {group for group, states in seen.items() if len(states) > 1}
 
 
 def _routes_table(routes: list[dict[str, object]]) -> str:
-    header = ("ROUTE", "OWNER", "MATCH", "TO", "NEW", "NEW %", "STATUS")
+    header = ("ROUTE", "GROUP", "OWNER", "MATCH", "TO", "NEW", "NEW %", "STATUS")
     rows = [header]
-    for r in routes:
+    split = _split_groups(routes)
+    for r in _grouped(routes):
         match = r.get("match") or {}
         assert isinstance(match, dict)
         where = str(match.get("path") or match.get("path_prefix") or "*")
@@ -67,14 +115,16 @@ def _routes_table(routes: list[dict[str, object]]) -> str:
         assert isinstance(state, dict)
         if state.get("guard_reason"):
             status += f" ({state['guard_reason']})"
+        group = str(r.get("group") or "-")
         rows.append(
             (
                 str(r["name"]),
+                f"{group} (split)" if group in split else group,
                 str(r["owner"]),
                 where,
                 str(r["to"]),
                 str(r["new"] or "-"),
-                f"{float(str(r['effective_new_percent'])):g}%",
+                _share(r),
                 status,
             )
         )
@@ -86,19 +136,25 @@ def _routes_table(routes: list[dict[str, object]]) -> str:
 
 
 def _changes(result: dict[str, object]) -> str:
-    lines = []
-    changes = result.get("changes") or []
-    assert isinstance(changes, list)
-    for c in changes:
-        verb = "changed" if c.get("changed") else "unchanged"
-        lines.append(f"{c['route']}: {verb} {json.dumps(c['before'])} -> {json.dumps(c['after'])}")
-    if result.get("warning"):  # applied, but the state store's disk refused it
+    """The write's human lines (one per route, or one for a group that moved alike),
+    then the warning of a write applied but not stored (the state disk refused it)."""
+    out = result.get("lines")
+    if isinstance(out, list) and out:
+        lines = [str(line) for line in out]
+    else:
+        changes = result.get("changes") or []  # an older proxy: no lines
+        assert isinstance(changes, list)
+        lines = [
+            f"{c['route']}: {'changed' if c.get('changed') else 'unchanged'} "
+            f"{json.dumps(c['before'])} -> {json.dumps(c['after'])}"
+            for c in changes
+        ]
+    if result.get("warning"):
         lines.append(f"warning: {result['warning']}")
     return "\n".join(lines) or "nothing to change"
 
 
-def _run(fn: object) -> int:
-    assert callable(fn)
+def _run(fn: Callable[[], str]) -> int:
     try:
         out = fn()
     except AdminError as e:
@@ -118,58 +174,105 @@ def routes_main(args: argparse.Namespace) -> int:
     return _run(go)
 
 
+def _target(args: argparse.Namespace, verb: str) -> str | None:
+    """The admin path a write goes to (ROUTE, --group or --all), or ``None`` after
+    printing why the arguments do not name exactly one target."""
+    every = getattr(args, "all", False)
+    named = [x for x in (args.route is not None, args.group is not None, every) if x]
+    if len(named) != 1:
+        what = "ROUTE or --group NAME" + (", or --all" if hasattr(args, "all") else "")
+        print(f"strangler: name one {what}", file=sys.stderr)
+        return None
+    if args.only_route and args.route is None:
+        print("strangler: --only-route goes with a ROUTE", file=sys.stderr)
+        return None
+    if args.route is not None:
+        return f"/api/routes/{quote(args.route, safe='')}/{verb}"
+    if args.group is not None:
+        return f"/api/groups/{quote(args.group, safe='')}/{verb}"
+    return f"/api/{verb}"
+
+
+def _write(args: argparse.Namespace, path: str, body: dict[str, object]) -> int:
+    if args.reason:
+        body["reason"] = args.reason
+    if args.only_route:
+        body["only_route"] = True
+
+    def go() -> str:
+        result = call(args.admin, "POST", path, body, _token(args))
+        return json.dumps(result, indent=2) if args.json else _changes(result)
+
+    return _run(go)
+
+
 def set_main(args: argparse.Namespace) -> int:
     value: str | None = None if args.reset else args.percent
     if value is None and not args.reset:
         print("strangler: give --percent P or --reset", file=sys.stderr)
         return 2
-    path = f"/api/routes/{args.route}/percent"
-    return _run(lambda: _changes(call(args.admin, "POST", path, {"percent": value}, _token(args))))
+    path = _target(args, "percent")
+    return 2 if path is None else _write(args, path, {"percent": value})
 
 
 def rollback_main(args: argparse.Namespace) -> int:
-    if args.all == (args.route is not None):
-        print("strangler: name one ROUTE, or --all", file=sys.stderr)
-        return 2
-    path = "/api/rollback" if args.all else f"/api/routes/{args.route}/rollback"
-    return _run(lambda: _changes(call(args.admin, "POST", path, {}, _token(args))))
+    path = _target(args, "rollback")
+    return 2 if path is None else _write(args, path, {})
 
 
 def enable_main(args: argparse.Namespace) -> int:
-    path = f"/api/routes/{args.route}/enable"
-    return _run(lambda: _changes(call(args.admin, "POST", path, {}, _token(args))))
+    path = _target(args, "enable")
+    return 2 if path is None else _write(args, path, {})
 
 
 def add_release_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def common(p: argparse.ArgumentParser, write: bool) -> None:
+        add_admin_arguments(p, write=write)
+
+    def target(p: argparse.ArgumentParser, every: str | None) -> None:
         p.add_argument(
-            "--admin", default=DEFAULT_ADMIN, help=f"admin API (default {DEFAULT_ADMIN})"
+            "route", nargs="?", help="a route (a route of a canary group: the whole group)"
         )
-        if write:
-            p.add_argument(
-                "--token-file", help=f"file holding the admin token (default: ${TOKEN_ENV})"
-            )
+        p.add_argument("--group", metavar="NAME", help="every route of this canary group")
+        if every is not None:
+            p.add_argument("--all", action="store_true", help=every)
+        p.add_argument(
+            "--only-route",
+            action="store_true",
+            help="on a route of a canary group: change this route alone (splits the group's "
+            "users between the two sides)",
+        )
+        p.add_argument("--reason", metavar="TEXT", help="why: kept in the audit log")
+        p.add_argument("--json", action="store_true", help="print the admin API's answer")
 
     p = sub.add_parser("routes", help="list routes with their release state")
     common(p, write=False)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=routes_main)
 
-    p = sub.add_parser("set", help="set a route's canary share (runtime override)")
-    p.add_argument("route")
+    p = sub.add_parser(
+        "set", help="set a route's canary share (runtime override; a canary group moves together)"
+    )
+    target(p, None)
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--percent", help="e.g. 10%% or 0.5%%")
     group.add_argument("--reset", action="store_true", help="back to the config's share")
     common(p, write=True)
     p.set_defaults(func=set_main)
 
-    p = sub.add_parser("rollback", help="send a route (or every route) back to its primary")
-    p.add_argument("route", nargs="?")
-    p.add_argument("--all", action="store_true", help="every route")
+    p = sub.add_parser(
+        "rollback",
+        help="send a route (with its canary group), a group or every route back to its primary",
+    )
+    target(p, "every route")
     common(p, write=True)
     p.set_defaults(func=rollback_main)
 
-    p = sub.add_parser("enable", help="undo a rollback or a tripped SLO guard")
-    p.add_argument("route")
+    p = sub.add_parser(
+        "enable",
+        help="undo a rollback or a tripped SLO guard (a route with its canary group, a group, "
+        "or every route)",
+    )
+    target(p, "every route")
     common(p, write=True)
     p.set_defaults(func=enable_main)

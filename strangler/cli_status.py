@@ -31,9 +31,16 @@ from datetime import datetime
 from http.client import HTTPException
 from typing import Final, TextIO
 
+from strangler.cli_admin import (
+    DEFAULT_ADMIN,
+    AdminSetupError,
+    AdminTarget,
+    add_admin_arguments,
+    resolve_admin,
+)
+
 __all__ = ["DEFAULT_ADMIN", "add_status_commands", "backlog_main", "status_main"]
 
-DEFAULT_ADMIN: Final = "http://127.0.0.1:8081"
 BAR_WIDTH: Final = 20
 TIMEOUT: Final = 5.0
 
@@ -53,16 +60,19 @@ class CliFailure(Exception):
     """A problem to print as one line before exiting 1."""
 
 
-def _base(admin_url: str) -> str:
-    url = admin_url.strip()
+def _target(admin: str | AdminTarget) -> AdminTarget:
+    if isinstance(admin, AdminTarget):
+        return admin
+    url = admin.strip()
     if "://" not in url:
         url = "http://" + url
-    return url.rstrip("/")
+    return AdminTarget(url=url.rstrip("/"), source="--admin")
 
 
-def fetch_json(admin_url: str, path: str, *, timeout: float = TIMEOUT) -> Doc:
+def fetch_json(admin: str | AdminTarget, path: str, *, timeout: float = TIMEOUT) -> Doc:
     """GET ``path`` from the admin API and parse the JSON object; raise ``CliFailure``."""
-    base = _base(admin_url)
+    target = _target(admin)
+    base = target.url
     # No proxies: the admin API is local, and an http_proxy variable must not catch it.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     request = urllib.request.Request(base + path, headers={"Accept": "application/json"})
@@ -75,9 +85,7 @@ def fetch_json(admin_url: str, path: str, *, timeout: float = TIMEOUT) -> Doc:
         ) from None
     except (urllib.error.URLError, OSError, HTTPException, ValueError) as e:
         reason = e.reason if isinstance(e, urllib.error.URLError) else e
-        raise CliFailure(
-            f"cannot reach the admin API at {base}: is strangler running? ({reason})"
-        ) from None
+        raise CliFailure(target.unreachable(reason)) from None
     try:
         doc = json.loads(body)
     except ValueError:
@@ -284,7 +292,9 @@ def _fail(e: CliFailure, err: TextIO) -> int:
     return 1
 
 
-def status_main(admin_url: str, *, color: bool, as_json: bool = False, limit: int = 10) -> int:
+def status_main(
+    admin_url: str | AdminTarget, *, color: bool, as_json: bool = False, limit: int = 10
+) -> int:
     """``strangler status``: print the migration status; 0, or 1 when unreachable."""
     try:
         doc = fetch_json(admin_url, "/api/status")
@@ -298,7 +308,7 @@ def status_main(admin_url: str, *, color: bool, as_json: bool = False, limit: in
     return 0
 
 
-def backlog_main(admin_url: str, limit: int, as_json: bool) -> int:
+def backlog_main(admin_url: str | AdminTarget, limit: int, as_json: bool) -> int:
     """``strangler backlog``: print the remaining legacy surface, ``limit`` endpoints."""
     query = urllib.parse.urlencode({"limit": limit})
     try:
@@ -327,13 +337,19 @@ def _count(raw: str) -> int:
 
 
 def _status_command(args: argparse.Namespace) -> int:
-    return status_main(
-        args.admin, color=_want_color(args.color), as_json=args.json, limit=args.limit
-    )
+    try:
+        target = resolve_admin(args)
+    except AdminSetupError as e:
+        return _fail(CliFailure(str(e)), sys.stderr)
+    return status_main(target, color=_want_color(args.color), as_json=args.json, limit=args.limit)
 
 
 def _backlog_command(args: argparse.Namespace) -> int:
-    return backlog_main(args.admin, args.limit, args.json)
+    try:
+        target = resolve_admin(args)
+    except AdminSetupError as e:
+        return _fail(CliFailure(str(e)), sys.stderr)
+    return backlog_main(target, args.limit, args.json)
 
 
 def add_status_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -352,12 +368,7 @@ def add_status_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "grouped into endpoint templates like 'GET /users/{id}'), busiest first.",
     )
     for p in (status, backlog):
-        p.add_argument(
-            "--admin",
-            default=DEFAULT_ADMIN,
-            metavar="URL",
-            help=f"the admin API of the running proxy (default {DEFAULT_ADMIN})",
-        )
+        add_admin_arguments(p)
         p.add_argument("--json", action="store_true", help="print the admin API's JSON")
     status.add_argument(
         "--limit", type=_count, default=10, help="backlog endpoints to show (default 10)"

@@ -69,6 +69,7 @@ class ForwardErrorKind(enum.Enum):
     RESET = "reset"
     TIMEOUT = "timeout"
     PROTOCOL = "protocol"
+    TLS = "tls"  # the handshake failed: a certificate that does not verify, no common version
 
 
 class ForwardError(StranglerError):
@@ -89,14 +90,47 @@ class ForwardError(StranglerError):
         return 504 if self.kind is ForwardErrorKind.TIMEOUT else 502
 
     def client_message(self) -> str:
-        """One plain line for the client: names the upstream, never a traceback."""
+        """One plain line for the client (no newline): names the upstream, never a
+        traceback."""
+        if self.kind is ForwardErrorKind.TLS:  # the reason is the whole point
+            return f"upstream {self.upstream!r}: {self.detail}"
         what: Final = {
             ForwardErrorKind.REFUSED: "refused the connection",
             ForwardErrorKind.RESET: "closed the connection",
             ForwardErrorKind.TIMEOUT: "timed out",
             ForwardErrorKind.PROTOCOL: "sent an invalid response",
+            ForwardErrorKind.TLS: "failed the TLS handshake",
         }[self.kind]
-        return f"upstream {self.upstream!r} {what}\n"
+        return f"upstream {self.upstream!r} {what}"
+
+    @property
+    def proxy_status(self) -> str:
+        """The RFC 9209 error type for this failure (``Proxy-Status: ...; error=TYPE``)."""
+        if self.kind is ForwardErrorKind.TIMEOUT:
+            return _TIMEOUT_TYPES[self.stage]
+        if self.kind is ForwardErrorKind.PROTOCOL:
+            return (
+                "http_response_incomplete"
+                if self.stage is ForwardStage.RESPONSE_BODY
+                else "http_protocol_error"
+            )
+        if self.kind is ForwardErrorKind.REFUSED:
+            return "connection_refused"
+        if self.kind is ForwardErrorKind.TLS:
+            return (
+                "tls_certificate_error"
+                if self.detail.startswith("certificate verify failed")
+                else "tls_protocol_error"
+            )
+        return "connection_terminated"
+
+
+_TIMEOUT_TYPES: Final = {
+    ForwardStage.CONNECT: "connection_timeout",
+    ForwardStage.SEND: "connection_write_timeout",
+    ForwardStage.RESPONSE_HEADERS: "http_response_timeout",
+    ForwardStage.RESPONSE_BODY: "connection_read_timeout",
+}
 
 
 class BodyTooLarge(StranglerError):
@@ -129,5 +163,5 @@ class TranslateError(StranglerError):
         super().__init__(f"{step}: {message}")
 
     def client_message(self) -> str:
-        """One plain line for the client; never a traceback."""
-        return f"translation failed: {' '.join(str(self).split())}\n"  # one line, always
+        """One plain line for the client (no newline); never a traceback."""
+        return f"translation failed: {' '.join(str(self).split())}"  # one line, always

@@ -9,16 +9,20 @@ from bounded sets only: route names from the config, upstream names, target
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from strangler import __version__
 
 _MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+_VERSION_PREFIX: Final = "config-version-"  # + worker pid: the version it serves
 
 
 def enable_multiprocess(directory: Path) -> None:
@@ -38,8 +42,56 @@ def multiprocess_dir() -> Path | None:
 
 
 def worker_exited(pid: int, directory: Path) -> None:
-    """Drop a dead worker's live gauges (the supervisor calls this)."""
+    """Drop a dead worker's live gauges and its config version (the supervisor calls
+    this)."""
     multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+    (directory / f"{_VERSION_PREFIX}{pid}").unlink(missing_ok=True)
+
+
+def live_workers(directory: Path) -> dict[int, str]:
+    """The live workers' pids, each with the config version it serves (what every
+    worker published with ``set_config_version``; the supervisor removes a dead
+    worker's entry)."""
+    found: dict[int, str] = {}
+    for f in directory.glob(f"{_VERSION_PREFIX}*"):
+        pid = f.name.removeprefix(_VERSION_PREFIX)
+        if not pid.isdigit():
+            continue  # a temporary file being written
+        try:
+            found[int(pid)] = f.read_text(encoding="utf-8").strip()
+        except OSError:  # removed between the listing and the read: that worker is gone
+            continue
+    return dict(sorted(found.items()))
+
+
+class ConfigInfoCollector:
+    """``strangler_config_info{version} 1``: the config version this process serves.
+
+    With several workers, one series per *live* worker, ``{version, pid}``, read at
+    scrape time from the files the workers publish in the multiprocess directory. A
+    version replaced by a reload, or a worker that exited, leaves no series behind
+    (a multiprocess gauge cannot drop a label set: it would keep every version ever
+    loaded, and a drift alert over it would never clear).
+    """
+
+    def __init__(self) -> None:
+        self.version = ""
+
+    def collect(self) -> Iterator[Metric]:
+        directory = multiprocess_dir()
+        doc = (
+            "The loaded config's version (a content hash); 1 for the current one. "
+            "With several workers each live worker has its own series (pid label): "
+            "drift shows."
+        )
+        if directory is None:
+            family = GaugeMetricFamily("strangler_config_info", doc, labels=("version",))
+            family.add_metric([self.version], 1.0)
+        else:
+            family = GaugeMetricFamily("strangler_config_info", doc, labels=("version", "pid"))
+            for pid, version in live_workers(directory).items():
+                family.add_metric([version, str(pid)], 1.0)
+        yield family
 
 
 STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
@@ -115,20 +167,21 @@ class Metrics:
             ("route", "side"),
             registry=r,
         )
+        self.migration_transitions = Counter(
+            "strangler_migration_transitions",
+            "Autopilot stage changes by route, from and to (shadow, canary N%, migrated, "
+            "legacy, done) and reason (gates passed, breach, approved, skipped, aborted, "
+            "retry, paused, resumed).",
+            ("route", "from", "to", "reason"),
+            registry=r,
+        )
         self.config_reloads = Counter(
             "strangler_config_reloads",
             "Config reloads by result (applied, rejected, unchanged).",
             ("result",),
             registry=r,
         )
-        self.config_info = Gauge(
-            "strangler_config_info",
-            "The loaded config's version (a content hash); 1 for the current one. "
-            "With several workers each has its own series (pid label): drift shows.",
-            ("version",),
-            registry=r,
-            multiprocess_mode="liveall",
-        )
+        self.config_info = ConfigInfoCollector()
         build = Gauge(
             "strangler_build_info",
             "strangler's version.",
@@ -138,6 +191,7 @@ class Metrics:
         )
         build.labels(__version__).set(1)
         self._collectors: list[Collector] = []
+        self.add_collector(self.config_info)
         for result in ("applied", "rejected", "unchanged"):
             self.config_reloads.labels(result)
 
@@ -170,5 +224,14 @@ class Metrics:
         )
 
     def set_config_version(self, version: str) -> None:
-        self.config_info.clear()
-        self.config_info.labels(version).set(1)
+        """Export ``version`` as the served config (replacing the one before). With
+        several workers, also publish it for the other workers' scrapes and
+        ``/readyz``: one small file, written whole (rename), once per load."""
+        self.config_info.version = version
+        directory = multiprocess_dir()
+        if directory is None:
+            return
+        pid = os.getpid()
+        tmp = directory / f".{_VERSION_PREFIX}{pid}.tmp"
+        tmp.write_text(version, encoding="utf-8")
+        os.replace(tmp, directory / f"{_VERSION_PREFIX}{pid}")

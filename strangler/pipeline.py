@@ -12,7 +12,18 @@ Failure contract (what the client sees):
   when Content-Length says so; otherwise the upload is cut and 413 answered);
 - failure after the response head was sent: the client connection is aborted, so a
   truncated body can never pass for a complete one;
-- the client going away cancels the upstream exchange (aiohttp handler cancellation).
+- the client going away cancels the upstream exchange (aiohttp handler cancellation);
+- an override naming no upstream the route allows, from a client allowed to override:
+  400 (``strangler.release.decide``, row 3b).
+
+Every answer strangler makes itself carries ``Proxy-Status`` (RFC 9209, e.g.
+``strangler; error=connection_refused; details="upstream 'billing'"``), so it cannot
+pass for the application's, and its one line ends with the request id.
+
+Request id: the client's ``X-Request-Id`` when it is safe, else a new one
+(``strangler.requestid``); the upstream (and a shadow) receives it, the access log
+records it. Debug header: ``strangler.release.explain``, decided per route when the
+snapshot is compiled.
 """
 
 from __future__ import annotations
@@ -34,10 +45,13 @@ from strangler.forward.headers import ForwardedFor, end_to_end
 from strangler.forward.pool import Forwarder, UpstreamPool
 from strangler.forward.websocket import is_websocket_upgrade, relay_websocket
 from strangler.metrics import Metrics
+from strangler.plan.record import Recording
 from strangler.progress import ProgressTracker
-from strangler.protocol import RelayedResponse, RelayedStreamResponse
+from strangler.protocol import ProxyAnswer, RelayedResponse, RelayedStreamResponse
 from strangler.release import FAILURE_5XX, Decision, decide
 from strangler.release.controls import ReleaseControls
+from strangler.release.explain import DEBUG_HEADER, Explainer
+from strangler.requestid import REQUEST_ID, RequestIds
 from strangler.runtime import CompiledRoute, Side, Snapshot, SnapshotHolder
 from strangler.shadow.capture import Capture
 from strangler.shadow.service import CompiledShadow, ShadowService, ShadowTap
@@ -52,19 +66,34 @@ _NO_BODY: Final = frozenset({204, 304})
 _REQUEST_DROP: Final = ("Expect",)  # answered by the proxy itself (100 Continue)
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_ABORTED: Final = 499  # access-log status when the exchange was cut (nginx's code)
+_PROXY_STATUS: Final = istr("Proxy-Status")
 
 
 def _plain(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text, content_type="text/plain")
+    return ProxyAnswer(status=status, text=text, content_type="text/plain")  # no Server
 
 
 class _Outcome:
-    """What one request ended as: the side that answered, status, bytes, aborted."""
+    """What one request ended as: the side that answered and why, status, bytes,
+    aborted; and what its answers carry (request id, debug header)."""
 
-    __slots__ = ("aborted", "nbytes", "side", "status")
+    __slots__ = (
+        "aborted", "decision", "explain", "nbytes", "rid", "rid_new", "side", "status",
+    )  # fmt: skip
 
-    def __init__(self, side: Side) -> None:
+    def __init__(
+        self,
+        side: Side,
+        decision: Decision,
+        rid: str,
+        rid_new: bool,
+        explain: Explainer | None,
+    ) -> None:
         self.side = side
+        self.decision = decision
+        self.rid = rid
+        self.rid_new = rid if rid_new else None  # the id the upstream must be given
+        self.explain = explain
         self.status = 502
         self.nbytes = 0
         self.aborted = True
@@ -77,7 +106,8 @@ class Proxy:
     """The proxy handler and the objects it needs; built by ``server``."""
 
     __slots__ = (
-        "access_log", "forwarder", "holder", "metrics", "progress", "release", "shadow",
+        "access_log", "forwarder", "holder", "ids", "metrics", "progress", "recording",
+        "release", "shadow",
     )  # fmt: skip
 
     def __init__(
@@ -97,17 +127,24 @@ class Proxy:
         self.progress = progress
         self.release = release
         self.shadow = shadow
+        self.ids = RequestIds()  # per process: a worker builds its own Proxy
+        self.recording = Recording()  # strangler plan --record: a sampler while recording
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         snap = self.holder.current  # read once: this request lives on this snapshot
         route, params = snap.router.match(request)
+        if self.recording.sampler is not None:
+            self.recording.sampler.offer(request, route.name)
         decision = decide(
             route.release, request, self.release.state.for_route(route.name), random.random
         )
         route.decisions[decision.reason].inc()
-        out = _Outcome(route.sides[decision.upstream])
+        rid, rid_new = self.ids.take(request.headers.get(REQUEST_ID))
+        out = _Outcome(route.sides[decision.upstream], decision, rid, rid_new, route.explain)
         try:
+            if decision.reason == "rejected":
+                return self._rejected(request, route, out)
             if is_websocket_upgrade(request):
                 return await self._websocket(request, out, snap)
             total = out.side.upstream.timeouts.total
@@ -134,15 +171,23 @@ class Proxy:
                     out.nbytes,
                     elapsed * 1000.0,
                     request.remote or "",
+                    rid,
                 )
             )
 
     @staticmethod
     def _headers(
-        request: web.BaseRequest, pool: UpstreamPool, route: CompiledRoute, snap: Snapshot
+        request: web.BaseRequest,
+        pool: UpstreamPool,
+        route: CompiledRoute,
+        snap: Snapshot,
+        rid: str | None,
     ) -> CIMultiDict[str]:
-        """The end-to-end request headers plus Host and the forwarded headers."""
+        """The end-to-end request headers plus Host and the forwarded headers.
+        ``rid``: the request id to set (``None``: the client's is kept)."""
         headers = end_to_end(request.headers, drop=_REQUEST_DROP)
+        if rid is not None:
+            headers[REQUEST_ID] = rid
         # Setting replaces in place: Host keeps its position among the client's headers.
         if not pool.preserve_host or _HOST not in headers:
             headers[_HOST] = request.host if pool.preserve_host else pool.host_header
@@ -163,7 +208,7 @@ class Proxy:
     ) -> web.StreamResponse:
         pool = self.forwarder.pool(out.side.upstream)
         route = snap.router.match(request)[0]
-        headers = self._headers(request, pool, route, snap)
+        headers = self._headers(request, pool, route, snap, out.rid_new)
         pool.inflight += 1
         try:
             ws, nbytes = await relay_websocket(request, pool, headers)
@@ -196,16 +241,14 @@ class Proxy:
         if request.body_exists:
             length = request.content_length
             if limit and length is not None and length > limit:
-                out.done(413)
-                return _plain(413, f"request body larger than {limit} bytes\n")
+                return _too_large(request, out, limit)
             body = RequestBody(request, limit)
             if replayable:
                 assert fallback is not None
                 try:
                     body = await body.buffer(fallback.buffer_bytes)
                 except BodyTooLarge:
-                    out.done(413)
-                    return _plain(413, f"request body larger than {limit} bytes\n")
+                    return _too_large(request, out, limit)
                 replayable = isinstance(body, bytes)
         plan = route.translate if out.side.upstream.name == route.translate_on else None
         outbound: TranslateRequest | None = None
@@ -216,16 +259,16 @@ class Proxy:
                 try:
                     body = await body.buffer(plan.max_body)
                 except BodyTooLarge:
-                    out.done(413)
-                    return _plain(413, f"request body larger than {limit} bytes\n")
+                    return _too_large(request, out, limit)
             msg = TranslateRequest.from_target(
                 request.method,
                 request.raw_path,
-                self._headers(request, pool, route, snap),
+                self._headers(request, pool, route, snap, out.rid_new),
                 params,
                 # b"": no body at all (steps and hooks run on an empty body); None: a
                 # body too large to read whole (the plan then answers 413 or passes it on)
                 body if isinstance(body, bytes) else b"" if body is None else _prefix_of(body),
+                origin=f"{request.scheme}://{request.host}",  # for absolute Location URLs
             )
             original = msg.copy() if plan.response else None
             try:
@@ -239,7 +282,9 @@ class Proxy:
             tap = self._tap(request, route, sh, out, body, snap, params)
         try:
             try:
-                up = await self._send(request, route, out.side, body, snap, observed, outbound)
+                up = await self._send(
+                    request, route, out.side, body, snap, observed, outbound, out.rid_new
+                )
                 if (
                     replayable
                     and up.status >= 500
@@ -249,8 +294,7 @@ class Proxy:
                     up.release()
                     up = await self._fall_back(request, route, out, body, snap, FAILURE_5XX)
             except BodyTooLarge:
-                out.done(413)
-                return _plain(413, f"request body larger than {limit} bytes\n")
+                return _too_large(request, out, limit)
             except ForwardError as e:
                 if not (replayable and fallback is not None and fallback.triggers(e.kind.value)):
                     return self._failed(e, request, out)
@@ -261,6 +305,8 @@ class Proxy:
                     return self._failed(e2, request, out)
             if plan is not None and plan.response and out.side.upstream.name == route.translate_on:
                 return await self._relay_translated(request, up, out, tap, route, plan, original)
+            if up.status >= 400:  # the untranslated side's errors: error steps copy the type
+                route.translate.observe_legacy(up.status, up.headers)
             return await self._relay(request, up, out, tap)
         finally:
             if tap is not None:
@@ -278,16 +324,19 @@ class Proxy:
     ) -> ShadowTap | None:
         """Start mirroring this request (the shadow job waits for the primary's answer).
         When the route translates for the shadow upstream, the job translates."""
-        headers = self._headers(request, self.forwarder.pool(sh.upstream), route, snap)
+        pool = self.forwarder.pool(sh.upstream)
+        headers = self._headers(request, pool, route, snap, out.rid_new)
         translate = route.translate if route.translate_on == sh.upstream.name else None
+        primary = out.side.upstream
         tap = self.shadow.begin(
             sh,
             request,
             headers,
-            out.side.upstream,
+            primary,
             body=body if isinstance(body, bytes) else None,
             translate=translate,
             params=params,
+            primary_translate=route.translate if route.translate_on == primary.name else None,
         )
         if tap is not None and tap.request is not None and isinstance(body, RequestBody):
             body.tee = tap.request
@@ -302,15 +351,17 @@ class Proxy:
         snap: Snapshot,
         observed: bool,
         outbound: TranslateRequest | None = None,
+        rid: str | None = None,
     ) -> H1Response:
         """One upstream exchange up to the response head. ``observed``: feed the
         route's SLO guard with the outcome (the new side's answers only).
-        ``outbound``: the translated request to send instead of the client's."""
+        ``outbound``: the translated request to send instead of the client's.
+        ``rid``: the request id to give the upstream (``None``: the client's)."""
         pool = self.forwarder.pool(side.upstream)
         sent = time.perf_counter() if observed else 0.0
         if outbound is None:
             method, target = request.method, pool.target(request.raw_path)
-            headers = self._headers(request, pool, route, snap)
+            headers = self._headers(request, pool, route, snap, rid)
         else:
             method, target, headers = (
                 outbound.method,
@@ -359,6 +410,7 @@ class Proxy:
         assert fallback is not None
         failed = out.side.upstream.name
         out.side = route.sides[fallback.decision.upstream]
+        out.decision = fallback.decision
         route.decisions[fallback.decision.reason].inc()
         self.metrics.fallbacks.labels(route.name, failure).inc()
         log.info(
@@ -369,13 +421,17 @@ class Proxy:
             failure,
             out.side.upstream.name,
         )
-        return await self._send(request, route, out.side, body, snap, observed=False)
+        return await self._send(
+            request, route, out.side, body, snap, observed=False, rid=out.rid_new
+        )
 
     async def _relay(
         self, request: web.BaseRequest, up: H1Response, out: _Outcome, tap: ShadowTap | None
     ) -> web.StreamResponse:
         """Stream the upstream's answer to the client (and a bounded copy to ``tap``)."""
         headers = end_to_end(up.headers)
+        if out.explain is not None:
+            _explain(request, out, out.explain, headers)
         capture = tap.response if tap is not None else None
         if up.complete and (_CONTENT_LENGTH in headers or up.status in _NO_BODY):
             # The whole body came with the head (most API answers): send head and body
@@ -477,6 +533,8 @@ class Proxy:
         except TranslateError as e:
             up.release()
             return self._untranslatable(e, route, "response", request, out)
+        if out.explain is not None:
+            _explain(request, out, out.explain, msg.headers)
         if request.method == "HEAD" and plan.needs_response_body_for(up.status):
             # The GET answer's body would be translated: its length is unknown here.
             msg.headers.popall(_CONTENT_LENGTH, None)
@@ -503,8 +561,8 @@ class Proxy:
         self.metrics.translate_errors.labels(route.name, side).inc()
         log.warning("%s %s: route %r: %s", request.method, request.path, route.name, e)
         status = e.status or (400 if side == "request" else 502)
-        out.done(status)
-        return _plain(status, e.client_message())
+        error = "http_request_error" if status < 500 else "proxy_internal_error"
+        return _own(request, out, status, e.client_message(), error, f"translation: {e.step}")
 
     async def _bounded(
         self,
@@ -544,11 +602,54 @@ class Proxy:
     ) -> web.StreamResponse:
         self._count(e)
         log.warning("%s %s: %s", request.method, request.path, e)
-        out.done(e.status)
-        return _plain(e.status, e.client_message())
+        details = f"upstream {e.upstream!r}"
+        return _own(request, out, e.status, e.client_message(), e.proxy_status, details)
+
+    def _rejected(
+        self, request: web.BaseRequest, route: CompiledRoute, out: _Outcome
+    ) -> web.StreamResponse:
+        """A mistaken override (``decide`` row 3b): 400, saying what the route allows.
+        Counted as the ``rejected`` release decision."""
+        overrides = route.release.overrides
+        assert overrides is not None  # only an override plan rejects
+        why = overrides.rejection(request)
+        log.info("%s %s: route %r: %s", request.method, request.path, route.name, why)
+        return _own(request, out, 400, why, "http_request_error", f"override: route {route.name!r}")
 
     def _count(self, e: ForwardError) -> None:
         self.metrics.upstream_errors.labels(e.upstream, e.kind.value, e.stage.value).inc()
+
+
+def _own(
+    request: web.BaseRequest, out: _Outcome, status: int, text: str, error: str, details: str
+) -> web.Response:
+    """An answer strangler makes itself: one plain line ending with the request id,
+    marked with ``Proxy-Status`` (RFC 9209) so it cannot pass for the application's."""
+    out.done(status)
+    resp = _plain(status, f"{text} (request id {out.rid})\n")
+    # details: our own text (names, numbers): no quote or backslash to escape
+    resp.headers[_PROXY_STATUS] = f'strangler; error={error}; details="{details}"'
+    if out.explain is not None:
+        _explain(request, out, out.explain, resp.headers)
+    return resp
+
+
+def _too_large(request: web.BaseRequest, out: _Outcome, limit: int) -> web.Response:
+    text = f"request body larger than {limit} bytes"
+    return _own(request, out, 413, text, "http_request_denied", "limits.max_body_bytes")
+
+
+def _explain(
+    request: web.BaseRequest,
+    out: _Outcome,
+    explain: Explainer,
+    headers: CIMultiDict[str],
+) -> None:
+    """Add the debug header (``X-Strangler-Route``) for the side that answered."""
+    d = out.decision
+    value = explain.value(request, out.side.upstream.name, d.reason, d.cohort)
+    if value is not None:
+        headers[DEBUG_HEADER] = value
 
 
 def _whole(

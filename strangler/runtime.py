@@ -21,6 +21,7 @@ from strangler.config.model import LEGACY, UNROUTED, Config, MatchSpec, Route, U
 from strangler.forward.headers import TrustedNetworks
 from strangler.metrics import Metrics, RouteMetrics
 from strangler.release import REASONS, ReleasePlan, compile_release, fixed_plan
+from strangler.release.explain import Explainer, explainer
 from strangler.router import Router
 from strangler.shadow.service import CompiledShadow, compile_shadow
 from strangler.translate import EMPTY_PLAN, Plan, build_plan
@@ -56,6 +57,7 @@ class CompiledRoute:
     shadow: CompiledShadow | None = None  # None: no mirroring (one attribute check)
     translate: Plan = EMPTY_PLAN
     translate_on: str | None = None  # the upstream whose traffic is translated (new side)
+    explain: Explainer | None = None  # the debug header (None: off, one attribute check)
 
     @property
     def default(self) -> Side:
@@ -141,6 +143,14 @@ def compile_snapshot(config: Config, metrics: Metrics) -> Snapshot:
             ),
             translate=plan_t,
             translate_on=_translated_side(plan, spec) if not plan_t.is_empty else None,
+            explain=explainer(
+                name,
+                plan.upstreams,
+                plan.overrides,
+                config.debug_headers
+                if spec is None or spec.debug_headers is None
+                else spec.debug_headers,
+            ),
         )
 
     routes = tuple(

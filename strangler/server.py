@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
@@ -44,18 +44,27 @@ from strangler.config import load_config
 from strangler.config.model import Config, Slo
 from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
-from strangler.metrics import Metrics, enable_multiprocess, worker_exited
+from strangler.listener import CappedSite, listen_socket, listener_limits, raise_fd_limit
+from strangler.metrics import Metrics, enable_multiprocess, live_workers, worker_exited
+from strangler.migrate.api import add_migrate_routes
+from strangler.migrate.metrics import MigrationCollector
+from strangler.migrate.runner import Autopilot
+from strangler.migrate.store import MigrateStore
 from strangler.pipeline import Proxy
+from strangler.plan.admin import add_plan_routes
 from strangler.progress import ProgressCollector, ProgressTracker
 from strangler.protocol import ProxyHTTPServer
 from strangler.release import AuditLog, FileStateStore, StateFileError
-from strangler.release.controls import ReleaseCollector, ReleaseControls
+from strangler.release.controls import ReleaseCollector, ReleaseControls, canary_groups
 from strangler.release.pending import FileStoreCollector, PendingChanges
 from strangler.runtime import SnapshotHolder, compile_snapshot
 from strangler.shadow.api import add_shadow_routes
 from strangler.shadow.metrics import ShadowMetrics
 from strangler.shadow.samples import ShadowResults
 from strangler.shadow.service import ShadowService
+from strangler.shadow.shared import SharedResults
+from strangler.tls import ListenerTls
+from strangler.workers import RunDir, respawn_config
 
 if TYPE_CHECKING:  # redis is an optional extra: imported only with state.backend: redis
     from strangler.release.redis_store import RedisStateStore
@@ -85,12 +94,13 @@ class ServeOptions:
     config_path: Path | None  # None: a fixed config (zero-config form), no reload from disk
     state_dir: Path | None = None  # runtime state files; None: .strangler beside the config
     worker_index: int = 0  # stable across a worker's restarts: names its state files
-    # --workers N: a directory the supervisor makes for the workers' shared runtime
-    # files (release changes the disk refused); None: one worker, kept in memory
+    # --workers N: the supervisor's run dir (``workers.RunDir``), where the workers
+    # share release changes the state disk refused; None: one worker, kept in memory
     runtime_dir: Path | None = None
     reuse_port: bool = False
     watch_interval: float = 1.0  # seconds between config file checks; 0 disables
     handle_signals: bool = False
+    shared_dir: Path | None = None  # --workers: where workers publish shadow results
 
 
 class ProxyServer:
@@ -121,7 +131,7 @@ class ProxyServer:
         )
         # A kill switch that cannot be read must stop the start (StateFileError),
         # never be silently forgotten.
-        self.release.start(_slos(config))
+        self.release.start(_slos(config), canary_groups(config.routes))
         self.metrics.add_collector(ReleaseCollector(self.release, self.holder))
         if self.redis_store is not None:
             from strangler.release.redis_store import StateStoreCollector
@@ -133,6 +143,9 @@ class ProxyServer:
         self.progress.load(self.progress.state_file(self.state_dir))
         self.metrics.add_collector(ProgressCollector(self.progress, self.holder))
         self.shadow_results = ShadowResults(ShadowMetrics(self.metrics.registry))
+        self.shadow_shared = SharedResults(
+            self.shadow_results, options.shared_dir, options.worker_index
+        )
         self.shadow = ShadowService(self.forwarder.pool, self.shadow_results)
         self.shadow.configure(self.holder.current.shadows())
         self.proxy = Proxy(
@@ -146,6 +159,10 @@ class ProxyServer:
         )
         token = load_token(config.admin)
         check_exposure(config.admin, token)  # before anything listens
+        self.autopilot = Autopilot(
+            self.holder, self.metrics, self.release, MigrateStore(self.state_dir)
+        )
+        self.metrics.add_collector(MigrationCollector(self.autopilot))
         self.admin_state = AdminState(
             holder=self.holder,
             metrics=self.metrics,
@@ -156,12 +173,14 @@ class ProxyServer:
             ),
         )
         self._proxy_runner: web.ServerRunner | None = None
+        self.tls: ListenerTls | None = None  # listen.tls: certificates, rotation, redirect
         self._admin_runner: web.AppRunner | None = None
         self._reload_lock = asyncio.Lock()
         self._swapped = asyncio.Condition()  # notified after every applied reload
         self._watcher: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
+        self._autopilot_task: asyncio.Task[None] | None = None
         self._follow_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # strong refs to signal-started tasks
         self._stopping = asyncio.Event()
@@ -186,32 +205,51 @@ class ProxyServer:
         limits = config.limits
         server = ProxyHTTPServer(
             self.proxy.handle,
+            limits=listener_limits(limits, raise_fd_limit()),
             handler_cancellation=True,
             access_log=None,
             max_line_size=limits.max_header_bytes,
             max_field_size=limits.max_header_bytes,
             max_headers=limits.max_headers,
+            keepalive_timeout=limits.keepalive_timeout,
             auto_decompress=False,
         )
         self._proxy_runner = web.ServerRunner(
             server, shutdown_timeout=config.drain_seconds, handle_signals=False
         )
         await self._proxy_runner.setup()
-        site = web.TCPSite(
-            self._proxy_runner,
-            config.listen.host,
-            config.listen.port,
-            reuse_port=self.options.reuse_port or None,
-            backlog=1024,
+        self.tls = ListenerTls.create(config.listen)
+        sock = listen_socket(
+            config.listen.host, config.listen.port, reuse_port=self.options.reuse_port, backlog=1024
         )
+        site = CappedSite(
+            self._proxy_runner,
+            sock,
+            backlog=1024,
+            ssl_context=None if self.tls is None else self.tls.context,
+        )
+        server.listener = site  # paused at limits.max_connections
         await site.start()
         self.proxy_port = _bound_port(self._proxy_runner)
+        if self.tls is not None:
+            await self.tls.start(
+                self.proxy_port,
+                watch_interval=self.options.watch_interval,
+                reuse_port=self.options.reuse_port,
+            )
         admin_app = build_admin_app(self.admin_state)
         add_progress_routes(admin_app, self.progress, self.holder, self.state_dir)
         add_release_routes(admin_app, self.release, self.holder, self.forwarder)
-        add_shadow_routes(admin_app, self.shadow_results)
+        add_shadow_routes(admin_app, self.shadow_shared)
+        add_migrate_routes(admin_app, self.autopilot)
+        add_plan_routes(admin_app, self.holder, self.release, self.proxy.recording)
         add_status_page(admin_app)
-        self._admin_runner = web.AppRunner(admin_app, access_log=None, shutdown_timeout=5.0)
+        self._admin_runner = web.AppRunner(
+            admin_app,
+            access_log=None,
+            shutdown_timeout=5.0,
+            keepalive_timeout=limits.keepalive_timeout,
+        )
         await self._admin_runner.setup()
         admin = web.TCPSite(
             self._admin_runner,
@@ -231,6 +269,7 @@ class ProxyServer:
             self.progress.run_flusher(self.state_dir), name="progress-flusher"
         )
         self._release_task = loop.create_task(self.release.run(), name="release-state")
+        self._autopilot_task = loop.create_task(self.autopilot.run(), name="autopilot")
         if self.redis_store is not None:
             self._follow_task = loop.create_task(
                 self._follow(self.redis_store), name="release-state-follow"
@@ -281,6 +320,9 @@ class ProxyServer:
             try:
                 config = await asyncio.to_thread(load_config, path)
                 self._fingerprint = _fingerprint(config.files)
+                if self.tls is not None:  # certificate files may change with no config change
+                    await self.tls.update(config.listen.tls)
+                self.forwarder.refresh_tls()
                 if config.version == self.config.version:
                     self.metrics.config_reloads.labels("unchanged").inc()
                     return "unchanged", f"version {config.version} is already loaded"
@@ -292,7 +334,7 @@ class ProxyServer:
                 return self._rejected(f"{path}: cannot load the config: {type(e).__name__}: {e}")
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
             old = self.holder.swap(snapshot)
-            self.release.reconcile(_slos(config))
+            self.release.reconcile(_slos(config), canary_groups(config.routes))
             self.shadow.configure(snapshot.shadows())
             self.metrics.set_config_version(config.version)
             self.metrics.config_reloads.labels("applied").inc()
@@ -344,15 +386,17 @@ class ProxyServer:
         Idempotent: a second call does nothing.
         """
         self.admin_state.draining = True
-        for task in (self._watcher, self._release_task, self._follow_task):
+        for task in (self._watcher, self._release_task, self._follow_task, self._autopilot_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._watcher = self._release_task = self._follow_task = None
+        self._watcher = self._release_task = self._follow_task = self._autopilot_task = None
         if not self.release.store_up:  # a kill switch only in memory dies with us
             log.error("release changes never stored: %s", self.release.store_status())
         proxy_runner, self._proxy_runner = self._proxy_runner, None
+        if self.tls is not None:
+            await self.tls.close()
         if proxy_runner is not None:
             await proxy_runner.cleanup()
         if proxy_runner is not None:  # mirrored requests still comparing: bounded wait
@@ -445,25 +489,44 @@ def run(config: Config, options: ServeOptions, workers: int = 1) -> int:
     return _supervise(config, options, workers)
 
 
+_FORWARDED: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
     """Start ``workers`` processes on the same port (SO_REUSEPORT), pass SIGHUP/SIGTERM
-    on, restart a worker that dies unexpectedly, exit when all have stopped."""
+    on, replace a worker that dies unexpectedly (the replacement serves the current
+    config: ``workers.respawn_config``), exit when all have stopped."""
     ctx = multiprocessing.get_context("fork")
-    # Workers share metric files so any worker's /metrics reports the whole process group.
-    metrics_dir = Path(tempfile.mkdtemp(prefix="strangler-metrics-"))
+    # What the workers share (metric files, shadow results, the accepted config,
+    # release changes the state disk refused): private to this user, removed on exit.
+    run_dir = RunDir(path=Path(tempfile.mkdtemp(prefix="strangler-run-"))).create()
+    run_dir.save_accepted(config)
     opts = dataclasses.replace(
-        options, reuse_port=True, handle_signals=True, runtime_dir=metrics_dir
+        options,
+        reuse_port=True,
+        handle_signals=True,
+        shared_dir=run_dir.shadow,
+        runtime_dir=run_dir.path,
     )
+    supervisor = os.getpid()
     procs: list[multiprocessing.process.BaseProcess] = []
     started: dict[int, float] = {}
     stopping = False
 
     index_of: dict[int, int] = {}
 
-    def spawn(index: int) -> multiprocessing.process.BaseProcess:
+    def spawn(index: int, *, respawn: bool = False) -> multiprocessing.process.BaseProcess:
         worker_opts = dataclasses.replace(opts, worker_index=index)
-        p = ctx.Process(target=_worker_main, args=(config, worker_opts, metrics_dir))
-        p.start()
+        p = ctx.Process(
+            target=_worker_main, args=(config, worker_opts, run_dir, supervisor, respawn)
+        )
+        # Blocked across the fork: until the worker has its own handlers, a SIGHUP
+        # would kill it (or run this process's handler in the child).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+        try:
+            p.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         started[p.pid or 0] = time.monotonic()
         index_of[p.pid or 0] = index
         return p
@@ -479,10 +542,10 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
 
         return handler
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in _FORWARDED:
         signal.signal(sig, forward(sig))
     procs.extend(spawn(i) for i in range(workers))
-    log.info("supervisor %d started %d workers", os.getpid(), workers)
+    log.info("supervisor %d started %d workers", supervisor, workers)
     rc = 0
     while procs:
         sentinel_map = {p.sentinel: p for p in procs}
@@ -492,25 +555,72 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
             p.join()
             procs.remove(p)
             if p.pid is not None:
-                worker_exited(p.pid, metrics_dir)
+                worker_exited(p.pid, run_dir.metrics)
             if stopping:
                 rc = rc or (p.exitcode or 0)
-            elif time.monotonic() - started.get(p.pid or 0, 0.0) < 5.0:
-                # Dying right after start (port taken, bad config on disk): restarting
-                # would only spin. Stop the others and report failure.
+            elif p.exitcode != 0 and time.monotonic() - started.get(p.pid or 0, 0.0) < 5.0:
+                # Failing right after start (port taken, state unreadable): restarting
+                # would only spin. Stop the others and report failure. (A worker an
+                # operator stopped exits 0 and is replaced like any other.)
                 log.error("worker %s exited with %s right after start; stopping", p.pid, p.exitcode)
                 stopping, rc = True, 1
                 forward(signal.SIGTERM)(signal.SIGTERM, None)
             else:
                 log.error("worker %s exited with %s; starting a new one", p.pid, p.exitcode)
-                procs.append(spawn(index_of.get(p.pid or 0, 0)))
-    shutil.rmtree(metrics_dir, ignore_errors=True)
+                procs.append(spawn(index_of.get(p.pid or 0, 0), respawn=True))
+    shutil.rmtree(run_dir.path, ignore_errors=True)
     return rc
 
 
-def _worker_main(config: Config, options: ServeOptions, metrics_dir: Path) -> None:
-    enable_multiprocess(metrics_dir)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    sys.exit(run_worker(config, options))
+def _worker_main(
+    config: Config, options: ServeOptions, run_dir: RunDir, supervisor: int, respawn: bool
+) -> None:
+    enable_multiprocess(run_dir.metrics)
+    # Signals that come while the worker starts are acted on once it serves
+    # (``ProxyServer.start`` installs the real handlers): a reload is not lost.
+    early: set[int] = set()
+    for sig in _FORWARDED:
+        signal.signal(sig, lambda signum, _frame: early.add(signum))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+    if respawn:  # replacing a worker that exited: serve what the others serve now
+        config = respawn_config(options.config_path, run_dir, config)
+    install_uvloop()
+    sys.exit(asyncio.run(_serve_worker(config, options, run_dir, supervisor, early)))
+
+
+async def _serve_worker(
+    config: Config, options: ServeOptions, run_dir: RunDir, supervisor: int, early: set[int]
+) -> int:
+    """One worker: ``serve_async`` plus what makes the workers answer as one proxy
+    (the supervisor's pid in ``/readyz``, shadow results published for the others,
+    every accepted config recorded for a replacement worker)."""
+    server = ProxyServer(config, options)
+    server.admin_state.supervisor_pid = supervisor
+    server.admin_state.workers = lambda: list(live_workers(run_dir.metrics))
+    await server.start()
+    loop = asyncio.get_running_loop()
+    tasks = [
+        loop.create_task(server.shadow_shared.run(), name="shadow-publish"),
+        loop.create_task(_record_accepted(server, run_dir), name="config-accepted"),
+    ]
+    try:
+        if signal.SIGTERM in early or signal.SIGINT in early:
+            server.request_stop()
+        elif signal.SIGHUP in early:
+            await server.reload()
+        await server.wait_for_stop_signal()
+    finally:
+        log.info("draining (up to %.0fs)", server.config.drain_seconds)
+        await server.stop()
+        for task in tasks:  # after the drain: the last shadow comparisons get published
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return 0
+
+
+async def _record_accepted(server: ProxyServer, run_dir: RunDir) -> None:
+    """Record every config this worker swaps in, for a worker that replaces one."""
+    while True:
+        await server.wait_for_generation(server.holder.generation + 1)
+        await asyncio.to_thread(run_dir.save_accepted, server.config)

@@ -7,7 +7,18 @@ import json
 
 from strangler.accesslog import AccessLog, format_entry
 
-ENTRY = (1764072000.5, "GET", '/a "quoted" päth', "r-1", "legacy", 200, 12, 1.23456, "::1")
+ENTRY = (
+    1764072000.5,
+    "GET",
+    '/a "quoted" päth',
+    "r-1",
+    "legacy",
+    200,
+    12,
+    1.23456,
+    "::1",
+    "ab12-7",
+)
 
 
 def test_json_line_is_valid_json_with_escaping() -> None:
@@ -22,12 +33,13 @@ def test_json_line_is_valid_json_with_escaping() -> None:
         "bytes": 12,
         "duration_ms": 1.235,
         "client": "::1",
+        "request_id": "ab12-7",
     }
 
 
 def test_text_line() -> None:
     assert format_entry(ENTRY, "text") == (
-        '2025-11-25T12:00:00.500Z ::1 GET /a "quoted" päth 200 12 1.235ms r-1 legacy'
+        '2025-11-25T12:00:00.500Z ::1 GET /a "quoted" päth 200 12 1.235ms r-1 legacy ab12-7'
     )
 
 
@@ -35,7 +47,7 @@ def test_lines_are_batched_and_all_written_on_close() -> None:
     out = io.StringIO()
     log = AccessLog("json", out)
     for i in range(1000):
-        log.log((1764072000.0 + i / 1000, "GET", f"/{i}", "r", "legacy", 200, 1, 0.1, "c"))
+        log.log((1764072000.0 + i / 1000, "GET", f"/{i}", "r", "legacy", 200, 1, 0.1, "c", "i"))
     log.close()
     lines = out.getvalue().splitlines()
     assert [json.loads(x)["path"] for x in lines] == [f"/{i}" for i in range(1000)]

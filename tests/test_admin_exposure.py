@@ -147,6 +147,11 @@ async def admin_url(make_proxy: MakeProxy, legacy: Upstream) -> str:
         ("/api/routes?format=json", "unknown query parameter 'format' (this endpoint takes: none)"),
         ("/healthz?x", "unknown query parameter 'x' (this endpoint takes: none)"),
         ("/api/routes/things?verbose=1", "unknown query parameter 'verbose'"),
+        ("/api/groups?all=1", "unknown query parameter 'all' (this endpoint takes: none)"),
+        ("/api/backlog?top=3", "unknown query parameter 'top' (this endpoint takes: limit)"),
+        ("/api/migrate?route=x", "unknown query parameter 'route' (this endpoint takes: none)"),
+        ("/api/plan/config?x=1", "unknown query parameter 'x' (this endpoint takes: none)"),
+        ("/api/shadow/r?top=1&top=2", "query parameter 'top' is given more than once"),
     ],
 )
 async def test_bad_query_parameters_are_400_with_one_line(
@@ -161,8 +166,22 @@ async def test_bad_query_parameters_are_400_with_one_line(
 
 @pytest.mark.parametrize(
     "query",
-    ["/api/events?limit=5", "/api/events", "/metrics?name[]=strangler_build_info", "/?refresh=2"],
+    [
+        "/api/events?limit=5",
+        "/api/events",
+        "/metrics?name[]=strangler_build_info",
+        "/?refresh=2",
+        "/api/backlog?limit=3",
+    ],
 )
 async def test_good_query_parameters_pass(admin_url: str, query: str) -> None:
     async with aiohttp.ClientSession() as s, s.get(admin_url + query) as r:
         assert r.status == 200
+
+
+async def test_a_write_with_an_undeclared_query_parameter_is_400(admin_url: str) -> None:
+    """Main's write endpoints (``/api/enable``, ``/api/groups/...``) are checked too."""
+    for path in ("/api/enable?route=x", "/api/groups/checkout/rollback?only_route=1"):
+        async with aiohttp.ClientSession() as s, s.post(admin_url + path) as r:
+            assert r.status == 400, path
+            assert (await r.text()).startswith("unknown query parameter"), path

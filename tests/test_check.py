@@ -176,6 +176,7 @@ def test_format_json() -> None:
                 "hint": "give the admin API its own port, for example 127.0.0.1:8081",
             }
         ],
+        "warnings": [],
     }
     ok = json.loads(format_json(run_check(DATA / "valid" / "minimal.yaml")))
     assert ok["ok"] is True

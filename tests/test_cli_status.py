@@ -108,8 +108,10 @@ async def test_unreachable_admin_is_one_clear_line(capsys: pytest.CaptureFixture
     err = captured.err.splitlines()
     assert len(err) == 2
     for line in err:
-        assert line.startswith(
-            f"strangler: cannot reach the admin API at {url}: is strangler running?"
+        assert line.startswith(f"strangler: cannot reach the admin API at {url} (from --admin): ")
+        assert line.endswith(
+            "is strangler running? (give the address with --admin URL, STRANGLER_ADMIN=URL "
+            "or --config FILE)"
         )
 
 
@@ -136,6 +138,6 @@ async def test_subcommands_parse_and_run(
     assert await asyncio.to_thread(args.func, args) == 0
     assert "Remaining legacy surface (top 1 of 2):" in capsys.readouterr().out
     defaults = parser().parse_args(["status"])
-    assert (defaults.admin, defaults.json, defaults.limit) == ("http://127.0.0.1:8081", False, 10)
+    assert (defaults.admin, defaults.json, defaults.limit) == (None, False, 10)
     with pytest.raises(SystemExit):
         parser().parse_args(["backlog", "--limit", "-3"])

@@ -162,15 +162,29 @@ def test_syntax_error_points_at_its_line() -> None:
 
 def test_bad_indentation() -> None:
     (problem,) = read_text("a:\n  b: 1\n c: 2\n", "m.yaml").problems
-    assert problem.line == 3
-    assert problem.message.startswith("invalid YAML: ")
+    assert str(problem) == (
+        "m.yaml:3: invalid YAML: this line's indentation does not fit (hint: check the "
+        "indentation: this line is not lined up with the keys above it (the block that "
+        "started at line 1))"
+    )
+    (problem,) = read_text("routes:\n  - name: x\n   to: y\n", "m.yaml").problems
+    assert (problem.line, problem.message) == (
+        3,
+        "invalid YAML: this line's indentation does not fit",
+    )
+    (problem,) = read_text("a: 1\n  b: 2\n", "m.yaml").problems
+    assert str(problem) == (
+        "m.yaml:2: invalid YAML: mapping values are not allowed here (hint: check the "
+        "indentation of this line (a key indented under a value), or quote a value that "
+        "contains ': ')"
+    )
 
 
 def test_tab_indentation() -> None:
     (problem,) = read_text("a:\n\tb: 1\n", "m.yaml").problems
-    assert (problem.line, problem.message) == (
-        2,
-        "invalid YAML: found character '\\t' that cannot start any token",
+    assert str(problem) == (
+        "m.yaml:2: invalid YAML: a tab character (hint: YAML indents with spaces only: "
+        "replace the tabs on this line with spaces)"
     )
 
 

@@ -304,7 +304,7 @@ def test_unknown_key_hints() -> None:
         match=re.escape(
             "m.yaml:2: unknown key 'canary' at the top level (hint: valid keys here: "
             "listen, admin, upstreams, include, routes, limits, forwarded, access_log, drain, "
-            "state, translators)"
+            "state, translators, debug_headers)"
         ),
     ):
         load(LEGACY + "canary: {percent: 10}\n")
@@ -316,7 +316,7 @@ def test_keys_that_are_not_route_keys(key: str) -> None:
     assert one_problem(text) == (
         f"m.yaml:3: unknown key '{key}' in route 'a' "
         "(hint: valid keys here: name, owner, match, to, canary, overrides, fallback, slo, "
-        "shadow, translate)"
+        "shadow, translate, migrate, debug_headers)"
     )
     assert one_problem(LEGACY + f"{key}: {{}}\n").startswith(
         f"m.yaml:2: unknown key '{key}' at the top level"
@@ -463,6 +463,26 @@ def test_query_names_may_be_any_text_but_cookie_names_must_be_tokens() -> None:
     assert one_problem(bad) == "m.yaml:3: route 'a' match.cookies: 'a b' is not a valid cookie name"
 
 
+def test_query_only() -> None:
+    only = "{name: a, owner: t, to: legacy, match: {query: {v: '2'}, query_only: %s}}"
+    (route,) = load(routes_yaml(only % "true")).routes
+    assert route.match.query_only == frozenset()
+    (route,) = load(routes_yaml(only % "[status, sort]")).routes
+    assert route.match.query_only == frozenset({"status", "sort"})
+    (route,) = load(routes_yaml("{name: a, owner: t, to: legacy, match: {path: /a}}")).routes
+    assert route.match.query_only is None
+    assert problems_of(routes_yaml(only % "false", only.replace("a,", "b,") % "[v]")) == [
+        "m.yaml:3: route 'a' match.query_only: false is the default; leave the key out (hint: "
+        "true (only the parameters match.query names), or a list of the others allowed)",
+        "m.yaml:4: route 'b' match.query_only: 'v' is already named in match.query (hint: "
+        "list only the parameters match.query does not name)",
+    ]
+    assert one_problem(routes_yaml(only % "3")) == (
+        "m.yaml:3: route 'a' match.query_only must be true or a list of names (hint: true "
+        "(only the parameters match.query names), or a list of the others allowed)"
+    )
+
+
 @pytest.mark.parametrize(
     ("host", "message"),
     [
@@ -534,7 +554,6 @@ def test_legacy_is_required() -> None:
     ("listen", "message"),
     [
         ("8080", "listen must be host:port, got the number 8080"),
-        ("':8080'", "listen: expected host:port, got ':8080'"),
         ("localhost", "listen: expected host:port, got 'localhost'"),
         ("0.0.0.0:http", "listen: the port in '0.0.0.0:http' must be a number from 0 to 65535"),
         ("0.0.0.0:65536", "listen: the port in '0.0.0.0:65536' must be a number from 0 to 65535"),
@@ -554,6 +573,8 @@ def test_bad_listen(listen: str, message: str) -> None:
         ("0.0.0.0:8080", Listen(host="0.0.0.0", port=8080)),
         ("localhost:0", Listen(host="localhost", port=0)),
         ("'[::]:8080'", Listen(host="::", port=8080)),
+        (":8080", Listen(host="0.0.0.0", port=8080)),  # no host: every interface
+        ("':8080'", Listen(host="0.0.0.0", port=8080)),
     ],
 )
 def test_good_listen(listen: str, expected: Listen) -> None:

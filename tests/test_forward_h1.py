@@ -14,7 +14,7 @@ import pytest
 from multidict import CIMultiDict
 
 from strangler.errors import ForwardError, ForwardErrorKind, ForwardStage
-from strangler.forward.h1 import H1Pool
+from strangler.forward.h1 import HIGH_WATER, H1Pool
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
@@ -261,4 +261,111 @@ async def test_large_body_pauses_reading_until_consumed(
     total = len(first) + sum([len(c) async for c in body])
     assert total == size
     resp.release()
+    await p.close()
+
+
+async def test_an_answer_that_arrived_whole_while_paused_leaves_reading_on(
+    raw_server: Callable[[Script], Awaitable[Raw]],
+) -> None:
+    """The hang after a large upload: an answer over the high-water mark whose last
+    bytes arrive in the read that pauses reading is complete at once, so it is taken
+    whole (``read_buffered``, the relay's one-write path). The connection must be
+    read again before it is pooled, or the next answer on it sits unread in the
+    socket until the read timeout (60 s by default; a client gives up first)."""
+    size = HIGH_WATER + 3
+    last_bytes = asyncio.Event()
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        await read_request(r)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+        w.write(b"x" * HIGH_WATER)  # up to the mark: not paused yet
+        await w.drain()
+        await last_bytes.wait()
+        w.write(b"xyz")  # one segment: crosses the mark and ends the answer
+        await w.drain()
+        while True:
+            await read_request(r)
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await w.drain()
+
+    raw = await raw_server(script)
+    p = pool(raw.port, read_timeout=None)  # a hang is caught by the bound below
+    resp = await p.send("GET", "/", hdrs(), None, retry_stale=True)
+    conn = resp._conn  # white-box: the state that the bug left behind
+    while conn.buffered < HIGH_WATER:
+        await conn.wait()
+    assert conn.reading()
+    last_bytes.set()
+    while not resp.complete:
+        await conn.wait()
+    assert not conn.reading()  # the whole answer came in while reading was paused
+    assert resp.read_buffered() == b"x" * HIGH_WATER + b"xyz"
+    assert conn.reading()
+    resp.release()
+    async with asyncio.timeout(2):
+        assert await fetch(p) == (200, b"ok")  # on the same, pooled connection
+        assert await fetch(p) == (200, b"ok")
+    assert raw.connections == 1
+    await p.close()
+
+
+async def test_an_early_answer_retires_the_connection_its_body_was_on(
+    raw_server: Callable[[Script], Awaitable[Raw]],
+) -> None:
+    """The upstream answers (413) before the request body is all sent: that connection
+    still holds an unfinished request, so it is never reused."""
+    answered = asyncio.Event()
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        if n == 1:
+            await r.readuntil(b"\r\n\r\n")  # the head only
+            w.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\nbig")
+            await w.drain()
+            answered.set()
+            await r.read()  # keeps the connection open, as a keep-alive server would
+            return
+        while True:
+            await read_request(r)
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await w.drain()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"x" * 1000
+        await answered.wait()  # the rest comes after the answer
+        for _ in range(10):
+            yield b"x" * 1000
+
+    raw = await raw_server(script)
+    p = pool(raw.port)
+    h = hdrs()
+    h["Content-Length"] = "11000"
+    resp = await p.send("POST", "/", h, body(), retry_stale=False)
+    assert (resp.status, b"".join([c async for c in resp.iter_body()])) == (413, b"big")
+    resp.release()
+    async with asyncio.timeout(2):
+        assert await fetch(p) == (200, b"ok")
+    assert raw.connections == 2  # a fresh connection, not the one with half a request
+    await p.close()
+
+
+async def test_an_upstream_100_continue_then_the_next_exchange_on_the_connection(
+    raw_server: Callable[[Script], Awaitable[Raw]],
+) -> None:
+    """An upstream that sends its own 100 Continue (unasked) before the answer to a
+    POST: the interim answer is skipped and the connection is reused cleanly."""
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            request = await read_request(r)
+            if request.startswith(b"POST"):
+                w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + request[:4])
+            await w.drain()
+
+    raw = await raw_server(script)
+    p = pool(raw.port)
+    async with asyncio.timeout(2):
+        assert await fetch(p, "POST", b"x" * 350_000) == (200, b"POST")
+        assert await fetch(p) == (200, b"GET ")
+    assert raw.connections == 1
     await p.close()

@@ -57,6 +57,10 @@ COMING_SOON: Final = frozenset(
         "strangler_error_budget_remaining_ratio",  # {route}
         "strangler_route_canary_ratio",  # configured share to new, 0..1 {route}
         "strangler_shadow_requests_total",  # {route, outcome="match|mismatch|error|dropped"}
+        # the autopilot (strangler/migrate): a counter and scrape-time gauges
+        "strangler_migration_transitions_total",  # {route, from, to, reason}
+        "strangler_migration_share",  # {route}
+        "strangler_migration_gate",  # 1 pass, 0 fail, -1 waiting {route, gate}
     }
 )
 

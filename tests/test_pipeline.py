@@ -218,9 +218,12 @@ upstreams:
   legacy: http://127.0.0.1:{unused_tcp_port}
 """
     )
-    async with client.get(proxy.url + "/x") as resp:
+    async with client.get(proxy.url + "/x", headers={"X-Request-Id": "t-1"}) as resp:
         assert resp.status == 502
-        assert await resp.text() == "upstream 'legacy' refused the connection\n"
+        assert await resp.text() == "upstream 'legacy' refused the connection (request id t-1)\n"
+        assert resp.headers["Proxy-Status"] == (
+            "strangler; error=connection_refused; details=\"upstream 'legacy'\""
+        )
     m = proxy.server.metrics.registry
     labels = {"upstream": "legacy", "kind": "refused", "stage": "connect"}
     assert m.get_sample_value("strangler_upstream_errors_total", labels) == 1
@@ -230,18 +233,22 @@ async def test_reset_before_response_is_502(
     legacy: Upstream, make_proxy: MakeProxy, client: aiohttp.ClientSession
 ) -> None:
     proxy = await make_proxy(cfg(legacy))
-    async with client.get(proxy.url + "/reset") as resp:
+    async with client.get(proxy.url + "/reset", headers={"X-Request-Id": "t-2"}) as resp:
         assert resp.status == 502
-        assert await resp.text() == "upstream 'legacy' closed the connection\n"
+        assert await resp.text() == "upstream 'legacy' closed the connection (request id t-2)\n"
+        assert resp.headers["Proxy-Status"].startswith("strangler; error=connection_terminated;")
 
 
 async def test_timeout_is_504(
     legacy: Upstream, make_proxy: MakeProxy, client: aiohttp.ClientSession
 ) -> None:
     proxy = await make_proxy(cfg(legacy, legacy_options="timeout: {read: 200ms}"))
-    async with client.get(proxy.url + "/hold") as resp:
+    async with client.get(proxy.url + "/hold", headers={"X-Request-Id": "t-3"}) as resp:
         assert resp.status == 504
-        assert await resp.text() == "upstream 'legacy' timed out\n"
+        assert await resp.text() == "upstream 'legacy' timed out (request id t-3)\n"
+        assert resp.headers["Proxy-Status"] == (
+            "strangler; error=http_response_timeout; details=\"upstream 'legacy'\""
+        )
     await asyncio.wait_for(legacy.recorder.cancelled.wait(), 5)
 
 
@@ -249,9 +256,10 @@ async def test_total_timeout_is_504_before_head_and_abort_after(
     legacy: Upstream, make_proxy: MakeProxy, client: aiohttp.ClientSession
 ) -> None:
     proxy = await make_proxy(cfg(legacy, legacy_options="timeout: {total: 300ms}"))
-    async with client.get(proxy.url + "/hold") as resp:
+    async with client.get(proxy.url + "/hold", headers={"X-Request-Id": "t-4"}) as resp:
         assert resp.status == 504
-        assert await resp.text() == "upstream 'legacy' timed out\n"
+        assert await resp.text() == "upstream 'legacy' timed out (request id t-4)\n"
+        assert "error=http_response_timeout" in resp.headers["Proxy-Status"]
     # Bytes keep coming (no read timeout), but the whole exchange takes too long.
     async with client.get(proxy.url + "/drip?chunks=100&every=0.02") as resp:
         assert resp.status == 200
@@ -375,5 +383,6 @@ async def test_access_log_never_contains_secrets(
     line = json.loads(text.splitlines()[0])
     assert line["path"] == "/p"
     assert set(line) == {
-        "time", "method", "path", "route", "backend", "status", "bytes", "duration_ms", "client"
+        "time", "method", "path", "route", "backend", "status", "bytes", "duration_ms", "client",
+        "request_id",
     }  # fmt: skip

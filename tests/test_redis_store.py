@@ -237,6 +237,61 @@ def test_from_config_and_status_hide_the_password() -> None:
     assert doctest.testmod(redis_store).failed == 0
 
 
+def test_a_group_write_is_one_transaction(redis_server: RedisServer, stores: MakeStore) -> None:
+    """A canary group's routes change in one MULTI/EXEC: one version, one message, and a
+    replica's load sees all of them or none; a change that raises writes nothing."""
+    a, b = stores(redis_server), stores(redis_server)
+    a.update("other", killed)
+    b.load()
+    results = a.update_routes(["r1", "r2", "r3"], killed)
+    assert [r.route for r in results] == ["r1", "r2", "r3"]
+    assert all(r.changed for r in results)
+    assert a.version == 2  # one write, one version
+    assert b.changed()
+    assert set(b.load()) == {"other", "r1", "r2", "r3"}
+
+    calls: list[str] = []
+
+    def refuse_second(s: RouteState) -> None:
+        calls.append("called")
+        if len(calls) == 2:
+            raise ValueError("the second route refuses")
+        s.set_percent(0.5, at=2000.0)
+
+    with pytest.raises(ValueError, match="refuses"):
+        a.update_routes(["r1", "r2"], refuse_second)
+    assert a.load() == b.load()
+    assert all(s.percent_override is None for s in a.load().values())
+    assert a.version == 2
+
+
+def test_a_replica_loading_during_group_writes_never_sees_half(
+    redis_server: RedisServer, stores: MakeStore
+) -> None:
+    writer, reader = stores(redis_server), stores(redis_server)
+    group = ("r1", "r2", "r3")
+    done = threading.Event()
+    seen: list[frozenset[str]] = []
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(frozenset(n for n, s in reader.load().items() if s.killed))
+
+    def alive(s: RouteState) -> None:
+        s.kill(False, at=1.0)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for i in range(20):
+            writer.update_routes(group, killed if i % 2 == 0 else alive)
+    finally:
+        done.set()
+        thread.join()
+    assert set(seen) <= {frozenset(), frozenset(group)}
+    assert len(seen) > 1
+
+
 def test_version_and_changed(redis_server: RedisServer, stores: MakeStore) -> None:
     a, b = stores(redis_server), stores(redis_server)
     assert a.load() == b.load() == {}

@@ -241,9 +241,9 @@ def test_an_override_from_an_allowed_network(request_: Req, expected: str) -> No
         req({"X-Strangler-Backend": "billing"}, remote="203.0.113.9"),  # not an allowed network
         req({"X-Strangler-Backend": "billing"}, remote=None),
         req({"X-Strangler-Backend": "billing"}, remote="not-an-ip"),
-        req({"X-Strangler-Backend": "v2"}, remote="10.0.0.1"),  # not allowed
-        req({"X-Strangler-Backend": "Billing"}, remote="10.0.0.1"),  # names are exact
+        req({"X-Strangler-Backend": "v2"}, remote="203.0.113.9"),  # mistaken, not allowed in
         req({"X-Other": "billing"}, remote="10.0.0.1"),
+        req(cookies={"strangler_backend": "v2"}, remote="10.0.0.1"),  # meant for another route
         req(query={"strangler_backend": "billing"}, remote="10.0.0.1"),  # no query overrides
     ],
 )
@@ -252,11 +252,58 @@ def test_an_override_that_does_not_count_falls_through(request_: Req) -> None:
     assert decide(plan, request_, RouteState(), never) is plan.default
 
 
-def test_a_disallowed_header_does_not_hide_an_allowed_cookie() -> None:
+@pytest.mark.parametrize(
+    ("request_", "why"),
+    [
+        (
+            req({"X-Strangler-Backend": "v2"}, remote="10.0.0.1"),
+            "header X-Strangler-Backend: 'v2' is not an upstream this route allows "
+            "(billing, legacy)",
+        ),
+        (
+            req({"X-Strangler-Backend": "Billing"}, remote="10.0.0.1"),  # names are exact
+            "header X-Strangler-Backend: 'Billing' is not an upstream this route allows "
+            "(billing, legacy)",
+        ),
+        (
+            req(cookies={"strangler_backend": "biling"}, remote="10.0.0.1"),
+            "cookie strangler_backend: 'biling' is not an upstream this route allows "
+            "(billing, legacy)",
+        ),
+    ],
+)
+def test_a_mistaken_override_from_an_allowed_network_is_rejected(request_: Req, why: str) -> None:
+    plan = plan_of(**OVERRIDABLE)
+    assert decide(plan, request_, RouteState(), never) == Decision("legacy", "rejected")
+    assert plan.overrides is not None
+    assert plan.overrides.rejection(request_) == why
+
+
+def test_a_mistaken_header_is_rejected_even_with_an_allowed_cookie() -> None:
     # The header is read first; if it is present it decides (even when not allowed).
     plan = plan_of(overrides=Overrides(allow=("billing",)))
-    both = req({"X-Strangler-Backend": "nope"}, {"strangler_backend": "billing"})
-    assert decide(plan, both, RouteState(), never) is plan.default
+    both = req({"X-Strangler-Backend": "nope"}, {"strangler_backend": "billing"}, remote="::1")
+    assert decide(plan, both, RouteState(), never).reason == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("remote", "reason"),
+    [
+        ("127.0.0.1", "rejected"),
+        ("192.168.1.9", "rejected"),
+        ("::ffff:172.16.0.1", "rejected"),
+        ("203.0.113.9", "primary"),  # public: ignored, as before; no upstream names shown
+        (None, "primary"),
+    ],
+)
+def test_without_networks_only_private_clients_hear_of_a_mistake(
+    remote: str | None, reason: str
+) -> None:
+    plan = plan_of(overrides=Overrides(allow=("billing",)))
+    mistaken = req({"X-Strangler-Backend": "biling"}, remote=remote)
+    assert decide(plan, mistaken, RouteState(), never).reason == reason
+    valid = req({"X-Strangler-Backend": "billing"}, remote=remote)
+    assert decide(plan, valid, RouteState(), never).reason == "override"  # anyone may override
 
 
 def test_override_header_or_cookie_turned_off() -> None:
@@ -453,7 +500,9 @@ def test_fixed_plan_for_unrouted_traffic() -> None:
 
 
 def test_reasons_are_a_fixed_set() -> None:
-    assert REASONS == ("primary", "canary", "override", "killed", "guard", "fallback")
+    assert REASONS == (
+        "primary", "canary", "override", "killed", "guard", "fallback", "rejected"
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- fallback

@@ -50,6 +50,7 @@ def spec(
     headers: Mapping[str, ValueMatch] | None = None,
     query: Mapping[str, ValueMatch] | None = None,
     cookies: Mapping[str, ValueMatch] | None = None,
+    query_only: Sequence[str] | None = None,
 ) -> MatchSpec:
     return MatchSpec(
         path=path,
@@ -59,6 +60,7 @@ def spec(
         headers=MappingProxyType(dict(headers or {})),
         query=MappingProxyType(dict(query or {})),
         cookies=MappingProxyType(dict(cookies or {})),
+        query_only=None if query_only is None else frozenset(query_only),
     )
 
 
@@ -336,6 +338,34 @@ def test_header_names_are_case_insensitive_and_query_names_are_not() -> None:
     assert winner(r, Req("/a", headers=CIMultiDict({"X-BETA": "1"}))) == "r0"
     assert winner(r, Req("/b", query={"Beta": "1"})) == "r1"
     assert winner(r, Req("/b", query={"beta": "1"})) == "legacy"
+
+
+@pytest.mark.parametrize(
+    ("query", "hit"),
+    [
+        ({}, True),
+        ({"status": "open"}, True),
+        ({"status": "open", "page": "2"}, False),
+        ({"q": "x"}, False),
+    ],
+)
+def test_query_only_refuses_parameters_the_route_does_not_name(
+    query: dict[str, str], hit: bool
+) -> None:
+    r = router(spec("/orders", query_only=["status"]))
+    assert (winner(r, Req("/orders", query=query)) == "r0") is hit
+
+
+def test_query_only_allows_the_names_match_query_requires() -> None:
+    r = router(spec("/orders", query={"v": is_("2")}, query_only=[]))
+    assert winner(r, Req("/orders", query={"v": "2"})) == "r0"
+    assert winner(r, Req("/orders", query={"v": "2", "page": "1"})) == "legacy"
+
+
+def test_query_only_without_query_conditions_means_no_query_at_all() -> None:
+    r = router(spec("/orders", query_only=[]), spec("/orders"))
+    assert winner(r, Req("/orders")) == "r0"
+    assert winner(r, Req("/orders", query={"page": "2"})) == "r1"
 
 
 def test_all_conditions_must_hold() -> None:

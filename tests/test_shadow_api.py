@@ -58,6 +58,8 @@ def filled() -> ShadowResults:
             )
         r.record_verdict(v, 0.002, sample)
     r.noise.observe([parse_json_path("$.generated_at")])
+    r.noise.configured = (parse_json_path("$.etag"),)
+    r.record_unstable(0.002)
     r.record_error(0.5)
     results.route("search")
     return results
@@ -77,6 +79,7 @@ async def test_summary(aiohttp_client: AiohttpClient) -> None:
     assert invoices["errors"] == 1
     assert invoices["mismatches_by_kind"] == {"status": 0, "header": 0, "body": 2}
     assert invoices["noisy_paths"] == 1
+    assert invoices["unstable"] == 1
     assert search["parity"] is None
     assert search["compared"] == 0
 
@@ -89,7 +92,10 @@ async def test_route_detail(aiohttp_client: AiohttpClient) -> None:
     assert resp.status == 200
     d = await resp.json()
     assert d["top_paths"] == [{"path": "$.items[*].price", "count": 2}]
-    assert d["noise"]["noisy_paths"] == [{"path": "$.generated_at", "differed": 1}]
+    assert d["noise"]["noisy_paths"] == [{"path": "$.generated_at", "differed": 1, "share": 1.0}]
+    assert d["gate"]["last_n"] == 1000
+    assert d["gate"]["last"]["compared"] == 10
+    assert (d["gate"]["recent"]["unstable"], d["gate"]["recent"]["parity"]) == (1, 0.8)
     assert [s["target"] for s in d["samples"]] == ["/api/invoices/5", "/api/invoices/0"]
     first = d["samples"][0]
     assert first["differences"] == [
@@ -148,10 +154,23 @@ async def test_diff_prints_the_report(admin_url: str) -> None:
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0] == "route invoices: parity 80.0% (8 of 10 compared)"
-    assert lines[1] == ("  mismatches 2 (body 2), errors 1, dropped 0, skipped 0, truncated 0")
+    assert lines[1] == (
+        "  mismatches 2 (body 2), unstable 1, errors 1, dropped 0, skipped 0, truncated 0"
+    )
+    assert lines[2].startswith("  last 1000 compared: parity 80.0% (8 of 10), unstable 1")
+    assert lines[3] == "  last 5m: parity 80.0% (8 of 10), unstable 1"
     assert "top differing paths:" in lines
     assert "        2  $.items[*].price" in lines
-    assert "noise (learned, 1 observations): $.generated_at (1)" in lines
+    ignored = lines.index("ignored now:")
+    assert lines[ignored + 1] == "  $.etag  (config: compare.ignore)"
+    assert lines[ignored + 2] == (
+        "  $.generated_at  (noise: the primary's own two answers differed in 1 of 1 pairs "
+        "in the last 600s)"
+    )
+    assert lines[ignored + 3] == (
+        "noise (learned, 1 observations in the last 10m; noisy: differed in at least 1 "
+        "and 50.0% of at least 1): 1 noisy paths"
+    )
     assert "      body $.items[0].price: 5 -> 6" in lines
     assert any("mismatch GET /api/invoices/5" in line for line in lines)
 
@@ -179,9 +198,9 @@ async def test_diff_admin_unreachable_is_one_clear_line() -> None:
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
     assert err.startswith(
-        f"strangler diff: cannot reach the admin API at http://127.0.0.1:{port} ("
+        f"strangler diff: cannot reach the admin API at http://127.0.0.1:{port} (from --admin): "
     )
-    assert "is the proxy running?" in err
+    assert "is strangler running?" in err
 
 
 async def test_diff_not_an_admin_api(aiohttp_server: AiohttpServer) -> None:

@@ -12,6 +12,7 @@ import strangler.config.validate_shadow as validate_shadow
 from strangler.config.shadow_model import (
     ANY,
     CompareRules,
+    ConfirmSpec,
     JsonPath,
     NoiseSpec,
     ShadowSpec,
@@ -53,6 +54,8 @@ def test_defaults() -> None:
     assert (c.status, c.headers, c.ignore, c.unordered_arrays) == (True, ("Content-Type",), (), ())
     assert c.float_tolerance == 1e-9
     assert (c.noise.enabled, c.noise.samples, c.noise.min_observations) == (False, 2, 20)
+    assert (c.noise.share, c.noise.window) == (0.5, 600.0)
+    assert (c.confirm.enabled, c.confirm.max_share) == (True, 0.1)  # on unless turned off
     assert spec.at.line == 1
 
 
@@ -92,6 +95,25 @@ def test_full_spec() -> None:
     assert c.unordered_arrays == (JsonPath(("tags",)),)
     assert c.noise == NoiseSpec(enabled=True, samples=3, min_observations=10, at=c.noise.at)
     assert c.noise.at.line == 15
+
+
+def test_confirm_and_noise_window() -> None:
+    spec, problems = read(
+        "shadow:\n"
+        "  to: billing\n"
+        "  compare:\n"
+        "    confirm: {max_share: 25%}\n"
+        "    noise: {share: 80%, window: 5m}\n"
+    )
+    assert problems == []
+    assert spec is not None
+    c = spec.compare
+    assert c.confirm == ConfirmSpec(enabled=True, max_share=0.25, at=c.confirm.at)
+    assert c.confirm.at.line == 4
+    assert (c.noise.enabled, c.noise.share, c.noise.window) == (True, 0.8, 300.0)
+    spec, _ = read("shadow: {to: billing, compare: {confirm: false}}\n")
+    assert spec is not None
+    assert spec.compare.confirm.enabled is False
 
 
 def test_noise_shorthands() -> None:
@@ -188,6 +210,27 @@ PROBLEMS = [
         "shadow:\n  to: billing\n  compare:\n    noise: {min_observation: 3}\n",
         "r.yaml:4: unknown key 'min_observation' in route 'r' shadow.compare.noise "
         "(hint: did you mean 'min_observations'?)",
+    ),
+    (
+        "shadow:\n  to: billing\n  compare:\n    confirm: {max_shar: 5%}\n",
+        "r.yaml:4: unknown key 'max_shar' in route 'r' shadow.compare.confirm "
+        "(hint: did you mean 'max_share'?)",
+    ),
+    (
+        "shadow:\n  to: billing\n  compare:\n    confirm: sometimes\n",
+        "r.yaml:4: route 'r' shadow.compare.confirm must be true, false or a mapping",
+    ),
+    (
+        "shadow:\n  to: billing\n  compare:\n    confirm: {max_share: 150%}\n",
+        "r.yaml:4: route 'r' shadow.compare.confirm.max_share",
+    ),
+    (
+        "shadow:\n  to: billing\n  compare:\n    noise: {share: 0%}\n",
+        "r.yaml:4: route 'r' shadow.compare.noise.share must be more than 0%",
+    ),
+    (
+        "shadow:\n  to: billing\n  compare:\n    noise: {window: 500ms}\n",
+        "r.yaml:4: route 'r' shadow.compare.noise.window must be from 1s to 24h, got 0.5s",
     ),
 ]
 

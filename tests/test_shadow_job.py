@@ -28,12 +28,12 @@ from pytest_aiohttp import AiohttpServer
 
 import strangler.shadow.job as job_module
 from strangler.config.model import Timeouts, Upstream
-from strangler.config.shadow_model import CompareRules, NoiseSpec, ShadowSpec
+from strangler.config.shadow_model import CompareRules, ConfirmSpec, NoiseSpec, ShadowSpec
 from strangler.config.validate_shadow import parse_json_path
 from strangler.forward.pool import Forwarder, UpstreamPool
 from strangler.shadow.capture import Capture
 from strangler.shadow.compare import Rules
-from strangler.shadow.job import ShadowJob, run, should_shadow
+from strangler.shadow.job import ConfirmBudget, ShadowJob, run, should_shadow
 from strangler.shadow.metrics import ShadowMetrics
 from strangler.shadow.samples import BODY_EXCERPT, REDACTED, RouteResults, ShadowResults
 
@@ -54,6 +54,7 @@ class App:
     hung: asyncio.Event = field(default_factory=asyncio.Event)
     hang_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    state: dict[int, str] = field(default_factory=dict)  # /orders/{id}: what a write set
 
 
 APP = web.AppKey("app", App)
@@ -116,6 +117,12 @@ async def noisy(request: web.Request) -> web.Response:
     return web.json_response({"request_id": f"{app.name}-{next(app.counter)}", "v": v})
 
 
+async def order(request: web.Request) -> web.Response:
+    app = await record(request)
+    i = int(request.match_info["id"])
+    return web.json_response({"id": i, "state": app.state.get(i, "PAID")})
+
+
 async def echo(request: web.Request) -> web.Response:
     app = await record(request)
     return web.json_response({"got": app.seen[-1][3].decode()})
@@ -140,6 +147,7 @@ def build(name: str) -> web.Application:
     app.router.add_get("/big", big)
     app.router.add_get("/secret", secret)
     app.router.add_get("/noisy/{id}", noisy)
+    app.router.add_get("/orders/{id}", order)
     app.router.add_route("*", "/echo", echo)
     app.router.add_get("/hang", hang)
     return app
@@ -417,7 +425,10 @@ async def test_noise_mode_learns_and_excludes_noisy_paths(env: Env) -> None:
     outcomes = [
         (await mirror(env, job_for(env, f"/noisy/{i}", spec), results))[0] for i in range(1, 7)
     ]
-    assert outcomes == ["match", "match", "match", "match", "mismatch", "match"]
+    # Until the request id is learned, the primary's own second answer explains the
+    # difference: unstable, not counted. Then it is ignored, and a real one still shows.
+    assert outcomes == ["unstable", "unstable", "unstable", "match", "mismatch", "match"]
+    assert (results.unstable, results.compared) == (3, 3)
     assert [str(p) for p in results.noise.noisy] == ["$.request_id"]
     assert results.noise.observations == 6
     v_diffs = [d.where for d in results.samples[0].differences]
@@ -501,3 +512,91 @@ def test_should_shadow_does_not_draw_at_100_percent() -> None:
         raise AssertionError("no draw needed")
 
     assert should_shadow(ShadowSpec(to="s"), "GET", CIMultiDict(), draw)
+
+
+def answered(job: ShadowJob, doc: dict[str, object]) -> None:
+    """The user's answer, as the proxy captured it (before any later write)."""
+    job.primary.head(200, CIMultiDict({"Content-Type": "application/json; charset=utf-8"}))
+    job.primary.feed(json.dumps(doc).encode())
+    job.primary.done(True)
+
+
+async def test_a_race_with_a_write_is_unstable_not_a_mismatch(env: Env) -> None:
+    """The user read order 2 as PAID; a write made it SHIPPED (and was synced to the
+    new side) before the shadow copy arrived: the re-read primary shows the same
+    difference, so it is a race, not a regression."""
+    env.legacy.state[2] = env.shadow.state[2] = "SHIPPED"
+    job = job_for(env, "/orders/2")
+    answered(job, {"id": 2, "state": "PAID"})
+    results = env.results.route("items")
+    assert await run(job, env.pool, Rules.from_spec(SPEC.compare), results) == "unstable"
+    assert (results.unstable, results.compared, results.mismatches) == (1, 0, 0)
+    assert results.parity is None
+    assert env.metric("strangler_shadow_requests_total", route="items", outcome="unstable") == 1
+    [(method, path, headers, _)] = env.legacy.seen  # the confirming re-read
+    assert (method, path, headers["X-Strangler-Shadow"]) == ("GET", "/orders/2", "1")
+    assert results.gate().last.unstable == 1
+
+
+async def test_a_difference_the_primary_does_not_repeat_is_a_confirmed_mismatch(
+    env: Env,
+) -> None:
+    env.shadow.state[3] = "SHIPPED"  # the new side is wrong; legacy says PAID every time
+    job = job_for(env, "/orders/3")
+    answered(job, {"id": 3, "state": "PAID"})
+    results = env.results.route("items")
+    assert await run(job, env.pool, Rules.from_spec(SPEC.compare), results) == "mismatch"
+    assert len(env.legacy.seen) == 1  # re-read once to confirm
+    assert (results.mismatches, results.unstable) == (1, 0)
+
+
+async def test_confirm_off_and_writes_never_re_read(env: Env) -> None:
+    off = dataclasses.replace(
+        SPEC, compare=dataclasses.replace(SPEC.compare, confirm=ConfirmSpec(enabled=False))
+    )
+    env.legacy.state[2] = env.shadow.state[2] = "SHIPPED"
+    job = job_for(env, "/orders/2", off)
+    answered(job, {"id": 2, "state": "PAID"})
+    results = env.results.route("items")
+    assert await run(job, env.pool, Rules.from_spec(off.compare), results) == "mismatch"
+    writes = dataclasses.replace(SPEC, writes=True)
+    job = job_for(env, "/echo", writes, method="POST")
+    job.body = b"x"
+    answered(job, {"got": "something else"})
+    assert await run(job, env.pool, Rules.from_spec(writes.compare), results) == "mismatch"
+    assert env.legacy.seen == []  # neither was sent to the primary again
+
+
+async def test_the_confirm_budget_bounds_re_reads(env: Env) -> None:
+    """No budget left: the mismatch counts, unconfirmed, and the primary is spared."""
+    budget = ConfirmBudget(0.0, burst=1.0)
+    results = env.results.route("items")
+    for _ in range(3):
+        env.legacy.state[2] = env.shadow.state[2] = "SHIPPED"
+        job = job_for(env, "/orders/2")
+        answered(job, {"id": 2, "state": "PAID"})
+        await run(job, env.pool, Rules.from_spec(SPEC.compare), results, budget)
+    assert (results.unstable, results.mismatches) == (1, 2)
+    assert len(env.legacy.seen) == 1
+
+
+async def test_a_re_read_that_runs_out_of_time_leaves_the_verdict_unconfirmed(env: Env) -> None:
+    spec = dataclasses.replace(SPEC, timeout=0.5)
+    env.shadow.state[2] = "SHIPPED"
+    job = job_for(env, "/orders/2", spec, upstream=env.shadow_up)
+    job.target = "/orders/2"
+    answered(job, {"id": 2, "state": "PAID"})
+    hung = Upstream(name="legacy", url=env.legacy_up.url)
+    job.primary_upstream = hung
+    results = env.results.route("items")
+
+    def pool(up: Upstream) -> UpstreamPool:
+        # The re-read goes to /hang: legacy never answers it within the job's time.
+        if up is hung:
+            p = env.pool(up)
+            job.target = "/hang"
+            return p
+        return env.pool(up)
+
+    assert await run(job, pool, Rules.from_spec(spec.compare), results) == "mismatch"
+    assert env.legacy.hung.is_set()

@@ -20,11 +20,12 @@ from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from strangler.config.model import Upstream
-from strangler.config.shadow_model import CompareRules, ShadowSpec
+from strangler.config.shadow_model import CompareRules, ConfirmSpec, ShadowSpec
 from strangler.config.validate_shadow import parse_json_path
 from strangler.forward.headers import end_to_end
 from strangler.forward.pool import Forwarder
 from strangler.shadow.capture import Capture
+from strangler.shadow.job import CONFIRM_BURST
 from strangler.shadow.metrics import ShadowMetrics
 from strangler.shadow.samples import ShadowResults
 from strangler.shadow.service import CompiledShadow, ShadowService, compile_shadow
@@ -207,13 +208,33 @@ async def test_mirrors_in_the_background_and_the_user_gets_the_primary(env: Env)
 
 async def test_configure_shows_routes_at_zero(env: Env) -> None:
     env.use(ShadowSpec(to="shadow"), route="invoices")
-    for outcome in ("match", "mismatch", "error", "dropped"):
+    for outcome in ("match", "mismatch", "unstable", "error", "dropped"):
         value = env.metric("strangler_shadow_requests_total", route="invoices", outcome=outcome)
         assert value == 0
     assert list(env.results.routes) == ["invoices"]
     assert env.results.routes["invoices"].summary()["compared"] == 0
     env.service.configure([])  # the route lost its shadow on reload
     assert env.results.summary()["routes"] == []
+
+
+async def test_confirming_re_reads_stay_within_the_routes_budget(env: Env) -> None:
+    """Every mismatch asks for a re-read of the primary; with ``max_share: 0%`` only
+    the saved-up burst is spent, and the rest count as mismatches, unconfirmed. The
+    route's own ``ignore`` paths are listed as ignored by the config."""
+    compare = CompareRules(
+        ignore=IGNORE_SERVED_BY.ignore, confirm=ConfirmSpec(enabled=True, max_share=0.0)
+    )
+    env.use(ShadowSpec(to="shadow", compare=compare))
+    c = await proxy_client(env)
+    for i in range(1, 61):
+        assert (await c.get(f"/items/{i}")).status == 200
+        await env.service.join()  # one at a time: the budget is spent in order
+    r = env.results.route("items")
+    assert (r.mismatches, r.unstable) == (12, 0)  # ids 5, 10, ...: real differences
+    assert len(env.legacy.requests) == 60 + CONFIRM_BURST
+    assert r.noise.as_dict()["ignored"] == [
+        {"path": "$.served_by", "why": "config: compare.ignore"}
+    ]
 
 
 async def test_loop_guard(env: Env) -> None:

@@ -63,7 +63,7 @@ def test_json_response_through_the_error_step(capsys: pytest.CaptureFixture[str]
     assert run("--spec", SPEC, "--response", str(DATA / "response.json")) == 0
     assert capsys.readouterr().out == (
         "404 Not Found\n"
-        "Content-Type: application/json\n"
+        "Content-Type: application/json; charset=utf-8\n"
         "Content-Length: 42\n"
         "\n"
         '{"error":"no such customer","code":"E404"}\n'

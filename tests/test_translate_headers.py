@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from multidict import CIMultiDict
 
-from strangler.translate.base import TranslateError
+from strangler.translate.base import TranslateError, TranslateRequest
 from strangler.translate.headers import rewrite_path
 from tests.translate_support import plan_of, request, response
 
@@ -73,9 +74,10 @@ def test_rewrite_paths_in_location_content_location_and_link() -> None:
     msg = plan.apply_response(
         response(
             201,
+            req=request("/api/v1/customer", headers={"Host": "h"}),
             headers=[
                 ("Location", "/customers/7"),
-                ("Content-Location", "http://h/customers/7"),
+                ("Content-Location", "http://new-crm:9000/customers/7"),
                 ("Link", '</customers/7/orders>; rel="orders", </static/x>; rel="x"'),
                 ("Link", "</customers?page=2>; rel=next"),
                 ("X-Other", "/customers/7"),
@@ -83,9 +85,49 @@ def test_rewrite_paths_in_location_content_location_and_link() -> None:
         )
     )
     assert msg.headers.getall("Location") == ["/api/v1/customer/7"]
+    # an absolute URL goes on the client's origin, never the new service's own host
     assert msg.headers["Content-Location"] == "http://h/api/v1/customer/7"
     assert msg.headers.getall("Link") == [
         '</api/v1/customer/7/orders>; rel="orders", </static/x>; rel="x"',
         "</api/v1/customer?page=2>; rel=next",
     ]
     assert msg.headers["X-Other"] == "/customers/7"
+
+
+@pytest.mark.parametrize(
+    ("absolute", "url", "expected"),
+    [
+        # unset: the new service's form, but never its own host
+        ("", "/customers/7", "/api/v1/customer/7"),
+        ("", "http://new-crm:9000/customers/7?a=1", "https://shop.example/api/v1/customer/7?a=1"),
+        # true: what a legacy app answering absolute URLs sent, on the client's origin
+        ("absolute: true", "/customers/7", "https://shop.example/api/v1/customer/7"),
+        ("absolute: true", "http://new-crm:9000/customers/7", "https://shop.example/api/v1/customer/7"),
+        # false: always relative
+        ("absolute: false", "http://new-crm:9000/customers/7#x", "/api/v1/customer/7#x"),
+        # outside `from`: left alone in every form
+        ("absolute: true", "https://login.example/start", "https://login.example/start"),
+    ],
+)  # fmt: skip
+def test_rewrite_paths_keeps_the_form_legacy_answers_with(
+    absolute: str, url: str, expected: str
+) -> None:
+    plan = plan_of(
+        "translate: {response: [{headers: "
+        f"{{rewrite_paths: {{from: /customers, to: /api/v1/customer, {absolute}}}}}}}]}}"
+    )
+    req = TranslateRequest.from_target(
+        "GET", "/api/v1/customer/7", CIMultiDict(), origin="https://shop.example"
+    )
+    msg = plan.apply_response(response(303, headers={"Location": url}, req=req))
+    assert msg.headers["Location"] == expected
+
+
+def test_without_an_origin_the_host_header_names_the_client_origin() -> None:
+    plan = plan_of(
+        "translate: {response: [{headers: "
+        "{rewrite_paths: {from: /customers, to: /api/v1/customer, absolute: true}}}]}"
+    )
+    req = request("/api/v1/customer/7", headers={"Host": "proxy.example:8080"})
+    msg = plan.apply_response(response(201, headers={"Location": "/customers/7"}, req=req))
+    assert msg.headers["Location"] == "http://proxy.example:8080/api/v1/customer/7"

@@ -318,7 +318,7 @@ def test_failure_with_on_error_fail(
     with pytest.raises(TranslateError) as info:
         plan.apply_request(request(method="POST", headers=headers, body=body))
     assert (info.value.status, str(info.value)) == expected
-    assert info.value.client_message() == f"translation failed: {expected[1]}\n"
+    assert info.value.client_message() == f"translation failed: {expected[1]}"
 
 
 @pytest.mark.parametrize(

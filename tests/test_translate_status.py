@@ -38,7 +38,7 @@ def test_error_body_from_the_new_services_error() -> None:
         "detail": {"code": "E404", "all": body, "lit": "$money", "n": 1, "items": [1, 2]},
     }
     assert loads(msg.body) == expected
-    assert msg.headers["Content-Type"] == "application/json"
+    assert msg.headers["Content-Type"] == "application/json; charset=utf-8"  # the default
     assert msg.headers["Content-Length"] == str(len(msg.body or b""))
     assert msg.status == 404
 

@@ -38,6 +38,9 @@ class AdminState:
     reload: Callable[[], Awaitable[tuple[str, str]]]  # → (result, message)
     draining: bool = False
     state_store: Callable[[], dict[str, object]] | None = None  # RedisStateStore.status
+    # --workers N: the supervisor (the process to signal) and the live workers' pids.
+    supervisor_pid: int | None = None
+    workers: Callable[[], list[int]] | None = None
 
 
 ADMIN_STATE = web.AppKey("admin_state", AdminState)
@@ -48,7 +51,10 @@ def _summary(state: AdminState) -> dict[str, object]:
     return {
         "version": snap.version,
         "generation": state.holder.generation,
-        "pid": os.getpid(),
+        # The process to signal (SIGHUP, SIGTERM): the supervisor with --workers N.
+        "pid": state.supervisor_pid or os.getpid(),
+        "worker_pid": os.getpid(),  # the process that answered
+        "workers": state.workers() if state.workers is not None else [os.getpid()],
         "routes": len(snap.routes),
         "upstreams": sorted(snap.config.upstreams),
         "files": list(snap.config.files),

@@ -1,19 +1,35 @@
 """The release-control part of the admin API: see the routes' state, turn the dials.
 
-Reads (no token): ``GET /api/routes``, ``GET /api/routes/{name}``,
+Reads (no token): ``GET /api/routes``, ``GET /api/routes/{name}``, ``GET /api/groups``,
 ``GET /api/upstreams``, ``GET /api/events``. Writes (bearer token; each one is
-appended to the audit log with who, when, before and after):
-``POST /api/routes/{name}/percent`` ``{"percent": "10%" | 10 | null}``,
-``POST /api/routes/{name}/rollback``, ``POST /api/routes/{name}/enable``,
-``POST /api/rollback`` (every route). The whole API is described in
-``GET /openapi.yaml``.
+appended to the audit log with who, when, before, after and the reason, and logged
+in the main log in one line):
 
-A write lands in the shared state file at once; every worker (and every replica
-sharing the file) applies it within ``state.file_poll`` (0.5 s by default).
+====================================  ===============================================
+``POST /api/routes/{name}/percent``   ``{"percent": "10%" | 10 | null}``: the canary share
+``POST /api/routes/{name}/rollback``  kill switch on
+``POST /api/routes/{name}/enable``    kill switch off, tripped guard re-armed
+``POST /api/groups/{group}/...``      the same three for a canary group
+``POST /api/rollback``, ``/api/enable``  every route
+====================================  ===============================================
+
+Every write body is an optional JSON object: ``reason`` (one line, kept in the audit
+log), and on a route ``only_route``. A write on a route of a canary group applies
+to the whole group in one atomic state change (its routes share cohorts), unless
+``only_route`` is true. The answer (``release_report.report``) lists each route's
+change with the new side's share before and after, and human ``lines``. The whole
+API is described in ``GET /openapi.yaml``.
+
+A write lands in the state store at once; every worker (and every replica sharing
+the store) applies it within ``state.file_poll`` (0.5 s by default). When the state
+file's disk refuses it (full, read-only), the write still takes effect on every
+worker, for every route of its scope, and is answered 200 with ``persisted: false``
+and a ``warning`` (it is stored once the disk takes writes again).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
@@ -22,14 +38,27 @@ from aiohttp import web
 
 from strangler.admin.app import ADMIN_STATE
 from strangler.admin.auth import require_token
+from strangler.admin.release_report import report
 from strangler.config.units import percent
 from strangler.forward.pool import Forwarder
-from strangler.release.controls import ReleaseControls, UnknownRoute, effective_new_ratio
-from strangler.release.state import RouteState, StateChange, StateFileError
+from strangler.release.controls import (
+    ReleaseControls,
+    ReleaseWrite,
+    Scope,
+    UnknownGroup,
+    UnknownRoute,
+    effective_new_ratio,
+    file_new_ratio,
+)
+from strangler.release.state import RouteState, StateFileError
 from strangler.runtime import CompiledRoute, SnapshotHolder
+
+log = logging.getLogger("strangler.admin")
 
 OPENAPI: Final = Path(__file__).with_name("openapi.yaml")
 MAX_EVENTS: Final = 1000
+MAX_REASON: Final = 500
+"""Characters a write's ``reason`` may have (after folding it onto one line)."""
 RELEASE = web.AppKey("release", ReleaseControls)
 HOLDER = web.AppKey("holder", SnapshotHolder)
 FORWARDER = web.AppKey("forwarder", Forwarder)
@@ -94,6 +123,8 @@ def route_view(route: CompiledRoute, controls: ReleaseControls) -> dict[str, obj
         "slo": slo,
         "state": state.to_dict(),
         "effective_new_percent": round(effective_new_ratio(route, state) * 100.0, 4),
+        "file_new_percent": round(file_new_ratio(route) * 100.0, 4),
+        "group": controls.group_of(route.name),
         "guard": verdict.as_dict() if verdict is not None else None,
         "status": _status_word(state),
     }
@@ -117,28 +148,6 @@ def _route(request: web.Request) -> CompiledRoute:
 
 def _who(request: web.Request) -> str:
     return f"admin@{request.remote or 'unknown'}"
-
-
-def _change_view(change: StateChange) -> dict[str, object]:
-    return {
-        "route": change.route,
-        "changed": change.changed,
-        "before": change.before.to_dict(),
-        "after": change.after.to_dict(),
-        "persisted": change.persisted,
-    }
-
-
-def _changes(changes: list[StateChange]) -> web.Response:
-    """200 with every change; a ``warning`` when one took effect in memory only."""
-    body: dict[str, object] = {"changes": [_change_view(c) for c in changes]}
-    refused = next((c.not_persisted for c in changes if not c.persisted), None)
-    if refused is not None:
-        body["warning"] = (
-            f"applied on every worker but not persisted ({refused}); "
-            "it is stored as soon as the disk takes writes again"
-        )
-    return web.json_response(body)
 
 
 async def list_routes(request: web.Request) -> web.Response:
@@ -178,18 +187,77 @@ async def list_events(request: web.Request) -> web.Response:
     return web.json_response({"events": request.app[RELEASE].events(limit)})
 
 
-async def set_percent(request: web.Request) -> web.Response:
-    require_token(request, request.app[ADMIN_STATE].token)
-    route = _route(request)
-    if route.release.canary is None:
-        raise web.HTTPConflict(
-            text=f"route {route.name!r} has no canary: add one to its config to set a share\n"
-        )
+def _clean_reason(raw: object) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise web.HTTPBadRequest(text="reason must be a string\n")
+    # One line in the audit and the main log, whatever the client sent.
+    reason = " ".join("".join(c if c.isprintable() else " " for c in raw).split())
+    if len(reason) > MAX_REASON:
+        raise web.HTTPBadRequest(text=f"reason is longer than {MAX_REASON} characters\n")
+    return reason or None
+
+
+async def _write_body(request: web.Request, allowed: frozenset[str]) -> dict[str, object]:
+    """The JSON object of a write (an empty body is ``{}``), its keys checked."""
+    usage = "send a JSON object with " + ", ".join(sorted(allowed)) + " (all optional)"
+    if not await request.read():
+        return {}
     try:
         body = await request.json()
     except ValueError:
-        raise web.HTTPBadRequest(text='send JSON: {"percent": "10%"} (null resets)\n') from None
-    if not isinstance(body, dict) or "percent" not in body:
+        raise web.HTTPBadRequest(text=f"{usage}\n") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text=f"{usage}\n")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise web.HTTPBadRequest(text=f"unknown field {unknown[0]!r}: {usage}\n")
+    if not isinstance(body.get("only_route", False), bool):
+        raise web.HTTPBadRequest(text="only_route must be true or false\n")
+    return body
+
+
+_ROUTE_WRITE: Final = frozenset({"reason", "only_route"})
+_GROUP_WRITE: Final = frozenset({"reason"})
+
+
+async def _scope(
+    request: web.Request, allowed: frozenset[str]
+) -> tuple[Scope, dict[str, object], str | None]:
+    """The scope a write names (path ``{name}`` or ``{group}``, else every route),
+    its body and its reason. Checks the token first."""
+    require_token(request, request.app[ADMIN_STATE].token)
+    controls = request.app[RELEASE]
+    if "name" in request.match_info:
+        route = _route(request)
+        body = await _write_body(request, allowed | _ROUTE_WRITE)
+        scope = controls.scope(route.name, only_route=bool(body.get("only_route")))
+    else:
+        body = await _write_body(request, allowed | _GROUP_WRITE)
+        scope = controls.scope(group=request.match_info.get("group"))
+    return scope, body, _clean_reason(body.get("reason"))
+
+
+def _answer(request: web.Request, write: ReleaseWrite) -> web.Response:
+    routes = {r.name: r for r in request.app[HOLDER].current.routes}
+    body = report(write, routes)
+    lines = body["lines"]
+    assert isinstance(lines, list)
+    log.info("admin write: %s", " | ".join(lines))  # one line per write, never the token
+    return web.json_response(body)
+
+
+async def set_percent(request: web.Request) -> web.Response:
+    scope, body, reason = await _scope(request, frozenset({"percent"}))
+    snap = request.app[HOLDER].current
+    for name in scope.routes:
+        route = snap.route(name)
+        if route is None or route.release.canary is None:
+            raise web.HTTPConflict(
+                text=f"route {name!r} has no canary: add one to its config to set a share\n"
+            )
+    if "percent" not in body:
         raise web.HTTPBadRequest(text='send JSON: {"percent": "10%"} (null resets)\n')
     raw = body["percent"]
     try:
@@ -197,33 +265,35 @@ async def set_percent(request: web.Request) -> web.Response:
     except ValueError as e:
         raise web.HTTPBadRequest(text=f"{e}\n") from None
     controls = request.app[RELEASE]
-    group = route.release.canary.group
-    targets = [route]
-    if group is not None:  # a cohort group moves together, or users would be split
-        snap = request.app[HOLDER].current
-        targets = [r for r in snap.routes if r.release.canary and r.release.canary.group == group]
-    changes = [await controls.set_percent(r.name, ratio, _who(request)) for r in targets]
-    return _changes(changes)
+    return _answer(request, await controls.set_percent(scope, ratio, _who(request), reason=reason))
 
 
 async def rollback(request: web.Request) -> web.Response:
-    require_token(request, request.app[ADMIN_STATE].token)
-    route = _route(request)
-    change = await request.app[RELEASE].kill(route.name, _who(request))
-    return _changes([change])
-
-
-async def rollback_all(request: web.Request) -> web.Response:
-    require_token(request, request.app[ADMIN_STATE].token)
-    changes = await request.app[RELEASE].kill_all(_who(request))
-    return _changes(changes)
+    scope, _, reason = await _scope(request, frozenset())
+    return _answer(request, await request.app[RELEASE].kill(scope, _who(request), reason=reason))
 
 
 async def enable(request: web.Request) -> web.Response:
-    require_token(request, request.app[ADMIN_STATE].token)
-    route = _route(request)
-    change = await request.app[RELEASE].enable(route.name, _who(request))
-    return _changes([change])
+    scope, _, reason = await _scope(request, frozenset())
+    return _answer(request, await request.app[RELEASE].enable(scope, _who(request), reason=reason))
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    controls = request.app[RELEASE]
+    snap = request.app[HOLDER].current
+    out = []
+    for group, names in controls.groups().items():
+        views = [route_view(r, controls) for n in names if (r := snap.route(n)) is not None]
+        out.append({"name": group, "routes": list(names), "status": _group_status(views)})
+    return web.json_response({"groups": out})
+
+
+def _group_status(views: list[dict[str, object]]) -> str:
+    """``split`` when the group's routes disagree (an ``--only-route`` write)."""
+    seen = {(v["status"], v["effective_new_percent"]) for v in views}
+    if len(seen) > 1:
+        return "split"
+    return str(views[0]["status"]) if views else "active"
 
 
 async def openapi(request: web.Request) -> web.FileResponse:
@@ -238,6 +308,10 @@ async def _unknown_route(
         return await handler(request)
     except UnknownRoute as e:
         raise web.HTTPNotFound(text=f"no route named {e.args[0]!r} in the loaded config\n") from e
+    except UnknownGroup as e:
+        raise web.HTTPNotFound(
+            text=f"no canary group named {e.args[0]!r} in the loaded config\n"
+        ) from e
     except StateFileError as e:  # the store is down (Redis) or unreadable: never pretend
         raise web.HTTPServiceUnavailable(
             text=f"the release state store did not take the change: {e}\n"
@@ -257,10 +331,15 @@ def add_release_routes(
     r = app.router
     r.add_get("/api/routes", list_routes)
     r.add_get("/api/routes/{name}", get_route)
+    r.add_get("/api/groups", list_groups)
     r.add_get("/api/upstreams", list_upstreams)
     r.add_get("/api/events", list_events)
     r.add_post("/api/routes/{name}/percent", set_percent)
     r.add_post("/api/routes/{name}/rollback", rollback)
     r.add_post("/api/routes/{name}/enable", enable)
-    r.add_post("/api/rollback", rollback_all)
+    r.add_post("/api/groups/{group}/percent", set_percent)
+    r.add_post("/api/groups/{group}/rollback", rollback)
+    r.add_post("/api/groups/{group}/enable", enable)
+    r.add_post("/api/rollback", rollback)
+    r.add_post("/api/enable", enable)
     r.add_get("/openapi.yaml", openapi)

@@ -36,6 +36,7 @@ __all__ = [
     "format_text",
     "run_check",
     "shadowed_routes",
+    "warnings",
 ]
 
 
@@ -44,7 +45,9 @@ __all__ = [
 class CheckReport:
     """What ``strangler check`` found.
 
-    ``ok``: no problem at all. ``problems``: in file order, then line. ``version``
+    ``ok``: no problem at all. ``problems``: in file order, then line. ``warnings``:
+    things that work but should not stay (``verify: false`` on an upstream); they do
+    not make ``ok`` false, so ``strangler check`` still exits 0. ``version``
     and the counts describe the config when it loaded (``None`` and 0 when it did
     not; ``files`` then counts the files that were read).
     """
@@ -52,6 +55,7 @@ class CheckReport:
     path: str
     ok: bool
     problems: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()
     version: str | None = None
     upstreams: int = 0
     routes: int = 0
@@ -64,6 +68,7 @@ class CheckReport:
             "version": self.version,
             "counts": {"upstreams": self.upstreams, "routes": self.routes, "files": self.files},
             "problems": [p.as_dict() for p in self.problems],
+            "warnings": [p.as_dict() for p in self.warnings],
         }
 
 
@@ -98,6 +103,7 @@ def check_sources(sources: Sources, path: str | Path) -> CheckReport:
         path=str(path),
         ok=not problems,
         problems=tuple(problems),
+        warnings=tuple(warnings(config)),
         version=config.version,
         upstreams=len(config.upstreams),
         routes=len(config.routes),
@@ -133,20 +139,50 @@ def shadowed_routes(config: Config) -> list[Problem]:
     return problems
 
 
+def warnings(config: Config) -> list[Problem]:
+    """What loads and runs but weakens the proxy: an upstream whose certificate is not
+    verified (``tls.verify: false``), at the line of ``verify``."""
+    found = [
+        Problem(
+            up.tls.verify_at.file,
+            up.tls.verify_at.line,
+            f"upstream {up.name!r} does not verify its TLS certificate (verify: false): "
+            "anyone on the path can impersonate it",
+            "give its CA instead: tls: {ca: FILE}",
+        )
+        for up in config.upstreams.values()
+        if up.url.startswith("https://") and not up.tls.verify
+    ]
+    rank = {file: n for n, file in enumerate(config.files)}
+    found.sort(key=lambda p: (rank.get(p.file, len(rank)), p.line))
+    return found
+
+
+def _warning_line(p: Problem) -> str:
+    where = f"{p.file}:{p.line}" if p.line else p.file
+    return f"{where}: warning: {p.message}" + (f" (hint: {p.hint})" if p.hint else "")
+
+
 def format_text(report: CheckReport) -> str:
-    """One line per problem (``file:line: message (hint: ...)``), then a summary line.
+    """One line per problem (``file:line: message (hint: ...)``) and per warning
+    (``file:line: warning: ...``), then a summary line.
 
     >>> print(format_text(CheckReport(path="s.yaml", ok=True, version="3f2a9c0d1e2b",
     ...                               upstreams=2, routes=5, files=3)))
     s.yaml: ok (version 3f2a9c0d1e2b: 2 upstreams, 5 routes, 3 files)
     """
+    warned = [_warning_line(p) for p in report.warnings]
     if report.ok:
-        return (
-            f"{report.path}: ok (version {report.version}: "
-            f"{_plural(report.upstreams, 'upstream')}, {_plural(report.routes, 'route')}, "
-            f"{_plural(report.files, 'file')})"
+        also = f", {_plural(len(warned), 'warning')}" if warned else ""
+        return "\n".join(
+            [
+                *warned,
+                f"{report.path}: ok (version {report.version}: "
+                f"{_plural(report.upstreams, 'upstream')}, {_plural(report.routes, 'route')}, "
+                f"{_plural(report.files, 'file')}{also})",
+            ]
         )
-    lines = [str(p) for p in report.problems]
+    lines = [str(p) for p in report.problems] + warned
     lines.append(f"{report.path}: {_plural(len(report.problems), 'problem')}")
     return "\n".join(lines)
 

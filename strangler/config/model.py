@@ -44,6 +44,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:  # shadow_model builds on this module's Location
+    from strangler.config.migrate_model import MigratePlan
     from strangler.config.shadow_model import ShadowSpec
     from strangler.config.translate_model import TranslateSpec
 
@@ -69,12 +70,61 @@ NOWHERE: Final = Location("<built-in>", 0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CertKey:
+    """A certificate chain file and its private key file (PEM), as absolute paths."""
+
+    cert: str
+    key: str
+    at: Location = NOWHERE
+
+
+TlsVersion = Literal["1.2", "1.3"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenTls:
+    """``listen.tls``: the listener terminates TLS with ``default`` (and, by the
+    client's SNI name, one of ``sni``: exact host or ``*.example.com``, lower-case).
+    The files are read again when they change and on SIGHUP (see ``strangler.tls``)."""
+
+    default: CertKey
+    sni: tuple[tuple[str, CertKey], ...] = ()  # (host pattern, files), in file order
+    min_version: TlsVersion = "1.2"
+    at: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Listen:
     host: str
     port: int
+    tls: ListenTls | None = None  # only the proxy's own listener takes tls (mapping form)
+    redirect_http: Listen | None = None  # plain HTTP here answers 308 to https://
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:  # the TLS fields only when set: most listeners have none
+        extra = "".join(
+            f", {name}={value!r}"
+            for name, value in (("tls", self.tls), ("redirect_http", self.redirect_http))
+            if value is not None
+        )
+        return f"Listen(host={self.host!r}, port={self.port}{extra})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamTls:
+    """``upstreams.NAME.tls`` for an https:// upstream. ``ca``: the CA bundle (PEM) to
+    verify against, else the system store; ``client``: a certificate presented to the
+    upstream (mutual TLS); ``server_name``: the SNI and verified name, else the URL's
+    host; ``verify: false`` turns verification off (``strangler check`` warns, at
+    ``verify_at``)."""
+
+    ca: str | None = None
+    client: CertKey | None = None
+    server_name: str | None = None
+    verify: bool = True
+    verify_at: Location = NOWHERE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +143,7 @@ class Upstream:
     timeouts: Timeouts = Timeouts()
     max_connections: int = 256  # keep-alive pool size per worker
     host_header: Literal["preserve", "upstream"] = "preserve"
+    tls: UpstreamTls = UpstreamTls()  # used only for https:// URLs
     at: Location = NOWHERE
 
 
@@ -118,6 +169,9 @@ class MatchSpec:
     (``/api`` matches ``/api`` and ``/api/x`` but not ``/apix``). At most one of the
     two is set; neither means every path. ``methods`` are upper-case; ``None`` means
     any. ``host`` is exact or ``*.example.com`` (without port), compared lower-case.
+    ``query_only``: when set, the query string may hold no parameter but those
+    ``query`` names and those in this set (which may be absent): a plain list call,
+    not its paging or search variants. ``None``: any other parameter is fine.
     """
 
     path: str | None = None
@@ -127,6 +181,7 @@ class MatchSpec:
     headers: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
     query: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
     cookies: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
+    query_only: frozenset[str] | None = None
 
 
 StickyKind = Literal["header", "cookie", "query", "client_ip"]
@@ -166,6 +221,10 @@ class Canary:
     group: str | None = None
     at: Location = NOWHERE
 
+
+DebugHeaders = Literal["off", "on", "overrides"]
+"""``debug_headers``: add ``X-Strangler-Route`` (route, backend, reason) to every
+answer, to none, or only to requests carrying a valid override (``overrides``)."""
 
 OVERRIDE_HEADER: Final = "X-Strangler-Backend"
 OVERRIDE_COOKIE: Final = "strangler_backend"
@@ -249,6 +308,8 @@ class Route:
     slo: Slo | None = None
     shadow: ShadowSpec | None = None  # mirror requests to a second upstream and compare
     translate: TranslateSpec | None = None  # applied when the new side answers
+    migrate: MigratePlan | None = None  # the autopilot: stages that move the canary share
+    debug_headers: DebugHeaders | None = None  # None: the config's debug_headers
 
     @property
     def new_side(self) -> str | None:
@@ -270,6 +331,13 @@ class Limits:
     max_header_bytes: int = 8190  # one request line or one header field
     max_headers: int = 128
     max_body_bytes: int = 1 << 30  # request body; 0 = unlimited
+    # What one client connection may do (protocol.py / listener.py):
+    max_head_bytes: int = 32768  # request line and all header fields together
+    header_timeout: float = 30.0  # seconds from a head's first byte to its end
+    keepalive_timeout: float = 75.0  # seconds an idle connection is kept open
+    body_timeout: float = 60.0  # seconds without a request body byte
+    max_connections: int = 0  # per worker; 0: 10000 or what the open-file limit allows
+    underscore_headers: Literal["drop", "keep", "reject"] = "drop"  # X_User-style names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -352,5 +420,6 @@ class Config:
     access_log: AccessLog = AccessLog()
     drain_seconds: float = 30.0
     state: StateFiles = StateFiles()
+    debug_headers: DebugHeaders = "off"
     files: tuple[str, ...] = ()  # every file read, main first: what the reloader watches
     version: str = "builtin"  # short hash of the files' contents

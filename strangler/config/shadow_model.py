@@ -19,7 +19,8 @@ background and compares the two answers; the user only ever sees the primary's.
         ignore: [$.generated_at, $.items[*].id]   # JSON paths never compared
         float_tolerance: 1e-9  # numbers agree when math.isclose(rel_tol=abs_tol=this)
         unordered_arrays: [$.tags]           # arrays compared as multisets
-        noise: {enabled: false, samples: 2, min_observations: 20}
+        confirm: {enabled: true, max_share: 10%}  # re-read the primary before a mismatch counts
+        noise: {enabled: false, samples: 2, min_observations: 20, share: 50%, window: 10m}
 
 ``shadow: billing`` is short for ``shadow: {to: billing}``. Every default above is the
 dataclass default below.
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_COMPARE_HEADERS",
     "SHADOW_MARKER",
     "CompareRules",
+    "ConfirmSpec",
     "JsonPath",
     "NoiseSpec",
     "ShadowSpec",
@@ -114,16 +116,23 @@ def format_steps(steps: tuple[Step, ...]) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NoiseSpec:
-    """Learn which JSON paths differ between two answers of the *primary* itself.
+    """Learn which JSON paths keep differing between two answers of the *primary*.
 
     With ``enabled``, every shadowed request with a safe method (GET, HEAD, OPTIONS;
     never a write, whatever ``writes`` says) is also sent a second time to the
-    upstream that answered the user (usually legacy). Paths where those two answers
-    differ are noise for that request and are not counted against parity. Across
-    requests, once a route has ``min_observations`` such pairs, a path that differed
-    in at least ``samples`` of them is *noisy*: it is excluded from every comparison
-    of the route from then on, and listed by the admin API. This doubles the primary's
-    load for shadowed requests; lower ``percent`` to bound it.
+    upstream that answered the user (usually legacy), after the shadow's answer
+    arrived. Paths where those two answers differ are noise for that request and are
+    not counted against parity. Across requests, a path is *noisy* (excluded from
+    every comparison of the route) only while it keeps flipping: over the last
+    ``window`` seconds there were at least ``min_observations`` such pairs, the path
+    differed in at least ``samples`` of them, and in at least ``share`` of them. A
+    field that differs every time (a timestamp, a request id) stays noisy; a record
+    that changed once because a user wrote to it (a race) never reaches the share,
+    and a path that stops flipping is compared again once the window has moved on.
+    Paths are learned as they are, with their array indices (``$.items[3].at``), and
+    never a path that ends at an array element: one changed element never blinds
+    the comparison of a whole array. This doubles the primary's load for shadowed
+    requests; lower ``percent`` to bound it.
 
     In the config, ``noise: true`` turns it on with the defaults, and a mapping turns
     it on unless it says ``enabled: false``.
@@ -132,6 +141,34 @@ class NoiseSpec:
     enabled: bool = False
     samples: int = 2
     min_observations: int = 20
+    share: float = 0.5
+    window: float = 600.0
+    at: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfirmSpec:
+    """Confirm a mismatch before it counts (Diffy's primary, secondary, candidate).
+
+    With ``enabled`` (the default), when the shadow's answer to a safe request (GET,
+    HEAD, OPTIONS; never a write) differs from the primary's, the request is sent to
+    the primary once more (with the shadow marker, in the background) after the
+    shadow's answer arrived. A difference that the second primary answer also shows
+    against the first is a race with a write or noise, not a regression: the job
+    counts as ``unstable`` (apart from parity) instead of ``mismatch``.
+
+    ``max_share`` bounds the extra load on the primary: at most that share of the
+    route's compared requests get a confirming re-read (a budget that refills with
+    every comparison); a mismatch past the budget counts as a mismatch, unconfirmed.
+    With noise learning on, every safe request is re-read anyway and confirms for
+    free.
+
+    In the config, ``confirm: false`` turns it off; a mapping turns it on unless it
+    says ``enabled: false``.
+    """
+
+    enabled: bool = True
+    max_share: float = 0.1
     at: Location = NOWHERE
 
 
@@ -155,6 +192,7 @@ class CompareRules:
     ignore: tuple[JsonPath, ...] = ()
     float_tolerance: float = 1e-9
     unordered_arrays: tuple[JsonPath, ...] = ()
+    confirm: ConfirmSpec = ConfirmSpec()
     noise: NoiseSpec = NoiseSpec()
     at: Location = NOWHERE
 

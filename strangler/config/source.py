@@ -485,7 +485,24 @@ def _syntax_problem(err: yaml.MarkedYAMLError, file: str, last_line: int) -> Pro
         hint = err.context
         if err.context_mark is not None and err.context_mark.line + 1 != line:
             hint += f" started at line {err.context_mark.line + 1}"
-    return Problem(file, line, f"invalid YAML: {err.problem or err.context}", hint)
+    problem = err.problem or err.context or ""
+    # PyYAML's words for the usual slips name its parser's states; say what to fix.
+    if "'\\t'" in problem:
+        return Problem(
+            file, line, "invalid YAML: a tab character", "YAML indents with spaces only: "
+            "replace the tabs on this line with spaces"
+        )  # fmt: skip
+    if problem.startswith("expected <block end>"):
+        hint = "check the indentation: this line is not lined up with the keys above it"
+        if err.context_mark is not None:
+            hint += f" (the block that started at line {err.context_mark.line + 1})"
+        return Problem(file, line, "invalid YAML: this line's indentation does not fit", hint)
+    if problem == "mapping values are not allowed here":
+        hint = (
+            "check the indentation of this line (a key indented under a value), or quote "
+            "a value that contains ': '"
+        )
+    return Problem(file, line, f"invalid YAML: {problem}", hint)
 
 
 def _reason(err: OSError) -> str:

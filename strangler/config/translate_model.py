@@ -240,12 +240,18 @@ class HeaderFromParam:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RewritePaths:
-    """``rewrite_paths: {from, to}``, response only: in ``Location``, ``Content-Location``
-    and ``Link``, a URL path starting with the whole segments ``from`` starts with
-    ``to`` instead (scheme and host are kept)."""
+    """``rewrite_paths: {from, to, absolute}``, response only: in ``Location``,
+    ``Content-Location`` and ``Link``, a URL path starting with the whole segments
+    ``from`` starts with ``to`` instead.
+
+    ``absolute``: ``None`` keeps the new service's form (a relative URL stays
+    relative; an absolute one is put on the client's origin, never the new service's
+    own host); ``True`` always writes an absolute URL on the client's origin (what a
+    legacy app that answers absolute URLs sent); ``False`` always a relative one."""
 
     from_: str
     to: str
+    absolute: bool | None = None
 
 
 HeaderOp: TypeAlias = HeaderSet | HeaderRename | HeaderRemove | HeaderFromParam | RewritePaths
@@ -482,7 +488,9 @@ class ErrorStep:
     ``body`` with each ``"$.path"`` string replaced by that value of the new service's
     error body (``null`` when absent or when that body is not JSON; ``"$"`` is the
     whole body; ``"$$x"`` is the literal ``"$x"``), and ``Content-Type`` becomes
-    ``application/json``; ``status`` replaces the status. Such a response skips the
+    ``content_type``, or when not given the JSON type legacy answered that status with
+    on the route (learned from its answers), else ``application/json; charset=utf-8``;
+    ``status`` replaces the status. Such a response skips the
     ``json`` steps of the same list: they describe the success body.
     """
 
@@ -490,6 +498,7 @@ class ErrorStep:
     when: StatusRule
     body: BodyTemplate
     status: int | None = None
+    content_type: str | None = None  # None: legacy's own for that status, else JSON UTF-8
     at: Location = NOWHERE
 
 

@@ -9,12 +9,27 @@ percentages to ratios.
 (0.1, 0.001, 0.001)
 
 Each function raises ``ValueError`` with a message meant for a human.
+
+A config file is read with the stricter ``config_percent`` and, for durations whose
+plausible values are small, ``bare_seconds_below(limit)``: a bare number that a
+person may have meant in another unit is refused with both readings, so
+``latency_p99: 300`` (300 seconds? or 300 ms?) does not pass silently.
+
+>>> config_percent(0.5)
+Traceback (most recent call last):
+...
+ValueError: 0.5 is ambiguous: 0.5% or a ratio (50%)? write 0.5% or 50%
+>>> bare_seconds_below(10)(300)
+Traceback (most recent call last):
+...
+ValueError: 300 seconds? write 300ms or 300s
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Final
 
 _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -75,3 +90,26 @@ def percent(value: object) -> float:
     if not 0.0 <= number <= 100.0:
         raise ValueError(f"a percentage must be between 0% and 100%, got {value!r}")
     return number / 100.0
+
+
+def config_percent(value: object) -> float:
+    """``percent`` for config files: a bare number from 0 to 1 (``0.5``, ``1``) is
+    refused, since it reads as a percentage and as a ratio alike."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1:
+        shown, as_ratio = f"{value:g}", f"{value * 100:g}%"
+        raise ValueError(
+            f"{shown} is ambiguous: {shown}% or a ratio ({as_ratio})? write {shown}% or {as_ratio}"
+        )
+    return percent(value)
+
+
+def bare_seconds_below(limit: float) -> Callable[[object], float]:
+    """``duration`` for a key whose values are small: a bare number of ``limit`` or
+    more is refused (likely meant as milliseconds); one with a unit always passes."""
+
+    def parse(value: object) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= limit:
+            raise ValueError(f"{value:g} seconds? write {value:g}ms or {value:g}s")
+        return duration(value)
+
+    return parse

@@ -29,7 +29,7 @@ import hashlib
 import os
 import re
 from types import MappingProxyType
-from typing import Final, Literal, cast
+from typing import Any, Final, Literal, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from strangler.config import units
@@ -38,6 +38,7 @@ from strangler.config.model import (
     AccessLog,
     Admin,
     Config,
+    DebugHeaders,
     Forwarded,
     Limits,
     Listen,
@@ -46,9 +47,11 @@ from strangler.config.model import (
     StateFiles,
     Timeouts,
     Upstream,
+    UpstreamTls,
 )
 from strangler.config.source import Map, Node, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable, read_networks
+from strangler.config.validate_tls import TlsReader
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import NAME, BadValue, check_url, hide_userinfo, parse_listen
 from strangler.config.walker import Walker, suggest
@@ -58,12 +61,17 @@ __all__ = ["TOP_KEYS", "legacy_only", "mask_url_password", "parse_listen", "vali
 
 TOP_KEYS: Final = (
     "listen", "admin", "upstreams", "include", "routes",
-    "limits", "forwarded", "access_log", "drain", "state", "translators",
+    "limits", "forwarded", "access_log", "drain", "state", "translators", "debug_headers",
 )  # fmt: skip
 ADMIN_KEYS: Final = ("listen", "token_env", "token_file", "allow_public_reads")
-UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header")
+UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header", "tls")
 TIMEOUT_KEYS: Final = ("connect", "read", "total")
-LIMITS_KEYS: Final = ("max_header_bytes", "max_headers", "max_body_bytes")
+LIMITS_KEYS: Final = (
+    "max_header_bytes", "max_headers", "max_body_bytes", "max_head_bytes", "header_timeout",
+    "keepalive_timeout", "body_timeout", "max_connections", "underscore_headers",
+)  # fmt: skip
+UNDERSCORE_MODES: Final = ("drop", "keep", "reject")
+_ZERO_OK: Final = ("max_body_bytes", "max_connections")  # 0: no limit / automatic
 FORWARDED_KEYS: Final = ("trusted", "headers", "style")
 ACCESS_LOG_KEYS: Final = ("format", "path")
 STATE_KEYS: Final = ("dir", "file_poll", "backend", "redis")
@@ -72,6 +80,12 @@ REDIS_KEYS: Final = ("url", "key_prefix", "resync")
 _MAX_FILE_POLL: Final = 60.0
 _MAX_RESYNC: Final = 3600.0
 
+# A bare number this large in a timeout was most likely meant as milliseconds.
+_BARE_TIMEOUT: Final = {
+    "connect": units.bare_seconds_below(100),
+    "read": units.bare_seconds_below(1000),
+    "total": units.bare_seconds_below(1000),
+}
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONFIG: Final = Config(upstreams=MappingProxyType({}))  # the defaults
 _UPSTREAM: Final = Upstream(name="", url="")
@@ -99,7 +113,7 @@ class _Validator(Walker):
             return None
         f = self.entries(root, TOP_KEYS, subject="the config", where="at the top level")
 
-        listen = _CONFIG.listen if "listen" not in f else self.listen(f["listen"], "listen")
+        listen = _CONFIG.listen if "listen" not in f else TlsReader(self).listen(f["listen"])
         admin = Admin() if "admin" not in f else self.admin(f["admin"])
         if listen is not None and admin is not None:
             self.check_ports(listen, admin.listen, root.key_at("admin"))
@@ -125,6 +139,9 @@ class _Validator(Walker):
             else self.unit(f["drain"], "drain", units.duration)
         )
         state = self.state(f.get("state"))
+        debug: DebugHeaders | None = "off"
+        if "debug_headers" in f:
+            debug = self.debug_headers(f["debug_headers"], "debug_headers")
         if (
             self.problems
             or sources.problems
@@ -137,6 +154,7 @@ class _Validator(Walker):
             or access_log is None
             or drain is None
             or state is None
+            or debug is None
         ):
             return None
         digest = hashlib.sha256()
@@ -152,6 +170,7 @@ class _Validator(Walker):
             access_log=access_log,
             drain_seconds=drain,
             state=state,
+            debug_headers=debug,
             files=tuple(file.path for file in sources.files),
             version=digest.hexdigest()[:12],
         )
@@ -278,7 +297,10 @@ class _Validator(Walker):
         if "host_header" in f:
             mode = self.choice(f["host_header"], f"{subject} host_header", ("preserve", "upstream"))
             host_header = cast(Literal["preserve", "upstream"], mode or host_header)
-        if url is None or timeouts is None:
+        tls: UpstreamTls | None = _UPSTREAM.tls
+        if "tls" in f:
+            tls = TlsReader(self).upstream_tls(f["tls"], subject, url)
+        if url is None or timeouts is None or tls is None:
             return None
         return Upstream(
             name=name,
@@ -286,6 +308,7 @@ class _Validator(Walker):
             timeouts=timeouts,
             max_connections=max_connections,
             host_header=host_header,
+            tls=tls,
             at=node.at,
         )
 
@@ -305,7 +328,7 @@ class _Validator(Walker):
             if _is_null(value):
                 values[key] = None  # no limit
                 continue
-            seconds = self.unit(value, f"{subject} timeout.{key}", units.duration)
+            seconds = self.unit(value, f"{subject} timeout.{key}", _BARE_TIMEOUT[key])
             if seconds is not None and seconds <= 0:
                 self.report(
                     value.at,
@@ -323,31 +346,27 @@ class _Validator(Walker):
         f = self.fields(node, LIMITS_KEYS, subject="limits", where="in limits")
         if f is None:
             return None
-        default = Limits()
-        header_bytes, headers, body_bytes = (
-            default.max_header_bytes,
-            default.max_headers,
-            default.max_body_bytes,
-        )
+        values: dict[str, Any] = {}
         ok = True
-        if "max_header_bytes" in f:
-            got = self.unit(f["max_header_bytes"], "limits.max_header_bytes", units.size)
-            if got == 0:
-                self.report(f["max_header_bytes"].at, "limits.max_header_bytes must be more than 0")
+        for key, value in f.items():
+            what = f"limits.{key}"
+            got: Any
+            if key in ("max_headers", "max_connections"):
+                got = self.count(value, what, minimum=1 if key == "max_headers" else 0)
+            elif key == "underscore_headers":
+                got = self.choice(value, what, UNDERSCORE_MODES)
+            elif key.endswith("_timeout"):
+                got = self.unit(value, what, units.duration)
+            else:
+                got = self.unit(value, what, units.size)
+            if not got and got is not None and key not in _ZERO_OK:
+                self.report(value.at, f"{what} must be more than 0")
                 got = None
             ok = ok and got is not None
-            header_bytes = got or header_bytes
-        if "max_headers" in f:
-            count = self.count(f["max_headers"], "limits.max_headers", minimum=1)
-            ok = ok and count is not None
-            headers = count or headers
-        if "max_body_bytes" in f:
-            body = self.unit(f["max_body_bytes"], "limits.max_body_bytes", units.size)
-            ok = ok and body is not None
-            body_bytes = body if body is not None else body_bytes
+            values[key] = got
         if not ok:
             return None
-        return Limits(max_header_bytes=header_bytes, max_headers=headers, max_body_bytes=body_bytes)
+        return Limits(**values)
 
     def forwarded(self, node: Node) -> Forwarded | None:
         f = self.fields(node, FORWARDED_KEYS, subject="forwarded", where="in forwarded")

@@ -44,6 +44,7 @@ from strangler.config.model import (
     ValueMatch,
 )
 from strangler.config.source import Map, Node, Scalar, Seq, describe
+from strangler.config.validate_migrate import read_migrate
 from strangler.config.validate_shadow import read_shadow
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import (
@@ -73,13 +74,17 @@ ROUTE_FILE_KEYS: Final = ("routes", "include")
 REQUIRED_ROUTE_KEYS: Final = ("name", "owner", "match", "to")
 ROUTE_KEYS: Final = (
     *REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo", "shadow", "translate",
+    "migrate", "debug_headers",
 )  # fmt: skip
-MATCH_KEYS: Final = ("path", "path_prefix", "methods", "host", "headers", "query", "cookies")
+MATCH_KEYS: Final = (
+    "path", "path_prefix", "methods", "host", "headers", "query", "query_only", "cookies",
+)  # fmt: skip
 CANARY_KEYS: Final = ("to", "percent", "sticky", "group")
 OVERRIDE_KEYS: Final = ("header", "cookie", "allow", "networks")
 FALLBACK_KEYS: Final = ("enabled", "to", "methods", "on", "buffer")
 SLO_KEYS: Final = ("error_rate", "latency_p99", "window", "min_requests")
 
+_P99: Final = units.bare_seconds_below(10)  # a bare "300" for a p99 latency is 300 ms
 _MIN_RATIO: Final = 0.0001  # one sticky bucket in 10,000: the finest canary share
 _MIN_WINDOW: Final = 1.0
 _MAX_WINDOW: Final = 86400.0
@@ -196,6 +201,19 @@ class RouteTable:
             translate = self.translators.read_route(
                 f["translate"], label=label, path_template=template
             )
+        migrate = None
+        if "migrate" in f:
+            migrate = read_migrate(
+                self.w,
+                f["migrate"],
+                label,
+                has_canary=canary is not None,
+                has_shadow=shadow is not None,
+                has_slo=slo is not None,
+            )
+        debug = None
+        if "debug_headers" in f:
+            debug = self.w.debug_headers(f["debug_headers"], f"{label} debug_headers")
         if len(self.w.problems) != before:
             return None
         if name is None or owner is None or match is None or to is None:
@@ -213,6 +231,8 @@ class RouteTable:
             slo=slo,
             shadow=shadow,
             translate=translate,
+            migrate=migrate,
+            debug_headers=debug,
         )
 
     def name(self, node: Node) -> str | None:
@@ -252,12 +272,23 @@ class RouteTable:
     # -- release controls
 
     def finish(self) -> None:
-        """Cross-route checks, once every route is read: canary groups must agree."""
+        """Cross-route checks, once every route is read: canary groups must agree, and
+        at most one route of a group carries the group's ``migrate`` plan."""
         first: dict[str, Route] = {}
+        planned: dict[str, Route] = {}
         for route in self.routes:
             canary = route.canary
             if canary is None or canary.group is None:
                 continue
+            if route.migrate is not None:
+                pilot = planned.setdefault(canary.group, route)
+                if pilot is not route:
+                    self.w.report(
+                        route.migrate.at,
+                        f"route {route.name!r} migrate: route {pilot.name!r} already carries "
+                        f"the plan of canary group {canary.group!r}",
+                        "a group moves as one unit: give the plan to one route of the group",
+                    )
             lead = first.setdefault(canary.group, route)
             if lead is route or lead.canary is None:
                 continue
@@ -338,7 +369,7 @@ class RouteTable:
         return Canary(to=target, ratio=ratio, sticky=sticky, group=group, at=node.at)
 
     def ratio(self, node: Node, what: str) -> float | None:
-        ratio = self.w.unit(node, what, units.percent)
+        ratio = self.w.unit(node, what, units.config_percent)
         if ratio is not None and 0.0 < ratio < _MIN_RATIO:
             self.w.report(
                 node.at,
@@ -540,7 +571,7 @@ class RouteTable:
         ok = True
         error_rate = latency = None
         if "error_rate" in f:
-            error_rate = self.w.unit(f["error_rate"], f"{what}.error_rate", units.percent)
+            error_rate = self.w.unit(f["error_rate"], f"{what}.error_rate", units.config_percent)
             if error_rate is not None and not 0.0 < error_rate < 1.0:
                 self.w.report(
                     f["error_rate"].at,
@@ -551,7 +582,7 @@ class RouteTable:
                 error_rate = None
             ok = ok and error_rate is not None
         if "latency_p99" in f:
-            latency = self.w.unit(f["latency_p99"], f"{what}.latency_p99", units.duration)
+            latency = self.w.unit(f["latency_p99"], f"{what}.latency_p99", _P99)
             if latency is not None and latency <= 0.0:
                 self.w.report(f["latency_p99"].at, f"{what}.latency_p99 must be more than 0")
                 latency = None
@@ -634,6 +665,10 @@ class RouteTable:
         headers, query, cookies = (
             _EMPTY if key not in f else self.conditions(f[key], label, key) for key in _KINDS
         )
+        query_only: frozenset[str] | None = None
+        if "query_only" in f:
+            query_only = self.query_only(f["query_only"], label, query or _EMPTY)
+            ok = ok and query_only is not None
         if not ok or headers is None or query is None or cookies is None:
             return None
         return MatchSpec(
@@ -644,7 +679,36 @@ class RouteTable:
             headers=headers,
             query=query,
             cookies=cookies,
+            query_only=query_only,
         )
+
+    def query_only(
+        self, node: Node, label: str, query: Mapping[str, ValueMatch]
+    ) -> frozenset[str] | None:
+        """``true`` (only the names ``query`` gives) or a list of further names that
+        may be there; ``false`` is the default, written out."""
+        what = f"{label} match.query_only"
+        hint = "true (only the parameters match.query names), or a list of the others allowed"
+        if isinstance(node, Scalar) and node.value is True:
+            return frozenset()
+        if isinstance(node, Scalar) and node.value is False:
+            self.w.report(node.at, f"{what}: false is the default; leave the key out", hint)
+            return None
+        if not isinstance(node, Seq) or not all(
+            isinstance(i, Scalar) and isinstance(i.value, str) and i.value for i in node.items
+        ):
+            self.w.report(node.at, f"{what} must be true or a list of names", hint)
+            return None
+        names = [str(i.value) for i in node.items if isinstance(i, Scalar)]
+        for item in node.items:
+            if isinstance(item, Scalar) and item.value in query:
+                self.w.report(
+                    item.at,
+                    f"{what}: {item.value!r} is already named in match.query",
+                    "list only the parameters match.query does not name",
+                )
+                return None
+        return frozenset(names)
 
     def path(self, node: Node, label: str) -> str | None:
         what = f"{label} match.path"

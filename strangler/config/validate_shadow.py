@@ -25,13 +25,22 @@ from collections.abc import Collection
 from typing import Final, TypeVar
 
 from strangler.config import units
-from strangler.config.shadow_model import ANY, CompareRules, JsonPath, NoiseSpec, ShadowSpec, Step
+from strangler.config.shadow_model import (
+    ANY,
+    CompareRules,
+    ConfirmSpec,
+    JsonPath,
+    NoiseSpec,
+    ShadowSpec,
+    Step,
+)
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.values import BadValue
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
 __all__ = [
     "COMPARE_KEYS",
+    "CONFIRM_KEYS",
     "NOISE_KEYS",
     "SHADOW_KEYS",
     "parse_json_path",
@@ -42,14 +51,16 @@ SHADOW_KEYS: Final = (
     "to", "percent", "writes", "max_body", "concurrency", "queue", "timeout", "compare",
 )  # fmt: skip
 COMPARE_KEYS: Final = (
-    "status", "headers", "ignore", "float_tolerance", "unordered_arrays", "noise",
+    "status", "headers", "ignore", "float_tolerance", "unordered_arrays", "confirm", "noise",
 )  # fmt: skip
-NOISE_KEYS: Final = ("enabled", "samples", "min_observations")
+CONFIRM_KEYS: Final = ("enabled", "max_share")
+NOISE_KEYS: Final = ("enabled", "samples", "min_observations", "share", "window")
 
 _PATH_HINT: Final = "write a JSON path like $.generated_at or $.items[*].id"
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _NAME_CHARS: Final = re.compile(r"[^.\[\]\s'\"]+")
 _MAX_TIMEOUT: Final = 3600.0
+_MAX_NOISE_WINDOW: Final = 86400.0
 
 T = TypeVar("T")
 
@@ -178,7 +189,7 @@ def read_shadow(
     spec = ShadowSpec(to="", at=node.at)
     ratio = spec.ratio
     if "percent" in f:
-        ratio = _or(w.unit(f["percent"], f"{what}.percent", units.percent), ratio)
+        ratio = _or(w.unit(f["percent"], f"{what}.percent", units.config_percent), ratio)
     writes = spec.writes
     if "writes" in f:
         writes = _or(w.boolean(f["writes"], f"{what}.writes"), writes)
@@ -279,6 +290,9 @@ def _compare(w: Walker, node: Node, what: str) -> CompareRules | None:
     unordered = rules.unordered_arrays
     if "unordered_arrays" in f:
         unordered = _or(_paths(w, f["unordered_arrays"], f"{where}.unordered_arrays"), unordered)
+    confirm = rules.confirm
+    if "confirm" in f:
+        confirm = _or(_confirm(w, f["confirm"], f"{where}.confirm"), confirm)
     noise = rules.noise
     if "noise" in f:
         noise = _or(_noise(w, f["noise"], f"{where}.noise"), noise)
@@ -288,6 +302,7 @@ def _compare(w: Walker, node: Node, what: str) -> CompareRules | None:
         ignore=ignore,
         float_tolerance=tolerance,
         unordered_arrays=unordered,
+        confirm=confirm,
         noise=noise,
         at=node.at,
     )
@@ -361,17 +376,45 @@ def _tolerance(w: Walker, node: Node, what: str) -> float | None:
     return float(value)
 
 
-def _noise(w: Walker, node: Node, what: str) -> NoiseSpec | None:
+def _switch(w: Walker, node: Node, what: str, example: str) -> bool | Map | None:
+    """A ``true | false | {...}`` node: the boolean, the mapping, or ``None`` (reported)."""
     if isinstance(node, Scalar) and isinstance(node.value, bool):
-        return NoiseSpec(enabled=node.value, at=node.at)
+        return node.value
     if not isinstance(node, Map):
         w.report(
             node.at,
             f"{what} must be true, false or a mapping, got {describe(node)}",
-            "for example noise: {enabled: true, samples: 2, min_observations: 20}",
+            f"for example {example}",
         )
         return None
-    f = w.entries(node, NOISE_KEYS, subject=what, where=f"in {what}")
+    return node
+
+
+def _confirm(w: Walker, node: Node, what: str) -> ConfirmSpec | None:
+    got = _switch(w, node, what, "confirm: {enabled: true, max_share: 10%}")
+    if not isinstance(got, Map):
+        return None if got is None else ConfirmSpec(enabled=got, at=node.at)
+    f = w.entries(got, CONFIRM_KEYS, subject=what, where=f"in {what}")
+    spec = ConfirmSpec(enabled=True, at=node.at)
+    enabled = spec.enabled
+    if "enabled" in f:
+        enabled = _or(w.boolean(f["enabled"], f"{what}.enabled"), enabled)
+    share = spec.max_share
+    if "max_share" in f:
+        share = _or(w.unit(f["max_share"], f"{what}.max_share", units.percent), share)
+    return ConfirmSpec(enabled=enabled, max_share=share, at=node.at)
+
+
+def _noise(w: Walker, node: Node, what: str) -> NoiseSpec | None:
+    got = _switch(
+        w,
+        node,
+        what,
+        "noise: {enabled: true, samples: 2, min_observations: 20, share: 50%, window: 10m}",
+    )
+    if not isinstance(got, Map):
+        return None if got is None else NoiseSpec(enabled=got, at=node.at)
+    f = w.entries(got, NOISE_KEYS, subject=what, where=f"in {what}")
     spec = NoiseSpec(enabled=True, at=node.at)
     enabled = spec.enabled
     if "enabled" in f:
@@ -384,6 +427,12 @@ def _noise(w: Walker, node: Node, what: str) -> NoiseSpec | None:
         observations = _or(
             w.count(f["min_observations"], f"{what}.min_observations", minimum=1), observations
         )
+    share = spec.share
+    if "share" in f:
+        share = _or(_share(w, f["share"], f"{what}.share"), share)
+    window = spec.window
+    if "window" in f:
+        window = _or(_window(w, f["window"], f"{what}.window"), window)
     if samples > observations:
         w.report(
             node.at,
@@ -391,4 +440,37 @@ def _noise(w: Walker, node: Node, what: str) -> NoiseSpec | None:
             "a path is noisy when it differed in 'samples' of at least 'min_observations' pairs",
         )
         return None
-    return NoiseSpec(enabled=enabled, samples=samples, min_observations=observations, at=node.at)
+    return NoiseSpec(
+        enabled=enabled,
+        samples=samples,
+        min_observations=observations,
+        share=share,
+        window=window,
+        at=node.at,
+    )
+
+
+def _share(w: Walker, node: Node, what: str) -> float | None:
+    share = w.unit(node, what, units.percent)
+    if share is not None and share <= 0.0:
+        w.report(
+            node.at,
+            f"{what} must be more than 0%",
+            "the share of pairs a path must differ in to be noisy, like 50%",
+        )
+        return None
+    return share
+
+
+def _window(w: Walker, node: Node, what: str) -> float | None:
+    seconds = w.unit(node, what, units.duration)
+    if seconds is None:
+        return None
+    if not 1.0 <= seconds <= _MAX_NOISE_WINDOW:
+        w.report(
+            node.at,
+            f"{what} must be from 1s to 24h, got {seconds:g}s",
+            "how far back noise is remembered, like 10m",
+        )
+        return None
+    return seconds

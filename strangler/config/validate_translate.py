@@ -94,6 +94,11 @@ QUERY_KEYS: Final = ("rename", "drop", "set", "map")
 HEADER_KEYS: Final = ("set", "rename", "remove", "from_param", "rewrite_paths")
 
 _PARAM: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}")
+# In a path rewrite: a route parameter, or ``{query.NAME}`` (moved from the query string).
+_PATH_PARAM: Final = re.compile(
+    r"\{(?:(?P<query>query\.)(?P<qname>[A-Za-z0-9_.~\[\]-]+)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?)\}"
+)
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HOST: Final = re.compile(r"[A-Za-z0-9._-]+(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?")
 _MANAGED: Final = frozenset(
@@ -392,18 +397,55 @@ class TranslateReader:
         return PathStep(rewrite=rewrite, regex=regex, strip=strip, add=add, host=host, at=node.at)
 
     def _rewrite(self, node: Node, what: str) -> str | None:
+        """A path template, with ``{param}`` (the route's) and ``{query.NAME}`` (a query
+        parameter moved into the path), then optionally ``?name={param}&...``: query
+        parameters set on the client's own query string."""
         text = self.w.string(node, what, hint="a path like /customers/{id}")
         if text is None:
             return None
-        if not text.startswith("/") or any(c.isspace() or c in "?#" for c in text):
+        path, mark, query = text.partition("?")
+        if not path.startswith("/") or any(c.isspace() or c == "#" for c in text):
             self.w.report(
                 node.at,
-                f"{what}: {text!r} must be a path starting with '/', without spaces, '?' or '#'",
-                "change the query with a query step",
+                f"{what}: {text!r} must be a path starting with '/', without spaces or '#'",
+                "a query part like ?customer={id} is set on the client's query string",
             )
             return None
-        bare = _PARAM.sub("", text)
+        bare = _PATH_PARAM.sub("", path)
         if "{" in bare or "}" in bare:
+            self.w.report(
+                node.at,
+                f"{what}: {text!r} has a malformed parameter",
+                "parameters look like {id} (a parameter of the route's match.path) "
+                "or {query.name} (a query parameter, moved into the path)",
+            )
+            return None
+        for m in _PATH_PARAM.finditer(path):
+            if m.group("name") is not None:
+                self._used.append((m.group("name"), node.at))
+        out = _PATH_PARAM.sub(
+            lambda m: "{" + (m.group("name") or "query." + m.group("qname")) + "}", path
+        )
+        if not mark:
+            return out
+        pairs = []
+        for pair in query.split("&"):
+            name, eq, value = pair.partition("=")
+            template = self._template(value, node, what)
+            if not name or not eq or "{" in name or "}" in name or template is None:
+                if template is not None:
+                    self.w.report(
+                        node.at,
+                        f"{what}: {pair!r} in the query part is not name=value",
+                        "like /v2/orders?customer={id}&v=2",
+                    )
+                return None
+            pairs.append(f"{name}={template}")
+        return out + "?" + "&".join(pairs)
+
+    def _template(self, text: str, node: Node, what: str) -> str | None:
+        """A value with ``{param}`` parts (the route's parameters), normalised."""
+        if "{" in _PARAM.sub("", text) or "}" in _PARAM.sub("", text):
             self.w.report(
                 node.at,
                 f"{what}: {text!r} has a malformed parameter",
@@ -425,6 +467,15 @@ class TranslateReader:
         if pattern is None or replace is None:
             return None
         if self.w.checked(node, what, lambda p: check_regex(p, replace), pattern) is None:
+            return None
+        if any(c in "?#" or c.isspace() for c in replace):
+            # The regex runs on the path alone: a '?' it writes would sit in front of
+            # the client's own query string and break the URL.
+            self.w.report(
+                f["replace"].at,
+                f"{what}.replace: {replace!r} must not contain spaces, '?' or '#'",
+                "change the query with a query step, or use rewrite: /path?name={param}",
+            )
             return None
         return RegexRewrite(pattern=pattern, replace=replace)
 
@@ -527,6 +578,10 @@ class TranslateReader:
                 op = None if names is None else QueryDrop(names=names)
             elif key == "set":
                 pairs = self._str_map(value, here)
+                if pairs is not None:
+                    values = [(k, self._template(v, value, f"{here}.{k}")) for k, v in pairs]
+                    done = [(k, v) for k, v in values if v is not None]
+                    pairs = tuple(done) if len(done) == len(values) else None
                 op = None if pairs is None else QuerySet(values=pairs)
             else:
                 op = self._query_map(value, here)
@@ -615,15 +670,24 @@ class TranslateReader:
             )
             return None
         f = self.w.fields(
-            node, ("from", "to"), subject=what, where=f"in {what}", required=("from", "to")
+            node,
+            ("from", "to", "absolute"),
+            subject=what,
+            where=f"in {what}",
+            required=("from", "to"),
         )
         if f is None or "from" not in f or "to" not in f:
             return None
         from_ = self._plain_path(f["from"], f"{what}.from")
         to = self._plain_path(f["to"], f"{what}.to")
+        absolute = None
+        if "absolute" in f:
+            absolute = self.w.boolean(f["absolute"], f"{what}.absolute")
+            if absolute is None:
+                return None
         if from_ is None or to is None:
             return None
-        return RewritePaths(from_=from_, to=to)
+        return RewritePaths(from_=from_, to=to, absolute=absolute)
 
     # -- json
 
@@ -682,7 +746,7 @@ class TranslateReader:
         return StatusStep(map=MappingProxyType(out), at=node.at)
 
     def _error(self, node: Node, what: str) -> ErrorStep | None:
-        f = self.json.fields(node, what, ("when", "body", "status"), ("body",))
+        f = self.json.fields(node, what, ("when", "body", "status", "content_type"), ("body",))
         if f is None:
             return None
         when = StatusRule(ranges=((400, MAX_STATUS),), text=">=400")
@@ -697,10 +761,31 @@ class TranslateReader:
             status = self._status_code(f["status"], f"{what}.status")
             if status is None:
                 return None
+        content_type = None
+        if "content_type" in f:
+            content_type = self.w.string(
+                f["content_type"], f"{what}.content_type", hint="like application/problem+json"
+            )
+            if content_type is None:
+                return None
+            kind = content_type.partition(";")[0].strip().lower()
+            if not (kind.endswith("/json") or kind.endswith("+json")):
+                self.w.report(
+                    f["content_type"].at,
+                    f"{what}.content_type: {content_type!r} is not a JSON media type",
+                    "the error body is JSON: application/json, application/problem+json, ...",
+                )
+                return None
         body = self.json.template(f["body"], f"{what}.body")
         if body is BAD:
             return None
-        return ErrorStep(when=when, body=cast(BodyTemplate, body), status=status, at=node.at)
+        return ErrorStep(
+            when=when,
+            body=cast(BodyTemplate, body),
+            status=status,
+            content_type=content_type,
+            at=node.at,
+        )
 
 
 def _plain(node: Node) -> object:

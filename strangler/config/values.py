@@ -67,14 +67,17 @@ class BadValue(ValueError):
 
 
 def parse_listen(text: str) -> Listen:
-    """``"host:port"`` to ``Listen``; IPv6 hosts in brackets; port 0 means any free port.
+    """``"host:port"`` to ``Listen``; IPv6 hosts in brackets; port 0 means any free port;
+    no host (``":8080"``) means every IPv4 interface, as ``0.0.0.0``.
 
-    >>> parse_listen("[::1]:0")
-    Listen(host='::1', port=0)
+    >>> parse_listen("[::1]:0"), parse_listen(":8080")
+    (Listen(host='::1', port=0), Listen(host='0.0.0.0', port=8080))
     """
     host, colon, port = text.rpartition(":")
-    if not colon or not host:
+    if not colon:
         raise BadValue(f"expected host:port, got {text!r}", "for example '0.0.0.0:8080'")
+    if not host:
+        host = "0.0.0.0"
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:

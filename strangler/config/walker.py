@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
-from strangler.config.model import Listen, Location
+from strangler.config.model import DebugHeaders, Listen, Location
 from strangler.config.source import Map, Node, Scalar, describe
 from strangler.config.values import BadValue, parse_listen
 from strangler.errors import Problem
@@ -143,6 +143,21 @@ class Walker:
         if isinstance(node, Scalar) and isinstance(node.value, bool):
             return node.value
         self.report(node.at, f"{what} must be true or false, got {describe(node)}")
+        return None
+
+    def debug_headers(self, node: Node, what: str) -> DebugHeaders | None:
+        """``on`` / ``true``, ``off`` / ``false``, or ``overrides``."""
+        if isinstance(node, Scalar):
+            value = node.value
+            if isinstance(value, bool):
+                return "on" if value else "off"
+            if value in ("on", "off", "overrides"):
+                return value  # type: ignore[return-value]  # narrowed by the tuple
+        self.report(
+            node.at,
+            f"{what} must be on (true), off (false) or overrides, got {describe(node)}",
+            "overrides: only for requests that carry a valid override header or cookie",
+        )
         return None
 
     def count(self, node: Node, what: str, *, minimum: int) -> int | None:

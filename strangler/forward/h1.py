@@ -12,7 +12,8 @@ Guarantees:
   after a complete, keep-alive exchange, otherwise it is closed;
 - back-pressure both ways: the request body waits while the upstream socket is
   full; reading pauses while more than ``HIGH_WATER`` response bytes wait for the
-  client;
+  client, and resumes once they drain however they are taken (``consumed``); a
+  connection that is not being read is never pooled;
 - failures raise ``ForwardError`` with the stage reached (connect, send, response
   head, response body) and the kind (refused, reset, timeout, protocol);
 - the read timeout is the longest silence allowed while waiting for the upstream,
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Final, cast
@@ -31,6 +33,7 @@ import httptools
 from multidict import CIMultiDict
 
 from strangler.errors import ForwardError, ForwardErrorKind, ForwardStage
+from strangler.tls import UpstreamSsl, tls_error
 
 HIGH_WATER: Final = 256 * 1024  # response bytes buffered before reading pauses
 LOW_WATER: Final = 64 * 1024
@@ -239,10 +242,23 @@ class H1Connection(asyncio.Protocol):
         if self._writable is not None:
             await self._writable
 
-    def resume_if_drained(self) -> None:
+    def consumed(self, nbytes: int) -> None:
+        """``nbytes`` of the buffered body were handed on: read again once drained.
+
+        Every way of taking body bytes goes through here. A taker that skipped it
+        once left a connection whose last answer had paused reading (a body over
+        ``HIGH_WATER`` that arrived whole) still paused when it went back to the pool:
+        the next request on it was sent, its answer sat unread in the socket, and the
+        exchange hung until the read timeout.
+        """
+        self.buffered -= nbytes
         if self._paused_reading and self.buffered <= LOW_WATER and self.transport:
             self._paused_reading = False
             self.transport.resume_reading()
+
+    def reading(self) -> bool:
+        """Whether bytes from the upstream are being read (not paused for the client)."""
+        return not self._paused_reading
 
 
 class H1Response:
@@ -272,7 +288,7 @@ class H1Response:
         conn = self._conn
         data = b"".join(conn.body)
         conn.body.clear()
-        conn.buffered = 0
+        conn.consumed(conn.buffered)
         return data
 
     async def iter_body(self) -> AsyncIterator[bytes]:
@@ -281,8 +297,7 @@ class H1Response:
         while True:
             while conn.body:
                 chunk = conn.body.popleft()
-                conn.buffered -= len(chunk)
-                conn.resume_if_drained()
+                conn.consumed(len(chunk))
                 yield chunk
             if conn.error is not None:
                 raise conn.error
@@ -325,12 +340,12 @@ class H1Pool:
         limit: int,
         connect_timeout: float | None,
         read_timeout: float | None,
-        ssl: bool = False,
+        tls: UpstreamSsl | None = None,  # None: plain TCP
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
-        self.ssl = ssl
+        self.tls = tls
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._idle: list[H1Connection] = []
@@ -348,6 +363,11 @@ class H1Pool:
         if self._closing:
             conn.abort()
             return
+        if not conn.reading():
+            # Never pool a connection that is not being read: its next answer would
+            # never arrive, and a close or stray bytes would go unnoticed.
+            conn.abort()
+            return
         conn.reused = True
         conn.active = False
         conn.idle_since = time.monotonic()
@@ -359,15 +379,24 @@ class H1Pool:
 
     async def _connect(self) -> H1Connection:
         loop = asyncio.get_running_loop()
+        tls = self.tls
+        if tls is not None and tls.problem is not None:
+            raise ForwardError(self.name, ForwardStage.CONNECT, ForwardErrorKind.TLS, tls.problem)
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: H1Connection(self), self.host, self.port, ssl=self.ssl or None
+                    lambda: H1Connection(self),
+                    self.host,
+                    self.port,
+                    ssl=None if tls is None else tls.context,
+                    server_hostname=None if tls is None else tls.server_hostname,
                 )
         except TimeoutError as e:
             raise ForwardError(
                 self.name, ForwardStage.CONNECT, ForwardErrorKind.TIMEOUT, "connect"
             ) from e
+        except ssl.SSLError as e:  # before OSError, its base class
+            raise tls_error(self.name, e) from e
         except OSError as e:
             raise ForwardError(
                 self.name, ForwardStage.CONNECT, ForwardErrorKind.REFUSED, e.strerror or str(e)

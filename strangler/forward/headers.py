@@ -16,6 +16,7 @@ An untrusted client's own ``X-Forwarded-For`` is replaced, never appended to.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -72,7 +73,7 @@ def strip_forwarded(headers: CIMultiDict[str]) -> None:
 
 def _forwarded_node(ip: str) -> str:
     # RFC 7239: IPv6 addresses are bracketed and the whole value quoted.
-    return f'"[{ip}]"' if ":" in ip else ip
+    return f'"[{ip}]"' if ":" in ip else forwarded_value(ip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +107,28 @@ class ForwardedFor:
                 out["X-Forwarded-Host"] = host
         if style == "x-forwarded":
             return
-        node = f"for={_forwarded_node(self.client_ip)};proto={self.proto}"
+        node = f"for={_forwarded_node(self.client_ip)};proto={forwarded_value(self.proto)}"
         if self.host:
-            node += f";host={_quote_host(self.host)}"
+            node += f";host={forwarded_value(self.host)}"
         out["Forwarded"] = f"{prior_fwd}, {node}" if prior_fwd else node
 
 
-def _quote_host(host: str) -> str:
-    # A host with a port or IPv6 brackets is not an RFC 7230 token: quote it.
-    return f'"{host}"' if (":" in host or "[" in host) else host
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def forwarded_value(value: str) -> str:
+    r"""``value`` as an RFC 7239 value: a token as it is, anything else a quoted-string
+    (with ``"`` and ``\`` escaped), so no client-sent host can add a ``,``-separated
+    element or a ``;``-separated pair of its own.
+
+    >>> forwarded_value("shop.example"), forwarded_value("x:8080")
+    ('shop.example', '"x:8080"')
+    >>> forwarded_value('x, for=6.6.6.6;by="a"')
+    '"x, for=6.6.6.6;by=\\"a\\""'
+    """
+    if _TOKEN.fullmatch(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _items(headers: Mapping[str, str]) -> Iterable[tuple[str, str]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Iterable
 from typing import Final
 
@@ -23,6 +24,7 @@ from yarl import URL
 from strangler.config.model import Upstream
 from strangler.errors import ForwardError, ForwardErrorKind, ForwardStage
 from strangler.forward.h1 import H1Pool
+from strangler.tls import tls_error, upstream_ssl
 
 # Headers aiohttp's client would add on its own; a transparent proxy adds none of them.
 _SKIP_AUTO: Final = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
@@ -35,7 +37,7 @@ class UpstreamPool:
 
     __slots__ = (
         "_idle", "_origin", "_session", "base", "h1", "host_header", "inflight",
-        "preserve_host", "upstream",
+        "preserve_host", "tls", "upstream",
     )  # fmt: skip
 
     def __init__(self, upstream: Upstream) -> None:
@@ -44,6 +46,7 @@ class UpstreamPool:
         # Requests are sent as base path + the client's raw path and query, never re-encoded.
         self.base = url.raw_path.rstrip("/")
         t = upstream.timeouts
+        self.tls = upstream_ssl(upstream)  # the one context of every connection to it
         self.h1 = H1Pool(
             upstream.name,
             url.raw_host or "127.0.0.1",
@@ -51,7 +54,7 @@ class UpstreamPool:
             limit=upstream.max_connections,
             connect_timeout=t.connect,
             read_timeout=t.read,
-            ssl=url.scheme == "https",
+            tls=self.tls if url.scheme == "https" else None,
         )
         self._session: aiohttp.ClientSession | None = None
         self._origin = str(url.origin())
@@ -73,6 +76,12 @@ class UpstreamPool:
                 trust_env=False,
             )
         return self._session
+
+    def refresh_tls(self) -> None:
+        """Build the upstream's TLS context from its files again: new connections use
+        it, open ones keep theirs."""
+        if self.h1.tls is not None:
+            self.tls = self.h1.tls = upstream_ssl(self.upstream)
 
     def target(self, raw_path_qs: str) -> str:
         """The request target sent upstream: the upstream's base path + the client's."""
@@ -103,6 +112,14 @@ class UpstreamPool:
 def classify(upstream: str, e: BaseException, *, headers_seen: bool) -> ForwardError:
     """Map an aiohttp/OS exception to a ``ForwardError`` with stage and kind."""
     body = ForwardStage.RESPONSE_BODY
+    if isinstance(e, aiohttp.ClientSSLError):  # before ClientConnectorError, its base
+        cause = (
+            e.certificate_error
+            if isinstance(e, aiohttp.ClientConnectorCertificateError)
+            else e.os_error
+        )
+        if isinstance(cause, ssl.SSLError):
+            return tls_error(upstream, cause)
     if isinstance(e, aiohttp.ConnectionTimeoutError):
         return ForwardError(upstream, ForwardStage.CONNECT, ForwardErrorKind.TIMEOUT, "connect")
     if isinstance(e, aiohttp.ClientConnectorError):
@@ -146,6 +163,12 @@ class Forwarder:
             )
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
+
+    def refresh_tls(self) -> None:
+        """Read every https:// upstream's CA and client certificate files again
+        (a reload: rotated certificates take effect without a config change)."""
+        for pool in self._pools.values():
+            pool.refresh_tls()
 
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}

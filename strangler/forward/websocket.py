@@ -80,6 +80,8 @@ async def relay_websocket(
             pool.url_for(request.raw_path),
             headers=headers,
             protocols=protocols,
+            ssl=pool.tls.context or True,  # the upstream's verification and client cert
+            server_hostname=pool.tls.server_hostname,  # SNI and the name verified
             autoclose=False,
             autoping=False,
             max_msg_size=0,

@@ -7,8 +7,10 @@
 * ``bucket(key, salt)`` / ``in_canary(bucket, ratio)``: stable sticky cohorts (``sticky``).
 * ``SloGuard`` / ``Guards``: per-route SLO windows that trip a rollback (``guard``).
 * ``RouteState`` / ``RuntimeState``: kill switches, percent overrides, guard trips;
-  ``FileStateStore`` keeps them on disk and shares them between workers;
-  ``AuditLog`` records who changed what (``state``).
+  ``FileStateStore`` keeps them on disk and shares them between workers
+  (``update_routes``: several routes, a canary group, in one atomic write);
+  ``AuditLog`` records who changed what, and why (``state``).
+* ``ReleaseControls`` (``controls``): the writes; a canary group moves as one.
 """
 
 from strangler.release.decide import (

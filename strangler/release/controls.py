@@ -4,19 +4,42 @@ One ``ReleaseControls`` per worker, owned by the server. It is what the admin AP
 writes through and what the request path reads:
 
 - ``state``: per route kill switch, percent override, guard trip; read per request.
-- writes (``kill``, ``enable``, ``set_percent``, ``reset_guard``) go through the store
-  (an atomic, locked read-modify-write of the state file, in a thread), then update
-  this worker's ``state`` and append to the audit log;
+- writes (``kill``, ``enable``, ``set_percent``) go through the store (an atomic,
+  locked read-modify-write of the state file, in a thread), then update this
+  worker's ``state`` and append to the audit log;
 - ``run()`` polls the store every ``file_poll`` seconds, so a write made by another
   worker (or another replica sharing the file) takes effect here within a poll; and
   evaluates the SLO guards every second, tripping a route that breached its SLO.
 - a write the file system refuses (disk full, read-only: ``StateNotPersisted``) still
   takes effect at once, in memory, on every worker (``pending``), and is answered with
-  ``persisted=False``; each poll retries storing it until the disk takes it. Meanwhile
+  ``persisted=False``; a canary group's write is pending for all its routes or none,
+  and is stored in one write too. Each poll retries storing it until the disk takes
+  it. Meanwhile
   ``store_up`` is False (``strangler_state_store_up``, ``/readyz``).
 
 A tripped guard stays tripped until a person enables the route again: once rolled
 back, the new side gets no traffic and could never prove itself healthy.
+
+**A canary group moves as one.** Routes with the same ``canary.group`` share
+cohorts: a user is on the new side for every route of the group or for none. So
+every write on one of its routes (``kill``, ``enable``, ``set_percent``) and a guard
+trip on any of them apply to the whole group, in **one** store write
+(``StateStore.update_routes``: all routes or none, for every worker and replica
+reading the store) and one synchronous update of this worker's state: no request
+ever sees half a group rolled back. The audit log says so (``group``, ``routes``).
+An operator detaches one route on purpose with ``scope(route, only_route=True)``
+(``--only-route``), audited as ``detached``.
+
+>>> import asyncio
+>>> from strangler.release.state import MemoryStateStore
+>>> controls = ReleaseControls(MemoryStateStore(), None)
+>>> controls.start({"read": None, "create": None, "other": None},
+...                {"read": "orders", "create": "orders"})
+>>> write = asyncio.run(controls.kill("create", "admin@127.0.0.1"))
+>>> write.scope.group, [c.route for c in write.changes]
+('orders', ['read', 'create'])
+>>> controls.state.for_route("read").killed, controls.state.for_route("other").killed
+(True, False)
 """
 
 from __future__ import annotations
@@ -25,14 +48,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, final
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from strangler.config.model import Slo
+from strangler.config.model import Route, Slo
 from strangler.release.guard import Guards, GuardVerdict
 from strangler.release.pending import PendingChanges
 from strangler.release.state import (
@@ -55,6 +78,59 @@ GUARD_INTERVAL: Final = 1.0
 
 class UnknownRoute(LookupError):
     """A write named a route the loaded config does not have."""
+
+
+class UnknownGroup(LookupError):
+    """A write named a canary group the loaded config does not have."""
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """The routes one write changes, and why those (``ReleaseControls.scope``).
+
+    ``group``: the canary group moving as one (``routes`` is all of it);
+    ``detached``: an ``--only-route`` write on a route of that group (``routes`` is
+    that route alone); ``every``: every route of the loaded config.
+    """
+
+    routes: tuple[str, ...]
+    group: str | None = None
+    detached: str | None = None
+    every: bool = False
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseWrite:
+    """What one write did: the action, who asked and why, the scope, one
+    ``StateChange`` per route of the scope (in the scope's order)."""
+
+    action: str
+    who: str
+    reason: str | None
+    scope: Scope
+    changes: tuple[StateChange, ...]
+
+    @property
+    def changed(self) -> bool:
+        return any(c.changed for c in self.changes)
+
+    @property
+    def persisted(self) -> bool:
+        """False: the store refused the write; it holds in memory, on every worker,
+        for every route of the scope, and is stored once the store takes writes."""
+        return all(c.persisted for c in self.changes)
+
+    @property
+    def not_persisted(self) -> str | None:
+        """Why the store refused the write (``None``: it did not)."""
+        return next((c.not_persisted for c in self.changes if c.not_persisted), None)
+
+
+def canary_groups(routes: Iterable[Route]) -> dict[str, str]:
+    """Route name → its ``canary.group``, for the routes that have one."""
+    return {r.name: r.canary.group for r in routes if r.canary is not None and r.canary.group}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,26 +170,68 @@ class ReleaseControls:
         self._clock = clock
         self._wall = wall
         self._routes: frozenset[str] = frozenset()
+        self._groups: dict[str, tuple[str, ...]] = {}
+        self._group_of: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._on_change: list[Callable[[Iterable[str]], None]] = []
         self._lock = asyncio.Lock()
         self._store_failing = False
 
     # -- lifecycle -----------------------------------------------------------------
-    def start(self, routes: Mapping[str, Slo | None]) -> None:
+    def start(
+        self, routes: Mapping[str, Slo | None], groups: Mapping[str, str] | None = None
+    ) -> None:
         """Load what the store holds (raises ``StateFileError``: a kill switch that
         cannot be read must stop the start, not be silently forgotten)."""
         self._stored = self.store.load()
         pending = self.pending.load()  # a restarted worker keeps the others' pending
         self._pending = pending
         self.state.apply({**self._stored, **pending})
-        self.reconcile(routes)
+        self.reconcile(routes, groups)
 
-    def reconcile(self, routes: Mapping[str, Slo | None]) -> None:
-        """After a (re)load: the routes of the new config, and their SLOs."""
+    def reconcile(
+        self, routes: Mapping[str, Slo | None], groups: Mapping[str, str] | None = None
+    ) -> None:
+        """After a (re)load: the routes of the new config, and their SLOs.
+        ``groups``: route name → its canary group (``canary_groups(config.routes)``)."""
         self._routes = frozenset(routes)
+        members: dict[str, list[str]] = {}
+        for name in routes:  # config order
+            group = (groups or {}).get(name)
+            if group is not None:
+                members.setdefault(group, []).append(name)
+        self._groups = {g: tuple(names) for g, names in members.items()}
+        self._group_of = {n: (g, names) for g, names in self._groups.items() for n in names}
         self.state.reconcile(routes)
         self.guards.reconcile(routes)
+        self._warn_split_groups()
         self._changed(routes)
+
+    def _warn_split_groups(self) -> None:
+        """A reload can put a route into a group whose routes are rolled back (or an
+        operator split one with ``only_route``): say so, the group no longer holds."""
+        for group, names in self._groups.items():
+            states = {n: self.state.for_route(n) for n in names}
+            first = states[names[0]]
+            if any(
+                (s.killed, s.guard_tripped, s.percent_override)
+                != (first.killed, first.guard_tripped, first.percent_override)
+                for s in states.values()
+            ):
+                log.warning(
+                    "canary group %r is split: its routes differ in release state (%s); "
+                    "its users may be answered by both sides until the group is rolled "
+                    "back or enabled as one",
+                    group,
+                    ", ".join(f"{n}: {_state_word(s)}" for n, s in states.items()),
+                )
+
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Canary group → its routes, in config order."""
+        return dict(self._groups)
+
+    def group_of(self, route: str) -> str | None:
+        found = self._group_of.get(route)
+        return None if found is None else found[0]
 
     def on_change(self, callback: Callable[[Iterable[str]], None]) -> None:
         """Call ``callback(route_names)`` whenever routes' state changed (metrics)."""
@@ -171,80 +289,149 @@ class ReleaseControls:
         return changed
 
     async def check_guards(self) -> None:
-        for trip in self.guards.check(self.state, now=self._clock(), wall=self._wall()):
-            reason = trip.verdict.reason or "SLO breached"
-            log.error("SLO guard tripped on route %r: %s; rolled back", trip.route, reason)
-            await self._write("guard", "guard-trip", trip.route, self._tripper(reason))
+        trips = self.guards.check(
+            self.state, now=self._clock(), wall=self._wall(), groups=self._group_of
+        )
+        for trip in trips:
+            if trip.group is None:
+                log.error("SLO guard tripped on route %r: %s; rolled back", trip.route, trip.reason)
+            else:
+                log.error(
+                    "SLO guard tripped on route %r: %s; rolled back group %r: %s",
+                    trip.route,
+                    trip.verdict.reason or "SLO breached",
+                    trip.group,
+                    ", ".join(trip.routes),
+                )
+            scope = Scope(routes=trip.routes or (trip.route,), group=trip.group)
+            await self._write("guard", "guard-trip", scope, self._tripper(trip.reason), trip.reason)
 
     def _tripper(self, reason: str) -> Callable[[RouteState], None]:
         def change(s: RouteState) -> None:
-            s.trip(reason, at=self._wall())
+            if not s.guard_tripped:  # another worker may have tripped it first
+                s.trip(reason, at=self._wall())
 
         return change
 
     # -- writes --------------------------------------------------------------------
-    def _known(self, route: str) -> None:
-        if route not in self._routes:
-            raise UnknownRoute(route)
+    def scope(
+        self, route: str | None = None, *, group: str | None = None, only_route: bool = False
+    ) -> Scope:
+        """The routes a write on ``route`` changes: its whole canary group, unless
+        ``only_route`` detaches it; ``group``: that group; neither: every route.
+        Raises ``UnknownRoute`` / ``UnknownGroup``."""
+        if route is not None:
+            if route not in self._routes:
+                raise UnknownRoute(route)
+            found = self._group_of.get(route)
+            if found is None:
+                return Scope(routes=(route,))
+            if only_route:
+                return Scope(routes=(route,), detached=found[0])
+            return Scope(routes=found[1], group=found[0])
+        if group is not None:
+            members = self._groups.get(group)
+            if members is None:
+                raise UnknownGroup(group)
+            return Scope(routes=members, group=group)
+        return Scope(routes=tuple(sorted(self._routes)), every=True)
+
+    def _scope(self, target: str | Scope) -> Scope:
+        return self.scope(target) if isinstance(target, str) else target
 
     async def _write(
-        self, who: str, action: str, route: str, change: Callable[[RouteState], None]
-    ) -> StateChange:
+        self,
+        who: str,
+        action: str,
+        scope: Scope,
+        change: Callable[[RouteState], None],
+        reason: str | None = None,
+    ) -> ReleaseWrite:
+        """One atomic store write for every route of ``scope`` (all or none), then
+        this worker's state in one synchronous step, then one audit line per route
+        that changed."""
         async with self._lock:
             try:
                 try:
                     await asyncio.to_thread(self.pending.flush, self.store)  # older ones first
                 except OSError as e:  # the shared runtime dir itself is unusable
                     log.error("cannot read the pending release changes: %s", e)
-                result = await asyncio.to_thread(self.store.update, route, change)
+                results = await asyncio.to_thread(self.store.update_routes, scope.routes, change)
             except StateNotPersisted as e:  # the disk refuses: apply it anyway, store later
-                result = await asyncio.to_thread(self._keep_pending, route, change, str(e))
+                results = await asyncio.to_thread(self._keep_pending, scope.routes, change, str(e))
             else:
-                self._stored = dict(result.routes)
+                if results:
+                    self._stored = dict(results[0].routes)
                 self._pending, self._not_persisted = {}, None
-            changed = self.state.apply(result.routes)
-            if result.changed and self.audit is not None:
+            changed = self.state.apply(results[0].routes) if results else []
+            done = [r for r in results if r.changed]
+            if done and self.audit is not None:
                 try:
-                    await asyncio.to_thread(
-                        self.audit.append,
-                        who,
-                        action,
-                        route,
-                        result.before.to_dict(),
-                        result.after.to_dict(),
-                    )
+                    await asyncio.to_thread(self._audit, who, action, scope, reason, done)
                 except OSError as e:  # the same full disk: the change itself stands
-                    log.error("cannot append %s of %r to the audit log: %s", action, route, e)
+                    log.error(
+                        "cannot append %s of %s to the audit log: %s",
+                        action,
+                        ", ".join(map(repr, scope.routes)),
+                        e,
+                    )
             self._changed(changed)
-            return result
+            return ReleaseWrite(
+                action=action, who=who, reason=reason, scope=scope, changes=tuple(results)
+            )
+
+    def _audit(
+        self, who: str, action: str, scope: Scope, reason: str | None, done: list[StateChange]
+    ) -> None:
+        assert self.audit is not None
+        for result in done:
+            self.audit.append(
+                who,
+                action,
+                result.route,
+                result.before.to_dict(),
+                result.after.to_dict(),
+                reason=reason,
+                group=scope.group,
+                routes=list(scope.routes) if scope.group is not None else None,
+                detached=scope.detached,
+            )
 
     def _keep_pending(
-        self, route: str, change: Callable[[RouteState], None], reason: str
-    ) -> StateChange:
-        """The change, applied on top of what is stored and pending, recorded as
-        pending for every worker. Blocking (thread)."""
+        self, routes: Sequence[str], change: Callable[[RouteState], None], reason: str
+    ) -> list[StateChange]:
+        """The change, applied to every route of ``routes`` on top of what is stored
+        and pending, recorded as pending for every worker in one step (a canary group:
+        all its routes or none). Blocking (thread)."""
         try:
             current = {**self._stored, **self.pending.load()}
-            before = current.get(route) or RouteState()
-            after = before.copy()
-            change(after)
-            self.pending.add(route, after)
+            steps: list[tuple[str, RouteState, RouteState]] = []
+            for name in dict.fromkeys(routes):
+                before = current.get(name) or RouteState()
+                after = before.copy()
+                change(after)
+                steps.append((name, before, after))
+            self.pending.add_routes({name: after for name, _, after in steps})
         except (OSError, StateFileError) as e:  # cannot even share it: 503, apply nothing
             why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
             raise StateFileError(f"{reason}; and the other workers cannot be told ({why})") from e
         if self._not_persisted is None:
             log.error("the release state store refuses writes (%s): applied in memory", reason)
         self._not_persisted = reason
-        current[route] = after
-        self._pending = {**self._pending, route: after}
-        return StateChange(
-            route=route,
-            before=before.copy(),
-            after=after,
-            routes=current,
-            persisted=False,
-            not_persisted=reason,
-        )
+        wanted = {name: after for name, _, after in steps}
+        current.update(wanted)
+        self._pending = {**self._pending, **wanted}
+        return [
+            StateChange(
+                route=name,
+                before=before.copy(),
+                after=after,
+                routes=current,
+                persisted=False,
+                not_persisted=reason,
+            )
+            for name, before, after in steps
+        ]
 
     async def _retry_pending(self) -> None:
         """Store the changes the store refused, once it takes writes again."""
@@ -275,32 +462,52 @@ class ReleaseControls:
             "last_error": self._not_persisted,
         }
 
-    async def kill(self, route: str, who: str) -> StateChange:
-        """Send ``route`` to its primary until enabled again."""
-        self._known(route)
-        return await self._write(who, "rollback", route, lambda s: s.kill(True, at=self._wall()))
-
-    async def kill_all(self, who: str) -> list[StateChange]:
-        return [await self.kill(r, who) for r in sorted(self._routes)]
-
-    async def enable(self, route: str, who: str) -> StateChange:
-        """Undo a rollback: clear the kill switch and a tripped guard."""
-        self._known(route)
+    async def kill(
+        self, target: str | Scope, who: str, *, reason: str | None = None
+    ) -> ReleaseWrite:
+        """Send ``target``'s routes to their primary until enabled again (a route
+        name: its whole canary group)."""
 
         def change(s: RouteState) -> None:
-            s.kill(False, at=self._wall())
-            s.reset_guard(at=self._wall())
+            if not s.killed:  # a repeated rollback changes nothing (and is not audited)
+                s.kill(True, at=self._wall())
 
-        result = await self._write(who, "enable", route, change)
-        self.guards.reset(route)
+        return await self._write(who, "rollback", self._scope(target), change, reason)
+
+    async def kill_all(self, who: str, *, reason: str | None = None) -> ReleaseWrite:
+        return await self.kill(self.scope(), who, reason=reason)
+
+    async def enable(
+        self, target: str | Scope, who: str, *, reason: str | None = None
+    ) -> ReleaseWrite:
+        """Undo a rollback: clear the kill switch and a tripped guard."""
+        scope = self._scope(target)
+
+        def change(s: RouteState) -> None:
+            if s.killed:
+                s.kill(False, at=self._wall())
+            if s.guard_tripped:
+                s.reset_guard(at=self._wall())
+
+        result = await self._write(who, "enable", scope, change, reason)
+        for route in scope.routes:
+            self.guards.reset(route)
         return result
 
-    async def set_percent(self, route: str, ratio: float | None, who: str) -> StateChange:
-        """Override the canary share (``None``: back to the config's)."""
-        self._known(route)
-        return await self._write(
-            who, "set-percent", route, lambda s: s.set_percent(ratio, at=self._wall())
-        )
+    async def enable_all(self, who: str, *, reason: str | None = None) -> ReleaseWrite:
+        return await self.enable(self.scope(), who, reason=reason)
+
+    async def set_percent(
+        self, target: str | Scope, ratio: float | None, who: str, *, reason: str | None = None
+    ) -> ReleaseWrite:
+        """Override the canary share (``None``: back to the config's). A group shares
+        one cohort, so a route name sets its whole group."""
+
+        def change(s: RouteState) -> None:
+            if s.percent_override != ratio:
+                s.set_percent(ratio, at=self._wall())
+
+        return await self._write(who, "set-percent", self._scope(target), change, reason)
 
     # -- reads ---------------------------------------------------------------------
     def verdicts(self) -> dict[str, GuardVerdict]:
@@ -365,11 +572,31 @@ class ReleaseCollector:
         yield from (configured, new_ratio, killed, tripped, budget)
 
 
+def _state_word(state: RouteState) -> str:
+    if state.killed:
+        return "rolled back"
+    if state.guard_tripped:
+        return "guard tripped"
+    if state.percent_override is not None:
+        return f"{state.percent_override * 100:g}% (runtime)"
+    return "as the file says"
+
+
 def effective_new_ratio(route: CompiledRoute, state: RouteState) -> float:
     """The share of ``route``'s requests its new side gets now (overrides aside)."""
     plan = route.release
     if plan.new is None or state.killed or state.guard_tripped:
         return 0.0
+    if plan.canary is not None and state.percent_override is not None:
+        return state.percent_override
+    return file_new_ratio(route)
+
+
+def file_new_ratio(route: CompiledRoute) -> float:
+    """The share of ``route``'s requests its config file gives the new side."""
+    plan = route.release
+    if plan.new is None:
+        return 0.0
     if plan.canary is None:
         return 1.0 if plan.to == plan.new else 0.0
-    return state.percent_override if state.percent_override is not None else plan.canary.ratio
+    return plan.canary.ratio

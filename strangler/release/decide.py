@@ -12,6 +12,11 @@ row   when                                              upstream        reason
 3     the override header (else cookie) names an        that upstream   ``override``
       allowed upstream, and the client is in
       ``overrides.networks`` (when given)
+3b    the override header names no allowed upstream,    primary         ``rejected``
+      or the cookie names no upstream of the config,
+      and the client is in ``overrides.networks``
+      (when not given: a loopback or private
+      address); the pipeline answers 400 instead
 4     the canary takes the request (sticky bucket, or   ``canary.to``   ``canary``
       a coin toss when there is no sticky key)
 5     otherwise                                         ``to``          ``primary``
@@ -29,8 +34,16 @@ canary and overrides costs two attribute checks and returns a prebuilt ``Decisio
 every ``Decision`` except a sticky canary's is prebuilt, so most requests allocate
 nothing. A request's sticky key is its header, cookie or query value, or its peer
 address (``remote``); a request without it is placed by a coin toss, every time.
-An override value must be exactly an allowed upstream's name; any other value is
-ignored (the request falls through to row 4). The override header or cookie is not
+An override value must be exactly an allowed upstream's name (surrounding spaces
+aside). A mistaken one from a client allowed to override is ``rejected`` (row 3b):
+a header naming anything else (``user`` for ``users``, or an upstream this route does
+not allow), or a cookie naming no upstream of the config at all. A cookie naming an
+upstream this route does not allow is ignored (row 4 on): a cookie is sent to every
+route of the site, and may be meant for another one. From a client outside
+``overrides.networks`` every override value is ignored. Without ``networks`` (every
+client may override) only a loopback or private-network client is told about its
+mistake, since the 400 lists the route's upstreams: from a public address the value
+is ignored, as before. The override header or cookie is not
 removed here: strip it before forwarding if upstreams must not see it.
 
 Fallback (after ``decide``): when the new side fails, ``plan.fallback`` says
@@ -63,6 +76,7 @@ from strangler.router import RequestLike
 
 __all__ = [
     "FAILURE_5XX",
+    "PRIVATE_NETWORKS",
     "REASONS",
     "CanaryPlan",
     "Decision",
@@ -76,7 +90,7 @@ __all__ = [
     "fixed_plan",
 ]
 
-Reason = Literal["primary", "canary", "override", "killed", "guard", "fallback"]
+Reason = Literal["primary", "canary", "override", "killed", "guard", "fallback", "rejected"]
 REASONS: Final[tuple[Reason, ...]] = (
     "primary",
     "canary",
@@ -84,9 +98,17 @@ REASONS: Final[tuple[Reason, ...]] = (
     "killed",
     "guard",
     "fallback",
+    "rejected",
 )
-"""Every ``Decision.reason``: a bounded metrics label. ``decide`` returns the first
-five; ``fallback`` is ``FallbackPolicy.decision``, the retry on the primary."""
+"""Every ``Decision.reason``: a bounded metrics label. ``decide`` returns all but
+``fallback``, which is ``FallbackPolicy.decision``, the retry on the primary.
+``rejected``: a mistaken override, which the pipeline answers 400."""
+
+PRIVATE_NETWORKS: Final = (
+    "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+)  # fmt: skip
+"""Loopback and private networks (RFC 1918, RFC 4193): the clients told about a
+mistaken override when the route's ``overrides.networks`` is not given."""
 
 FAILURE_5XX: Final = "5xx"
 """The failure name of a 5xx answer (the others are ``ForwardErrorKind`` values)."""
@@ -133,28 +155,54 @@ class CanaryPlan:
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OverridePlan:
-    """Overrides, precomputed: header and cookie names, one Decision per allowed name."""
+    """Overrides, precomputed: header and cookie names, one Decision per allowed name.
+
+    ``known``: every upstream of the config (a cookie naming one of them that this
+    route does not allow is ignored, not rejected). ``rejected``: the decision of a
+    mistaken override (row 3b), for clients in ``tell`` (``networks``, else
+    ``PRIVATE_NETWORKS``).
+    """
 
     header: str | None
     cookie: str | None
     decisions: Mapping[str, Decision]
     networks: _Networks | None  # None: every client may override
+    known: frozenset[str] = frozenset()
+    rejected: Decision = Decision(LEGACY, "rejected")
+    tell: _Networks | None = None  # None: reject for nobody (a plan built by hand)
 
     def pick(self, req: ReleaseRequest) -> Decision | None:
-        """The forced decision, or ``None`` when the request forces nothing (allowed)."""
+        """The forced decision (``rejected`` for a mistaken value), or ``None`` when
+        the request forces nothing."""
         value = None
+        header = False
         if self.header is not None:
             value = req.headers.get(self.header)
+            header = value is not None
         if value is None and self.cookie is not None:
             value = req.cookies.get(self.cookie)
         if value is None:
             return None
         decision = self.decisions.get(value.strip())
         if decision is None:
-            return None
+            if not header and value.strip() in self.known:
+                return None  # a cookie meant for another route
+            tell = self.tell
+            return self.rejected if tell is not None and req.remote in tell else None
         if self.networks is not None and req.remote not in self.networks:
             return None
         return decision
+
+    def rejection(self, req: ReleaseRequest) -> str:
+        """Why ``pick`` rejected ``req``'s override: one line for the client."""
+        if self.header is not None and (value := req.headers.get(self.header)) is not None:
+            where = f"header {self.header}"
+        else:
+            value = req.cookies.get(self.cookie or "", "")
+            where = f"cookie {self.cookie}"
+        allowed = ", ".join(sorted(self.decisions))
+        shown = value.strip()[:64]  # bounded: it is the client's text
+        return f"{where}: {shown!r} is not an upstream this route allows ({allowed})"
 
 
 @final
@@ -303,6 +351,9 @@ def compile_release(route: Route, upstreams: Collection[str]) -> ReleasePlan:
             cookie=o.cookie,
             decisions=MappingProxyType({name: Decision(name, "override") for name in allow}),
             networks=_Networks(o.networks) if o.networks else None,
+            known=frozenset(upstreams),
+            rejected=Decision(primary, "rejected"),
+            tell=_Networks(o.networks or PRIVATE_NETWORKS),
         )
     fallback = None
     f = route.fallback

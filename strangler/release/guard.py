@@ -242,10 +242,23 @@ _ZEROS: Final = array("Q", bytes(8 * _BINS))
 @final
 @dataclass(frozen=True, slots=True)
 class Trip:
-    """A guard that ``Guards.check`` just tripped: persist it, audit it, log it."""
+    """A guard that ``Guards.check`` just tripped: persist it, audit it, log it.
+
+    ``routes``: every route it rolled back (``route`` and, for a canary group, the
+    rest of the group, in one step); ``group`` names that group."""
 
     route: str
     verdict: GuardVerdict
+    routes: tuple[str, ...] = ()
+    group: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """What the tripped routes record as ``guard_reason``."""
+        why = self.verdict.reason or "SLO breached"
+        if self.group is None:
+            return why
+        return f"group {self.group!r} rolled back by route {self.route!r}: {why}"
 
 
 @final
@@ -281,9 +294,20 @@ class Guards:
         """Every guard's verdict (status pages, metrics)."""
         return {name: g.evaluate(now) for name, g in self._guards.items()}
 
-    def check(self, state: RuntimeState, *, now: float, wall: float) -> list[Trip]:
+    def check(
+        self,
+        state: RuntimeState,
+        *,
+        now: float,
+        wall: float,
+        groups: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
+    ) -> list[Trip]:
         """Evaluate every guard at ``now`` (the guards' clock) and trip the state of
         each breached route not tripped yet, stamped ``wall`` (epoch seconds).
+
+        ``groups``: route name → (its canary group, every route of that group). A
+        breach on a grouped route trips the whole group at once: a user would
+        otherwise be on the new side for some routes of the group and not others.
         Returns the new trips; does no I/O."""
         trips = []
         for name, guard in self._guards.items():
@@ -292,8 +316,13 @@ class Guards:
                 continue
             verdict = guard.evaluate(now)
             if verdict.breached:
-                route_state.trip(verdict.reason or "SLO breached", at=wall)
-                trips.append(Trip(name, verdict))
+                group, members = (groups or {}).get(name, (None, (name,)))
+                trip = Trip(name, verdict, members, group)
+                for member in members:  # no await in between: no request sees half
+                    member_state = state.for_route(member)
+                    if not member_state.guard_tripped:
+                        member_state.trip(trip.reason, at=wall)
+                trips.append(trip)
         return trips
 
     def __len__(self) -> int:

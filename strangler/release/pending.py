@@ -11,8 +11,9 @@ holds, in every worker, until it is stored:
   atomically under an exclusive ``flock``; each worker's ``sync`` sees it change with
   one ``stat``, exactly as it sees the state file change.
 
-``flush(store)`` writes every pending route's state to the store (each an idempotent
-"set to this state") and then clears the list; any worker may do it, under the same
+``flush(store)`` writes every pending route's state to the store in one atomic
+``update_routes`` (each an idempotent "set to this state": a pending canary group
+is stored whole) and then clears the list; any worker may do it, under the same
 lock, so a change recorded meanwhile is never dropped. While the store still refuses,
 ``flush`` raises ``StateNotPersisted`` and everything stays pending.
 
@@ -34,12 +35,13 @@ state is listed too (an ``enable`` that must override a stored kill).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import final
 
@@ -86,9 +88,14 @@ class PendingChanges:
 
     def add(self, route: str, state: RouteState) -> None:
         """Record ``route``'s wanted state (replacing what was pending for it)."""
+        self.add_routes({route: state})
+
+    def add_routes(self, states: Mapping[str, RouteState]) -> None:
+        """Record each route's wanted state in one replace of the list: a canary
+        group's write is pending for all its routes or (raising) for none."""
         with self._lock, self._exclusive():
             routes = self._read()
-            routes[route] = state.copy()
+            routes.update((name, state.copy()) for name, state in states.items())
             self._store(routes)
 
     def load(self) -> dict[str, RouteState]:
@@ -108,12 +115,14 @@ class PendingChanges:
         (``StateNotPersisted`` while the disk still refuses): nothing is lost."""
         with self._lock, self._exclusive():
             routes = self._read()
-            stored: Mapping[str, RouteState] | None = None
-            for route, state in routes.items():
-                stored = store.update(route, _set_to(state)).routes
-            if routes:
-                self._store({})
-            return stored
+            if not routes:
+                return None
+            # One store write for every pending route: a pending canary group lands
+            # all at once, never half rolled back.
+            names = list(routes)
+            results = store.update_routes(names, _set_each([routes[n] for n in names]))
+            self._store({})
+            return results[0].routes
 
     # -- internals
 
@@ -180,9 +189,14 @@ class PendingChanges:
             os.close(fd)
 
 
-def _set_to(want: RouteState) -> Callable[[RouteState], None]:
+def _set_each(wanted: Sequence[RouteState]) -> Callable[[RouteState], None]:
+    """A change for ``StateStore.update_routes(names, ...)`` setting the n-th name to
+    ``wanted[n]``. The stores apply a change once per name, in order, and start over
+    from the first name when they retry (Redis), hence the cycle."""
+    turn = itertools.cycle(wanted)
+
     def change(state: RouteState) -> None:
-        state.assign(want)
+        state.assign(next(turn))
 
     return change
 

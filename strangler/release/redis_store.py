@@ -8,13 +8,15 @@ methods block and are called through ``asyncio.to_thread``. What it keeps, under
                 (RouteState.to_dict() as JSON; routes in their default state are absent)
     P"version"  integer, INCR'd by every write in the same transaction (missing = 0)
     P"changes"  pub/sub channel: every write publishes {"writer": ID, "route": NAME}
-                in the same transaction (NAME "*" when it replaced every route)
+                in the same transaction (NAME "*" when it wrote several routes)
 
 Guarantees:
 
 - ``update`` is atomic across replicas: an optimistic transaction (``WATCH`` both
   keys, read, apply the change, ``MULTI``/``EXEC``), retried when another writer got
-  in between, so two replicas changing two routes at once lose neither change. The
+  in between, so two replicas changing two routes at once lose neither change.
+  ``update_routes`` writes several routes (a canary group) in one such transaction,
+  so no replica ever loads half of a group's change. The
   ``change`` callable may run more than once: it must only set fields.
 - ``load`` reads the hash and the version in one ``MULTI``/``EXEC`` (a consistent
   pair); ``changed`` is one ``GET`` of the version, compared with the last one this
@@ -49,7 +51,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Final, final
 
 import redis
@@ -62,7 +64,7 @@ from redis.retry import Retry
 
 from strangler.config.model import RedisState
 from strangler.config.validate import mask_url_password
-from strangler.release.state import RouteState, StateChange, StateFileError
+from strangler.release.state import RouteState, StateChange, StateFileError, _change
 
 __all__ = ["ALL", "RedisStateStore", "StateStoreCollector", "StateStoreUnavailable"]
 
@@ -198,17 +200,24 @@ class RedisStateStore:
         self._stored(version, keep, loaded=False)
 
     def update(self, route: str, change: Callable[[RouteState], None]) -> StateChange:
+        return self.update_routes((route,), change)[0]
+
+    def update_routes(
+        self, routes: Sequence[str], change: Callable[[RouteState], None]
+    ) -> list[StateChange]:
+        """Every route of ``routes`` in one ``MULTI``/``EXEC``: a reader (``load`` is
+        one transaction too) sees all of them changed or none."""
         with self._talking("write the release state to"):
             for _ in range(MAX_ATTEMPTS):
                 try:
-                    result = self._try_update(route, change)
+                    result = self._try_update(routes, change)
                 except WatchError:
                     continue  # another writer got in between: read again
                 if result is not None:
                     return result
             raise StateStoreUnavailable(
-                f"gave up changing route {route!r} after {MAX_ATTEMPTS} attempts: "
-                f"the keys under {self.key_prefix!r} change too often"
+                f"gave up changing {', '.join(map(repr, routes))} after {MAX_ATTEMPTS} "
+                f"attempts: the keys under {self.key_prefix!r} change too often"
             )
 
     def changed(self) -> bool:
@@ -311,7 +320,9 @@ class RedisStateStore:
         return route if isinstance(route, str) else ALL
 
     # -- internals -------------------------------------------------------------------
-    def _try_update(self, route: str, change: Callable[[RouteState], None]) -> StateChange | None:
+    def _try_update(
+        self, names: Sequence[str], change: Callable[[RouteState], None]
+    ) -> list[StateChange] | None:
         """One optimistic attempt; ``None`` after writing back a lost state (retry)."""
         with self._client.pipeline(transaction=True) as pipe:
             pipe.watch(self._version_key, self._routes_key)  # type: ignore[no-untyped-call]
@@ -320,23 +331,23 @@ class RedisStateStore:
                 pipe.unwatch()
                 self._restore()
                 return None
-            current = self._parse(pipe.hgetall(self._routes_key))
-            before = current.get(route) or RouteState()
-            after = before.copy()
-            change(after)
-            routes = dict(current)
+            results = _change(self._parse(pipe.hgetall(self._routes_key)), names, change)
+            if not results:
+                pipe.unwatch()
+                return []
             pipe.multi()
-            if after.is_default:
-                routes.pop(route, None)
-                pipe.hdel(self._routes_key, route)
-            else:
-                routes[route] = after
-                pipe.hset(self._routes_key, route, _dumps(after))
+            for step in results:
+                if step.after.is_default:
+                    pipe.hdel(self._routes_key, step.route)
+                else:
+                    pipe.hset(self._routes_key, step.route, _dumps(step.after))
             pipe.incr(self._version_key)
-            pipe.publish(self._channel, self._message(route))
-            version = int(pipe.execute()[1])
-        self._stored(version, routes, loaded=True)
-        return StateChange(route=route, before=before.copy(), after=after, routes=routes)
+            pipe.publish(
+                self._channel, self._message(results[0].route if len(results) == 1 else ALL)
+            )
+            version = int(pipe.execute()[-2])
+        self._stored(version, results[0].routes, loaded=True)
+        return results
 
     def _restore(self) -> dict[str, RouteState] | None:
         """Redis lost everything: write back what this store last saw, under the version

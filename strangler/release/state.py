@@ -11,6 +11,8 @@ Three parts, one job each:
   reaches every worker. One JSON file, replaced atomically (temp file, fsync,
   ``os.replace``); every change is a locked read-modify-write of one route
   (``update``), so two workers changing two routes at once lose neither change.
+  ``update_routes`` changes several routes in one such write (a canary group moves
+  as one: every reader sees all of them changed or none).
   Each worker polls ``changed()`` (one ``stat``) every ``state.file_poll`` and, when
   the file moved, ``load()``s it and ``apply``s it: a change made through one worker
   reaches the others within one poll.
@@ -44,7 +46,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -313,6 +315,14 @@ class StateStore(Protocol):
         every other writer, and return what happened."""
         ...
 
+    def update_routes(
+        self, routes: Sequence[str], change: Callable[[RouteState], None]
+    ) -> list[StateChange]:
+        """Apply ``change`` to each of ``routes`` in one atomic write: every reader sees
+        all of them changed or none (a canary group). One ``StateChange`` per route,
+        in order; if ``change`` raises, nothing is written."""
+        ...
+
     def changed(self) -> bool:
         """Cheaply: has anyone written since this store last loaded or wrote?"""
         ...
@@ -344,12 +354,17 @@ class MemoryStateStore:
             self._seen = self._version
 
     def update(self, route: str, change: Callable[[RouteState], None]) -> StateChange:
+        return self.update_routes((route,), change)[0]
+
+    def update_routes(
+        self, routes: Sequence[str], change: Callable[[RouteState], None]
+    ) -> list[StateChange]:
         with self._lock:
-            result = _change(dict(self._routes), route, change)
-            self._routes = dict(result.routes)
+            results = _change(self._routes, routes, change)
+            self._routes = dict(results[0].routes) if results else self._routes
             self._version += 1
             self._seen = self._version
-            return result
+            return results
 
     def changed(self) -> bool:
         return self._version != self._seen
@@ -394,13 +409,20 @@ class FileStateStore:
             self._seen = self._write(routes)
 
     def update(self, route: str, change: Callable[[RouteState], None]) -> StateChange:
+        return self.update_routes((route,), change)[0]
+
+    def update_routes(
+        self, routes: Sequence[str], change: Callable[[RouteState], None]
+    ) -> list[StateChange]:
         """Raises ``StateNotPersisted`` when the file system refuses the write (or the
-        read before it), ``StateFileError`` when the file holds no valid state."""
+        read before it), ``StateFileError`` when the file holds no valid state: then no
+        route of ``routes`` changed."""
         with self._lock, self._refused(), self._exclusive():
             current, _ = self._read()
-            result = _change(current, route, change)
-            self._seen = self._write(result.routes)
-            return result
+            results = _change(current, routes, change)
+            if results:  # one file replace for every route: readers see all or none
+                self._seen = self._write(results[0].routes)
+            return results
 
     def changed(self) -> bool:
         return self._fingerprint() != self._seen
@@ -478,17 +500,22 @@ class FileStateStore:
 
 
 def _change(
-    routes: dict[str, RouteState], route: str, change: Callable[[RouteState], None]
-) -> StateChange:
-    before = routes.get(route) or RouteState()
-    after = before.copy()
-    change(after)
+    routes: Mapping[str, RouteState], names: Sequence[str], change: Callable[[RouteState], None]
+) -> list[StateChange]:
+    """``change`` applied to each of ``names`` (once each) on a copy of ``routes``:
+    one ``StateChange`` per name, all sharing the resulting ``routes``."""
     updated = dict(routes)
-    if after.is_default:
-        updated.pop(route, None)
-    else:
-        updated[route] = after
-    return StateChange(route=route, before=before.copy(), after=after, routes=updated)
+    steps = []
+    for name in dict.fromkeys(names):
+        before = updated.get(name) or RouteState()
+        after = before.copy()
+        change(after)  # may raise: then nothing is written
+        if after.is_default:
+            updated.pop(name, None)
+        else:
+            updated[name] = after
+        steps.append((name, before.copy(), after))
+    return [StateChange(route=n, before=b, after=a, routes=updated) for n, b, a in steps]
 
 
 def _parse(data: bytes, where: str) -> dict[str, RouteState]:
@@ -533,7 +560,12 @@ class AuditLog:
     """Append-only record of release changes: one JSON object per line.
 
     ``{"time": "2026-01-01T12:00:00.000Z", "who": "admin@10.0.0.7", "action": "kill",
-    "target": "invoices-read", "before": {...}, "after": {...}}``
+    "target": "invoices-read", "before": {...}, "after": {...}}``, then any further
+    fields the writer gives (``None`` ones left out): ``reason`` (the operator's
+    ``--reason``, or what tripped a guard), ``group`` and ``routes`` (a canary group
+    that moved as one: the group's name and every route it moved), ``detached``
+    (an ``--only-route`` write on a grouped route: the group it left behind). Readers
+    must ignore fields they do not know; existing fields are never renamed.
 
     ``who`` names the actor (``"admin@<client address>"``, ``"guard"``,
     ``"cli:<user>"``): never a token. As a second line of defence, any key under
@@ -563,8 +595,10 @@ class AuditLog:
         route: str,
         before: Mapping[str, object] | None,
         after: Mapping[str, object] | None,
+        **fields: object,
     ) -> dict[str, object]:
-        """Write one entry and return it."""
+        """Write one entry and return it. ``fields``: more keys (``reason``, ``group``,
+        ``routes``, ...) after the fixed ones; those that are ``None`` are left out."""
         stamp = datetime.fromtimestamp(self._clock(), UTC)
         entry: dict[str, object] = {
             "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -574,6 +608,9 @@ class AuditLog:
             "before": _redact(before),
             "after": _redact(after),
         }
+        for key, value in fields.items():
+            if value is not None and key not in entry:
+                entry[key] = _REDACTED if _secret(key) else _redact(value)
         line = (json.dumps(entry, sort_keys=False, default=str) + "\n").encode()
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

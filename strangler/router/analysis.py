@@ -49,6 +49,7 @@ class _Spec:
     headers: Mapping[str, tuple[_Cond, ...]]  # names lower-cased
     query: Mapping[str, tuple[_Cond, ...]]
     cookies: Mapping[str, tuple[_Cond, ...]]
+    query_names: frozenset[str] | None  # ``query_only``: the only query names allowed
 
     @property
     def any_path(self) -> bool:
@@ -118,6 +119,7 @@ def _normalise(spec: MatchSpec) -> _Spec:
         headers=_conds(spec.headers, fold_case=True),
         query=_conds(spec.query, fold_case=False),
         cookies=_conds(spec.cookies, fold_case=False),
+        query_names=None if spec.query_only is None else spec.query_only | frozenset(spec.query),
     )
 
 
@@ -144,6 +146,9 @@ def _covers(j: _Spec, i: _Spec) -> bool:
         and _implied(j.headers, i.headers)
         and _implied(j.query, i.query)
         and _implied(j.cookies, i.cookies)
+        and (
+            j.query_names is None or (i.query_names is not None and i.query_names <= j.query_names)
+        )
     )
 
 

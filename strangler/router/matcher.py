@@ -150,6 +150,7 @@ class _Extra:
     headers: _ValueConds
     query: _ValueConds
     cookies: _ValueConds
+    query_names: frozenset[str] | None  # ``query_only``: the only names a query may hold
 
 
 class _Candidate(NamedTuple, Generic[P]):
@@ -334,6 +335,8 @@ class Router(Generic[P]):
                     continue
                 if extra.query and not _values_ok(req.query, extra.query):
                     continue
+                if extra.query_names is not None and not extra.query_names.issuperset(req.query):
+                    continue
                 if extra.cookies and not _values_ok(req.cookies, extra.cookies):
                     continue
             return hit if found is None else (payload, found.groupdict())
@@ -355,12 +358,14 @@ def _add(
         name = normalize_host(spec.host)
         host = (name[1:], True) if name.startswith("*.") else (name, False)
     extra = None
-    if host is not None or spec.headers or spec.query or spec.cookies:
+    only = None if spec.query_only is None else spec.query_only | frozenset(spec.query)
+    if host is not None or spec.headers or spec.query or spec.cookies or only is not None:
         extra = _Extra(
             host=host,
             headers=_value_conds(spec.headers),
             query=_value_conds(spec.query),
             cookies=_value_conds(spec.cookies),
+            query_names=only,
         )
     pattern = None if template is None else template.pattern
     cand = _Candidate(spec.methods, pattern, extra, payload, (payload, EMPTY_MAP), index)

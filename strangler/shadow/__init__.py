@@ -7,12 +7,15 @@ back-pressures (``capture``), and a full lane drops and counts. Modules:
 
 - ``service``: ``ShadowService`` (lanes + results; ``begin`` on the request path),
   ``compile_shadow``;
-- ``job``: ``should_shadow``, ``ShadowJob``, ``run``;
+- ``job``: ``should_shadow``, ``ShadowJob``, ``run``, ``ConfirmBudget``;
 - ``runner``: ``ShadowRunner``, the only place background tasks are created;
 - ``capture``: ``Capture``, ``decode`` (gzip, deflate, br);
 - ``compare``: ``compare(primary, shadow, rules) -> Verdict``;
 - ``noise``: ``NoiseLearner``;
 - ``samples``: ``ShadowResults`` (counts, parity, top paths, redacted samples);
+  ``merge_figures`` (several workers' figures as one);
+- ``gate``: ``OutcomeWindow`` -> ``Gate`` (parity, compared, unstable per window);
+- ``shared``: ``SharedResults`` (with ``--workers N``: published per worker, read merged);
 - ``metrics``: ``ShadowMetrics`` (Prometheus);
 - ``api``: ``add_shadow_routes`` (admin); ``cli``: ``add_diff_command`` (``strangler diff``).
 
@@ -24,7 +27,8 @@ from __future__ import annotations
 
 from strangler.shadow.capture import Capture, Undecodable, decode
 from strangler.shadow.compare import Difference, Observed, Rules, Verdict
-from strangler.shadow.job import SAFE_METHODS, ShadowJob, run, should_shadow
+from strangler.shadow.gate import Gate, OutcomeWindow, WindowFigures
+from strangler.shadow.job import SAFE_METHODS, ConfirmBudget, ShadowJob, run, should_shadow
 from strangler.shadow.metrics import ShadowMetrics
 from strangler.shadow.noise import NoiseLearner
 from strangler.shadow.runner import ShadowRunner
@@ -35,9 +39,12 @@ __all__ = [
     "SAFE_METHODS",
     "Capture",
     "CompiledShadow",
+    "ConfirmBudget",
     "Difference",
+    "Gate",
     "NoiseLearner",
     "Observed",
+    "OutcomeWindow",
     "RouteResults",
     "Rules",
     "Sample",
@@ -49,6 +56,7 @@ __all__ = [
     "ShadowTap",
     "Undecodable",
     "Verdict",
+    "WindowFigures",
     "compile_shadow",
     "decode",
     "run",

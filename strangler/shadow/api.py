@@ -12,8 +12,9 @@ differing JSON paths, indices as ``[*]``), ``noise`` (what noise mode learned) a
 ``samples`` (the latest mismatches and errors, newest first, redacted). An unknown
 route is a 404 that lists the known ones. ``?top=N`` (1..200) sets how many paths.
 
-With ``--workers N`` each worker keeps its own results; the admin port answers from
-whichever worker takes the connection.
+With ``--workers N`` each worker compares what it mirrored, and whichever worker takes
+the connection answers with every worker's figures merged (``shared``): the same
+answer from each, including comparisons finished elsewhere up to 0.1 s ago.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from strangler.shadow.samples import MAX_TRACKED_PATHS, ShadowResults
+from strangler.shadow.shared import SharedResults
 
 __all__ = ["SHADOW_RESULTS", "add_shadow_routes"]
 
-SHADOW_RESULTS = web.AppKey("shadow_results", ShadowResults)
+SHADOW_RESULTS = web.AppKey("shadow_results", SharedResults)
 
 
 async def shadow_summary(request: web.Request) -> web.Response:
@@ -47,16 +49,18 @@ async def shadow_route(request: web.Request) -> web.Response:
         return web.json_response(
             {
                 "error": f"no shadow results for route {name!r}",
-                "routes": sorted(results.routes),
+                "routes": results.routes,
             },
             status=404,
         )
     return web.json_response(detail)
 
 
-def add_shadow_routes(app: web.Application, results: ShadowResults) -> None:
+def add_shadow_routes(app: web.Application, results: ShadowResults | SharedResults) -> None:
     """Register ``GET /api/shadow`` and ``GET /api/shadow/{route}`` on the admin app
-    (before it starts)."""
+    (before it starts). ``results``: one process's own, or shared by workers."""
+    if isinstance(results, ShadowResults):
+        results = SharedResults(results, None)
     app[SHADOW_RESULTS] = results
     app.router.add_get("/api/shadow", shadow_summary)
     app.router.add_get("/api/shadow/{route}", shadow_route)

@@ -21,7 +21,9 @@ header name, a JSON path like ``$.items[3].id``, or ``sha256`` for a byte body) 
 both values, rendered and cut to ``REPR_LIMIT`` characters. At most
 ``MAX_DIFFERENCES`` are listed; ``more`` counts the rest. ``patterns`` holds the
 distinct JSON paths that differed with array indices generalised to ``[*]`` (for the
-per-path counts and noise learning), at most ``MAX_PATTERNS``.
+per-path counts), ``paths`` the same paths as they are, indices kept (for noise
+learning and for confirming a mismatch against a second primary answer), each at most
+``MAX_PATTERNS``.
 
 >>> from multidict import CIMultiDict
 >>> from strangler.config.shadow_model import CompareRules
@@ -120,6 +122,7 @@ class Verdict:
     truncated: bool = False
     patterns: frozenset[JsonPath] = frozenset()
     kinds: frozenset[Kind] = frozenset()  # every kind found, listed or not
+    paths: frozenset[JsonPath] = frozenset()  # concrete: indices kept
 
     @property
     def match(self) -> bool:
@@ -251,16 +254,18 @@ def compare(primary: Observed, shadow: Observed, rules: Rules) -> Verdict:
         truncated=truncated,
         patterns=frozenset(found.patterns),
         kinds=frozenset(found.kinds),
+        paths=frozenset(found.paths),
     )
 
 
 class _Found:
-    __slots__ = ("kinds", "listed", "more", "patterns")
+    __slots__ = ("kinds", "listed", "more", "paths", "patterns")
 
     def __init__(self) -> None:
         self.listed: list[Difference] = []
         self.more = 0
         self.patterns: set[JsonPath] = set()
+        self.paths: set[JsonPath] = set()
         self.kinds: set[Kind] = set()
 
     def add(self, d: Difference) -> None:
@@ -274,6 +279,8 @@ class _Found:
         self.kinds.add("body")
         if len(self.patterns) < MAX_PATTERNS:
             self.patterns.add(JsonPath(tuple(ANY if type(s) is int else s for s in steps)))
+        if len(self.paths) < MAX_PATTERNS:
+            self.paths.add(JsonPath(tuple(steps)))
         if len(self.listed) < MAX_DIFFERENCES:
             where = format_steps(tuple(steps))
             self.listed.append(Difference("body", where, _show_json(a), _show_json(b)))
@@ -301,12 +308,14 @@ def _bodies(
     b = _parse(sb, sh) if a is not _NOT_JSON else _NOT_JSON
     if a is not _NOT_JSON and b is not _NOT_JSON:
         before = (len(found.listed), found.more, set(found.patterns), set(found.kinds))
+        paths = set(found.paths)
         try:
             _Walker(found, rules.tolerance).walk(a, b, [], rules._root)
             return "json"
         except RecursionError:  # absurdly deep documents: fall back to the bytes
             found.listed[before[0] :] = []
             found.more, found.patterns, found.kinds = before[1], before[2], before[3]
+            found.paths = paths
     if pb != sb:
         found.add(Difference("body", "sha256", _show_bytes(pb), _show_bytes(sb)))
     return "bytes"

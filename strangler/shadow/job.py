@@ -12,12 +12,21 @@ background by a ``ShadowRunner``:
    sending to the last byte, is the shadow latency);
 3. wait for the primary's body (the capture the proxy fed while streaming it to the
    client); a primary that failed or was cut short leaves nothing to compare: skipped;
-4. in noise mode, for a safe method: send the request once more to the primary's
-   upstream and compare the two primary answers; what differed there is noise for
-   this request, and is counted by the route's ``NoiseLearner``; a primary whose two
-   statuses differ is too unstable to judge the shadow by: skipped;
-5. decode Content-Encoding (gzip, deflate, br) on both sides, ``compare``, record the
-   verdict (and a redacted sample when it is a mismatch).
+4. decode Content-Encoding (gzip, deflate, br) on both sides and ``compare`` under the
+   route's rules and its learned noise;
+5. *confirm* (Diffy's primary, secondary, candidate), for a safe method only (GET,
+   HEAD, OPTIONS: a write is never sent twice): when the verdict is a mismatch and
+   ``compare.confirm`` allows it (its budget, ``ConfirmBudget``), or always in noise
+   mode, send the request once more to the primary's upstream, now that the shadow's
+   answer is in (with the marker, translated like the user's request was when the
+   primary is the route's translated side). The two primary answers are compared:
+   in noise mode what differed is one observation for the route's ``NoiseLearner``.
+   A mismatch whose every difference the second primary answer also shows against
+   the first (the same status, header or JSON path, indices kept) is ``unstable``: a
+   race with a write synced to the shadow side in between, or noise; it is counted
+   apart from parity. What is left is a confirmed ``mismatch``; a mismatch that could
+   not be confirmed (no budget, the re-read failed or ran out of time) counts as one;
+6. record the outcome (and a redacted sample when it is a mismatch).
 
 Failure contract: a shadow upstream that refuses, resets, times out (its own read
 timeout, or the spec's ``timeout`` for the whole job) or answers garbage ends the job
@@ -56,7 +65,9 @@ from strangler.shadow.samples import (
 from strangler.translate import Plan, TranslateError, TranslateRequest, TranslateResponse
 
 __all__ = [
+    "CONFIRM_BURST",
     "SAFE_METHODS",
+    "ConfirmBudget",
     "JobOutcome",
     "PoolFor",
     "ShadowJob",
@@ -67,9 +78,12 @@ __all__ = [
 log = logging.getLogger("strangler.shadow")
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-"""Methods mirrored without ``writes: true``, and the only ones noise mode re-sends."""
+"""Methods mirrored without ``writes: true``, and the only ones re-sent to the primary
+(to confirm a mismatch, or in noise mode)."""
+CONFIRM_BURST: Final = 10.0
+"""Confirming re-reads a route may make at once before its budget has to refill."""
 
-JobOutcome = Literal["match", "mismatch", "error", "skipped"]
+JobOutcome = Literal["match", "mismatch", "unstable", "error", "skipped"]
 PoolFor = Callable[[Upstream], UpstreamPool]
 """Finds the pool of an upstream definition: the server passes ``Forwarder.pool``."""
 
@@ -115,7 +129,10 @@ class ShadowJob:
     Host, for upstreams that preserve it. ``body``: the request body when it is known
     up front, a ``Capture`` the proxy feeds while streaming it to the primary, or
     ``None``. ``primary``: the capture of the primary's answer (head and body).
-    ``primary_upstream``: who answers the user; noise mode re-sends there.
+    ``primary_upstream``: who answers the user; a confirming (or noise mode) re-read
+    goes there. ``primary_translate``: the route's plan when the primary is its
+    translated side (the user got a translated answer: the re-read is translated the
+    same way before it is compared with it).
     """
 
     route: str
@@ -134,6 +151,36 @@ class ShadowJob:
     # template's parameters.
     translate: Plan | None = None
     params: Mapping[str, str] = field(default_factory=lambda: EMPTY_MAP)
+    primary_translate: Plan | None = None
+
+
+class ConfirmBudget:
+    """Bounds a route's confirming re-reads to ``share`` of its compared requests:
+    each comparison earns ``share`` of a re-read (up to ``CONFIRM_BURST`` saved), a
+    re-read spends one. One per route, kept by ``ShadowService`` across reloads.
+
+    >>> b = ConfirmBudget(0.5, burst=1.0)
+    >>> b.take(), b.take()
+    (True, False)
+    >>> b.earn(); b.earn(); b.take()
+    True
+    """
+
+    __slots__ = ("burst", "share", "tokens")
+
+    def __init__(self, share: float, *, burst: float = CONFIRM_BURST) -> None:
+        self.share = share
+        self.burst = burst
+        self.tokens = burst
+
+    def earn(self) -> None:
+        self.tokens = min(self.burst, self.tokens + self.share)
+
+    def take(self) -> bool:
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 @dataclass(slots=True)
@@ -251,29 +298,28 @@ def _sample(
     )
 
 
-def _without_headers(verdict: Verdict, names: frozenset[str]) -> Verdict:
-    """``verdict`` without its header differences on ``names`` (lower-case)."""
-    kept = tuple(
-        d for d in verdict.differences if not (d.kind == "header" and d.where.lower() in names)
-    )
-    if len(kept) == len(verdict.differences):
-        return verdict
-    kinds = frozenset(d.kind for d in kept) | (verdict.kinds & {"body"})
-    return dataclasses.replace(verdict, differences=kept, kinds=kinds)
-
-
-async def run(job: ShadowJob, pool_for: PoolFor, rules: Rules, results: RouteResults) -> JobOutcome:
+async def run(
+    job: ShadowJob,
+    pool_for: PoolFor,
+    rules: Rules,
+    results: RouteResults,
+    budget: ConfirmBudget | None = None,
+) -> JobOutcome:
     """Run one shadow job (see the module docstring) and record its outcome in
     ``results``; returns the outcome. ``rules``: the route's compiled compare rules
-    (learned noise is added from ``results``)."""
+    (learned noise is added from ``results``). ``budget``: the route's confirming
+    re-reads (``None``: as many as ``compare.confirm`` asks for)."""
     stage = _Stage()
     try:
         async with asyncio.timeout(job.spec.timeout):
-            return await _run(job, pool_for, rules, results, stage)
+            return await _run(job, pool_for, rules, results, stage, budget)
     except TimeoutError:
-        if stage.name in ("primary", "noise"):
-            # The user's answer is still streaming, or the primary is slow to answer
-            # again: not the shadow's fault, and nothing fair to compare.
+        if stage.name == "confirm" and stage.pending is not None:
+            # The primary is slow to answer again: the verdict stands unconfirmed.
+            return _record(job, results, *stage.pending)
+        if stage.name == "primary":
+            # The user's answer is still streaming: not the shadow's fault, and
+            # nothing fair to compare.
             results.record_skip()
             return "skipped"
         message = f"shadow job timed out after {job.spec.timeout:g}s ({stage.name})"
@@ -284,17 +330,24 @@ async def run(job: ShadowJob, pool_for: PoolFor, rules: Rules, results: RouteRes
 class _Stage:
     """Where a job is, so a job timeout is blamed on the right side."""
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "pending")
 
     def __init__(self) -> None:
         self.name = "request body"
+        # While confirming: what to record if the re-read runs out of time.
+        self.pending: tuple[Verdict, _Answer, Capture, Observed, Capture, Observed] | None = None
 
     def __call__(self, name: str) -> None:
         self.name = name
 
 
 async def _run(
-    job: ShadowJob, pool_for: PoolFor, rules: Rules, results: RouteResults, stage: _Stage
+    job: ShadowJob,
+    pool_for: PoolFor,
+    rules: Rules,
+    results: RouteResults,
+    stage: _Stage,
+    budget: ConfirmBudget | None,
 ) -> JobOutcome:
     spec = job.spec
     body: bytes | None = None
@@ -308,29 +361,14 @@ async def _run(
         body = job.body
 
     stage("shadow")
-    outbound = original = None
-    plan = job.translate
-    if plan is not None:
-        original = TranslateRequest.from_target(
-            job.method, job.target, job.headers.copy(), job.params, body or b""
-        )
-        try:
-            outbound = plan.apply_request(original.copy())
-        except TranslateError as e:
-            results.record_error(None, _sample(job, "error", error=f"translating: {e}"))
-            return "error"
     try:
-        answer = await _send(job, pool_for(job.upstream), body, outbound)
+        answer, shadow = await _exchange(job, pool_for(job.upstream), body, job.translate)
     except ForwardError as e:
         results.record_error(None, _sample(job, "error", error=str(e)))
         return "error"
-    shadow = answer.capture
-    if plan is not None and original is not None:
-        try:
-            shadow = _translated(plan, original, shadow, spec.max_body)
-        except TranslateError as e:
-            results.record_error(None, _sample(job, "error", error=f"translating: {e}"))
-            return "error"
+    except TranslateError as e:
+        results.record_error(None, _sample(job, "error", error=f"translating: {e}"))
+        return "error"
 
     stage("primary")
     primary = job.primary
@@ -341,30 +379,101 @@ async def _run(
     stage("compare")
     limit = spec.max_body
     p_obs, s_obs = _observed(primary, limit), _observed(shadow, limit)
-    active = results.rules(rules)
-    noisy_headers: frozenset[str] = frozenset()
-    noise = spec.compare.noise
-    if noise.enabled and job.primary_upstream is not None and job.method in SAFE_METHODS:
-        stage("noise")
+    verdict = compare(p_obs, s_obs, results.rules(rules))
+    noise = spec.compare.noise.enabled
+    confirm = spec.compare.confirm.enabled and not verdict.match
+    if budget is not None:
+        budget.earn()
+    if (
+        (noise or confirm)
+        and job.primary_upstream is not None
+        and job.method in SAFE_METHODS
+        and (noise or budget is None or budget.take())
+    ):
+        stage("confirm")
+        stage.pending = (verdict, answer, primary, p_obs, shadow, s_obs)
         try:
-            again = await _send(job, pool_for(job.primary_upstream), body)
-        except ForwardError as e:
-            log.debug("%s: noise request failed: %s", job.route, e)
-        else:
-            pair = compare(p_obs, _observed(again.capture, limit), rules)
-            results.noise.observe(pair.patterns)
-            if "status" in pair.kinds:
-                results.record_skip()  # the primary disagrees with itself on the status
-                return "skipped"
-            active = results.rules(rules).with_ignored(pair.patterns)
-            noisy_headers = frozenset(
-                d.where.lower() for d in pair.differences if d.kind == "header"
+            _, again = await _exchange(
+                job, pool_for(job.primary_upstream), body, job.primary_translate
             )
-        stage("compare")
+        except (ForwardError, TranslateError) as e:
+            log.debug("%s: re-reading the primary failed: %s", job.route, e)
+        else:
+            # Against the route's own rules, not its learned noise: a noisy path must
+            # go on being observed, or it would be forgotten while still noisy.
+            pair = compare(p_obs, _observed(again, limit), rules)
+            if noise:
+                results.noise.observe(pair.paths)
+            if not verdict.match:
+                # What the second primary answer repeats is a race or noise; what is
+                # left (if anything) is the mismatch, and all its sample shows.
+                verdict = _unexplained(verdict, pair, p_obs, s_obs, results.rules(rules))
+                if verdict.match:
+                    results.record_unstable(answer.duration)
+                    return "unstable"
+    return _record(job, results, verdict, answer, primary, p_obs, shadow, s_obs)
 
-    verdict = compare(p_obs, s_obs, active)
-    if noisy_headers:
-        verdict = _without_headers(verdict, noisy_headers)
+
+async def _exchange(
+    job: ShadowJob, pool: UpstreamPool, body: bytes | None, plan: Plan | None
+) -> tuple[_Answer, Capture]:
+    """Send the job's request to ``pool``'s upstream, translated by ``plan`` (if any)
+    both ways. Returns the exchange and its answer as compared. Raises
+    ``ForwardError`` and ``TranslateError``."""
+    if plan is None:
+        answer = await _send(job, pool, body)
+        return answer, answer.capture
+    original = TranslateRequest.from_target(
+        job.method, job.target, job.headers.copy(), job.params, body or b""
+    )
+    outbound = plan.apply_request(original.copy())
+    answer = await _send(job, pool, body, outbound)
+    return answer, _translated(plan, original, answer.capture, job.spec.max_body)
+
+
+def _unexplained(
+    verdict: Verdict, pair: Verdict, p: Observed, s: Observed, active: Rules
+) -> Verdict:
+    """``verdict`` (the primary against the shadow) without the differences that
+    ``pair`` (the primary against its own second answer) shows too: the same status,
+    header, or JSON path with its indices (or any body difference, when the primary's
+    own bodies differed as bytes). A match: every difference is explained."""
+    if pair.match:
+        return verdict
+    out = verdict
+    if "body" in verdict.kinds and "body" in pair.kinds and pair.body == "json":
+        out = compare(p, s, active.with_ignored(pair.paths))
+    flipped = frozenset(d.where.lower() for d in pair.differences if d.kind == "header")
+    whole_body = pair.body == "bytes" and "body" in pair.kinds
+    kept = tuple(
+        d
+        for d in out.differences
+        if not (
+            (d.kind == "status" and "status" in pair.kinds)
+            or (d.kind == "header" and d.where.lower() in flipped)
+            or (d.kind == "body" and whole_body)
+        )
+    )
+    if kept == out.differences:
+        return out
+    kinds = frozenset(d.kind for d in kept) | (out.kinds & {"body"} if not whole_body else set())
+    if whole_body:
+        return dataclasses.replace(
+            out, differences=kept, more=0, kinds=kinds, patterns=frozenset(), paths=frozenset()
+        )
+    return dataclasses.replace(out, differences=kept, kinds=kinds)
+
+
+def _record(
+    job: ShadowJob,
+    results: RouteResults,
+    verdict: Verdict,
+    answer: _Answer,
+    primary: Capture,
+    p_obs: Observed,
+    shadow: Capture,
+    s_obs: Observed,
+) -> JobOutcome:
     if verdict.match:
         results.record_verdict(verdict, answer.duration)
         return "match"

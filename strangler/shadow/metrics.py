@@ -4,7 +4,8 @@
 metric                                     type       labels
 =========================================  =========  ==============================
 ``strangler_shadow_requests_total``        counter    ``route``, ``outcome``: match,
-                                                      mismatch, error, dropped
+                                                      mismatch, unstable, error,
+                                                      dropped
 ``strangler_shadow_mismatches_total``      counter    ``route``, ``kind``: status,
                                                       header, body (a mismatch counts
                                                       once per kind it shows)
@@ -12,7 +13,12 @@ metric                                     type       labels
                                                       shadow's last body byte
 ``strangler_shadow_parity_ratio``          gauge      ``route``: matches / (matches +
                                                       mismatches) so far
+``strangler_shadow_noisy_paths``           gauge      ``route``: JSON paths noise
+                                                      learning ignores now
 =========================================  =========  ==============================
+
+``unstable``: the shadow differed, but so did the primary's own second answer at the
+same places (a race with a write, or noise): not a regression, and not in parity.
 
 Labels come from bounded sets only (route names from the config, fixed outcomes and
 kinds). Children are bound once per route (``bind``) and pre-initialised at zero, so
@@ -38,7 +44,7 @@ from strangler.shadow.compare import Kind
 
 __all__ = ["KINDS", "OUTCOMES", "SHADOW_BUCKETS", "RouteShadowMetrics", "ShadowMetrics"]
 
-OUTCOMES: Final = ("match", "mismatch", "error", "dropped")
+OUTCOMES: Final = ("match", "mismatch", "unstable", "error", "dropped")
 KINDS: Final[tuple[Kind, ...]] = ("status", "header", "body")
 # Seconds: a shadow upstream may be slower than the proxied path (1 ms .. 30 s).
 SHADOW_BUCKETS: Final = (
@@ -52,11 +58,13 @@ class RouteShadowMetrics:
 
     match: Counter
     mismatch: Counter
+    unstable: Counter
     error: Counter
     dropped: Counter
     kinds: Mapping[Kind, Counter]
     duration: Histogram
     parity: Gauge
+    noisy: Gauge
 
 
 class ShadowMetrics:
@@ -68,7 +76,7 @@ class ShadowMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "strangler_shadow_requests",
-            "Shadowed requests by route and outcome (match, mismatch, error, dropped).",
+            "Shadowed requests by route and outcome (match, mismatch, unstable, error, dropped).",
             ("route", "outcome"),
             registry=registry,
         )
@@ -92,6 +100,13 @@ class ShadowMetrics:
             registry=registry,
             multiprocess_mode="liveall",
         )
+        self.noisy = Gauge(
+            "strangler_shadow_noisy_paths",
+            "JSON paths of a route that noise learning currently excludes from comparison.",
+            ("route",),
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
         self._bound: dict[str, RouteShadowMetrics] = {}
 
     def bind(self, route: str) -> RouteShadowMetrics:
@@ -102,10 +117,12 @@ class ShadowMetrics:
             bound = self._bound[route] = RouteShadowMetrics(
                 match=c.labels(route, "match"),
                 mismatch=c.labels(route, "mismatch"),
+                unstable=c.labels(route, "unstable"),
                 error=c.labels(route, "error"),
                 dropped=c.labels(route, "dropped"),
                 kinds=MappingProxyType({k: self.mismatches.labels(route, k) for k in KINDS}),
                 duration=self.duration.labels(route),
                 parity=self.parity.labels(route),
+                noisy=self.noisy.labels(route),
             )
         return bound

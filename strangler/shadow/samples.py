@@ -14,10 +14,18 @@ jobs (and the runner, for drops); the admin API reads it. Everything is bounded:
   bodies are cut to
   ``BODY_EXCERPT`` bytes.
 
+``RouteResults.figures()`` is a route's results as JSON data; ``merge_figures`` adds
+several workers' up (``shared``), and ``route_summary``/``route_detail`` render the
+admin API's answers from either.
+
 Parity is ``matches / compared``, where ``compared = matches + mismatches``: errors,
-drops and skipped jobs (the primary failed, or the primary disagreed with itself in
-noise mode) are counted apart and never move it. A verdict ``truncated`` (a body over
-``max_body``) rests on status and headers and counts like any other.
+drops, skipped jobs (the primary failed, or the primary disagreed with itself on the
+status in noise mode) and *unstable* ones (the shadow differed, but so did a second
+answer of the primary at the same places: a race with a write, or noise) are counted
+apart and never move it. ``RouteResults.gate()`` gives the same figures over rolling
+windows (``gate.OutcomeWindow``: the last N compared, the last few minutes). A verdict
+``truncated`` (a body over ``max_body``) rests on status and headers and counts like
+any other.
 """
 
 from __future__ import annotations
@@ -25,15 +33,16 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal, TypedDict
 from urllib.parse import quote, unquote
 
 from multidict import MultiMapping
 
 from strangler.config.shadow_model import NoiseSpec
 from strangler.shadow.compare import ABSENT, Difference, Kind, Rules, Verdict
+from strangler.shadow.gate import GATE_LAST, GATE_SECONDS, Gate, OutcomeWindow
 from strangler.shadow.metrics import KINDS, RouteShadowMetrics, ShadowMetrics
 from strangler.shadow.noise import NoiseLearner
 
@@ -42,14 +51,18 @@ __all__ = [
     "MAX_TRACKED_PATHS",
     "REDACTED",
     "SENSITIVE",
+    "RouteFigures",
     "RouteResults",
     "Sample",
     "ShadowResults",
     "Side",
     "TopCounter",
+    "merge_figures",
     "redact_differences",
     "redact_headers",
     "redact_target",
+    "route_detail",
+    "route_summary",
 ]
 
 BODY_EXCERPT: Final = 2048
@@ -218,7 +231,7 @@ class RouteResults:
     __slots__ = (
         "_metrics", "_rules", "_rules_base", "_rules_version", "by_kind", "compared",
         "dropped", "duration_max", "duration_sum", "errors", "matches", "mismatches",
-        "name", "noise", "paths", "samples", "skipped", "truncated",
+        "name", "noise", "paths", "samples", "skipped", "truncated", "unstable", "window",
     )  # fmt: skip
 
     def __init__(
@@ -228,15 +241,18 @@ class RouteResults:
         *,
         samples: int,
         noise: NoiseSpec,
+        window: OutcomeWindow | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self._metrics = metrics
         self.compared = self.matches = self.mismatches = 0
-        self.errors = self.dropped = self.skipped = self.truncated = 0
+        self.errors = self.dropped = self.skipped = self.truncated = self.unstable = 0
         self.by_kind: dict[Kind, int] = dict.fromkeys(KINDS, 0)
         self.paths = TopCounter(MAX_TRACKED_PATHS)
         self.samples: deque[Sample] = deque(maxlen=samples)
-        self.noise = NoiseLearner(noise)
+        self.noise = NoiseLearner(noise, clock=clock)
+        self.window = window if window is not None else OutcomeWindow(clock=clock)
         self.duration_sum = 0.0
         self.duration_max = 0.0
         self._rules: Rules | None = None
@@ -250,17 +266,22 @@ class RouteResults:
 
     def rules(self, base: Rules) -> Rules:
         """``base`` plus the route's learned noisy paths (compiled once per change)."""
-        if not self.noise.noisy:
-            return base
-        if (
-            self._rules is None
-            or self._rules_base is not base
-            or (self._rules_version != self.noise.version)
-        ):
-            self._rules = base.with_ignored(self.noise.noisy)
-            self._rules_base = base
+        noisy = self.noise.noisy  # forgets what has left the noise window first
+        if self._rules_version != self.noise.version:
+            self._rules = None
             self._rules_version = self.noise.version
+            if self._metrics is not None:
+                self._metrics.noisy.set(len(noisy))
+        if not noisy:
+            return base
+        if self._rules is None or self._rules_base is not base:
+            self._rules = base.with_ignored(noisy)
+            self._rules_base = base
         return self._rules
+
+    def gate(self) -> Gate:
+        """Parity, compared and unstable over the rolling windows (``gate.Gate``)."""
+        return self.window.gate()
 
     def _timed(self, duration: float | None) -> None:
         if duration is None:
@@ -278,6 +299,7 @@ class RouteResults:
         self.truncated += verdict.truncated
         self._timed(duration)
         m = self._metrics
+        self.window.record("match" if verdict.match else "mismatch")
         if verdict.match:
             self.matches += 1
             if m is not None:
@@ -296,6 +318,15 @@ class RouteResults:
                 m.mismatch.inc()
         if m is not None:
             m.parity.set(self.matches / self.compared)
+
+    def record_unstable(self, duration: float | None) -> None:
+        """The shadow differed, and so did the primary's own second answer at the same
+        places: a race with a write, or noise. Not a regression; not in parity."""
+        self.unstable += 1
+        self.window.record("unstable")
+        self._timed(duration)
+        if self._metrics is not None:
+            self._metrics.unstable.inc()
 
     def record_error(self, duration: float | None, sample: Sample | None = None) -> None:
         """The shadow side failed (refused, reset, timed out, unreadable)."""
@@ -316,31 +347,201 @@ class RouteResults:
         """Nothing to compare: the primary failed, or disagreed with itself."""
         self.skipped += 1
 
-    def summary(self) -> dict[str, object]:
-        timed = self.compared + self.errors
+    def figures(self, *, samples: bool = True) -> RouteFigures:
+        """Everything the admin API shows of the route, as plain JSON data: what a
+        worker publishes for the others, and what ``merge_figures`` adds up.
+        ``samples=False``: with an empty sample list (the caller adds them)."""
         return {
             "route": self.name,
             "compared": self.compared,
             "matches": self.matches,
             "mismatches": self.mismatches,
-            "parity": self.parity,
+            "unstable": self.unstable,
             "errors": self.errors,
             "dropped": self.dropped,
             "skipped": self.skipped,
             "truncated": self.truncated,
-            "mismatches_by_kind": dict(self.by_kind),
-            "duration_mean": self.duration_sum / timed if timed else None,
-            "duration_max": self.duration_max if timed else None,
-            "noisy_paths": len(self.noise.noisy),
+            "by_kind": {str(k): n for k, n in self.by_kind.items()},
+            "duration_sum": self.duration_sum,
+            "duration_max": self.duration_max,
+            "paths": dict(self.paths.top(MAX_TRACKED_PATHS)),
+            "samples": [s.as_dict() for s in self.samples] if samples else [],  # oldest first
+            "noise": self.noise.as_dict(),
+            "gate": self._gate_data(),
         }
 
+    def _gate_data(self) -> dict[str, Any]:
+        """The gate windows as data every worker renders the same: without the age of
+        the oldest outcome of ``last``, which changes with every read."""
+        data = self.gate().as_dict()
+        last = data["last"]
+        if isinstance(last, dict):
+            last.pop("seconds", None)
+        return data
+
+    def changes(self) -> tuple[int, ...]:
+        """Moves whenever ``figures()`` does (every figure changes with a count): a
+        cheap test of whether there is anything new to publish."""
+        n = self.noise
+        return (
+            self.compared, self.errors, self.dropped, self.skipped, self.unstable,
+            n.observations,
+            n.version, n.samples, n.min_observations,
+        )  # fmt: skip
+
+    def summary(self) -> dict[str, object]:
+        return route_summary(self.figures())
+
     def detail(self, top: int = 20) -> dict[str, object]:
-        return {
-            **self.summary(),
-            "top_paths": [{"path": p, "count": n} for p, n in self.paths.top(top)],
-            "noise": self.noise.as_dict(),
-            "samples": [s.as_dict() for s in reversed(self.samples)],  # newest first
-        }
+        return route_detail(self.figures(), top)
+
+
+class RouteFigures(TypedDict):
+    """One route's results as data (``RouteResults.figures``)."""
+
+    route: str
+    compared: int
+    matches: int
+    mismatches: int
+    errors: int
+    dropped: int
+    skipped: int
+    truncated: int
+    by_kind: dict[str, int]
+    duration_sum: float
+    duration_max: float
+    paths: dict[str, int]  # differing path -> count (at most MAX_TRACKED_PATHS)
+    samples: list[dict[str, Any]]  # Sample.as_dict(), oldest first
+    noise: dict[str, Any]  # NoiseLearner.as_dict()
+    unstable: int  # differed, but so did the primary's own second answer
+    gate: dict[str, Any]  # Gate.as_dict(): the rolling windows
+
+
+_SUMMED: Final = (
+    "compared", "matches", "mismatches", "errors", "dropped", "skipped", "truncated", "unstable",
+)  # fmt: skip
+
+
+def merge_figures(parts: Sequence[RouteFigures], sample_limit: int) -> RouteFigures:
+    """Several workers' figures of one route as one proxy's (``parts[0]`` first, the
+    others in a fixed order, so every worker computes the same floats).
+
+    Counts and duration sums are summed, the maximum is the maximum; differing paths
+    are summed per path and the ``MAX_TRACKED_PATHS`` most counted kept (each count
+    stays an upper bound, as in ``TopCounter``); the samples are the newest
+    ``sample_limit`` of all, by time. Noise: observations and overflow summed, the
+    noisy paths of every worker with their counts summed, ``learning`` while any
+    worker still learns; the thresholds are ``parts[0]``'s (the same config).
+    """
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    merged = RouteFigures(
+        route=first["route"],
+        compared=0, matches=0, mismatches=0, errors=0, dropped=0, skipped=0, truncated=0,
+        unstable=0, by_kind={}, duration_sum=0.0, duration_max=0.0, paths={}, samples=[],
+        noise={}, gate=merge_gates([part["gate"] for part in parts]),
+    )  # fmt: skip
+    paths: dict[str, int] = {}
+    noisy: dict[str, int] = {}
+    ignored: dict[str, object] = {}
+    observations = overflow = 0
+    learning = False
+    for part in parts:
+        for key in _SUMMED:
+            merged[key] += part[key]
+        for kind, n in part["by_kind"].items():
+            merged["by_kind"][kind] = merged["by_kind"].get(kind, 0) + n
+        merged["duration_sum"] += part["duration_sum"]
+        merged["duration_max"] = max(merged["duration_max"], part["duration_max"])
+        for path, n in part["paths"].items():
+            paths[path] = paths.get(path, 0) + n
+        noise = part["noise"]
+        observations += int(noise.get("observations", 0))
+        overflow += int(noise.get("overflow", 0))
+        learning = learning or bool(noise.get("learning", False))
+        for entry in noise.get("noisy_paths", ()):
+            noisy[entry["path"]] = noisy.get(entry["path"], 0) + int(entry["differed"])
+        for entry in noise.get("ignored", ()):
+            ignored.setdefault(str(entry["path"]), entry)
+    ranked = sorted(paths.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TRACKED_PATHS]
+    merged["paths"] = dict(ranked)
+    samples = [s for part in parts for s in part["samples"]]
+    samples.sort(key=lambda s: float(s["at"]))  # stable: ties keep the parts' order
+    merged["samples"] = samples[-sample_limit:] if sample_limit > 0 else []
+    merged["noise"] = {
+        "observations": observations,
+        "window_seconds": first["noise"].get("window_seconds"),
+        "samples": first["noise"].get("samples"),
+        "min_observations": first["noise"].get("min_observations"),
+        "share": first["noise"].get("share"),
+        "learning": learning,
+        "noisy_paths": [
+            {"path": p, "differed": n, "share": n / observations if observations else None}
+            for p, n in sorted(noisy.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        "ignored": list(ignored.values()),
+        "overflow": overflow,
+    }
+    return merged
+
+
+def merge_gates(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Several workers' gate windows as one: counts summed, parity recomputed, the
+    longest reach kept. ``last`` is then the last ``last_n`` compared *per worker*
+    (each worker keeps its own), ``recent`` the exact sum over the time window."""
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[str, Any] = {
+        "last_n": parts[0].get("last_n"),
+        "window_seconds": parts[0].get("window_seconds"),
+    }
+    for key in ("last", "recent"):
+        counts = dict.fromkeys(("compared", "matches", "mismatches", "unstable"), 0)
+        seconds = 0.0
+        for part in parts:
+            window = part.get(key) or {}
+            for name in counts:
+                counts[name] += int(window.get(name, 0))
+            seconds = max(seconds, float(window.get("seconds", 0.0)))
+        compared = counts["compared"]
+        out[key] = {**counts, "parity": counts["matches"] / compared if compared else None}
+        if key == "recent":
+            out[key]["seconds"] = seconds
+    return out
+
+
+def route_summary(f: RouteFigures) -> dict[str, object]:
+    """The ``GET /api/shadow`` entry of one route."""
+    timed = f["compared"] + f["errors"] + f["unstable"]
+    return {
+        "route": f["route"],
+        "compared": f["compared"],
+        "matches": f["matches"],
+        "mismatches": f["mismatches"],
+        "parity": f["matches"] / f["compared"] if f["compared"] else None,
+        "unstable": f["unstable"],
+        "errors": f["errors"],
+        "dropped": f["dropped"],
+        "skipped": f["skipped"],
+        "truncated": f["truncated"],
+        "mismatches_by_kind": dict(f["by_kind"]),
+        "duration_mean": f["duration_sum"] / timed if timed else None,
+        "duration_max": f["duration_max"] if timed else None,
+        "noisy_paths": len(f["noise"].get("noisy_paths", ())),
+    }
+
+
+def route_detail(f: RouteFigures, top: int = 20) -> dict[str, object]:
+    """The ``GET /api/shadow/{route}`` answer."""
+    ranked = sorted(f["paths"].items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return {
+        **route_summary(f),
+        "top_paths": [{"path": p, "count": n} for p, n in ranked],
+        "gate": f["gate"],
+        "noise": f["noise"],
+        "samples": list(reversed(f["samples"])),  # newest first
+    }
 
 
 class ShadowResults:
@@ -350,9 +551,20 @@ class ShadowResults:
     that only look at the figures). ``samples``: the ring size per route.
     """
 
-    def __init__(self, metrics: ShadowMetrics | None = None, *, samples: int = 20) -> None:
+    def __init__(
+        self,
+        metrics: ShadowMetrics | None = None,
+        *,
+        samples: int = 20,
+        gate_last: int = GATE_LAST,
+        gate_seconds: float = GATE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.metrics = metrics
         self.sample_limit = samples
+        self.gate_last = gate_last
+        self.gate_seconds = gate_seconds
+        self.clock = clock
         self.routes: dict[str, RouteResults] = {}
         self.started = time.time()
 
@@ -363,7 +575,12 @@ class ShadowResults:
         if r is None:
             bound = None if self.metrics is None else self.metrics.bind(name)
             r = self.routes[name] = RouteResults(
-                name, bound, samples=self.sample_limit, noise=noise or NoiseSpec()
+                name,
+                bound,
+                samples=self.sample_limit,
+                noise=noise or NoiseSpec(),
+                window=OutcomeWindow(self.gate_last, self.gate_seconds, clock=self.clock),
+                clock=self.clock,
             )
         elif noise is not None:
             r.noise.configure(noise)
@@ -378,11 +595,24 @@ class ShadowResults:
         for name in [n for n in self.routes if n not in specs]:
             del self.routes[name]
 
+    def figures(self) -> dict[str, RouteFigures]:
+        """Every route's ``RouteResults.figures()``, by route name."""
+        return {name: r.figures() for name, r in self.routes.items()}
+
+    def changes(self) -> tuple[object, ...]:
+        """Moves whenever ``figures()`` does (see ``RouteResults.changes``)."""
+        return tuple((name, r.changes()) for name, r in self.routes.items())
+
     def summary(self) -> dict[str, object]:
         return {
             "since": self.started,
             "routes": [self.routes[n].summary() for n in sorted(self.routes)],
         }
+
+    def gate(self, name: str) -> Gate | None:
+        """One route's gate figures (``None``: no route with shadow by that name)."""
+        r = self.routes.get(name)
+        return None if r is None else r.gate()
 
     def detail(self, name: str, top: int = 20) -> dict[str, object] | None:
         r = self.routes.get(name)

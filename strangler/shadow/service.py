@@ -33,7 +33,7 @@ from strangler.config.model import EMPTY_MAP, Upstream
 from strangler.config.shadow_model import ShadowSpec
 from strangler.shadow.capture import Capture
 from strangler.shadow.compare import Rules
-from strangler.shadow.job import PoolFor, ShadowJob, run, should_shadow
+from strangler.shadow.job import ConfirmBudget, PoolFor, ShadowJob, run, should_shadow
 from strangler.shadow.runner import ShadowRunner
 from strangler.shadow.samples import RouteResults, ShadowResults
 from strangler.translate import Plan
@@ -93,6 +93,7 @@ class _Work(NamedTuple):
     job: ShadowJob
     shadow: CompiledShadow
     results: RouteResults
+    budget: ConfirmBudget
 
 
 class ShadowService:
@@ -115,6 +116,7 @@ class ShadowService:
         self._rand = rand
         self._lanes: dict[str, ShadowRunner[_Work]] = {}
         self._retired: list[ShadowRunner[_Work]] = []
+        self._budgets: dict[str, ConfirmBudget] = {}
         self._closed = False
 
     def configure(self, shadows: Iterable[CompiledShadow]) -> None:
@@ -123,6 +125,9 @@ class ShadowService:
         wanted = {s.route: s for s in shadows}
         self.results.configure({name: s.spec.compare.noise for name, s in wanted.items()})
         for name, s in wanted.items():
+            # What strangler diff lists as ignored by the config, next to learned noise.
+            self.results.route(name).noise.configured = s.spec.compare.ignore
+            self._budget(name, s.spec).share = s.spec.compare.confirm.max_share
             lane = self._lanes.get(name)
             if lane is None:
                 self._lanes[name] = self._lane(name, s.spec)
@@ -130,6 +135,7 @@ class ShadowService:
                 lane.resize(s.spec.concurrency, s.spec.queue)
         for name in [n for n in self._lanes if n not in wanted]:
             self._retired.append(self._lanes.pop(name))
+            self._budgets.pop(name, None)
         self._retired = [lane for lane in self._retired if lane.running or lane.waiting]
 
     def _lane(self, name: str, spec: ShadowSpec) -> ShadowRunner[_Work]:
@@ -141,8 +147,14 @@ class ShadowService:
             on_drop=_count_drop,
         )
 
+    def _budget(self, name: str, spec: ShadowSpec) -> ConfirmBudget:
+        budget = self._budgets.get(name)
+        if budget is None:
+            budget = self._budgets[name] = ConfirmBudget(spec.compare.confirm.max_share)
+        return budget
+
     async def _run(self, work: _Work) -> None:
-        await run(work.job, self.pool_for, work.shadow.rules, work.results)
+        await run(work.job, self.pool_for, work.shadow.rules, work.results, work.budget)
 
     def lane(self, route: str) -> ShadowRunner[_Work] | None:
         return self._lanes.get(route)
@@ -165,6 +177,7 @@ class ShadowService:
         body: bytes | None = None,
         translate: Plan | None = None,
         params: Mapping[str, str] | None = None,
+        primary_translate: Plan | None = None,
     ) -> ShadowTap | None:
         """Build and submit the job for a request ``selects`` chose. Never awaits.
 
@@ -175,7 +188,9 @@ class ShadowService:
         gets ``tap.request`` to feed. Returns the tap to feed, or ``None`` when the
         request is not mirrored after all (a body over ``max_body``, the route's lane
         full or draining: counted) or not eligible (the write-safety checks are made
-        again here; only the draw is not)."""
+        again here; only the draw is not). ``translate``: the route's plan when the
+        shadow upstream is its translated side; ``primary_translate``: when the primary
+        is (a confirming re-read is then translated as the user's request was)."""
         spec = shadow.spec
         if primary.name == shadow.upstream.name or not should_shadow(
             spec, request.method, request.headers, _always_selected
@@ -207,6 +222,7 @@ class ShadowService:
             primary_upstream=primary,
             translate=translate,
             params=params if params is not None else EMPTY_MAP,
+            primary_translate=primary_translate,
         )
         lane = self._lanes.get(shadow.route)
         if lane is None:
@@ -215,7 +231,7 @@ class ShadowService:
                 return None
             # A snapshot newer than the last configure(): adopt its route.
             lane = self._lanes[shadow.route] = self._lane(shadow.route, spec)
-        if not lane.submit(_Work(job, shadow, results)):
+        if not lane.submit(_Work(job, shadow, results, self._budget(shadow.route, spec))):
             return None
         return tap
 

@@ -48,6 +48,7 @@ from strangler.translate import codec
 __all__ = [
     "JSON",
     "BodyError",
+    "LegacyTypes",
     "Message",
     "Plan",
     "RequestTransform",
@@ -65,6 +66,7 @@ JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | 
 
 CONTENT_LENGTH: Final = istr("Content-Length")
 CONTENT_TYPE: Final = istr("Content-Type")
+_HOST_HEADER: Final = istr("Host")
 _DIGESTS: Final = (istr("Content-MD5"), istr("Digest"), istr("Content-Digest"))
 _EMPTY_PARAMS: Final[Mapping[str, str]] = MappingProxyType({})
 _UTF: Final = frozenset({"utf-8", "utf-16", "utf-32", "utf-16-le", "utf-16-be", "utf-8-sig"})
@@ -204,10 +206,14 @@ class TranslateRequest(Message):
     ``path`` is the raw (percent-encoded) path without the query; ``query`` the
     decoded parameters in order (repeats kept); ``params`` the route template's
     parameters (decoded); ``target`` the path and query to send: the query string as
-    the client wrote it, byte for byte, unless ``query`` was changed.
+    the client wrote it, byte for byte, unless ``query`` was changed. ``origin``:
+    ``scheme://host[:port]`` as the client addressed the proxy (``None`` when unknown:
+    then ``http://`` and the ``Host`` header).
     """
 
-    __slots__ = ("_raw_query", "_raw_query_parsed", "method", "params", "path", "query")
+    __slots__ = (
+        "_raw_query", "_raw_query_parsed", "method", "origin", "params", "path", "query",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -219,8 +225,10 @@ class TranslateRequest(Message):
         params: Mapping[str, str] = _EMPTY_PARAMS,
         body: bytes | None = None,
         raw_query: str | None = None,
+        origin: str | None = None,
     ) -> None:
         super().__init__(headers, body)
+        self.origin = origin
         self.method = method
         self.path = path
         self.query = query
@@ -236,6 +244,7 @@ class TranslateRequest(Message):
         headers: CIMultiDict[str],
         params: Mapping[str, str] = _EMPTY_PARAMS,
         body: bytes | None = None,
+        origin: str | None = None,
     ) -> TranslateRequest:
         """From a request target (``/path?query``, raw, as on the request line).
 
@@ -253,6 +262,7 @@ class TranslateRequest(Message):
             params=params,
             body=body,
             raw_query=raw if mark else None,
+            origin=origin,
         )
 
     @property
@@ -270,6 +280,12 @@ class TranslateRequest(Message):
             return f"{self.path}?{query}"
         return self.path
 
+    def client_origin(self) -> str:
+        """``scheme://host`` the client used: ``origin``, else from ``Host``."""
+        if self.origin is not None:
+            return self.origin
+        return "http://" + self.headers.get(_HOST_HEADER, "localhost")
+
     def copy(self) -> TranslateRequest:
         """A copy whose headers, query and body can change without touching this one."""
         clone = TranslateRequest(
@@ -280,6 +296,7 @@ class TranslateRequest(Message):
             params=self.params,
             body=self.body,
             raw_query=self._raw_query,
+            origin=self.origin,
         )
         clone._raw_query_parsed = self._raw_query_parsed
         return clone
@@ -378,6 +395,29 @@ class ResponseTransform(Protocol):
 
 
 @final
+class LegacyTypes:
+    """The ``Content-Type`` legacy answered each error status with, on one route.
+
+    Fed from the route's untranslated answers (``Plan.observe_legacy``) so an ``error:``
+    step can write the error body in the exact type legacy sends (a client, or a shadow
+    comparison, then sees no difference). At most one entry per status code; a snapshot
+    starts empty, so a reload forgets (and relearns from the next answers).
+    """
+
+    __slots__ = ("_types",)
+
+    def __init__(self) -> None:
+        self._types: dict[int, str] = {}
+
+    def learn(self, status: int, content_type: str | None) -> None:
+        if content_type is not None and status >= 400 and len(content_type) <= 200:
+            self._types[status] = content_type
+
+    def get(self, status: int) -> str | None:
+        return self._types.get(status)
+
+
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """A route's compiled translation: build with ``registry.build_plan``.
@@ -392,6 +432,12 @@ class Plan:
     response: tuple[ResponseTransform, ...] = ()
     max_body: int = DEFAULT_MAX_BODY
     on_error: OnError = "fail"
+    legacy_types: LegacyTypes | None = None  # set when an error step copies legacy's type
+
+    def observe_legacy(self, status: int, headers: Mapping[str, str]) -> None:
+        """An untranslated (legacy) answer of the route: learn its error types."""
+        if self.legacy_types is not None and status >= 400:
+            self.legacy_types.learn(status, headers.get(CONTENT_TYPE))
 
     @property
     def needs_request_body(self) -> bool:

@@ -9,8 +9,10 @@ any the new name had; ``from_param`` sets like ``set``.
 ``rewrite_paths: {from: /customers, to: /api/v1/customer}`` (response side) rewrites
 the URL paths the new service hands out back to the legacy form, in ``Location``,
 ``Content-Location`` and every ``<URI>`` of ``Link``: a path that starts with the
-whole segments of ``from`` gets ``to`` in their place; scheme, host, query and
-fragment stay.
+whole segments of ``from`` gets ``to`` in their place; query and fragment stay. An
+absolute URL is put on the client's origin (the new service's own host never leaks);
+``absolute: true`` makes every rewritten URL absolute on it (what a legacy app that
+answers absolute URLs sent), ``absolute: false`` relative.
 
 >>> rewrite_path("/customers/7?x=1", "/customers", "/api/v1/customer")
 '/api/v1/customer/7?x=1'
@@ -47,28 +49,48 @@ _LINK: Final = istr("Link")
 _LINK_URI: Final = re.compile(r"<([^>]*)>")
 
 
-def rewrite_path(url: str, from_: str, to: str) -> str:
-    """``url`` with its path's leading ``from_`` segments replaced by ``to``."""
+def rewrite_path(
+    url: str, from_: str, to: str, origin: str | None = None, absolute: bool | None = None
+) -> str:
+    """``url`` with its path's leading ``from_`` segments replaced by ``to``; a URL
+    outside ``from_`` is returned as it is.
+
+    Its form: ``absolute=None`` keeps relative URLs relative and puts absolute ones on
+    ``origin`` (``scheme://host``, when given); ``True`` makes it absolute on
+    ``origin``; ``False`` makes it relative.
+
+    >>> rewrite_path("http://new:9000/c/7", "/c", "/api/c", "https://shop.example")
+    'https://shop.example/api/c/7'
+    >>> rewrite_path("/c/7#f", "/c", "/api/c", "http://shop.example:8080", absolute=True)
+    'http://shop.example:8080/api/c/7#f'
+    """
     parts = urlsplit(url)
     path = parts.path
     base = from_.rstrip("/")
     if path != base and not path.startswith(base + "/"):
         return url
-    new = to.rstrip("/") + path[len(base) :]
-    return urlunsplit(parts._replace(path=new or "/"))
+    parts = parts._replace(path=to.rstrip("/") + path[len(base) :] or "/")
+    if absolute is False:
+        return urlunsplit(parts._replace(scheme="", netloc=""))
+    if origin is None or (absolute is None and not parts.netloc):
+        return urlunsplit(parts)
+    scheme, _, netloc = origin.partition("://")
+    return urlunsplit(parts._replace(scheme=scheme, netloc=netloc))
 
 
-def _rewrite_op(op: RewritePaths) -> Callable[[CIMultiDict[str]], None]:
-    def sub_link(m: re.Match[str]) -> str:
-        return f"<{rewrite_path(m.group(1), op.from_, op.to)}>"
+def _rewrite_op(op: RewritePaths) -> Callable[[CIMultiDict[str], str], None]:
+    from_, to, absolute = op.from_, op.to, op.absolute
 
-    def run(headers: CIMultiDict[str]) -> None:
+    def run(headers: CIMultiDict[str], origin: str) -> None:
+        def sub_link(m: re.Match[str]) -> str:
+            return f"<{rewrite_path(m.group(1), from_, to, origin, absolute)}>"
+
         for name in _URL_HEADERS:
             values = headers.getall(name, ())
             if values:
                 headers.popall(name)
                 for v in values:
-                    headers.add(name, rewrite_path(v.strip(), op.from_, op.to))
+                    headers.add(name, rewrite_path(v.strip(), from_, to, origin, absolute))
         links = headers.getall(_LINK, ())
         if links:
             headers.popall(_LINK)
@@ -123,7 +145,8 @@ def _compile(op: HeaderOp, step: str) -> Op:
     rewrite = _rewrite_op(op)
 
     def rewrite_paths(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
-        rewrite(h)
+        request = msg.request if isinstance(msg, TranslateResponse) else msg
+        rewrite(h, request.client_origin())
 
     return rewrite_paths
 

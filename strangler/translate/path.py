@@ -24,8 +24,7 @@ and, alone or with one of those, ``host: new.example``: the ``Host`` header sent
 from __future__ import annotations
 
 import re
-import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final, final
 from urllib.parse import quote
 
@@ -34,7 +33,7 @@ from multidict import istr
 from strangler.config.translate_model import PathStep
 from strangler.translate.base import TranslateError, TranslateRequest
 
-__all__ = ["PathTransform", "build", "strip_prefix"]
+__all__ = ["PathTransform", "build", "fill", "set_query", "strip_prefix"]
 
 _HOST: Final = istr("Host")
 _SAFE: Final = "/:@!$&'()*+,;="  # RFC 3986 pchar (and "/"), left as they are
@@ -54,17 +53,93 @@ def strip_prefix(path: str, prefix: str) -> str | None:
     return None
 
 
-def _rewrite(template: str, step: str) -> Callable[[TranslateRequest], str]:
-    fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+_FIELD: Final = re.compile(r"\{([^{}]+)\}")
+_QUERY_FIELD: Final = "query."
 
-    def run(msg: TranslateRequest) -> str:
-        try:
-            values = {name: quote(msg.params[name], safe=_SAFE) for name in fields}
-        except KeyError as err:
-            raise TranslateError(step, f"the route has no parameter {err.args[0]!r}") from None
-        return template.format_map(values)
+
+def fill(template: str) -> Callable[[Mapping[str, str]], str]:
+    """A function that fills ``{name}`` fields of ``template`` from a mapping (raises
+    ``KeyError`` naming a missing one); parsed once, at compile time.
+
+    >>> fill("c-{id}")({"id": "7"}), fill("plain")({})
+    ('c-7', 'plain')
+    """
+    parts = _FIELD.split(template)  # literal, name, literal, name, ..., literal
+    if len(parts) == 1:
+        return lambda _: template
+    literals, names = parts[0::2], parts[1::2]
+
+    def run(values: Mapping[str, str]) -> str:
+        out = [literals[0]]
+        for name, literal in zip(names, literals[1:], strict=True):
+            out.append(values[name])
+            out.append(literal)
+        return "".join(out)
 
     return run
+
+
+def _rewrite(template: str, step: str) -> Callable[[TranslateRequest], None]:
+    """``rewrite``: the path from the template; ``{query.NAME}`` takes (and removes) the
+    first value of a query parameter; a ``?a={x}`` part sets parameters on the query."""
+    path, _, query = template.partition("?")
+    names = _FIELD.findall(path)
+    moved = tuple(n[len(_QUERY_FIELD) :] for n in names if n.startswith(_QUERY_FIELD))
+    path_of = fill(path)
+    sets = tuple(
+        (name, fill(value))
+        for name, _, value in (pair.partition("=") for pair in query.split("&") if pair)
+    )
+
+    def run(msg: TranslateRequest) -> None:
+        values: dict[str, str] = {}
+        try:
+            for name in names:
+                if not name.startswith(_QUERY_FIELD):
+                    values[name] = quote(msg.params[name], safe=_SAFE)
+        except KeyError as err:
+            raise TranslateError(step, f"the route has no parameter {err.args[0]!r}") from None
+        if moved:
+            query_now = msg.query
+            for name in moved:
+                found = next((v for k, v in query_now if k == name), None)
+                if found is None:
+                    raise TranslateError(step, f"the request has no query parameter {name!r}")
+                values[_QUERY_FIELD + name] = quote(found, safe=_SAFE)
+            msg.query = [(k, v) for k, v in query_now if k not in moved]
+        msg.path = path_of(values)
+        if sets:
+            try:
+                pairs = [(name, value(msg.params)) for name, value in sets]
+            except KeyError as err:
+                raise TranslateError(step, f"the route has no parameter {err.args[0]!r}") from None
+            msg.query = set_query(msg.query, pairs)
+
+    return run
+
+
+def set_query(
+    query: list[tuple[str, str]], values: Iterable[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``query`` with each name set: its first occurrence takes the value and later ones
+    go; a name not there is appended.
+
+    >>> set_query([("a", "1"), ("b", "2"), ("a", "3")], [("a", "x"), ("c", "y")])
+    [('a', 'x'), ('b', '2'), ('c', 'y')]
+    """
+    for name, value in values:
+        out: list[tuple[str, str]] = []
+        done = False
+        for k, v in query:
+            if k != name:
+                out.append((k, v))
+            elif not done:
+                out.append((k, value))
+                done = True
+        if not done:
+            out.append((name, value))
+        query = out
+    return query
 
 
 @final
@@ -86,7 +161,7 @@ class PathTransform:
 
     def apply(self, msg: TranslateRequest, /) -> TranslateRequest:
         if self._rewrite is not None:
-            msg.path = self._rewrite(msg)
+            self._rewrite(msg)
         elif self._regex is not None:
             msg.path = self._regex.sub(self._replace, msg.path, count=1)
         elif self._strip is not None or self._add:

@@ -6,7 +6,9 @@ string goes upstream byte for byte; a changed one is re-encoded (``%20`` for spa
 
 - ``rename: {cust: customer_id}``: every ``cust`` takes the new name, in place.
 - ``drop: [debug]``: every ``debug`` goes.
-- ``set: {v: "2"}``: the first ``v`` takes the value and later ones go; none: appended.
+- ``set: {v: "2", customer: "{id}"}``: the first ``v`` takes the value and later ones
+  go; none: appended. ``{id}`` is the route's template parameter (a path parameter
+  moved into the query).
 - ``map: {status: {OPEN: open}}``: values of ``status`` through the map; a value not
   in it is kept (query parameters are free-form: the new service judges them).
 
@@ -30,41 +32,37 @@ from strangler.config.translate_model import (
     QuerySet,
     QueryStep,
 )
-from strangler.translate.base import TranslateRequest
+from strangler.translate.base import TranslateError, TranslateRequest
+from strangler.translate.path import fill, set_query
 
 __all__ = ["QueryTransform", "build"]
 
 Pairs = list[tuple[str, str]]
 
 
-def _compile(op: QueryOp) -> Callable[[Pairs], Pairs]:
+Op = Callable[[Pairs, TranslateRequest], Pairs]
+
+
+def _compile(op: QueryOp, step: str) -> Op:
     if isinstance(op, QueryRename):
         names = dict(op.names)
-        return lambda q: [(names.get(k, k), v) for k, v in q]
+        return lambda q, _: [(names.get(k, k), v) for k, v in q]
     if isinstance(op, QueryDrop):
         drop = frozenset(op.names)
-        return lambda q: [(k, v) for k, v in q if k not in drop]
+        return lambda q, _: [(k, v) for k, v in q if k not in drop]
     if isinstance(op, QuerySet):
-        values = op.values
+        values = tuple((name, fill(value)) for name, value in op.values)
 
-        def set_(q: Pairs) -> Pairs:
-            for name, value in values:
-                out: Pairs = []
-                done = False
-                for k, v in q:
-                    if k != name:
-                        out.append((k, v))
-                    elif not done:
-                        out.append((k, value))
-                        done = True
-                if not done:
-                    out.append((name, value))
-                q = out
-            return q
+        def set_(q: Pairs, msg: TranslateRequest) -> Pairs:
+            try:
+                pairs = [(name, value(msg.params)) for name, value in values]
+            except KeyError as err:
+                raise TranslateError(step, f"the route has no parameter {err.args[0]!r}") from None
+            return set_query(q, pairs)
 
         return set_
     maps = dict(op.maps)
-    return lambda q: [(k, maps[k].get(v, v) if k in maps else v) for k, v in q]
+    return lambda q, _: [(k, maps[k].get(v, v) if k in maps else v) for k, v in q]
 
 
 @final
@@ -77,12 +75,12 @@ class QueryTransform:
 
     def __init__(self, spec: QueryStep, step: str) -> None:
         self.step = step
-        self._ops = tuple(_compile(op) for op in spec.ops)
+        self._ops = tuple(_compile(op, step) for op in spec.ops)
 
     def apply(self, msg: TranslateRequest, /) -> TranslateRequest:
         query = msg.query
         for op in self._ops:
-            query = op(query)
+            query = op(query, msg)
         msg.query = query
         return msg
 

@@ -43,7 +43,7 @@ from strangler.config.translate_model import (
     Translator,
 )
 from strangler.translate import headers, hooks, json_body, path, query, status
-from strangler.translate.base import Plan, RequestTransform, ResponseTransform
+from strangler.translate.base import LegacyTypes, Plan, RequestTransform, ResponseTransform
 
 __all__ = ["EMPTY_PLAN", "REQUEST_FACTORIES", "RESPONSE_FACTORIES", "Context", "build_plan"]
 
@@ -58,6 +58,7 @@ class Context:
 
     step: str
     errors: tuple[StatusRule, ...] = ()
+    legacy_types: LegacyTypes | None = None  # the plan's, for error steps
 
 
 S = TypeVar("S")
@@ -92,7 +93,7 @@ RESPONSE_FACTORIES: Final[Mapping[str, ResponseFactory]] = MappingProxyType(
         "status": _factory(StatusStep, lambda s, c: status.build_status(s, c.step)),
         "headers": _factory(HeadersStep, lambda s, c: headers.build(s, c.step)),
         "json": _factory(JsonStep, lambda s, c: json_body.build(s, c.step, c.errors)),
-        "error": _factory(ErrorStep, lambda s, c: status.build_error(s, c.step)),
+        "error": _factory(ErrorStep, lambda s, c: status.build_error(s, c.step, c.legacy_types)),
         "hook": _factory(HookStep, lambda s, c: hooks.build_response(s, c.step)),
     }
 )
@@ -130,6 +131,12 @@ def build_plan(spec: TranslateSpec | None) -> Plan:
         return EMPTY_PLAN
     request: list[RequestTransform] = []
     response_layers: list[list[ResponseTransform]] = []
+    learns = any(
+        isinstance(s, ErrorStep) and s.content_type is None
+        for layer in spec.layers
+        for s in layer.response
+    )
+    legacy_types = LegacyTypes() if learns else None
     count = len(spec.layers)
     for n, layer in enumerate(spec.layers):
         prefix = _prefix(layer, n, count)
@@ -139,7 +146,7 @@ def build_plan(spec: TranslateSpec | None) -> Plan:
         names = _names(prefix, "response", layer.response)
         response_layers.append(
             [
-                RESPONSE_FACTORIES[s.kind](s, Context(name, errors))
+                RESPONSE_FACTORIES[s.kind](s, Context(name, errors, legacy_types))
                 for s, name in zip(layer.response, names, strict=True)
             ]
         )
@@ -151,4 +158,5 @@ def build_plan(spec: TranslateSpec | None) -> Plan:
         on_error="fail"
         if any(layer.on_error == "fail" for layer in body_layers)
         else "passthrough",
+        legacy_types=legacy_types,
     )

@@ -27,6 +27,7 @@ from strangler.translate import codec
 from strangler.translate.base import (
     JSON,
     BodyError,
+    LegacyTypes,
     TranslateResponse,
     reason_for,
 )
@@ -37,6 +38,7 @@ __all__ = ["ErrorTransform", "StatusTransform", "build_error", "build_status", "
 
 _CONTENT_TYPE: Final = istr("Content-Type")
 _NO_BODY: Final = frozenset({204, 304})
+DEFAULT_ERROR_TYPE: Final = "application/json; charset=utf-8"
 
 
 @final
@@ -89,13 +91,14 @@ def _fill(template: BodyTemplate, doc: JSON, is_json: bool, text: str) -> JSON:
 class ErrorTransform:
     """A compiled ``error: {when, body, status}``."""
 
-    __slots__ = ("_spec", "step")
+    __slots__ = ("_legacy", "_spec", "step")
 
     needs_body: Final = True
 
-    def __init__(self, spec: ErrorStep, step: str) -> None:
+    def __init__(self, spec: ErrorStep, step: str, legacy: LegacyTypes | None = None) -> None:
         self.step = step
         self._spec = spec
+        self._legacy = legacy
 
     def apply(self, msg: TranslateResponse, /) -> TranslateResponse:
         spec = self._spec
@@ -114,9 +117,19 @@ class ErrorTransform:
             except BodyError:
                 text = self._text(msg)
         body = _fill(spec.body, doc, is_json, text)
-        msg.headers[_CONTENT_TYPE] = "application/json"
+        msg.headers[_CONTENT_TYPE] = self._content_type(msg.status)
         msg.json = body
         return msg
+
+    def _content_type(self, status: int) -> str:
+        """The type written: the step's own, else what legacy answered this status
+        with on the route (when JSON), else JSON in UTF-8."""
+        if self._spec.content_type is not None:
+            return self._spec.content_type
+        learned = None if self._legacy is None else self._legacy.get(status)
+        if learned is not None and codec.is_json(learned):
+            return learned
+        return DEFAULT_ERROR_TYPE
 
     @staticmethod
     def _text(msg: TranslateResponse) -> str:
@@ -140,5 +153,5 @@ def build_status(spec: StatusStep, step: str) -> StatusTransform:
     return StatusTransform(spec, step)
 
 
-def build_error(spec: ErrorStep, step: str) -> ErrorTransform:
-    return ErrorTransform(spec, step)
+def build_error(spec: ErrorStep, step: str, legacy: LegacyTypes | None = None) -> ErrorTransform:
+    return ErrorTransform(spec, step, legacy)

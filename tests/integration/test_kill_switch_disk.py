@@ -182,6 +182,75 @@ async def test_rollback_on_a_full_disk(
     await check_stored_after_recovery(proxy, state_dir)
 
 
+GROUP = (
+    "  - {name: co-read, owner: t, match: {path_prefix: /co/read}, to: legacy,"
+    " canary: {to: billing, percent: 100%, sticky: header:X-User, group: checkout}}\n"
+    "  - {name: co-pay, owner: t, match: {path_prefix: /co/pay}, to: legacy,"
+    " canary: {to: billing, percent: 100%, sticky: header:X-User, group: checkout}}\n" + ROUTE
+)
+
+
+async def test_a_group_rollback_without_disk_moves_the_whole_group_and_is_stored_later(
+    tmp_path: Path,
+    legacy: Upstream,
+    newsvc: Upstream,
+    make_proxy: MakeProxy,
+    session: aiohttp.ClientSession,
+    token: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    proxy = await make_proxy(config(legacy, newsvc.url, GROUP), state_dir=state_dir)
+    urls = {"co-read": proxy.url + "/co/read/1", "co-pay": proxy.url + "/co/pay"}
+    for url in urls.values():
+        assert await served_by(session, url, **{"X-User": "u1"}) == "new"
+    with replaced_by_a_file(state_dir):  # the audit log cannot be appended to either
+        status, body = await admin(
+            session,
+            proxy,
+            "POST",
+            "/api/groups/checkout/rollback",
+            headers=AUTH,
+            json={"reason": "checkout 500s"},
+        )
+        assert status == 200, body
+        assert body["group"] == "checkout"
+        assert body["persisted"] is False
+        assert "not persisted (cannot write" in str(body["warning"])
+        changes = body["changes"]
+        assert isinstance(changes, list)
+        assert [c["route"] for c in changes] == ["co-read", "co-pay"]
+        assert all(c["persisted"] is False and c["after"]["killed"] for c in changes)
+        assert body["lines"] == [
+            "group checkout (co-read, co-pay): canary 100% -> 0% (rolled back) "
+            'by admin@127.0.0.1, reason: "checkout 500s"'
+        ]
+        for url in urls.values():  # at once, for every route of the group
+            assert await served_by(session, url, **{"X-User": "u1"}) == "legacy"
+        assert await served_by(session, proxy.url + "/inv/1") == "new"  # not in the group
+        status, ready = await admin(session, proxy, "GET", "/readyz")
+        assert ready["state_store"]["pending"] == ["co-pay", "co-read"]  # type: ignore[index]
+        assert store_up(proxy) == 0
+        await proxy.server.release.sync()  # a poll while the disk still refuses
+        assert store_up(proxy) == 0
+        capsys.readouterr()
+        args = ["rollback", "--group", "checkout", "--admin", proxy.admin_url]
+        assert await asyncio.to_thread(cli_main, args) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("group checkout (co-read, co-pay): canary 0% -> 0% (rolled back")
+        assert "\nwarning: applied on every worker but not persisted (cannot write" in out
+    await proxy.server.release.sync()  # the next poll's work, done now
+    stored = FileStateStore.in_dir(state_dir).load()
+    assert stored["co-read"].killed
+    assert stored["co-pay"].killed
+    assert "inv" not in stored
+    assert store_up(proxy) == 1
+    assert proxy.server.release.store_status()["pending"] == []
+    for url in urls.values():
+        assert await served_by(session, url, **{"X-User": "u1"}) == "legacy"
+
+
 async def test_a_change_that_cannot_even_be_shared_is_503(
     tmp_path: Path,
     legacy: Upstream,
@@ -258,7 +327,7 @@ async def test_every_worker_applies_a_rollback_the_disk_refused(
                 ):
                     ready = await r.json()
                 if ready["state_store"]["pending"] == ["inv"]:
-                    pending.add(int(ready["pid"]))
+                    pending.add(int(ready["worker_pid"]))  # "pid": the supervisor
                 if pending == pids:
                     break
                 await asyncio.sleep(0.02)

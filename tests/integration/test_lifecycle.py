@@ -70,7 +70,7 @@ async def worker_pids(admin_port: int, workers: int) -> set[int]:
         async with aiohttp.ClientSession() as s:
             try:
                 async with s.get(f"http://127.0.0.1:{admin_port}/readyz") as r:
-                    pids.add(int((await r.json())["pid"]))
+                    pids.add(int((await r.json())["worker_pid"]))
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.05)  # a worker may still be starting
         if len(pids) == workers:

@@ -139,8 +139,13 @@ async def test_noise_is_learned_and_excluded(
     noise = detail["noise"]
     assert isinstance(noise, dict)
     assert "$.generated" in str(noise)
-    assert detail["mismatches"] == 0  # the noisy field no longer counts
-    assert detail["compared"] == 20
+    assert detail["mismatches"] == 0  # the noisy field never counts against parity
+    # Until it was learned, the primary's own second answer explained it: unstable.
+    unstable, compared = detail["unstable"], detail["compared"]
+    assert isinstance(unstable, int)
+    assert isinstance(compared, int)
+    assert unstable >= 5
+    assert compared + unstable == 20
 
 
 async def test_a_dead_or_slow_shadow_never_slows_the_user(
@@ -261,3 +266,61 @@ async def test_a_translating_route_compares_legacy_with_the_translated_new_answe
     top = detail["top_paths"]
     assert isinstance(top, list)
     assert top[0]["path"] == "$.total_cents"
+
+
+async def test_a_migrated_route_confirms_with_a_translated_re_read(
+    aiohttp_server: AiohttpServer, make_proxy: MakeProxy
+) -> None:
+    """The route is answered by the new service (translated back into the legacy
+    shape) and mirrored to legacy. A confirming re-read of the primary must be
+    translated too: compared raw, everything would differ from the user's answer and
+    a real mismatch would pass for a race."""
+
+    async def legacy_invoice(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        cents = 1234 + n if n != 3 else 1  # legacy disagrees on invoice 3
+        return web.json_response({"id": n, "status": "PAID", "total_cents": cents})
+
+    new_got: list[dict[str, str]] = []
+
+    async def new_invoice(request: web.Request) -> web.Response:
+        new_got.append(dict(request.headers))
+        n = int(request.match_info["n"])
+        cents = 1234 + n
+        total = f"{cents // 100}.{cents % 100:02d}"
+        return web.json_response({"invoiceId": n, "state": "paid", "amounts": {"total": total}})
+
+    legacy = web.Application()
+    legacy.router.add_get("/api/v1/invoices/{n}", legacy_invoice)
+    new = web.Application()
+    new.router.add_get("/v2/invoices/{n}", new_invoice)
+    ls, ns = await aiohttp_server(legacy), await aiohttp_server(new)
+    proxy = await make_proxy(
+        cfg(
+            str(ls.make_url("")).rstrip("/"),
+            str(ns.make_url("")).rstrip("/"),
+            """  - name: invoices
+    owner: team-billing
+    match: {path: "/api/v1/invoices/{id:int}"}
+    to: billing
+    shadow: {to: legacy}
+    translate:
+      request: [{path: {rewrite: "/v2/invoices/{id}"}}]
+      response:
+        - json:
+            - {rename: {from: invoiceId, to: id}}
+            - {rename: {from: state, to: status}}
+            - {map: {path: status, values: {paid: PAID}}}
+            - {scale: {path: amounts.total, to: total_cents, multiply: 100, as: int}}
+            - {drop: [amounts]}""",
+        )
+    )
+    async with aiohttp.ClientSession() as s:
+        for n in range(1, 6):
+            async with s.get(f"{proxy.url}/api/v1/invoices/{n}") as r:
+                assert (await r.json())["total_cents"] == 1234 + n  # the new side answers
+    detail = await summary(proxy, "invoices")
+    assert (detail["mismatches"], detail["unstable"], detail["compared"]) == (1, 0, 5)
+    # The user's 5 requests, and one confirming re-read (marked) for invoice 3.
+    assert [h.get("X-Strangler-Shadow") for h in new_got].count("1") == 1
+    assert len(new_got) == 6

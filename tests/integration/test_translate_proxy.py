@@ -160,13 +160,15 @@ async def new(aiohttp_server: AiohttpServer) -> NewService:
 # ---------------------------------------------------------------------------- the proxy
 
 
-def config(legacy: Upstream, billing: str, routes: str, top: str = "") -> str:
-    """A proxy config: upstreams ``legacy`` and ``billing``, ``top`` keys, ``routes``."""
+def config(legacy: Upstream | str, billing: str, routes: str, top: str = "") -> str:
+    """A proxy config: upstreams ``legacy`` (or its URL) and ``billing``, ``top`` keys,
+    ``routes``."""
+    legacy_url = legacy if isinstance(legacy, str) else legacy.url
     return (
         "listen: 127.0.0.1:0\n"
         "admin: {listen: 127.0.0.1:0}\n"
         "access_log: {format: off}\n"
-        f"upstreams:\n  legacy: {legacy.url}\n  billing: {billing}\n"
+        f"upstreams:\n  legacy: {legacy_url}\n  billing: {billing}\n"
         + textwrap.dedent(top)
         + "routes:\n"
         + textwrap.indent(textwrap.dedent(routes).strip("\n"), "  ")
@@ -531,7 +533,8 @@ async def test_response_headers_rewrite_paths_and_ops(
     got = await call(client, proxy, "POST", "/api/v1/invoices", json_body={"n": 1})
     assert new.last.raw_path == "/v2/invoices"
     assert got.status == 201
-    assert got.headers["Location"] == f"{new.url}/api/v1/invoices/9?x=1#top"  # host kept
+    # an absolute URL is put on the client's origin: the new service's host never leaks
+    assert got.headers["Location"] == f"{proxy.url}/api/v1/invoices/9?x=1#top"
     assert got.headers["Content-Location"] == "/api/v1/invoices/9"
     assert got.headers["Link"] == (
         '</api/v1/invoices/9>; rel="self", </api/v1/invoices?page=2>; rel="next", '
@@ -815,7 +818,7 @@ async def test_error_body_mapping(
     new.reply = new.answer({"code": "NOT_FOUND", "message": "invoice 9 not found"}, status=404)
     got = await call(client, proxy, "GET", "/api/v1/invoices/9")
     assert got.status == 404
-    assert got.headers["Content-Type"] == JSON_TYPE
+    assert got.headers["Content-Type"] == "application/json; charset=utf-8"  # the default
     assert got.json() == {
         "error": "invoice 9 not found",
         "code": "NOT_FOUND",
@@ -1594,3 +1597,89 @@ async def test_chunked_framing_is_kept_through_head_only_translation(
     got = await call(client, proxy, "GET", "/api/v1/export/x")
     assert (got.body, got.headers["X-Translated"]) == (b"hello world", "yes")
     assert got.headers.get("Transfer-Encoding") == "chunked"
+
+
+async def test_a_path_parameter_moves_into_the_query_and_location_keeps_legacy_form(
+    start: Start, new: NewService, client: aiohttp.ClientSession
+) -> None:
+    """``GET /customers/{id}/orders`` → ``GET /v2/orders?customer={id}`` with the client's
+    own query kept; a ``Location`` the new service answers relative comes back absolute
+    on the client's origin, as the legacy app wrote it."""
+    proxy = await start(
+        """
+        - name: customer-orders
+          owner: orders
+          match: {path: "/customers/{id:int}/orders", query_only: [status]}
+          to: billing
+          translate:
+            request:
+              - path: {rewrite: "/v2/orders?customer={id}"}
+            response:
+              - headers: {rewrite_paths: {from: /v2/orders, to: /orders, absolute: true}}
+        """
+    )
+    new.reply = new.answer({"items": []}, headers={"Location": "/v2/orders/77"})
+    got = await call(client, proxy, "GET", "/customers/7/orders?status=open")
+    assert new.last.raw_path == "/v2/orders?status=open&customer=7"
+    assert got.headers["Location"] == f"{proxy.url}/orders/77"
+    # query_only: a paging call this route does not translate stays on legacy
+    before = len(new.got)
+    paged = await call(client, proxy, "GET", "/customers/7/orders?page=2")
+    assert len(new.got) == before
+    assert paged.headers["X-Served-By"] == "legacy"
+
+
+PROBLEM_TYPE: Final = "application/problem+json;charset=UTF-8"
+
+
+async def test_the_error_step_answers_in_the_type_legacy_uses_for_that_status(
+    make_proxy: MakeProxy,
+    aiohttp_server: AiohttpServer,
+    new: NewService,
+    client: aiohttp.ClientSession,
+) -> None:
+    """Before legacy has answered a 404 on the route, the error step writes JSON in
+    UTF-8; once it has, the translated 404s carry legacy's exact Content-Type, so a
+    client (or a shadow comparison) sees no difference. An explicit content_type wins."""
+
+    async def missing(request: web.Request) -> web.Response:
+        return web.Response(
+            status=404, body=b'{"error":"no such order"}', headers={"Content-Type": PROBLEM_TYPE}
+        )
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", missing)
+    legacy = await aiohttp_server(app)
+    routes = """
+        - name: orders
+          owner: orders
+          match: {path: "/orders/{id}"}
+          to: legacy
+          canary: {to: billing, percent: 0}
+          overrides: true
+          translate:
+            response:
+              - error: {when: 404, body: {error: "$.message"}}
+        - name: invoices
+          owner: billing
+          match: {path: "/invoices/{id}"}
+          to: legacy
+          canary: {to: billing, percent: 0}
+          overrides: true
+          translate:
+            response:
+              - error: {when: 404, body: {error: "$.message"}, content_type: application/json}
+        """
+    proxy = await make_proxy(config(str(legacy.make_url("")).rstrip("/"), new.url, routes))
+    new.reply = new.answer({"message": "no such order"}, status=404)
+    forced = {"X-Strangler-Backend": "billing"}
+    first = await call(client, proxy, "GET", "/orders/1", headers=forced)
+    assert first.headers["Content-Type"] == "application/json; charset=utf-8"
+    from_legacy = await call(client, proxy, "GET", "/orders/1")
+    assert (from_legacy.status, from_legacy.headers["Content-Type"]) == (404, PROBLEM_TYPE)
+    after = await call(client, proxy, "GET", "/orders/2", headers=forced)
+    assert (after.status, after.headers["Content-Type"]) == (404, PROBLEM_TYPE)
+    assert after.json() == {"error": "no such order"}
+    await call(client, proxy, "GET", "/invoices/1")  # legacy's 404 on the other route
+    explicit = await call(client, proxy, "GET", "/invoices/1", headers=forced)
+    assert explicit.headers["Content-Type"] == "application/json"

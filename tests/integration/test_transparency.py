@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import re
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -553,9 +554,10 @@ async def test_large_headers_near_the_limit(sides: Sides, target: str, headers: 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="by default strangler adds 4 header fields (X-Forwarded-For/-Proto/-Host, "
-    "Forwarded): a request legacy accepts with 97-100 fields reaches it with 101-104 and "
-    "gets 431 (forwarded.style: rfc7239 adds one field; headers: false none)",
+    reason="by default strangler adds 5 header fields (X-Forwarded-For/-Proto/-Host, "
+    "Forwarded, and X-Request-Id when the client sent none): a request legacy accepts with "
+    "96-100 fields reaches it with 101-105 and gets 431 (forwarded.style: rfc7239 adds one "
+    "forwarded field; headers: false none)",
 )
 async def test_header_count_at_legacy_limit(sides: Sides) -> None:
     # Host + 3 client headers + 96 = 100 fields: gunicorn's limit, accepted directly.
@@ -624,6 +626,10 @@ async def test_proxy_adds_exactly_the_forwarded_headers(sides: Sides) -> None:
     direct, proxied = await sides.both("GET", target, headers, as_forwarded=False)
     seen_direct, seen_proxied = direct.json(), proxied.json()
     legacy_host = f"{HOST}:{sides.legacy_port}"
+    # and the request id strangler made (the client sent none): one per request
+    proxied_headers = seen_proxied["headers"]
+    assert isinstance(proxied_headers, dict)
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]+", proxied_headers.pop("X-Request-Id"))
 
     expected_headers = seen_direct["headers"]
     assert isinstance(expected_headers, dict)

@@ -1,0 +1,316 @@
+"""The autopilot's loop: one process at a time evaluates every route's ``migrate`` plan
+and applies the share it decides through the release controls.
+
+Every ``tick`` (a few times a second) each process tries the lease
+(``MigrateStore.acquire``); only its holder evaluates. For each route with a plan
+whose ``interval`` has passed it reads the window's figures
+(``figures.window``, from the proxy's own counters: every worker's traffic), runs
+``machine.evaluate``, stores the new state and, when the share changes, writes it
+with ``ReleaseControls.set_percent`` (audited as ``autopilot``), so every worker (and
+every replica sharing the state) applies it within its state poll. The position's
+share is also enforced on every evaluation: a lost write, or a state file restored
+from backup, is corrected within one interval.
+
+A process that takes the lease over has no window start of its own: it starts a new
+window (waiting for traffic again), never guesses. A config reload that changes a
+route's plan restarts that route's evaluation from where it is (``machine.reconcile``).
+Operator actions (``act``) work from any process: they lock the state file, apply the
+machine's action, store it and write the share at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Final
+
+from strangler.config.migrate_model import MigratePlan
+from strangler.config.model import Route
+from strangler.metrics import Metrics
+from strangler.migrate import machine
+from strangler.migrate.figures import RouteCounters, read_counters, window
+from strangler.migrate.machine import Figures, MigrationState, Outcome
+from strangler.migrate.store import MigrateStore
+from strangler.release.controls import ReleaseControls
+from strangler.runtime import SnapshotHolder
+
+__all__ = ["ACTIONS", "Autopilot", "RouteView"]
+
+log = logging.getLogger("strangler.migrate")
+
+ACTIONS: Final = ("pause", "resume", "approve", "abort", "retry", "skip")
+_TICK: Final = 0.25  # seconds between lease checks; plans run at their own interval
+WHO: Final = "autopilot"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteView:
+    """What the admin API shows of one route's plan."""
+
+    route: str
+    plan: MigratePlan
+    state: MigrationState
+    gates: tuple[machine.GateResult, ...]
+    figures: Figures | None
+
+    def as_dict(self, now: float) -> dict[str, object]:
+        s = self.state
+        return {
+            "route": self.route,
+            "position": machine.position_name(self.plan, s),
+            "status": s.status,
+            "share": 0.0
+            if s.status == "aborted" or s.entry_pending
+            else machine.share_of(self.plan, s.stage, s.step),
+            "stages": [st.kind for st in self.plan.stages],
+            "stage": s.stage,
+            "step": s.step,
+            "in_stage_seconds": max(0.0, now - s.entered),
+            "eta_seconds": machine.eta(self.plan, s, now),
+            "note": s.note,
+            "gates": [g.as_dict() for g in self.gates],
+            "figures": None if self.figures is None else self.figures.as_dict(),
+            "on_breach": self.plan.on_breach,
+            "approval": sorted(self.plan.approval),
+            "history": [t.as_dict() for t in s.history],
+        }
+
+
+class Autopilot:
+    def __init__(
+        self,
+        holder: SnapshotHolder,
+        metrics: Metrics,
+        release: ReleaseControls,
+        store: MigrateStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.holder = holder
+        self.metrics = metrics
+        self.release = release
+        self.store = store
+        self.clock = clock
+        self._starts: dict[str, tuple[float, dict[str, RouteCounters]]] = {}  # window starts
+        self._plans: dict[str, MigratePlan] = {}  # the plan last evaluated, per route
+        self._due: dict[str, float] = {}
+        self._views: dict[str, RouteView] = {}
+        self.leading = False
+
+    def plans(self) -> dict[str, Route]:
+        return {r.name: r for r in self.holder.current.config.routes if r.migrate is not None}
+
+    async def run(self) -> None:
+        """Evaluate until cancelled; gives the lease up when stopped."""
+        try:
+            while True:
+                try:
+                    await self.tick()
+                except Exception:  # a bad tick must never end the autopilot
+                    log.exception("autopilot evaluation failed; retrying")
+                await asyncio.sleep(_TICK)
+        finally:
+            if self.leading:
+                await asyncio.to_thread(self.store.release)
+
+    async def tick(self) -> None:
+        routes = self.plans()
+        if not routes:
+            return
+        now = self.clock()
+        ttl = max(2.0, 3 * max(r.migrate.interval for r in routes.values() if r.migrate))
+        leading = await asyncio.to_thread(self.store.acquire, now, ttl)
+        if leading != self.leading:
+            log.info("autopilot: %s the evaluation lease", "took" if leading else "lost")
+            self._starts.clear()  # a new leader starts new windows
+        self.leading = leading
+        if not leading:
+            return
+        due = [r for r in routes.values() if now >= self._due.get(r.name, 0.0)]
+        if not due:
+            return
+        counters = await asyncio.to_thread(read_counters, self.metrics.exposition())
+        # Under the state lock: decide, apply the shares, then store the states, so a
+        # stored state never names a share that was not written.
+        async with self.store.alocked():
+            states = await asyncio.to_thread(self.store.load)
+            for route in due:
+                plan = route.migrate
+                assert plan is not None
+                self._due[route.name] = now + plan.interval
+                result = self._evaluate(route, plan, states.get(route.name), counters, now)
+                states[route.name] = result.state
+                await self._apply(route, result)
+            gates = {
+                name: {
+                    "at": now,
+                    "gates": [g.as_dict() for g in v.gates],
+                    "figures": None if v.figures is None else v.figures.as_dict(),
+                }
+                for name, v in self._views.items()
+            }
+            await asyncio.to_thread(self._save, states, gates)
+
+    def _save(self, states: dict[str, MigrationState], gates: Mapping[str, object]) -> None:
+        self.store.save(states)
+        self.store.save_gates(gates)
+
+    def _evaluate(
+        self,
+        route: Route,
+        plan: MigratePlan,
+        state: MigrationState | None,
+        counters: dict[str, RouteCounters],
+        now: float,
+    ) -> Outcome:
+        if state is None:
+            started = machine.start(plan, now)
+            self._starts[route.name] = (started.state.entered, counters)
+            self._plans[route.name] = plan
+            self._view(route, plan, started.state, (), None)
+            return started
+        previous = self._plans.get(route.name)
+        if previous is not None and previous != plan:
+            moved = machine.reconcile(previous, plan, state, now)
+            self._plans[route.name] = plan
+            self._starts[route.name] = (moved.state.entered, counters)
+            self._view(route, plan, moved.state, (), None)
+            return moved
+        self._plans[route.name] = plan
+        start = self._starts.get(route.name)
+        if start is None or start[0] != state.entered:
+            # No reading at this window's start (a new leader, an operator's action):
+            # the window starts now.
+            state = replace(state, entered=now, passing_since=None)
+            self._starts[route.name] = (now, counters)
+            self._view(route, plan, state, (), None)
+            return machine.Outcome(state=state, share=self._position_share(plan, state))
+        new, primary = route.new_side, route.primary
+        figures = window(start[1], counters, route.name, new=new or "", primary=primary)
+        if figures is None:  # counters went down: the process group restarted
+            state = replace(state, entered=now, passing_since=None)
+            self._starts[route.name] = (now, counters)
+            return machine.Outcome(state=state)
+        figures = replace(figures, budget_left=self._budget(route.name))
+        result = machine.evaluate(plan, state, figures, now)
+        if result.state.entered != state.entered:
+            self._starts[route.name] = (result.state.entered, counters)
+        share = result.share
+        if share is None:
+            share = self._position_share(plan, result.state)  # enforce: heals drift
+        self._view(route, plan, result.state, result.gates, figures)
+        return replace(result, share=share)
+
+    def _budget(self, route: str) -> float | None:
+        verdict = self.release.verdicts().get(route)
+        return None if verdict is None else verdict.budget_remaining
+
+    @staticmethod
+    def _position_share(plan: MigratePlan, state: MigrationState) -> float | None:
+        if state.status == "aborted" or state.entry_pending:
+            return 0.0
+        if state.status == "done":
+            return 1.0
+        return machine.share_of(plan, state.stage, state.step)
+
+    def _view(
+        self,
+        route: Route,
+        plan: MigratePlan,
+        state: MigrationState,
+        gates: tuple[machine.GateResult, ...],
+        figures: Figures | None,
+    ) -> None:
+        self._views[route.name] = RouteView(
+            route=route.name, plan=plan, state=state, gates=gates, figures=figures
+        )
+
+    async def _apply(self, route: Route, out: Outcome, who: str = WHO) -> None:
+        if out.transition is not None:
+            t = out.transition
+            log.info(
+                "autopilot %s: %s -> %s (%s) by %s", route.name, t.from_, t.to, t.reason, t.actor
+            )
+            self.metrics.migration_transitions.labels(
+                route.name, t.from_, t.to, _reason_kind(t.reason)
+            ).inc()
+        if out.share is None:
+            return
+        current = self.release.state.for_route(route.name).percent_override
+        if current is not None and abs(current - out.share) < 1e-9:
+            return
+        try:
+            await self.release.set_percent(route.name, out.share, who)
+        except OSError as e:  # the state disk: the next evaluation tries again
+            log.error("autopilot %s: could not write the share: %s", route.name, e)
+
+    # -- reads and operator actions ------------------------------------------------
+
+    def views(self) -> dict[str, dict[str, object]]:
+        """Every planned route's state as stored (the same from every process), with the
+        gate figures of the last evaluation when this process made it."""
+        now = self.clock()
+        states = self.store.load()
+        last = self.store.load_gates()
+        out: dict[str, dict[str, object]] = {}
+        for name, route in self.plans().items():
+            plan = route.migrate
+            assert plan is not None
+            state = states.get(name)
+            if state is None:
+                out[name] = {"route": name, "position": "not started", "status": "waiting"}
+                continue
+            view = RouteView(route=name, plan=plan, state=state, gates=(), figures=None)
+            shown = view.as_dict(now)
+            evaluated = last.get(name)
+            if isinstance(evaluated, dict):
+                shown["gates"] = evaluated.get("gates") or []
+                shown["figures"] = evaluated.get("figures")
+                shown["evaluated_at"] = evaluated.get("at")
+            out[name] = shown
+        return out
+
+    async def act(
+        self, route: str, action: str, actor: str, reason: str, stage: str | None = None
+    ) -> Outcome:
+        """An operator's action on one route's plan; raises ``KeyError`` (no plan) or
+        ``machine.ActionError`` (does not apply now)."""
+        spec = self.plans().get(route)
+        if spec is None or spec.migrate is None:
+            raise KeyError(route)
+        plan = spec.migrate
+        now = self.clock()
+
+        async with self.store.alocked():
+            states = await asyncio.to_thread(self.store.load)
+            state = states.get(route) or machine.start(plan, now).state
+            if action == "retry":
+                result = machine.retry(plan, state, now, actor, reason, stage)
+            else:
+                result = _OPERATOR[action](plan, state, now, actor, reason)
+            await self._apply(spec, result, who=actor)
+            states[route] = result.state
+            await asyncio.to_thread(self.store.save, states)
+        self._starts.pop(route, None)  # the next evaluation starts a fresh window
+        return result
+
+
+_OPERATOR: Final[dict[str, Callable[..., Outcome]]] = {
+    "pause": machine.pause,
+    "resume": machine.resume,
+    "approve": machine.approve,
+    "abort": machine.abort,
+    "skip": machine.skip,
+}
+
+
+def _reason_kind(reason: str) -> str:
+    """A bounded label for a transition's reason."""
+    head = re.split(r"[:;]", reason, maxsplit=1)[0].strip()
+    return head if head in {
+        "breach", "gates passed", "approved", "skipped", "aborted", "retry", "paused", "resumed",
+    } else "other"  # fmt: skip

@@ -1,0 +1,271 @@
+"""TLS on both sides: the listener's certificates (rotated live) and the upstreams' contexts.
+
+The listener
+------------
+``ListenerTls`` owns the ``ssl.SSLContext`` given to the proxy's ``TCPSite``. That
+context never changes (aiohttp cannot swap it under a bound socket); instead its
+``sni_callback`` hands every new handshake the *current* context for the client's
+server name: one of ``listen.tls.sni`` (exact name, then ``*.parent``), else the
+default certificate. Rotating certificates therefore means building new contexts
+from the files and swapping one reference: connections already open keep the
+session they negotiated, new handshakes get the new certificate, nothing is dropped.
+
+The files are read again when they change (polled every ``watch_interval``
+seconds: size and mtime of each file) and on every reload (SIGHUP, ``POST
+/reload``, a config change). A set of files that does not load (a certificate
+written before its key, say) is logged and the previous certificates keep serving;
+the next change is tried again. Nothing below TLS 1.2 is ever negotiated.
+
+``listen.redirect_http`` adds a plain-HTTP listener answering every request with
+``308 Permanent Redirect`` to the same host and path on https:// (the TLS
+listener's port).
+
+Upstreams
+---------
+``upstream_ssl`` gives an https:// upstream's context (verifying by default, the
+client certificate for mutual TLS) and the server name for SNI and verification.
+``tls_error`` maps an ``ssl`` failure to ``ForwardError`` kind ``tls`` at stage
+``connect``, so a bad upstream certificate is a 502 with one line, like
+``upstream 'billing': certificate verify failed: certificate has expired``, and is
+counted in ``strangler_upstream_errors_total{kind="tls"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+from yarl import URL
+
+from strangler.config.model import CertKey, Listen, ListenTls, Upstream
+from strangler.config.tls_files import client_context, server_context
+from strangler.config.values import BadValue
+from strangler.errors import ForwardError, ForwardErrorKind, ForwardStage
+
+__all__ = ["ListenerTls", "UpstreamSsl", "tls_error", "upstream_ssl"]
+
+log = logging.getLogger("strangler.tls")
+
+_Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Contexts:
+    """One loaded generation of the listener's certificates."""
+
+    default: ssl.SSLContext
+    exact: dict[str, ssl.SSLContext]
+    wildcard: dict[str, ssl.SSLContext]  # "example.com" for "*.example.com"
+
+    def pick(self, server_name: str | None) -> ssl.SSLContext:
+        if not server_name:
+            return self.default
+        name = server_name.lower().rstrip(".")
+        found = self.exact.get(name)
+        if found is None and "." in name:
+            found = self.wildcard.get(name.split(".", 1)[1])
+        return found or self.default
+
+
+def _load(spec: ListenTls) -> _Contexts:
+    """Every certificate of ``spec`` loaded; ``BadValue`` if any does not."""
+    exact: dict[str, ssl.SSLContext] = {}
+    wildcard: dict[str, ssl.SSLContext] = {}
+    for host, pair in spec.sni:
+        ctx = server_context(pair, spec.min_version)
+        if host.startswith("*."):
+            wildcard[host[2:]] = ctx
+        else:
+            exact[host] = ctx
+    return _Contexts(server_context(spec.default, spec.min_version), exact, wildcard)
+
+
+def _files(spec: ListenTls) -> tuple[str, ...]:
+    pairs: list[CertKey] = [spec.default, *(pair for _, pair in spec.sni)]
+    return tuple(path for pair in pairs for path in (pair.cert, pair.key))
+
+
+def _fingerprint(files: tuple[str, ...]) -> _Fingerprint:
+    out = []
+    for path in files:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append((path, -1, -1))  # gone for now: a change when it comes back
+        else:
+            out.append((path, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+class ListenerTls:
+    """The TLS side of the proxy's listener: certificates, their rotation, the redirect.
+
+    Create it with the config's ``listen`` (``create`` returns ``None`` for a plain
+    listener); pass ``context`` to the ``TCPSite``; ``start`` once bound; ``update``
+    on every reload; ``close`` on shutdown.
+    """
+
+    def __init__(self, listen: Listen, spec: ListenTls) -> None:
+        self.listen = listen
+        self.spec = spec
+        self._current = _load(spec)  # BadValue at start: the server cannot start
+        self._seen = _fingerprint(_files(spec))
+        self.context = server_context(spec.default, spec.min_version)
+        self.context.sni_callback = self._on_hello
+        self.reloads = 0  # certificate sets loaded after the first
+        self.failed = 0  # attempts that found files that do not load
+        self._lock = asyncio.Lock()
+        self._loaded = asyncio.Condition()  # notified after each reload
+        self._watcher: asyncio.Task[None] | None = None
+        self._redirect: web.ServerRunner | None = None
+        self.redirect_port = 0
+
+    @classmethod
+    def create(cls, listen: Listen) -> ListenerTls | None:
+        return None if listen.tls is None else cls(listen, listen.tls)
+
+    def _on_hello(
+        self, conn: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
+    ) -> None:
+        # Runs inside the handshake, for every new connection: a dict lookup.
+        conn.context = self._current.pick(server_name)
+
+    async def start(self, https_port: int, *, watch_interval: float, reuse_port: bool) -> None:
+        """Start watching the files, and the plain-HTTP redirect when configured."""
+        if watch_interval > 0:
+            self._watcher = asyncio.get_running_loop().create_task(
+                self._watch(watch_interval), name="tls-cert-watcher"
+            )
+        if self.listen.redirect_http is not None:
+            self._redirect = await _start_redirect(
+                self.listen.redirect_http, https_port, reuse_port=reuse_port
+            )
+            self.redirect_port = _port(self._redirect)
+
+    async def update(self, spec: ListenTls | None) -> bool:
+        """Load the certificates again (``spec``: the reloaded config's). ``False``
+        when they did not load: the previous ones keep serving."""
+        if spec is None:
+            log.warning("listen.tls removed from the config: a restart turns TLS off")
+            return False
+        async with self._lock:
+            files = _files(spec)
+            seen = await asyncio.to_thread(_fingerprint, files)
+            try:
+                loaded = await asyncio.to_thread(_load, spec)
+            except BadValue as e:
+                log.error("TLS certificates not reloaded, still serving the previous ones: %s", e)
+                self._seen = seen  # try again on the next change
+                self.failed += 1
+                ok = False
+            else:
+                self.spec, self._current, self._seen = spec, loaded, seen
+                self.reloads += 1
+                log.info("TLS certificates loaded (%d files)", len(files))
+                ok = True
+        async with self._loaded:
+            self._loaded.notify_all()
+        return ok
+
+    async def wait_until(self, check: Callable[[ListenerTls], bool]) -> None:
+        """Return once ``check(self)`` holds; checked after every reload attempt."""
+        async with self._loaded:
+            await self._loaded.wait_for(lambda: check(self))
+
+    async def _watch(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            now = await asyncio.to_thread(_fingerprint, _files(self.spec))
+            if now != self._seen:
+                await self.update(self.spec)
+
+    async def close(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        runner, self._redirect = self._redirect, None
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def _start_redirect(listen: Listen, https_port: int, *, reuse_port: bool) -> web.ServerRunner:
+    suffix = "" if https_port == 443 else f":{https_port}"
+
+    async def redirect(request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            host = URL.build(scheme="http", authority=request.host).raw_host or listen.host
+        except ValueError:
+            return web.Response(status=400, text="invalid Host header\n")
+        if ":" in host:  # an IPv6 literal goes back in brackets
+            host = f"[{host}]"
+        location = f"https://{host}{suffix}{request.raw_path}"
+        return web.Response(status=308, headers={"Location": location})
+
+    runner = web.ServerRunner(web.Server(redirect), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, listen.host, listen.port, reuse_port=reuse_port or None)
+    await site.start()
+    return runner
+
+
+def _port(runner: web.BaseRunner) -> int:
+    for addr in runner.addresses:
+        if isinstance(addr, tuple):
+            return int(addr[1])
+    return 0
+
+
+# ---------------------------------------------------------------------------- upstreams
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSsl:
+    """How to open a connection to one upstream: ``context`` is ``None`` for http://.
+    ``problem``: the context could not be built (files changed since validation); every
+    connection attempt fails with it rather than quietly connecting without TLS."""
+
+    context: ssl.SSLContext | None
+    server_hostname: str | None
+    problem: str | None = None
+
+
+_PLAIN: Final = UpstreamSsl(None, None)
+
+
+def upstream_ssl(upstream: Upstream) -> UpstreamSsl:
+    """The TLS settings for ``upstream``, built once per pool (not per request)."""
+    url = URL(upstream.url)
+    if url.scheme != "https":
+        return _PLAIN
+    name = upstream.tls.server_name or url.raw_host
+    if not upstream.tls.verify:
+        log.warning("upstream %r: TLS certificate NOT verified (verify: false)", upstream.name)
+    try:
+        return UpstreamSsl(client_context(upstream.tls), name)
+    except BadValue as e:
+        log.error("upstream %r: %s", upstream.name, e)
+        return UpstreamSsl(None, name, problem=str(e))
+
+
+def tls_error(upstream: str, e: ssl.SSLError) -> ForwardError:
+    """``e`` as a ``ForwardError`` of kind ``tls`` at stage ``connect``.
+
+    The detail is one line: ``certificate verify failed: <why>`` for a certificate
+    that does not verify (expired, wrong host, unknown issuer), else OpenSSL's reason.
+    """
+    if isinstance(e, ssl.SSLCertVerificationError):
+        why = e.verify_message or e.reason or "certificate rejected"
+        detail = f"certificate verify failed: {why}"
+    else:
+        reason = e.reason or e.strerror or type(e).__name__
+        detail = f"TLS handshake failed: {str(reason).lower().replace('_', ' ')}"
+    return ForwardError(upstream, ForwardStage.CONNECT, ForwardErrorKind.TLS, detail)
