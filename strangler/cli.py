@@ -150,6 +150,7 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from strangler.admin.auth import AdminExposed
     from strangler.config import legacy_only, load_config
     from strangler.config.model import AccessLog, Admin
     from strangler.config.validate import parse_listen
@@ -189,6 +190,9 @@ def _serve(args: argparse.Namespace) -> int:
         return run(config, options, workers=args.workers)
     except StateFileError as e:
         print(f"strangler: cannot read the release state, not starting: {e}", file=sys.stderr)
+        return 1
+    except AdminExposed as e:
+        print(f"strangler: not starting: {e}", file=sys.stderr)
         return 1
     except OSError as e:
         print(f"strangler: cannot listen: {e}", file=sys.stderr)

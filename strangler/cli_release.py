@@ -136,20 +136,22 @@ def _routes_table(routes: list[dict[str, object]]) -> str:
 
 
 def _changes(result: dict[str, object]) -> str:
-    """The write's human lines (one per route, or one for a group that moved alike)."""
-    lines = result.get("lines")
-    if isinstance(lines, list) and lines:
-        return "\n".join(str(line) for line in lines)
-    changes = result.get("changes") or []  # an older proxy: no lines
-    assert isinstance(changes, list)
-    return (
-        "\n".join(
+    """The write's human lines (one per route, or one for a group that moved alike),
+    then the warning of a write applied but not stored (the state disk refused it)."""
+    out = result.get("lines")
+    if isinstance(out, list) and out:
+        lines = [str(line) for line in out]
+    else:
+        changes = result.get("changes") or []  # an older proxy: no lines
+        assert isinstance(changes, list)
+        lines = [
             f"{c['route']}: {'changed' if c.get('changed') else 'unchanged'} "
             f"{json.dumps(c['before'])} -> {json.dumps(c['after'])}"
             for c in changes
-        )
-        or "nothing to change"
-    )
+        ]
+    if result.get("warning"):
+        lines.append(f"warning: {result['warning']}")
+    return "\n".join(lines) or "nothing to change"
 
 
 def _run(fn: Callable[[], str]) -> int:

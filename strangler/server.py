@@ -36,7 +36,7 @@ from aiohttp import web
 
 from strangler.accesslog import AccessLog
 from strangler.admin.app import AdminState, build_admin_app
-from strangler.admin.auth import load_token
+from strangler.admin.auth import check_exposure, load_token
 from strangler.admin.progress_api import add_progress_routes
 from strangler.admin.release_api import add_release_routes
 from strangler.admin.status_page import add_status_page
@@ -56,6 +56,7 @@ from strangler.progress import ProgressCollector, ProgressTracker
 from strangler.protocol import ProxyHTTPServer
 from strangler.release import AuditLog, FileStateStore, StateFileError
 from strangler.release.controls import ReleaseCollector, ReleaseControls, canary_groups
+from strangler.release.pending import FileStoreCollector, PendingChanges
 from strangler.runtime import SnapshotHolder, compile_snapshot
 from strangler.shadow.api import add_shadow_routes
 from strangler.shadow.metrics import ShadowMetrics
@@ -93,6 +94,9 @@ class ServeOptions:
     config_path: Path | None  # None: a fixed config (zero-config form), no reload from disk
     state_dir: Path | None = None  # runtime state files; None: .strangler beside the config
     worker_index: int = 0  # stable across a worker's restarts: names its state files
+    # --workers N: the supervisor's run dir (``workers.RunDir``), where the workers
+    # share release changes the state disk refused; None: one worker, kept in memory
+    runtime_dir: Path | None = None
     reuse_port: bool = False
     watch_interval: float = 1.0  # seconds between config file checks; 0 disables
     handle_signals: bool = False
@@ -123,6 +127,7 @@ class ProxyServer:
             self.redis_store or FileStateStore.in_dir(self.state_dir),
             AuditLog.in_dir(self.state_dir),
             file_poll=config.state.file_poll,
+            pending=PendingChanges.in_dir(options.runtime_dir),
         )
         # A kill switch that cannot be read must stop the start (StateFileError),
         # never be silently forgotten.
@@ -132,6 +137,8 @@ class ProxyServer:
             from strangler.release.redis_store import StateStoreCollector
 
             self.metrics.add_collector(StateStoreCollector(self.redis_store))
+        else:
+            self.metrics.add_collector(FileStoreCollector(lambda: self.release.store_up))
         self.progress = ProgressTracker(self.holder, worker=str(options.worker_index))
         self.progress.load(self.progress.state_file(self.state_dir))
         self.metrics.add_collector(ProgressCollector(self.progress, self.holder))
@@ -150,6 +157,8 @@ class ProxyServer:
             self.release,
             self.shadow,
         )
+        token = load_token(config.admin)
+        check_exposure(config.admin, token)  # before anything listens
         self.autopilot = Autopilot(
             self.holder, self.metrics, self.release, MigrateStore(self.state_dir)
         )
@@ -157,9 +166,11 @@ class ProxyServer:
         self.admin_state = AdminState(
             holder=self.holder,
             metrics=self.metrics,
-            token=load_token(config.admin),
+            token=token,
             reload=self.reload,
-            state_store=None if self.redis_store is None else self.redis_store.status,
+            state_store=(
+                self.release.store_status if self.redis_store is None else self.redis_store.status
+            ),
         )
         self._proxy_runner: web.ServerRunner | None = None
         self.tls: ListenerTls | None = None  # listen.tls: certificates, rotation, redirect
@@ -290,7 +301,14 @@ class ProxyServer:
     def _on_sighup(self) -> None:
         task = asyncio.get_running_loop().create_task(self.reload(), name="reload-sighup")
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._sighup_done)
+
+    def _sighup_done(self, task: asyncio.Task[tuple[str, str]]) -> None:
+        """Retrieve the result, so a failure is logged here, once, and never as
+        "Task exception was never retrieved"."""
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("reload on SIGHUP failed", exc_info=task.exception())
 
     async def reload(self) -> tuple[str, str]:
         """Load, validate and swap in the config from disk.
@@ -304,22 +322,19 @@ class ProxyServer:
         async with self._reload_lock:
             try:
                 config = await asyncio.to_thread(load_config, path)
+                self._fingerprint = _fingerprint(config.files)
+                if self.tls is not None:  # certificate files may change with no config change
+                    await self.tls.update(config.listen.tls)
+                self.forwarder.refresh_tls()
+                if config.version == self.config.version:
+                    self.metrics.config_reloads.labels("unchanged").inc()
+                    return "unchanged", f"version {config.version} is already loaded"
+                snapshot = compile_snapshot(config, self.metrics)
             except ConfigError as e:
-                self.metrics.config_reloads.labels("rejected").inc()
-                log.error(
-                    "config reload rejected, still serving version %s:\n%s",
-                    self.config.version,
-                    e,
-                )
-                return "rejected", str(e)
-            self._fingerprint = _fingerprint(config.files)
-            if self.tls is not None:  # certificate files may change with no config change
-                await self.tls.update(config.listen.tls)
-            self.forwarder.refresh_tls()
-            if config.version == self.config.version:
-                self.metrics.config_reloads.labels("unchanged").inc()
-                return "unchanged", f"version {config.version} is already loaded"
-            snapshot = compile_snapshot(config, self.metrics)
+                return self._rejected(str(e))
+            except Exception as e:  # a bug in loading or compiling: still only a rejection
+                log.debug("config reload failed", exc_info=True)
+                return self._rejected(f"{path}: cannot load the config: {type(e).__name__}: {e}")
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
             old = self.holder.swap(snapshot)
             self.release.reconcile(_slos(config), canary_groups(config.routes))
@@ -336,19 +351,31 @@ class ProxyServer:
             )
             return "applied", f"version {config.version} loaded"
 
+    def _rejected(self, message: str) -> tuple[str, str]:
+        self.metrics.config_reloads.labels("rejected").inc()
+        log.error(
+            "config reload rejected, still serving version %s:\n%s", self.config.version, message
+        )
+        return "rejected", message
+
     async def wait_for_generation(self, generation: int) -> None:
         """Return once the snapshot generation reaches ``generation`` (1 = first load)."""
         async with self._swapped:
             await self._swapped.wait_for(lambda: self.holder.generation >= generation)
 
     async def _watch(self) -> None:
+        """Reload when a config file changes. Nothing but cancellation ends it: a
+        failure in one round is logged and the next round runs."""
         interval = self.options.watch_interval
         while True:
             await asyncio.sleep(interval)
-            current = await asyncio.to_thread(_fingerprint, self.config.files)
-            if current != self._fingerprint:
-                self._fingerprint = current
-                await self.reload()
+            try:
+                current = await asyncio.to_thread(_fingerprint, self.config.files)
+                if current != self._fingerprint:
+                    self._fingerprint = current
+                    await self.reload()
+            except Exception:
+                log.exception("config watcher: this round failed; watching on")
 
     async def wait_for_stop_signal(self) -> None:
         await self._stopping.wait()
@@ -368,6 +395,8 @@ class ProxyServer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._watcher = self._release_task = self._follow_task = self._autopilot_task = None
+        if not self.release.store_up:  # a kill switch only in memory dies with us
+            log.error("release changes never stored: %s", self.release.store_status())
         proxy_runner, self._proxy_runner = self._proxy_runner, None
         if self.tls is not None:
             await self.tls.close()
@@ -454,9 +483,12 @@ def run_worker(config: Config, options: ServeOptions) -> int:
 
 
 def run(config: Config, options: ServeOptions, workers: int = 1) -> int:
-    """Serve until SIGTERM/SIGINT. ``workers > 1``: N processes share the port."""
+    """Serve until SIGTERM/SIGINT. ``workers > 1``: N processes share the port.
+
+    Raises ``AdminExposed`` before starting anything (see ``admin.auth``)."""
     if workers <= 1:
         return run_worker(config, options)
+    check_exposure(config.admin, load_token(config.admin))  # once, not in every worker
     return _supervise(config, options, workers)
 
 
@@ -468,12 +500,16 @@ def _supervise(config: Config, options: ServeOptions, workers: int) -> int:
     on, replace a worker that dies unexpectedly (the replacement serves the current
     config: ``workers.respawn_config``), exit when all have stopped."""
     ctx = multiprocessing.get_context("fork")
-    # What the workers share (metric files, shadow results, the accepted config):
-    # private to this user, removed on exit.
+    # What the workers share (metric files, shadow results, the accepted config,
+    # release changes the state disk refused): private to this user, removed on exit.
     run_dir = RunDir(path=Path(tempfile.mkdtemp(prefix="strangler-run-"))).create()
     run_dir.save_accepted(config)
     opts = dataclasses.replace(
-        options, reuse_port=True, handle_signals=True, shared_dir=run_dir.shadow
+        options,
+        reuse_port=True,
+        handle_signals=True,
+        shared_dir=run_dir.shadow,
+        runtime_dir=run_dir.path,
     )
     supervisor = os.getpid()
     procs: list[multiprocessing.process.BaseProcess] = []

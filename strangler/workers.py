@@ -7,6 +7,8 @@ when it exits) and hands it to every worker it forks::
                                worker's config version (``metrics.live_workers``)
     <run dir>/shadow/          each worker's shadow results (``shadow.shared``)
     <run dir>/accepted-config  the last config a worker accepted (pickled)
+    <run dir>/release-pending.json  release changes the state disk refused, until
+                               stored (``release.pending``; only while it refuses)
 
 A worker that replaces one that exited must serve what the others serve, not the
 config the supervisor started with: it loads the config files as they are now
@@ -17,8 +19,9 @@ resort, when no accepted config can be read. It never exits over a bad file, so 
 broken file cannot make the supervisor's restart loop spin.
 
 Every worker records each config it swaps in with ``save_accepted`` (one small file
-per reload, written whole and renamed into place). Release state needs nothing here:
-a new worker reads the state store before it accepts a connection.
+per reload, written whole and renamed into place). Release state needs nothing more
+here: a new worker reads the state store (and the pending changes) before it accepts
+a connection.
 """
 
 from __future__ import annotations

@@ -514,7 +514,7 @@ def test_good_hosts(host: str) -> None:
         ("http://x/?a=1", "URL 'http://x/?a=1' must not have a query string"),
         ("http://x/?", "URL 'http://x/?' must not have a query string"),
         ("http://x#f", "URL 'http://x#f' must not have a fragment (#...)"),
-        ("http://u:p@x", "URL 'http://u:p@x' must not contain credentials"),
+        ("http://u:p@x", "URL 'http://***@x' must not contain credentials"),
         ("http://x:0x50", "URL 'http://x:0x50' has an invalid port"),
         ("http://x y", "URL 'http://x y' must not be empty or contain spaces"),
     ],

@@ -21,7 +21,10 @@ change with the new side's share before and after, and human ``lines``. The whol
 API is described in ``GET /openapi.yaml``.
 
 A write lands in the state store at once; every worker (and every replica sharing
-the store) applies it within ``state.file_poll`` (0.5 s by default).
+the store) applies it within ``state.file_poll`` (0.5 s by default). When the state
+file's disk refuses it (full, read-only), the write still takes effect on every
+worker, for every route of its scope, and is answered 200 with ``persisted: false``
+and a ``warning`` (it is stored once the disk takes writes again).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from strangler.runtime import CompiledRoute, SnapshotHolder
 log = logging.getLogger("strangler.admin")
 
 OPENAPI: Final = Path(__file__).with_name("openapi.yaml")
+MAX_EVENTS: Final = 1000
 MAX_REASON: Final = 500
 """Characters a write's ``reason`` may have (after folding it onto one line)."""
 RELEASE = web.AppKey("release", ReleaseControls)
@@ -176,10 +180,10 @@ async def list_upstreams(request: web.Request) -> web.Response:
 
 
 async def list_events(request: web.Request) -> web.Response:
-    try:
-        limit = max(1, min(int(request.query.get("limit", "50")), 1000))
-    except ValueError:
-        raise web.HTTPBadRequest(text="limit must be a whole number\n") from None
+    raw = request.query.get("limit", "50")
+    limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 4 else 0
+    if not 1 <= limit <= MAX_EVENTS:
+        raise web.HTTPBadRequest(text=f"limit must be a whole number from 1 to {MAX_EVENTS}\n")
     return web.json_response({"events": request.app[RELEASE].events(limit)})
 
 

@@ -9,7 +9,9 @@ got, kill switch and guard included) next to the file's share, and one human lin
 A canary group that moved as one, every route alike, is told in one line naming
 the group and its routes; a write on every route lists only the routes it changed.
 The same lines, joined, are the admin write's one line in the main log. The
-operator's ``reason`` closes each line, quoted so that it stays one line.
+operator's ``reason`` closes each line, quoted so that it stays one line. A write
+the state file's disk refused (applied in memory only) says ``persisted: false``
+and carries a ``warning``.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def report(write: ReleaseWrite, routes: Mapping[str, CompiledRoute]) -> dict[str
                 "new_percent_before": round(before * 100.0, 4),
                 "new_percent_after": round(after * 100.0, 4),
                 "file_percent": round(file_ratio * 100.0, 4),
+                "persisted": change.persisted,
                 "line": f"{change.route}: {moved} ({what}{_scope_note(write)}){_tail(write)}",
                 "_summary": f"{moved} ({what})",
             }
@@ -98,7 +101,7 @@ def report(write: ReleaseWrite, routes: Mapping[str, CompiledRoute]) -> dict[str
     for view in views:
         del view["_summary"]
     scope = write.scope
-    return {
+    body: dict[str, object] = {
         "action": write.action,
         "who": write.who,
         "reason": write.reason,
@@ -106,9 +109,16 @@ def report(write: ReleaseWrite, routes: Mapping[str, CompiledRoute]) -> dict[str
         "detached": scope.detached,
         "routes": list(scope.routes),
         "changed": write.changed,
+        "persisted": write.persisted,
         "changes": views,
         "lines": lines,
     }
+    if not write.persisted:
+        body["warning"] = (
+            f"applied on every worker but not persisted ({write.not_persisted}); "
+            "it is stored as soon as the disk takes writes again"
+        )
+    return body
 
 
 def _lines(write: ReleaseWrite, views: list[dict[str, object]]) -> list[str]:

@@ -25,11 +25,19 @@ from pathlib import Path
 from typing import final
 
 from strangler.config.model import Config
-from strangler.config.source import read_file
+from strangler.config.source import Sources, read_file
 from strangler.config.validate import validate
 from strangler.errors import ConfigError, Problem
 
-__all__ = ["CheckReport", "format_json", "format_text", "run_check", "shadowed_routes", "warnings"]
+__all__ = [
+    "CheckReport",
+    "check_sources",
+    "format_json",
+    "format_text",
+    "run_check",
+    "shadowed_routes",
+    "warnings",
+]
 
 
 @final
@@ -66,8 +74,24 @@ class CheckReport:
 
 def run_check(path: str | Path) -> CheckReport:
     """Load and validate the config at ``path`` and its includes, then check the routes
-    against each other. Never raises for a bad config; see ``CheckReport``."""
-    sources = read_file(path)  # what load_config does, keeping the files for the count
+    against each other. Never raises for a bad config; see ``CheckReport``.
+
+    A bug of ours met on the way (an exception other than ``ConfigError``) is
+    reported as one problem naming the exception, never as a traceback: the fuzz
+    tests (tests/test_config_fuzz.py) keep that from happening at all."""
+    try:
+        return check_sources(read_file(path), path)
+    except Exception as err:
+        message = f"strangler could not check this config ({type(err).__name__}: {err})"
+        hint = "please report it, with the config, at the strangler issue tracker"
+        return CheckReport(
+            path=str(path), ok=False, problems=(Problem(str(path), 0, message, hint),)
+        )
+
+
+def check_sources(sources: Sources, path: str | Path) -> CheckReport:
+    """``run_check`` for files already read (``source.read_file``/``read_text``).
+    Raises nothing but for a bug of ours."""
     try:
         config = validate(sources)
     except ConfigError as err:

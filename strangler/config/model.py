@@ -367,6 +367,9 @@ class Admin:
     listen: Listen = Listen(host="127.0.0.1", port=8081)
     token_env: str = "STRANGLER_ADMIN_TOKEN"
     token_file: str | None = None
+    # Reads (routes, upstream URLs, metrics, audit log) are open to whoever reaches
+    # admin.listen; off a loopback address without a token that needs saying yes.
+    allow_public_reads: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

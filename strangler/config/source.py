@@ -15,6 +15,11 @@ Guarantees:
 - A key written twice in one mapping is a problem (YAML would silently keep the last).
 - Anchors, aliases and ``<<`` merge keys work; a recursive alias is a problem.
 - Custom tags (``!foo``) and non-JSON types (``!!binary``, ``!!set``...) are problems.
+- Bounded, so no input can exhaust the stack or memory: lists and mappings nest at
+  most ``MAX_DEPTH`` deep (counting what aliases pull in), a file expands to at most
+  ``MAX_NODES`` values (a "billion laughs" of aliases is a problem, not a hang), a
+  file is at most ``MAX_FILE_BYTES``, and a number must fit in 64 bits (an integer)
+  or be finite (a float: ``1e400`` is a problem, ``.inf`` is allowed).
 - ``include: [globs]`` in the main file or in an included file names route files,
   relative to the including file; each glob expands in sorted order. Files come out
   in declaration order: the including file, then each included file (and its own
@@ -46,6 +51,14 @@ from strangler.config.model import Location
 from strangler.errors import Problem
 
 ScalarValue: TypeAlias = str | int | float | bool | None
+
+MAX_DEPTH: Final = 64
+"""Deepest nesting of lists and mappings; the deepest real config needs about 12."""
+MAX_NODES: Final = 1_000_000
+"""Most values one file may expand to, aliases expanded (about 30 per route)."""
+MAX_FILE_BYTES: Final = 16 * 1024 * 1024
+"""Largest config file read; a bigger one is surely not a config."""
+_MAX_INT: Final = 2**63 - 1
 
 
 @final
@@ -147,7 +160,7 @@ def read_file(path: str | Path) -> Sources:
     reader = _Reader()
     name = str(path)
     try:
-        data = Path(name).read_bytes()
+        data = _read_bounded(name)
     except OSError as err:
         reader.problems.append(Problem(name, 0, f"cannot read the config file: {_reason(err)}"))
         return reader.result()
@@ -175,6 +188,9 @@ def parse(data: bytes, file: str) -> tuple[Node | None, list[Problem]]:
         return None, [Problem(file, line, f"not valid UTF-8 (byte 0x{data[err.start]:02x})")]
     try:
         yaml_root = yaml.compose(text, Loader=_Loader)
+    except _TooDeep as err:
+        line = err.problem_mark.line + 1 if err.problem_mark is not None else 1
+        return None, [_too_deep(file, line)]
     except yaml.MarkedYAMLError as err:
         # An error at the end of the stream is reported on the last line, not after it.
         last = text.count("\n") + (0 if text.endswith("\n") else 1)
@@ -192,6 +208,8 @@ def parse(data: bytes, file: str) -> tuple[Node | None, list[Problem]]:
         return None, []
     converter = _Converter(file)
     root = converter.convert(yaml_root)
+    if converter.too_big:  # validating it could exhaust the stack or memory
+        return None, converter.problems[: converter.too_big_at + 1]  # the rest is noise
     if isinstance(root, Scalar) and root.value is None:
         return None, converter.problems  # "---" and nothing else: empty too
     return root, converter.problems
@@ -200,8 +218,28 @@ def parse(data: bytes, file: str) -> tuple[Node | None, list[Problem]]:
 # ---------------------------------------------------------------------------- YAML 1.2
 
 
+class _TooDeep(yaml.MarkedYAMLError):
+    """Raised by ``_Loader`` at the collection that nests deeper than ``MAX_DEPTH``."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with the YAML 1.2 core schema's implicit types (see the module doc)."""
+    """SafeLoader with the YAML 1.2 core schema's implicit types (see the module doc),
+    refusing to nest deeper than ``MAX_DEPTH`` (PyYAML composes recursively, so a
+    5,000-deep ``[[[[...`` would otherwise end in ``RecursionError``)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _TooDeep(problem_mark=event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 # Drop YAML 1.1's bool (yes/no/on/off), int (base 60, 0755 octal), float, timestamp and
@@ -236,6 +274,10 @@ _SEQ_TAG: Final = _TAG + "seq"
 _MERGE_TAG: Final = _TAG + "merge"
 
 
+class _TooLarge(ValueError):
+    """A number that does not fit in 64 bits (an integer) or a finite float."""
+
+
 def _scalar_value(tag: str, text: str) -> ScalarValue:
     """The value of a scalar with a standard tag; ``ValueError`` if the text does not fit."""
     if tag == _TAG + "str":
@@ -250,12 +292,22 @@ def _scalar_value(tag: str, text: str) -> ScalarValue:
         raise ValueError
     if tag == _TAG + "int":
         clean = text.replace("_", "")
-        if clean.lstrip("+-").startswith(("0o", "0x", "0b")):
-            return int(clean, 0)
-        return int(clean, 10)
+        if len(clean) > 70:  # int() of thousands of digits is slow, then refused
+            raise _TooLarge
+        number = (
+            int(clean, 0) if clean.lstrip("+-").startswith(("0o", "0x", "0b")) else int(clean, 10)
+        )
+        if abs(number) > _MAX_INT:
+            raise _TooLarge
+        return number
     if tag == _TAG + "float":
         special = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
-        return special[text.lower()] if text.lower() in special else float(text)
+        if text.lower() in special:
+            return special[text.lower()]
+        result = float(text)
+        if not math.isfinite(result):  # 1e400: written as a number, too large for one
+            raise _TooLarge
+        return result
     raise LookupError(tag)
 
 
@@ -265,8 +317,14 @@ class _Converter:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
+        self.too_big = False  # past MAX_DEPTH or MAX_NODES: the tree must not be used
+        self.too_big_at = 0  # the index of the problem that says so
         self._done: dict[int, Node] = {}
         self._active: set[int] = set()
+        # By id of our node (kept alive by _done): how deep and how many values it is
+        # with aliases expanded. Aliases let a small file describe a deep or huge tree.
+        self._height: dict[int, int] = {}
+        self._count: dict[int, int] = {}
 
     def _at(self, node: yaml.Node) -> Location:
         mark = node.start_mark
@@ -280,13 +338,42 @@ class _Converter:
         if key in self._active:
             self.problems.append(Problem(self.file, at.line, "recursive YAML alias"))
             return Scalar(None, at)
+        if self.too_big:
+            return Scalar(None, at)
         self._active.add(key)
         try:
             result = self._convert(node, at)
         finally:
             self._active.discard(key)
         self._done[key] = result
+        self._measure(result)
         return result
+
+    def _measure(self, node: Node) -> None:
+        if isinstance(node, Scalar):
+            return  # height 1, count 1: the defaults below
+        children = node.items if isinstance(node, Seq) else [v for _, v in node.entries]
+        heights, counts = self._height, self._count
+        height = 1 + max((heights.get(id(c), 1) for c in children), default=0)
+        count = 1 + sum(counts.get(id(c), 1) for c in children)
+        heights[id(node)] = height
+        counts[id(node)] = min(count, MAX_NODES + 1)
+        if self.too_big:
+            return
+        self.too_big_at = len(self.problems)
+        if height > MAX_DEPTH:
+            self.too_big = True
+            self.problems.append(_too_deep(self.file, node.at.line))
+        elif count > MAX_NODES:
+            self.too_big = True
+            self.problems.append(
+                Problem(
+                    self.file,
+                    node.at.line,
+                    f"this expands to more than {MAX_NODES:,} values",
+                    "YAML aliases (*name) repeat what they point at; use fewer of them",
+                )
+            )
 
     def _convert(self, node: yaml.Node, at: Location) -> Node:
         if isinstance(node, yaml.MappingNode):
@@ -302,6 +389,16 @@ class _Converter:
             return Scalar(_scalar_value(node.tag, text), at)
         except LookupError:
             self._bad_tag(node.tag, at)
+        except _TooLarge:
+            shown = text if len(text) <= 40 else f"{text[:20]}...{text[-8:]}"
+            self.problems.append(
+                Problem(
+                    self.file,
+                    at.line,
+                    f"the number {shown} is too large",
+                    "numbers must fit in 64 bits; durations and sizes take units, like 5m or 1GiB",
+                )
+            )
         except ValueError:
             kind = node.tag.removeprefix(_TAG)
             self.problems.append(Problem(self.file, at.line, f"{text!r} is not a valid {kind}"))
@@ -371,6 +468,15 @@ class _Converter:
                 )
 
 
+def _too_deep(file: str, line: int) -> Problem:
+    return Problem(
+        file,
+        line,
+        f"lists and mappings nested more than {MAX_DEPTH} deep",
+        "a strangler config needs far fewer levels (aliases count where they are used)",
+    )
+
+
 def _syntax_problem(err: yaml.MarkedYAMLError, file: str, last_line: int) -> Problem:
     mark = err.problem_mark or err.context_mark
     line = min(mark.line + 1 if mark is not None else 1, last_line)
@@ -401,6 +507,13 @@ def _syntax_problem(err: yaml.MarkedYAMLError, file: str, last_line: int) -> Pro
 
 def _reason(err: OSError) -> str:
     return err.strerror or str(err)
+
+
+def _read_bounded(path: str) -> bytes:
+    """The file's bytes; ``OSError`` when it cannot be read or is over ``MAX_FILE_BYTES``."""
+    if os.stat(path).st_size > MAX_FILE_BYTES:
+        raise OSError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not a config file")
+    return Path(path).read_bytes()
 
 
 # ---------------------------------------------------------------------------- includes
@@ -511,7 +624,7 @@ class _Reader:
             )
             return
         try:
-            data = Path(path).read_bytes()
+            data = _read_bounded(path)
         except OSError as err:
             self.problems.append(
                 Problem(at.file, at.line, f"cannot read included file {path}: {_reason(err)}")

@@ -27,12 +27,15 @@ ValueError: 300 seconds? write 300ms or 300s
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Final
 
 _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_SCALE: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MAX_DURATION: Final = 366 * 24 * 3600.0
+"""The longest duration (a year): longer ones overflow event-loop timers."""
 _SIZE: Final = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_SCALE: Final = {
     "b": 1, "kb": 10**3, "kib": 1 << 10, "mb": 10**6, "mib": 1 << 20,
@@ -44,13 +47,18 @@ def duration(value: object) -> float:
     """``"250ms"``, ``"2s"``, ``"5m"``, ``"1h"`` or a bare number of seconds."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '2s' or '250ms', got {value!r}")
+    seconds: float | None = None
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"a duration cannot be negative, got {value!r}")
-        return float(value)
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return float(m.group(1)) * _DURATION_SCALE[m.group(2)]
-    raise ValueError(f"expected a duration like '2s' or '250ms', got {value!r}")
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _DURATION_SCALE[m.group(2)]
+    if seconds is None:
+        raise ValueError(f"expected a duration like '2s' or '250ms', got {value!r}")
+    if not (math.isfinite(seconds) and seconds <= MAX_DURATION):  # .inf, 1e999s
+        raise ValueError(f"a duration must be at most a year (366 days), got {value!r}")
+    return seconds
 
 
 def size(value: object) -> int:

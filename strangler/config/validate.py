@@ -55,7 +55,7 @@ from strangler.config.validate_progress import read_progress
 from strangler.config.validate_routes import RouteTable, read_networks
 from strangler.config.validate_tls import TlsReader
 from strangler.config.validate_translate import TranslateReader
-from strangler.config.values import NAME, BadValue, check_url, parse_listen
+from strangler.config.values import NAME, BadValue, check_url, hide_userinfo, parse_listen
 from strangler.config.walker import Walker, suggest
 from strangler.errors import ConfigError, Problem
 
@@ -66,7 +66,7 @@ TOP_KEYS: Final = (
     "limits", "forwarded", "access_log", "drain", "state", "translators", "debug_headers",
     "progress",
 )  # fmt: skip
-ADMIN_KEYS: Final = ("listen", "token_env", "token_file")
+ADMIN_KEYS: Final = ("listen", "token_env", "token_file", "allow_public_reads")
 UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header", "tls")
 TIMEOUT_KEYS: Final = ("connect", "read", "total")
 LIMITS_KEYS: Final = (
@@ -218,9 +218,19 @@ class _Validator(Walker):
         if "token_file" in f and not _is_null(f["token_file"]):
             token_file = self.path(f["token_file"], "admin.token_file")
             ok = ok and token_file is not None
+        public = False
+        if "allow_public_reads" in f:
+            flag = self.boolean(f["allow_public_reads"], "admin.allow_public_reads")
+            ok = ok and flag is not None
+            public = bool(flag)
         if not ok:
             return None
-        return Admin(listen=result.listen, token_env=token_env, token_file=token_file)
+        return Admin(
+            listen=result.listen,
+            token_env=token_env,
+            token_file=token_file,
+            allow_public_reads=public,
+        )
 
     def upstreams(
         self, node: Node | None, root: Map
@@ -502,7 +512,10 @@ be a number, like /0
         raise BadValue("a Redis URL must not be empty or contain spaces", example)
     if "://" not in url:
         raise BadValue(f"{shown!r} must start with redis://, rediss:// or unix://", example)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # redis://[::1 : a bracket left open
+        raise BadValue(f"{shown!r} is not a valid URL: {err}", example) from None
     scheme = parts.scheme.lower()
     if scheme not in ("redis", "rediss", "unix"):
         raise BadValue(
@@ -543,7 +556,10 @@ def mask_url_password(url: str) -> str:
     >>> mask_url_password("redis://user:secret@cache:6379/0")
     'redis://user:***@cache:6379/0'
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL urlsplit can read: hide whatever looks like userinfo
+        return hide_userinfo(url)
     if parts.password is None:
         return url
     user, _, host = parts.netloc.rpartition("@")

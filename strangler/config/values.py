@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from strangler.config.model import Listen
 
@@ -35,7 +35,9 @@ __all__ = [
     "check_path",
     "check_path_template",
     "check_url",
+    "hide_userinfo",
     "parse_listen",
+    "split_url",
 ]
 
 METHODS: Final = (
@@ -91,6 +93,39 @@ def parse_listen(text: str) -> Listen:
     return Listen(host=host, port=int(port))
 
 
+def hide_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``, for messages.
+
+    Plain string work, so it cannot fail on a URL ``urlsplit`` refuses.
+
+    >>> hide_userinfo("http://alice:hunter2@billing:9000/v1")
+    'http://***@billing:9000/v1'
+    """
+    scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc = rest[:end]
+    if "@" not in netloc:
+        return url
+    return f"{scheme}{sep}***@{netloc.rpartition('@')[2]}{rest[end:]}"
+
+
+def split_url(url: str, shown: str) -> SplitResult:
+    """``urlsplit(url)``, its ``ValueError`` (a bracket left open: ``http://[::1``)
+    turned into ``BadValue`` naming ``shown``, the URL as messages may show it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:
+        raise BadValue(
+            f"URL {shown!r} is not a valid URL: {err}",
+            "an IPv6 host goes in brackets, the port after them: http://[::1]:8000",
+        ) from None
+    try:
+        parts.port  # noqa: B018 - parses the port, raising ValueError when it is bad
+    except ValueError:
+        raise BadValue(f"URL {shown!r} has an invalid port", "a number from 1 to 65535") from None
+    return parts
+
+
 def check_url(url: str) -> str:
     """An upstream URL, normalised: lower-case scheme, no trailing ``/``.
 
@@ -102,33 +137,31 @@ def check_url(url: str) -> str:
     ...
     strangler.config.values.BadValue: URL 'billing:9000' must start with http:// or https://
     """
+    shown = hide_userinfo(url)  # a password must not reach a log or a terminal
     if not url or any(c.isspace() for c in url):
-        raise BadValue(f"URL {url!r} must not be empty or contain spaces")
+        raise BadValue(f"URL {shown!r} must not be empty or contain spaces")
     if "://" not in url:
         raise BadValue(
-            f"URL {url!r} must start with http:// or https://", f"did you mean 'http://{url}'?"
+            f"URL {shown!r} must start with http:// or https://",
+            f"did you mean 'http://{shown}'?",
         )
-    parts = urlsplit(url)
+    parts = split_url(url, shown)
     if parts.scheme.lower() not in ("http", "https"):
-        raise BadValue(f"URL {url!r} has scheme {parts.scheme!r}; only http and https work")
-    if not parts.hostname:
-        raise BadValue(f"URL {url!r} has no host", "for example http://127.0.0.1:8000")
-    try:
-        parts.port  # noqa: B018 - parses the port, raising ValueError when it is bad
-    except ValueError:
-        raise BadValue(f"URL {url!r} has an invalid port", "a number from 1 to 65535") from None
+        raise BadValue(f"URL {shown!r} has scheme {parts.scheme!r}; only http and https work")
     if "@" in parts.netloc:
         raise BadValue(
-            f"URL {url!r} must not contain credentials",
+            f"URL {shown!r} must not contain credentials",
             "strangler adds none of its own; the client's pass through",
         )
+    if not parts.hostname:
+        raise BadValue(f"URL {shown!r} has no host", "for example http://127.0.0.1:8000")
     if parts.query or "?" in url:
         raise BadValue(
-            f"URL {url!r} must not have a query string",
+            f"URL {shown!r} must not have a query string",
             "each request's query string comes from the client",
         )
     if parts.fragment or "#" in url:
-        raise BadValue(f"URL {url!r} must not have a fragment (#...)")
+        raise BadValue(f"URL {shown!r} must not have a fragment (#...)")
     return f"{parts.scheme.lower()}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
@@ -204,7 +237,10 @@ def check_path_template(path: str) -> str:
 def check_host(host: str) -> str:
     """A ``match.host``: a host name or IPv4 address, or ``*.example.com``; no port."""
     if "://" in host or "/" in host:
-        shown = urlsplit(host).hostname or "api.example.com"
+        try:
+            shown = urlsplit(host).hostname or "api.example.com"
+        except ValueError:  # http://[::1 : the message needs no host to be right
+            shown = "api.example.com"
         raise BadValue(f"{host!r} is a URL, not a host name", f"write only the host: {shown!r}")
     if host.startswith("[") or host.count(":") > 1:
         raise BadValue(f"{host!r}: IPv6 hosts are not supported in match.host")

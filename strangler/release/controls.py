@@ -10,6 +10,12 @@ writes through and what the request path reads:
 - ``run()`` polls the store every ``file_poll`` seconds, so a write made by another
   worker (or another replica sharing the file) takes effect here within a poll; and
   evaluates the SLO guards every second, tripping a route that breached its SLO.
+- a write the file system refuses (disk full, read-only: ``StateNotPersisted``) still
+  takes effect at once, in memory, on every worker (``pending``), and is answered with
+  ``persisted=False``; a canary group's write is pending for all its routes or none,
+  and is stored in one write too. Each poll retries storing it until the disk takes
+  it. Meanwhile
+  ``store_up`` is False (``strangler_state_store_up``, ``/readyz``).
 
 A tripped guard stays tripped until a person enables the route again: once rolled
 back, the new side gets no traffic and could never prove itself healthy.
@@ -42,7 +48,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
@@ -51,12 +57,14 @@ from prometheus_client.metrics_core import Metric
 
 from strangler.config.model import Route, Slo
 from strangler.release.guard import Guards, GuardVerdict
+from strangler.release.pending import PendingChanges
 from strangler.release.state import (
     AuditLog,
     RouteState,
     RuntimeState,
     StateChange,
     StateFileError,
+    StateNotPersisted,
     StateStore,
 )
 
@@ -108,6 +116,17 @@ class ReleaseWrite:
     def changed(self) -> bool:
         return any(c.changed for c in self.changes)
 
+    @property
+    def persisted(self) -> bool:
+        """False: the store refused the write; it holds in memory, on every worker,
+        for every route of the scope, and is stored once the store takes writes."""
+        return all(c.persisted for c in self.changes)
+
+    @property
+    def not_persisted(self) -> str | None:
+        """Why the store refused the write (``None``: it did not)."""
+        return next((c.not_persisted for c in self.changes if c.not_persisted), None)
+
 
 def canary_groups(routes: Iterable[Route]) -> dict[str, str]:
     """Route name → its ``canary.group``, for the routes that have one."""
@@ -137,9 +156,14 @@ class ReleaseControls:
         file_poll: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        pending: PendingChanges | None = None,
     ) -> None:
         self.store = store
         self.audit = audit
+        self.pending = pending or PendingChanges(None)
+        self._stored: dict[str, RouteState] = {}  # what the store held, last we knew
+        self._pending: dict[str, RouteState] = {}  # changes not stored (any worker's)
+        self._not_persisted: str | None = None  # why this worker's last write was not
         self.state = RuntimeState()
         self.guards = Guards(clock)
         self.file_poll = file_poll
@@ -158,7 +182,10 @@ class ReleaseControls:
     ) -> None:
         """Load what the store holds (raises ``StateFileError``: a kill switch that
         cannot be read must stop the start, not be silently forgotten)."""
-        self.state.apply(self.store.load())
+        self._stored = self.store.load()
+        pending = self.pending.load()  # a restarted worker keeps the others' pending
+        self._pending = pending
+        self.state.apply({**self._stored, **pending})
         self.reconcile(routes, groups)
 
     def reconcile(
@@ -229,20 +256,33 @@ class ReleaseControls:
                     log.error("cannot record a guard trip in the release state: %s", e)
 
     async def sync(self) -> list[str]:
-        """Pick up writes made elsewhere (other workers, other replicas)."""
+        """Pick up writes made elsewhere (other workers, other replicas), and changes
+        the store refused (``pending``, from any worker), retrying to store those."""
+        await self._retry_pending()
+        pending: dict[str, RouteState] | None = None
+        stored: dict[str, RouteState] | None = None
+        try:  # first: it must reach this worker even when the state file cannot be read
+            if await asyncio.to_thread(self.pending.changed):
+                pending = await asyncio.to_thread(self.pending.load)
+        except (StateFileError, OSError) as e:
+            log.error("cannot read the pending release changes: %s", e)
         try:
-            if not await asyncio.to_thread(self.store.changed):
-                return []
-            stored = await asyncio.to_thread(self.store.load)
-        except StateFileError as e:
+            if await asyncio.to_thread(self.store.changed):
+                stored = await asyncio.to_thread(self.store.load)
+            if self._store_failing:
+                log.info("the release state can be read again")
+                self._store_failing = False
+        except (StateFileError, OSError) as e:
             if not self._store_failing:  # once per outage, not every poll
                 log.error("cannot read the release state, keeping what this worker knows: %s", e)
             self._store_failing = True
+        if pending is None and stored is None:
             return []
-        if self._store_failing:
-            log.info("the release state can be read again")
-            self._store_failing = False
-        changed = self.state.apply(stored)
+        if stored is not None:
+            self._stored = stored
+        if pending is not None:
+            self._pending = pending
+        changed = self.state.apply({**self._stored, **self._pending})
         if changed:
             log.info("release state changed elsewhere for %s", ", ".join(changed))
             self._changed(changed)
@@ -311,11 +351,30 @@ class ReleaseControls:
         this worker's state in one synchronous step, then one audit line per route
         that changed."""
         async with self._lock:
-            results = await asyncio.to_thread(self.store.update_routes, scope.routes, change)
+            try:
+                try:
+                    await asyncio.to_thread(self.pending.flush, self.store)  # older ones first
+                except OSError as e:  # the shared runtime dir itself is unusable
+                    log.error("cannot read the pending release changes: %s", e)
+                results = await asyncio.to_thread(self.store.update_routes, scope.routes, change)
+            except StateNotPersisted as e:  # the disk refuses: apply it anyway, store later
+                results = await asyncio.to_thread(self._keep_pending, scope.routes, change, str(e))
+            else:
+                if results:
+                    self._stored = dict(results[0].routes)
+                self._pending, self._not_persisted = {}, None
             changed = self.state.apply(results[0].routes) if results else []
             done = [r for r in results if r.changed]
             if done and self.audit is not None:
-                await asyncio.to_thread(self._audit, who, action, scope, reason, done)
+                try:
+                    await asyncio.to_thread(self._audit, who, action, scope, reason, done)
+                except OSError as e:  # the same full disk: the change itself stands
+                    log.error(
+                        "cannot append %s of %s to the audit log: %s",
+                        action,
+                        ", ".join(map(repr, scope.routes)),
+                        e,
+                    )
             self._changed(changed)
             return ReleaseWrite(
                 action=action, who=who, reason=reason, scope=scope, changes=tuple(results)
@@ -337,6 +396,71 @@ class ReleaseControls:
                 routes=list(scope.routes) if scope.group is not None else None,
                 detached=scope.detached,
             )
+
+    def _keep_pending(
+        self, routes: Sequence[str], change: Callable[[RouteState], None], reason: str
+    ) -> list[StateChange]:
+        """The change, applied to every route of ``routes`` on top of what is stored
+        and pending, recorded as pending for every worker in one step (a canary group:
+        all its routes or none). Blocking (thread)."""
+        try:
+            current = {**self._stored, **self.pending.load()}
+            steps: list[tuple[str, RouteState, RouteState]] = []
+            for name in dict.fromkeys(routes):
+                before = current.get(name) or RouteState()
+                after = before.copy()
+                change(after)
+                steps.append((name, before, after))
+            self.pending.add_routes({name: after for name, _, after in steps})
+        except (OSError, StateFileError) as e:  # cannot even share it: 503, apply nothing
+            why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
+            raise StateFileError(f"{reason}; and the other workers cannot be told ({why})") from e
+        if self._not_persisted is None:
+            log.error("the release state store refuses writes (%s): applied in memory", reason)
+        self._not_persisted = reason
+        wanted = {name: after for name, _, after in steps}
+        current.update(wanted)
+        self._pending = {**self._pending, **wanted}
+        return [
+            StateChange(
+                route=name,
+                before=before.copy(),
+                after=after,
+                routes=current,
+                persisted=False,
+                not_persisted=reason,
+            )
+            for name, before, after in steps
+        ]
+
+    async def _retry_pending(self) -> None:
+        """Store the changes the store refused, once it takes writes again."""
+        if not self._pending and not await asyncio.to_thread(self.pending.changed):
+            return
+        async with self._lock:
+            try:
+                stored = await asyncio.to_thread(self.pending.flush, self.store)
+            except (StateFileError, OSError):
+                return  # still refused; ``store_up`` stays False
+            if stored is not None:  # sync's store.changed() will not see our own write
+                self._stored = dict(stored)
+        if self._pending or self._not_persisted is not None:
+            log.info("the release state store takes writes again: pending changes stored")
+        self._pending, self._not_persisted = {}, None
+
+    @property
+    def store_up(self) -> bool:
+        """False while a change lives only in memory (this worker's or another's)."""
+        return not self._pending and self._not_persisted is None
+
+    def store_status(self) -> dict[str, object]:
+        """For ``/readyz``: is every change stored, and if not, which and why."""
+        return {
+            "backend": "file",
+            "up": self.store_up,
+            "pending": sorted(self._pending),
+            "last_error": self._not_persisted,
+        }
 
     async def kill(
         self, target: str | Scope, who: str, *, reason: str | None = None

@@ -67,6 +67,7 @@ __all__ = [
     "RuntimeState",
     "StateChange",
     "StateFileError",
+    "StateNotPersisted",
     "StateStore",
 ]
 
@@ -87,6 +88,12 @@ class StateFileError(StranglerError):
     At start-up, refuse to serve (a kill switch could silently be lost); while
     running, keep the state in memory and log it.
     """
+
+
+class StateNotPersisted(StateFileError):
+    """A write the file system refused (full, read-only, the directory gone or replaced
+    by a file): nothing was stored. ``ReleaseControls`` then applies the change in
+    memory (a kill switch must work when the disk does not) and stores it later."""
 
 
 # ---------------------------------------------------------------------------- in memory
@@ -281,6 +288,10 @@ class StateChange:
     before: RouteState
     after: RouteState
     routes: Mapping[str, RouteState]
+    # False: applied in memory only, the store refused it (``not_persisted`` says why);
+    # ``ReleaseControls`` keeps retrying until it is stored.
+    persisted: bool = True
+    not_persisted: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -394,7 +405,7 @@ class FileStateStore:
             return routes
 
     def save(self, routes: Mapping[str, RouteState]) -> None:
-        with self._lock, self._exclusive():
+        with self._lock, self._refused(), self._exclusive():
             self._seen = self._write(routes)
 
     def update(self, route: str, change: Callable[[RouteState], None]) -> StateChange:
@@ -403,7 +414,10 @@ class FileStateStore:
     def update_routes(
         self, routes: Sequence[str], change: Callable[[RouteState], None]
     ) -> list[StateChange]:
-        with self._lock, self._exclusive():
+        """Raises ``StateNotPersisted`` when the file system refuses the write (or the
+        read before it), ``StateFileError`` when the file holds no valid state: then no
+        route of ``routes`` changed."""
+        with self._lock, self._refused(), self._exclusive():
             current, _ = self._read()
             results = _change(current, routes, change)
             if results:  # one file replace for every route: readers see all or none
@@ -418,7 +432,7 @@ class FileStateStore:
     def _fingerprint(self) -> _Fingerprint | None:
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
+        except OSError:  # missing, or its directory is gone or is a file now
             return None
         return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
 
@@ -456,6 +470,18 @@ class FileStateStore:
         _fsync_dir(directory)
         st = os.stat(self.path)
         return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+    @contextlib.contextmanager
+    def _refused(self) -> Iterator[None]:
+        """``OSError`` (and a read that failed for one) as ``StateNotPersisted``."""
+        try:
+            yield
+        except OSError as err:
+            raise StateNotPersisted(f"cannot write {self.path}: {err.strerror or err}") from err
+        except StateFileError as err:
+            if isinstance(err.__cause__, OSError):
+                raise StateNotPersisted(str(err)) from err
+            raise
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[None]:
