@@ -241,6 +241,7 @@ class ProxyServer:
         add_progress_routes(
             admin_app, self.progress, self.holder, self.state_dir,
             token=self.admin_state.token, audit=self.release.audit,
+            evidence=self.autopilot.decommission_evidence,
         )  # fmt: skip
         add_release_routes(admin_app, self.release, self.holder, self.forwarder)
         add_shadow_routes(admin_app, self.shadow_shared)

@@ -365,3 +365,13 @@ def test_share_of_every_position() -> None:
 @pytest.mark.parametrize("module", [machine, strangler.config.validate_migrate])
 def test_doctests(module: object) -> None:
     assert doctest.testmod(module).failed == 0  # type: ignore[arg-type]
+
+
+def test_a_plan_that_stops_short_of_migrated_holds_its_last_share_when_done() -> None:
+    plan = MigratePlan(stages=(CanaryStage(steps=(0.1, 0.3), step_every=30.0, min_requests=50),))
+    clock = Clock()
+    first = start(plan, clock.now)
+    state, outs = run(plan, first.state, HEALTHY, clock, 10.0, 20)
+    assert state.status == "done"
+    assert shares(outs) == [0.3, 0.3]  # to 30%, then done at 30%: never 100% unasked
+    assert share_of(plan, 1, 0) == 0.3

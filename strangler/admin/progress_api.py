@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -35,7 +36,13 @@ from strangler.config.model import UNROUTED
 from strangler.progress import ProgressState, ProgressTracker, merge_states
 from strangler.progress.history import history_model
 from strangler.progress.resets import apply_resets, read_resets, record_reset
-from strangler.progress.status import backlog_model, decommission_model, iso, status_model
+from strangler.progress.status import (
+    backlog_model,
+    decommission_model,
+    iso,
+    status_model,
+    with_evidence,
+)
 from strangler.release.state import AuditLog
 from strangler.runtime import Snapshot, SnapshotHolder
 
@@ -55,6 +62,11 @@ class ProgressApi:
     state_dir: Path
     token: Secret | None = None
     audit: AuditLog | None = None
+    # route -> why it can be deleted beyond idleness (the autopilot's finished plans)
+    evidence: Callable[[], Mapping[str, str]] | None = None
+
+    async def candidates_evidence(self) -> Mapping[str, str]:
+        return {} if self.evidence is None else await asyncio.to_thread(self.evidence)
 
     async def merged(self) -> tuple[ProgressState, Snapshot, float]:
         """(every worker's state merged with the resets applied, the snapshot it was
@@ -90,7 +102,11 @@ def _limit(request: web.Request) -> int | None:
 async def status(request: web.Request) -> web.Response:
     api = request.app[PROGRESS_API]
     state, snap, now = await api.merged()
-    return web.json_response(status_model(state, snap, now, idle_after=api.tracker.idle_after))
+    model = status_model(state, snap, now, idle_after=api.tracker.idle_after)
+    model["decommission"] = with_evidence(
+        model["decommission"], await api.candidates_evidence(), state, now
+    )
+    return web.json_response(model)
 
 
 async def backlog(request: web.Request) -> web.Response:
@@ -104,9 +120,11 @@ async def backlog(request: web.Request) -> web.Response:
 async def decommission(request: web.Request) -> web.Response:
     api = request.app[PROGRESS_API]
     state, snap, now = await api.merged()
-    return web.json_response(
-        decommission_model(state, snap, now, idle_after=api.tracker.idle_after)
+    model = decommission_model(state, snap, now, idle_after=api.tracker.idle_after)
+    model["decommission"] = with_evidence(
+        model["decommission"], await api.candidates_evidence(), state, now
     )
+    return web.json_response(model)
 
 
 async def history(request: web.Request) -> web.Response:
@@ -154,10 +172,12 @@ def add_progress_routes(
     *,
     token: Secret | None = None,
     audit: AuditLog | None = None,
+    evidence: Callable[[], Mapping[str, str]] | None = None,
 ) -> None:
     """Add the progress endpoints (see the module docstring) to the admin app (before
-    it starts). Without ``token`` the reset is refused (403)."""
-    app[PROGRESS_API] = ProgressApi(tracker, holder, state_dir, token, audit)
+    it starts). Without ``token`` the reset is refused (403). ``evidence``: routes that
+    are deletion candidates on another's word (the autopilot), with why."""
+    app[PROGRESS_API] = ProgressApi(tracker, holder, state_dir, token, audit, evidence)
     app.router.add_get("/api/status", status)
     app.router.add_get("/api/backlog", backlog)
     app.router.add_get("/api/decommission", decommission)

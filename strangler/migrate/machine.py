@@ -234,9 +234,13 @@ class Outcome:
 
 
 def share_of(plan: MigratePlan, stage: int, step: int) -> float:
-    """The canary share at a position (``stage == len(stages)``: done, 100%)."""
+    """The canary share at a position. Past the last stage (done): 100% after a
+    migrated stage, else the last canary share (a plan may stop short of 100%)."""
     if stage >= len(plan.stages):
-        return 1.0
+        last = plan.stages[-1]
+        if isinstance(last, CanaryStage):
+            return last.steps[-1]
+        return 1.0 if isinstance(last, MigratedStage) else 0.0
     s = plan.stages[stage]
     if isinstance(s, CanaryStage):
         return s.steps[min(step, len(s.steps) - 1)]
@@ -501,7 +505,9 @@ def _advance(
             state, stage=stage, step=0, status="done", entered=now, passing_since=None, note=""
         )
         t = _transition(now, frm, "done", reason, actor, f)
-        return Outcome(state=_log(new, t), share=1.0, transition=t, gates=gates)
+        return Outcome(
+            state=_log(new, t), share=share_of(plan, stage, 0), transition=t, gates=gates
+        )
     entering = plan.stages[stage]
     if stage != state.stage and entering.kind in plan.approval and not state.approved:
         note = f"waiting for approval to enter {entering.kind}: strangler migrate approve"

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
 
-from strangler.config.migrate_model import MigratePlan
+from strangler.config.migrate_model import MigratedStage, MigratePlan
 from strangler.config.model import Route
 from strangler.metrics import Metrics
 from strangler.migrate import machine
@@ -63,9 +63,7 @@ class RouteView:
             "route": self.route,
             "position": machine.position_name(self.plan, s),
             "status": s.status,
-            "share": 0.0
-            if s.status == "aborted" or s.entry_pending
-            else machine.share_of(self.plan, s.stage, s.step),
+            "share": Autopilot.position_share(self.plan, s),
             "stages": [st.kind for st in self.plan.stages],
             "stage": s.stage,
             "step": s.step,
@@ -188,7 +186,7 @@ class Autopilot:
             state = replace(state, entered=now, passing_since=None)
             self._starts[route.name] = (now, counters)
             self._view(route, plan, state, (), None)
-            return machine.Outcome(state=state, share=self._position_share(plan, state))
+            return machine.Outcome(state=state, share=self.position_share(plan, state))
         new, primary = route.new_side, route.primary
         figures = window(start[1], counters, route.name, new=new or "", primary=primary)
         if figures is None:  # counters went down: the process group restarted
@@ -201,7 +199,7 @@ class Autopilot:
             self._starts[route.name] = (result.state.entered, counters)
         share = result.share
         if share is None:
-            share = self._position_share(plan, result.state)  # enforce: heals drift
+            share = self.position_share(plan, result.state)  # enforce: heals drift
         self._view(route, plan, result.state, result.gates, figures)
         return replace(result, share=share)
 
@@ -210,11 +208,12 @@ class Autopilot:
         return None if verdict is None else verdict.budget_remaining
 
     @staticmethod
-    def _position_share(plan: MigratePlan, state: MigrationState) -> float | None:
+    def position_share(plan: MigratePlan, state: MigrationState) -> float:
+        """The share a plan holds its route at in ``state``."""
         if state.status == "aborted" or state.entry_pending:
             return 0.0
         if state.status == "done":
-            return 1.0
+            return machine.share_of(plan, len(plan.stages), 0)
         return machine.share_of(plan, state.stage, state.step)
 
     def _view(
@@ -274,6 +273,27 @@ class Autopilot:
             out[name] = shown
         return out
 
+    def decommission_evidence(self) -> dict[str, str]:
+        """Routes whose plan is done: held migrated with every gate passing and no
+        fallback for the plan's hold, so legacy's endpoint can go (blocking: reads the
+        state file)."""
+        states = self.store.load()
+        out: dict[str, str] = {}
+        for name, route in self.plans().items():
+            plan, state = route.migrate, states.get(name)
+            if plan is None or state is None or state.status != "done":
+                continue
+            last = plan.stages[-1]
+            if not isinstance(last, MigratedStage):
+                continue  # a plan that stops short of 100%: legacy still answers
+            done_at = state.history[-1].at if state.history else state.entered
+            hold = last.hold
+            out[name] = (
+                f"autopilot: migrated held {hold:g}s with every gate passing and no "
+                f"fallback to legacy; done at {_utc(done_at)}"
+            )
+        return out
+
     async def act(
         self, route: str, action: str, actor: str, reason: str, stage: str | None = None
     ) -> Outcome:
@@ -306,6 +326,10 @@ _OPERATOR: Final[dict[str, Callable[..., Outcome]]] = {
     "abort": machine.abort,
     "skip": machine.skip,
 }
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def _reason_kind(reason: str) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Final, Literal, TypedDict, final
+from typing import Final, Literal, NotRequired, TypedDict, final
 
 from strangler.config.model import EMPTY_MAP, Route
 from strangler.progress.fold import ignore_pattern, probe_path
@@ -111,6 +111,35 @@ class CandidateJSON(TypedDict):
     name: str
     last_legacy_at: str | None
     idle_days: float
+    evidence: NotRequired[str]  # why it is a candidate beyond idleness (the autopilot's word)
+
+
+def with_evidence(
+    candidates: list[CandidateJSON], evidence: Mapping[str, str], state: ProgressState, now: float
+) -> list[CandidateJSON]:
+    """``candidates`` with each route of ``evidence`` marked (added when not there yet):
+    a route whose migration the autopilot finished is a candidate on that evidence,
+    however recently legacy last answered it."""
+    out = list(candidates)
+    listed = {c["name"]: c for c in out if c["kind"] == "route"}
+    for route, why in evidence.items():
+        if route in listed:
+            listed[route]["evidence"] = why
+            continue
+        counts = state.routes.get(route)
+        last = counts.last_legacy if counts is not None else 0.0
+        idle = (now - last) / DAY if last else 0.0
+        out.insert(
+            sum(1 for c in out if c["kind"] == "route"),
+            {
+                "kind": "route",
+                "name": route,
+                "last_legacy_at": _iso_or_none(last),
+                "idle_days": round(max(0.0, idle), 2),
+                "evidence": why,
+            },
+        )
+    return out
 
 
 class StatusJSON(TypedDict):

@@ -178,6 +178,17 @@ async def test_a_healthy_new_service_is_promoted_through_every_stage(
     # The audit log says who moved the route: the autopilot, one write per step.
     events = proxy.server.release.events(100)
     assert overrides(events, "autopilot") == [0.0, 0.1, 0.25, 0.5, 1.0]
+    # The strangler's point: legacy's endpoint for the route can go, and says why.
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"{proxy.admin_url}/api/decommission") as r,
+    ):
+        candidates = (await r.json())["decommission"]
+    (route,) = [c for c in candidates if c["name"] == "orders-read"]
+    assert route["kind"] == "route"
+    assert route["evidence"].startswith(
+        "autopilot: migrated held 0.5s with every gate passing and no fallback to legacy; done at "
+    )
 
 
 async def test_injected_errors_at_25_percent_roll_the_route_back(
