@@ -305,6 +305,7 @@ class WrkResult:
     p99_ms: float
     requests: int
     errors: str  # "" or a short description of non-2xx responses / socket errors
+    cpu_us: float | None = None  # the target's CPU (user + system) per request, µs
 
 
 _UNIT_MS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -494,6 +495,23 @@ def _session_user_ticks(sessions: set[int]) -> int:
     return total
 
 
+def session_cpu_ticks(session: int) -> int:
+    """utime + stime of every live process (all threads) in ``session``: the CPU a
+    target server used, whatever else the machine runs."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                rest = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(rest[3]) == session:
+            total += int(rest[11]) + int(rest[12])
+    return total
+
+
 def _own_user_ticks() -> float:
     """This script and the children it has waited for (wrk, curl, the generator)."""
     me, kids = (
@@ -542,6 +560,7 @@ class StreamResult:
     down_mbs: float
     up_mbs: float
     runs: int
+    cpu_s_per_gib: float | None = None  # the target's CPU per GiB moved, both ways
 
 
 def _curl(argv: list[str], timeout: float) -> tuple[int, int, float]:
@@ -735,7 +754,7 @@ class Row:
         return statistics.median(w.rps for w in self.wrk_runs) if self.wrk_runs else None
 
     def wrk_median(self, attr: str) -> float | None:
-        values = [float(getattr(w, attr)) for w in self.wrk_runs]
+        values = [float(v) for w in self.wrk_runs if (v := getattr(w, attr)) is not None]
         return statistics.median(values) if values else None
 
     @property
@@ -894,11 +913,11 @@ class Bench:
         direct = f"http://127.0.0.1:{self.upstream_port}/small"
         run_wrk(small, s.warmup, s.connections)  # warm the pools and caches
         for _ in range(s.rounds):
-            w = self._metered(row, "wrk", lambda: run_wrk(small, s.duration, s.connections))
+            w = self._metered(row, "wrk", lambda: self._wrk_cpu(proc.pid, small))
             row.wrk_runs.append(w)
             say(
-                f"   wrk: {w.rps:,.0f} req/s, p50 {w.p50_ms:.2f} ms, "
-                f"p99 {w.p99_ms:.2f} ms {w.errors}"
+                f"   wrk: {w.rps:,.0f} req/s, {_fmt(w.cpu_us, '.1f')} µs CPU/req, "
+                f"p50 {w.p50_ms:.2f} ms, p99 {w.p99_ms:.2f} ms {w.errors}"
             )
         runs: list[RateRun] = []
         direct_runs: list[RateRun] = []
@@ -932,27 +951,43 @@ class Bench:
         if row.key in ("strangler2", "minimal-uvloop"):
             return
         if row.key == "strangler1":
-            self._strangler_streams(row, proc.pid, base, small)
+            self._strangler_streams(row, proc, base, small)
         else:
-            row.stream = self._metered(
-                row, "streams", lambda: run_streams(base, self.work, s.stream_size, s.stream_runs)
-            )
+            row.stream = self._metered(row, "streams", lambda: self._streams_cpu(proc.pid, base))
         if row.stream is not None:
             say(
                 f"   streams: down {row.stream.down_mbs:,.0f} MB/s, "
-                f"up {row.stream.up_mbs:,.0f} MB/s"
+                f"up {row.stream.up_mbs:,.0f} MB/s, "
+                f"{_fmt(row.stream.cpu_s_per_gib, '.2f')} s CPU/GiB"
             )
 
-    def _strangler_streams(self, row: Row, pid: int, base: str, small: str) -> None:
+    def _wrk_cpu(self, session: int, url: str) -> WrkResult:
+        """One wrk run, with the CPU the target (its whole session) used per request."""
+        ticks = session_cpu_ticks(session)
+        w = run_wrk(url, self.s.duration, self.s.connections)
+        used = session_cpu_ticks(session) - ticks
+        if w.requests:
+            w.cpu_us = used / _HZ / w.requests * 1e6
+        return w
+
+    def _streams_cpu(self, session: int, base: str) -> StreamResult:
+        """``run_streams``, with the CPU the target used per GiB streamed."""
+        ticks = session_cpu_ticks(session)
+        st = run_streams(base, self.work, self.s.stream_size, self.s.stream_runs)
+        moved = 2 * self.s.stream_size * self.s.stream_runs / GIB
+        st.cpu_s_per_gib = (session_cpu_ticks(session) - ticks) / _HZ / moved
+        return st
+
+    def _strangler_streams(
+        self, row: Row, proc: subprocess.Popen[bytes], base: str, small: str
+    ) -> None:
         """Streams with the RSS watched; then, if asked, the profile."""
-        s = self.s
+        s, pid = self.s, proc.pid
         load_peak = (_status_kib(pid, "VmHWM") or 0) / 1024
         rss_now = (_status_kib(pid, "VmRSS") or 0) / 1024
         reset = reset_peak_rss(pid)
         with rss_sampler(pid) as sampled:
-            row.stream = self._metered(
-                row, "streams", lambda: run_streams(base, self.work, s.stream_size, s.stream_runs)
-            )
+            row.stream = self._metered(row, "streams", lambda: self._streams_cpu(proc.pid, base))
             sampled_peak = sampled()
         hwm = (_status_kib(pid, "VmHWM") or 0) / 1024
         stream_peak = hwm if reset else sampled_peak
@@ -1015,15 +1050,16 @@ def report(rows: dict[str, Row], s: Settings, profile_lines: list[str]) -> str:
         "'others' = the most user CPU (in cores) that processes outside the benchmark "
         "used during one of the row's runs (this machine is shared).",
         "",
-        "| target | proxy cores | req/s | p50 ms | p99 ms | × nginx proxy | × minimal | "
+        "| target | proxy cores | req/s | CPU µs/req | p50 ms | p99 ms | × nginx proxy | "
+        "× minimal | "
         f"@{s.rate}/s p50 / p99 ms | added p50 / p99 ms | download MB/s | upload MB/s | "
         "peak RSS MiB | others | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows.values():
         if row.failure:
             first = row.failure.splitlines()[0]
-            out.append(f"| {row.label} | {row.cores} | FAILED: {first} |" + " |" * 11)
+            out.append(f"| {row.label} | {row.cores} | FAILED: {first} |" + " |" * 12)
             continue
         r, d, st = row.rate, row.direct_rate, row.stream
         is_direct = row.key == "upstream"
@@ -1034,12 +1070,15 @@ def report(rows: dict[str, Row], s: Settings, profile_lines: list[str]) -> str:
         notes += [w.errors for w in row.wrk_runs if w.errors]
         if row.spread:
             notes.append(f"req/s spread {row.spread}")
+        if st is not None and st.cpu_s_per_gib is not None:
+            notes.append(f"streaming CPU {st.cpu_s_per_gib:.2f} s/GiB")
         if row.rss_notes:
             notes.append(row.rss_notes)
         cells = [
             row.label,
             "0 (itself)" if is_direct else row.cores,
             _fmt(row.rps),
+            _fmt(row.wrk_median("cpu_us"), ".1f"),
             _fmt(row.wrk_median("p50_ms"), ".2f"),
             _fmt(row.wrk_median("p99_ms"), ".2f"),
             "–" if row.key in ("upstream", "nginx") else _ratio(row.rps, nginx_rps),
