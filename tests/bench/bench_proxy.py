@@ -63,6 +63,8 @@ PROXY_CORE: Final = "1"  # the proxy under test
 BOTH_CORES: Final = "0,1"
 
 SMALL_BODY: Final = ("strangler benchmark: a small response body. " * 5)[:199] + "\n"
+# a small JSON answer for a translated route (bench_features.py)
+JSON_BODY: Final = '{"customer": {"name": "Ada"}, "state": "paid", "total_cents": 1234}'
 GIB: Final = 1 << 30
 MIB: Final = 1 << 20
 
@@ -214,6 +216,8 @@ def nginx_configs(work: Path, upstream_port: int, proxy_port: int) -> tuple[Path
         + "  server {\n"
         f"    listen 127.0.0.1:{upstream_port} backlog=4096;\n"
         f'    location = /small {{ default_type text/plain; return 200 "{SMALL_BODY[:-1]}\\n"; }}\n'
+        "    location = /json { default_type application/json;"
+        f" return 200 '{JSON_BODY}'; }}\n"
         "    location = /large { default_type application/octet-stream;"
         f" alias {work}/large.bin; }}\n"
         f"    location /upload/ {{ root {work}/dav; dav_methods PUT; create_full_put_path on;\n"
@@ -339,8 +343,10 @@ def parse_wrk(out: str) -> WrkResult:
     )
 
 
-def run_wrk(url: str, seconds: float, connections: int) -> WrkResult:
+def run_wrk(url: str, seconds: float, connections: int, headers: Sequence[str] = ()) -> WrkResult:
     argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s"]
+    for h in headers:
+        argv += ["-H", h]
     argv += ["--latency", "--timeout", "5s", url]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
