@@ -11,13 +11,14 @@ load on the machine than req/s does, but a busy machine still inflates it a litt
 CPU per request still depends on the machine: with spare CPU the worker wakes for
 fewer requests at a time and pays more per request; with other load it batches more.
 ``--callgrind`` counts instructions instead (valgrind's callgrind, instrumentation
-switched on only around the measured wrk run, 8 connections): the same code gives the
-same count within about 2%, whatever else runs, and the worker is always saturated.
+switched on only around the measured wrk runs): other load changes it less, but
+later rounds have read up to 40% higher than the first for the same code (see
+tests/bench/README.md): compare round by round.
 
     python tests/bench/bench_features.py                  # about 4 minutes
     python tests/bench/bench_features.py --rounds 5 --duration 5
     python tests/bench/bench_features.py --only plain,canary-sticky
-    python tests/bench/bench_features.py --callgrind      # about 12 minutes
+    python tests/bench/bench_features.py --callgrind      # about 15 minutes
 
 Needs nginx (the upstream), wrk and taskset, as bench_proxy.py does; valgrind (and
 its callgrind_control) for ``--callgrind``.
@@ -191,26 +192,36 @@ def _wait(
             pause(0.5)
 
 
-def measure(
-    v: Variant, work: Path, procs: Processes, upstream_port: int, args: argparse.Namespace
-) -> Result:
-    """CPU per request over ``args.rounds`` wrk rounds."""
-    proc, url = _start(v, work, procs, upstream_port, ())
+def measure_all(
+    variants: Sequence[Variant],
+    work: Path,
+    procs: Processes,
+    upstream_port: int,
+    args: argparse.Namespace,
+) -> list[Result]:
+    """CPU per request, the variants taken in turn within each round: every worker
+    runs from the start (an idle one costs about 0.3% of a core), so a drift of the
+    machine over the run touches every variant alike instead of the last ones."""
+    started = [(v, *_start(v, work, procs, upstream_port, ())) for v in variants]
+    results = [Result(v, [], []) for v in variants]
     try:
-        run_wrk(url, args.warmup, args.connections, headers=v.headers)
-        cpu, rps = [], []
-        for _ in range(args.rounds):
-            ticks = session_cpu_ticks(proc.pid)
-            w = run_wrk(url, args.duration, args.connections, headers=v.headers)
-            used = session_cpu_ticks(proc.pid) - ticks
-            if w.errors:
-                raise BenchError(f"{v.key}: {w.errors}")
-            cpu.append(used / _HZ / w.requests * 1e6)
-            rps.append(w.rps)
-        say(f"   {v.key}: " + ", ".join(f"{c:.1f}" for c in cpu) + " µs CPU/req")
-        return Result(v, cpu, rps)
+        for v, _proc, url in started:
+            run_wrk(url, args.warmup, args.connections, headers=v.headers)
+        for i in range(args.rounds):
+            say(f"== round {i + 1} of {args.rounds}")
+            for (v, proc, url), result in zip(started, results, strict=True):
+                ticks = session_cpu_ticks(proc.pid)
+                w = run_wrk(url, args.duration, args.connections, headers=v.headers)
+                used = session_cpu_ticks(proc.pid) - ticks
+                if w.errors:
+                    raise BenchError(f"{v.key}: {w.errors}")
+                result.cpu_us.append(used / _HZ / w.requests * 1e6)
+                result.rps.append(w.rps)
+                say(f"   {v.key}: {result.cpu_us[-1]:.1f} µs CPU/req, {w.rps:,.0f} req/s")
+        return results
     finally:
-        procs.stop(proc)
+        for _v, proc, _url in started:
+            procs.stop(proc)
 
 
 def measure_callgrind(
@@ -314,11 +325,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with urllib.request.urlopen(f"http://127.0.0.1:{upstream_port}/json", timeout=5) as r:
             if json.loads(r.read()) != json.loads(JSON_BODY):
                 raise BenchError("upstream /json answers something else")
-        results = []
-        for v in chosen:
-            say(f"== {v.key}: {v.what}")
-            how = measure_callgrind if args.callgrind else measure
-            results.append(how(v, work, procs, upstream_port, args))
+        if args.callgrind:
+            results = []
+            for v in chosen:
+                say(f"== {v.key}: {v.what}")
+                results.append(measure_callgrind(v, work, procs, upstream_port, args))
+        else:
+            results = measure_all(chosen, work, procs, upstream_port, args)
         print(report(results, args))
         return 0
     except BenchError as e:
