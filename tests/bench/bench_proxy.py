@@ -485,9 +485,9 @@ def _user_ticks() -> int:
     return int(fields[1]) + int(fields[2])
 
 
-def _session_user_ticks(sessions: set[int]) -> int:
-    """utime of every live process in ``sessions``."""
-    total = 0
+def _session_ticks(sessions: set[int]) -> tuple[int, int]:
+    """(utime, stime) summed over every live process (all threads) in ``sessions``."""
+    user = system = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -497,25 +497,20 @@ def _session_user_ticks(sessions: set[int]) -> int:
         except OSError:
             continue
         if int(rest[3]) in sessions:
-            total += int(rest[11])
-    return total
+            user += int(rest[11])
+            system += int(rest[12])
+    return user, system
+
+
+def _session_user_ticks(sessions: set[int]) -> int:
+    """utime of every live process in ``sessions``."""
+    return _session_ticks(sessions)[0]
 
 
 def session_cpu_ticks(session: int) -> int:
     """utime + stime of every live process (all threads) in ``session``: the CPU a
     target server used, whatever else the machine runs."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                rest = f.read().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if int(rest[3]) == session:
-            total += int(rest[11]) + int(rest[12])
-    return total
+    return sum(_session_ticks({session}))
 
 
 def _own_user_ticks() -> float:
