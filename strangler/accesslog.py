@@ -35,35 +35,71 @@ _dumps: Final = json.dumps
 
 
 class _Clock:
-    """ISO-8601 UTC timestamps with milliseconds, the seconds part cached."""
+    """ISO-8601 UTC timestamps with milliseconds: the seconds part cached, and the
+    whole text for the last millisecond (under load, several requests end in one)."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_ms", "_prefix", "_second", "_text")
 
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        self._ms = -1
+        self._text = ""
 
     def iso(self, ts: float) -> str:
-        second = int(ts)
+        ms = int(ts * 1000)
+        if ms == self._ms:
+            return self._text
+        second = ms // 1000
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{int(ts % 1 * 1000):03d}Z"
+        self._ms = ms
+        self._text = text = f"{self._prefix}.{ms % 1000:03d}Z"
+        return text
+
+
+def _json_inner(text: str) -> str:
+    """``text`` escaped for the inside of a JSON string: as it is when nothing needs
+    escaping (the usual path, route or address: a few C-level checks), else what
+    ``json.dumps`` makes of it."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return _dumps(text)[1:-1]
+
+
+class _Formatter:
+    """One access-log line from an ``Entry``: an f-string template, no ``json.dumps``
+    unless a value needs escaping."""
+
+    __slots__ = ("clock", "line")
+
+    def __init__(self, fmt: Literal["json", "text"], clock: _Clock | None = None) -> None:
+        self.clock = clock or _Clock()
+        self.line = self._json if fmt == "json" else self._text
+
+    def _json(self, entry: Entry) -> str:
+        ts, method, path, route, backend, status, nbytes, ms, client, rid = entry
+        # Status, sizes and the (validated) request id are safe as they are; the rest
+        # goes through the escaping check.
+        j = _json_inner
+        return (
+            f'{{"time": "{self.clock.iso(ts)}", "method": "{j(method)}", '
+            f'"path": "{j(path)}", "route": "{j(route)}", "backend": "{j(backend)}", '
+            f'"status": {status}, "bytes": {nbytes}, "duration_ms": {ms:.3f}, '
+            f'"client": "{j(client)}", "request_id": "{rid}"}}'
+        )
+
+    def _text(self, entry: Entry) -> str:
+        ts, method, path, route, backend, status, nbytes, ms, client, rid = entry
+        stamp = self.clock.iso(ts)
+        return (
+            f"{stamp} {client} {method} {path} {status} {nbytes} {ms:.3f}ms {route} {backend} {rid}"
+        )
 
 
 def format_entry(entry: Entry, fmt: Literal["json", "text"], clock: _Clock | None = None) -> str:
-    ts, method, path, route, backend, status, nbytes, ms, client, rid = entry
-    stamp = (clock or _Clock()).iso(ts)
-    if fmt == "json":
-        # Method, status, sizes and the (validated) request id are safe as they are;
-        # the rest is escaped.
-        return (
-            f'{{"time": "{stamp}", "method": {_dumps(method)}, "path": {_dumps(path)}, '
-            f'"route": {_dumps(route)}, "backend": {_dumps(backend)}, "status": {status}, '
-            f'"bytes": {nbytes}, "duration_ms": {round(ms, 3)}, "client": {_dumps(client)}, '
-            f'"request_id": "{rid}"}}'
-        )
-    return f"{stamp} {client} {method} {path} {status} {nbytes} {ms:.3f}ms {route} {backend} {rid}"
+    return _Formatter(fmt, clock).line(entry)
 
 
 class AccessLog:
@@ -73,7 +109,7 @@ class AccessLog:
         self.enabled = fmt != "off"
         self._fmt: Literal["json", "text"] = "text" if fmt == "text" else "json"
         self._stream = stream if stream is not None else sys.stdout
-        self._clock = _Clock()
+        self._line = _Formatter(self._fmt).line
         self._pending: list[str] = []
         self._armed = False
         self._q: queue.SimpleQueue[str | None] = queue.SimpleQueue()
@@ -85,7 +121,7 @@ class AccessLog:
     def log(self, entry: Entry) -> None:
         if not self.enabled:
             return
-        self._pending.append(format_entry(entry, self._fmt, self._clock))
+        self._pending.append(self._line(entry))
         if not self._armed:
             self._armed = True
             try:

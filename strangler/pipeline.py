@@ -149,7 +149,8 @@ class Proxy:
                 return await self._websocket(request, out, snap)
             total = out.side.upstream.timeouts.total
             if total is None:
-                return await self._exchange(request, route, decision, out, snap, params)
+                exchange = self._plain if route.plain else self._exchange
+                return await exchange(request, route, decision, out, snap, params)
             return await self._bounded(request, route, decision, out, snap, total, params)
         except asyncio.CancelledError:
             out.done(_STATUS_ABORTED, out.nbytes, aborted=True)
@@ -218,6 +219,33 @@ class Proxy:
             pool.done()
         out.done(ws.status, nbytes)
         return ws
+
+    async def _plain(
+        self,
+        request: web.BaseRequest,
+        route: CompiledRoute,
+        decision: Decision,
+        out: _Outcome,
+        snap: Snapshot,
+        params: Mapping[str, str],
+    ) -> web.StreamResponse:
+        """``_exchange`` for a route with no translation, no shadow and no fallback
+        (``CompiledRoute.plain``): the body limit, one send, the relay."""
+        limit = snap.config.limits.max_body_bytes
+        body: RequestBody | None = None
+        if request.body_exists:
+            length = request.content_length
+            if limit and length is not None and length > limit:
+                return _too_large(request, out, limit)
+            body = RequestBody(request, limit)
+        observed = route.release.observed == out.side.upstream.name
+        try:
+            up = await self._send(request, route, out.side, body, snap, observed, None, out.rid_new)
+        except BodyTooLarge:
+            return _too_large(request, out, limit)
+        except ForwardError as e:
+            return self._failed(e, request, out)
+        return await self._relay(request, up, out, None)
 
     async def _exchange(
         self,
@@ -576,9 +604,10 @@ class Proxy:
     ) -> web.StreamResponse:
         """``_exchange`` within the upstream's ``timeout.total``: 504 when nothing was
         sent yet, an aborted connection when the answer was already streaming."""
+        exchange = self._plain if route.plain else self._exchange
         try:
             async with asyncio.timeout(total):
-                return await self._exchange(request, route, decision, out, snap, params)
+                return await exchange(request, route, decision, out, snap, params)
         except TimeoutError:
             stage = (
                 ForwardStage.RESPONSE_BODY

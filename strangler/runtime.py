@@ -58,6 +58,9 @@ class CompiledRoute:
     translate: Plan = EMPTY_PLAN
     translate_on: str | None = None  # the upstream whose traffic is translated (new side)
     explain: Explainer | None = None  # the debug header (None: off, one attribute check)
+    # No translation, no shadow, no fallback: the request path skips those steps
+    # (``Proxy._plain``); decided here, once per route, not per request.
+    plain: bool = False
 
     @property
     def default(self) -> Side:
@@ -126,6 +129,12 @@ def compile_snapshot(config: Config, metrics: Metrics) -> Snapshot:
                 metrics=metrics.bind_route(name, up, target),
             )
         plan_t = build_plan(spec.translate if spec is not None else None)
+        shadow = (
+            compile_shadow(name, spec.shadow, config.upstreams)
+            if spec is not None and spec.shadow is not None
+            else None
+        )
+        translate_on = _translated_side(plan, spec) if not plan_t.is_empty else None
         decisions: dict[str, Counter] = {
             reason: metrics.release_decisions.labels(name, reason) for reason in REASONS
         }
@@ -136,13 +145,9 @@ def compile_snapshot(config: Config, metrics: Metrics) -> Snapshot:
             sides=MappingProxyType(sides),
             decisions=MappingProxyType(decisions),
             spec=spec,
-            shadow=(
-                compile_shadow(name, spec.shadow, config.upstreams)
-                if spec is not None and spec.shadow is not None
-                else None
-            ),
+            shadow=shadow,
             translate=plan_t,
-            translate_on=_translated_side(plan, spec) if not plan_t.is_empty else None,
+            translate_on=translate_on,
             explain=explainer(
                 name,
                 plan.upstreams,
@@ -151,6 +156,7 @@ def compile_snapshot(config: Config, metrics: Metrics) -> Snapshot:
                 if spec is None or spec.debug_headers is None
                 else spec.debug_headers,
             ),
+            plain=plan_t.is_empty and shadow is None and plan.fallback is None,
         )
 
     routes = tuple(

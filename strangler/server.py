@@ -45,6 +45,7 @@ from strangler.config.model import Config, Slo
 from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
 from strangler.listener import CappedSite, listen_socket, listener_limits, raise_fd_limit
+from strangler.malloc import tune_malloc
 from strangler.metrics import Metrics, enable_multiprocess, live_workers, worker_exited
 from strangler.migrate.api import add_migrate_routes
 from strangler.migrate.metrics import MigrationCollector
@@ -480,6 +481,7 @@ async def serve_async(config: Config, options: ServeOptions) -> int:
 
 def run_worker(config: Config, options: ServeOptions) -> int:
     install_uvloop()
+    tune_malloc()
     return asyncio.run(serve_async(config, options))
 
 
@@ -589,6 +591,7 @@ def _worker_main(
     if respawn:  # replacing a worker that exited: serve what the others serve now
         config = respawn_config(options.config_path, run_dir, config)
     install_uvloop()
+    tune_malloc()
     sys.exit(asyncio.run(_serve_worker(config, options, run_dir, supervisor, early)))
 
 

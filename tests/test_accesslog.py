@@ -59,3 +59,32 @@ def test_off_writes_nothing() -> None:
     log.log(ENTRY)
     log.close()
     assert out.getvalue() == ""
+
+
+def test_json_line_escapes_whatever_a_client_can_send() -> None:
+    # The template skips json.dumps for plain values: every value that needs escaping
+    # must still come out as valid JSON holding exactly the original text.
+    nasty = ["/a\\b", "/x\ny", "/\x7f\x01", "/ü/€/😀", '"', "", "/plain"]
+    for text in nasty:
+        entry = (1764072000.0, text, text, text, text, 200, 0, 0.1, text, "id")
+        line = format_entry(entry, "json")
+        assert "\n" not in line
+        got = json.loads(line)
+        assert [got[k] for k in ("method", "path", "route", "backend", "client")] == [text] * 5
+
+
+def test_timestamps_across_milliseconds_and_seconds() -> None:
+    out = io.StringIO()
+    log = AccessLog("json", out)
+    stamps = [1764072000.9985, 1764072000.9989, 1764072000.9991, 1764072001.0004, 1764072001.25]
+    for ts in stamps:
+        log.log((ts, "GET", "/", "r", "legacy", 200, 1, 0.1, "c", "i"))
+    log.close()
+    times = [json.loads(x)["time"] for x in out.getvalue().splitlines()]
+    assert times == [
+        "2025-11-25T12:00:00.998Z",
+        "2025-11-25T12:00:00.998Z",
+        "2025-11-25T12:00:00.999Z",
+        "2025-11-25T12:00:01.000Z",
+        "2025-11-25T12:00:01.250Z",
+    ]

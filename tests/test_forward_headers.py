@@ -62,3 +62,23 @@ def test_forwarded_styles_add_one_or_three_fields() -> None:
     xf = CIMultiDict[str]()
     ForwardedFor("10.0.0.5", "http", "shop", trusted=False).apply(xf, incoming, "x-forwarded")
     assert sorted(xf) == ["X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"]
+
+
+def test_end_to_end_compares_names_case_insensitively() -> None:
+    # Header names are case-insensitive: a client writing them in lower (or upper)
+    # case must not get credentials for the proxy or framing headers past it.
+    h = CIMultiDict(
+        [
+            ("CONNECTION", "X-HOP"),
+            ("x-hop", "1"),
+            ("proxy-authorization", "Basic c2VjcmV0"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("expect", "100-continue"),
+            ("x-end", "kept"),
+        ]
+    )
+    out = end_to_end(h, drop=("Expect",))
+    assert list(out.items()) == [("x-end", "kept")]

@@ -320,12 +320,11 @@ class H1Response:
 
 
 def serialize_head(method: str, target: str, headers: CIMultiDict[str], chunked: bool) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1"]
-    lines.extend(f"{k}: {v}" for k, v in headers.items())
+    lines = [f"{k}: {v}\r\n" for k, v in headers.items()]
     if chunked:
-        lines.append("Transfer-Encoding: chunked")
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+        lines.append("Transfer-Encoding: chunked\r\n")
+    head = "".join(lines)
+    return f"{method} {target} HTTP/1.1\r\n{head}\r\n".encode("utf-8", "surrogateescape")
 
 
 class H1Pool:

@@ -54,15 +54,21 @@ def connection_tokens(headers: Mapping[str, str]) -> frozenset[str]:
 def end_to_end(
     headers: CIMultiDictProxy[str] | CIMultiDict[str], drop: Iterable[str] = ()
 ) -> CIMultiDict[str]:
-    """A copy of ``headers`` without hop-by-hop ones (and without ``drop``)."""
-    extra = connection_tokens(headers)
-    out: CIMultiDict[str] = CIMultiDict()
-    dropped = frozenset(d.lower() for d in drop)
-    for name, value in headers.items():
-        low = name.lower()
-        if name in HOP_BY_HOP or low in extra or low in dropped:
-            continue
-        out.add(name, value)
+    """A copy of ``headers`` without hop-by-hop ones (and without ``drop``), names
+    compared case-insensitively (``keep-alive`` is ``Keep-Alive``).
+
+    Copy, then remove: the copy and ``popall`` are the multidict's C code, cheaper per
+    request than a Python loop over every header."""
+    out = CIMultiDict(headers)
+    listed = out.get(_CONNECTION)
+    for name in HOP_BY_HOP:
+        out.popall(name, None)
+    if listed:
+        for token in listed.split(","):
+            if token := token.strip():
+                out.popall(token, None)
+    for name in drop:
+        out.popall(name, None)
     return out
 
 

@@ -63,6 +63,8 @@ PROXY_CORE: Final = "1"  # the proxy under test
 BOTH_CORES: Final = "0,1"
 
 SMALL_BODY: Final = ("strangler benchmark: a small response body. " * 5)[:199] + "\n"
+# a small JSON answer for a translated route (bench_features.py)
+JSON_BODY: Final = '{"customer": {"name": "Ada"}, "state": "paid", "total_cents": 1234}'
 GIB: Final = 1 << 30
 MIB: Final = 1 << 20
 
@@ -214,6 +216,8 @@ def nginx_configs(work: Path, upstream_port: int, proxy_port: int) -> tuple[Path
         + "  server {\n"
         f"    listen 127.0.0.1:{upstream_port} backlog=4096;\n"
         f'    location = /small {{ default_type text/plain; return 200 "{SMALL_BODY[:-1]}\\n"; }}\n'
+        "    location = /json { default_type application/json;"
+        f" return 200 '{JSON_BODY}'; }}\n"
         "    location = /large { default_type application/octet-stream;"
         f" alias {work}/large.bin; }}\n"
         f"    location /upload/ {{ root {work}/dav; dav_methods PUT; create_full_put_path on;\n"
@@ -305,6 +309,7 @@ class WrkResult:
     p99_ms: float
     requests: int
     errors: str  # "" or a short description of non-2xx responses / socket errors
+    cpu_us: float | None = None  # the target's CPU (user + system) per request, µs
 
 
 _UNIT_MS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -338,8 +343,10 @@ def parse_wrk(out: str) -> WrkResult:
     )
 
 
-def run_wrk(url: str, seconds: float, connections: int) -> WrkResult:
+def run_wrk(url: str, seconds: float, connections: int, headers: Sequence[str] = ()) -> WrkResult:
     argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s"]
+    for h in headers:
+        argv += ["-H", h]
     argv += ["--latency", "--timeout", "5s", url]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
@@ -478,9 +485,9 @@ def _user_ticks() -> int:
     return int(fields[1]) + int(fields[2])
 
 
-def _session_user_ticks(sessions: set[int]) -> int:
-    """utime of every live process in ``sessions``."""
-    total = 0
+def _session_ticks(sessions: set[int]) -> tuple[int, int]:
+    """(utime, stime) summed over every live process (all threads) in ``sessions``."""
+    user = system = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -490,8 +497,20 @@ def _session_user_ticks(sessions: set[int]) -> int:
         except OSError:
             continue
         if int(rest[3]) in sessions:
-            total += int(rest[11])
-    return total
+            user += int(rest[11])
+            system += int(rest[12])
+    return user, system
+
+
+def _session_user_ticks(sessions: set[int]) -> int:
+    """utime of every live process in ``sessions``."""
+    return _session_ticks(sessions)[0]
+
+
+def session_cpu_ticks(session: int) -> int:
+    """utime + stime of every live process (all threads) in ``session``: the CPU a
+    target server used, whatever else the machine runs."""
+    return sum(_session_ticks({session}))
 
 
 def _own_user_ticks() -> float:
@@ -542,6 +561,7 @@ class StreamResult:
     down_mbs: float
     up_mbs: float
     runs: int
+    cpu_s_per_gib: float | None = None  # the target's CPU per GiB moved, both ways
 
 
 def _curl(argv: list[str], timeout: float) -> tuple[int, int, float]:
@@ -735,7 +755,7 @@ class Row:
         return statistics.median(w.rps for w in self.wrk_runs) if self.wrk_runs else None
 
     def wrk_median(self, attr: str) -> float | None:
-        values = [float(getattr(w, attr)) for w in self.wrk_runs]
+        values = [float(v) for w in self.wrk_runs if (v := getattr(w, attr)) is not None]
         return statistics.median(values) if values else None
 
     @property
@@ -894,11 +914,11 @@ class Bench:
         direct = f"http://127.0.0.1:{self.upstream_port}/small"
         run_wrk(small, s.warmup, s.connections)  # warm the pools and caches
         for _ in range(s.rounds):
-            w = self._metered(row, "wrk", lambda: run_wrk(small, s.duration, s.connections))
+            w = self._metered(row, "wrk", lambda: self._wrk_cpu(proc.pid, small))
             row.wrk_runs.append(w)
             say(
-                f"   wrk: {w.rps:,.0f} req/s, p50 {w.p50_ms:.2f} ms, "
-                f"p99 {w.p99_ms:.2f} ms {w.errors}"
+                f"   wrk: {w.rps:,.0f} req/s, {_fmt(w.cpu_us, '.1f')} µs CPU/req, "
+                f"p50 {w.p50_ms:.2f} ms, p99 {w.p99_ms:.2f} ms {w.errors}"
             )
         runs: list[RateRun] = []
         direct_runs: list[RateRun] = []
@@ -932,27 +952,43 @@ class Bench:
         if row.key in ("strangler2", "minimal-uvloop"):
             return
         if row.key == "strangler1":
-            self._strangler_streams(row, proc.pid, base, small)
+            self._strangler_streams(row, proc, base, small)
         else:
-            row.stream = self._metered(
-                row, "streams", lambda: run_streams(base, self.work, s.stream_size, s.stream_runs)
-            )
+            row.stream = self._metered(row, "streams", lambda: self._streams_cpu(proc.pid, base))
         if row.stream is not None:
             say(
                 f"   streams: down {row.stream.down_mbs:,.0f} MB/s, "
-                f"up {row.stream.up_mbs:,.0f} MB/s"
+                f"up {row.stream.up_mbs:,.0f} MB/s, "
+                f"{_fmt(row.stream.cpu_s_per_gib, '.2f')} s CPU/GiB"
             )
 
-    def _strangler_streams(self, row: Row, pid: int, base: str, small: str) -> None:
+    def _wrk_cpu(self, session: int, url: str) -> WrkResult:
+        """One wrk run, with the CPU the target (its whole session) used per request."""
+        ticks = session_cpu_ticks(session)
+        w = run_wrk(url, self.s.duration, self.s.connections)
+        used = session_cpu_ticks(session) - ticks
+        if w.requests:
+            w.cpu_us = used / _HZ / w.requests * 1e6
+        return w
+
+    def _streams_cpu(self, session: int, base: str) -> StreamResult:
+        """``run_streams``, with the CPU the target used per GiB streamed."""
+        ticks = session_cpu_ticks(session)
+        st = run_streams(base, self.work, self.s.stream_size, self.s.stream_runs)
+        moved = 2 * self.s.stream_size * self.s.stream_runs / GIB
+        st.cpu_s_per_gib = (session_cpu_ticks(session) - ticks) / _HZ / moved
+        return st
+
+    def _strangler_streams(
+        self, row: Row, proc: subprocess.Popen[bytes], base: str, small: str
+    ) -> None:
         """Streams with the RSS watched; then, if asked, the profile."""
-        s = self.s
+        s, pid = self.s, proc.pid
         load_peak = (_status_kib(pid, "VmHWM") or 0) / 1024
         rss_now = (_status_kib(pid, "VmRSS") or 0) / 1024
         reset = reset_peak_rss(pid)
         with rss_sampler(pid) as sampled:
-            row.stream = self._metered(
-                row, "streams", lambda: run_streams(base, self.work, s.stream_size, s.stream_runs)
-            )
+            row.stream = self._metered(row, "streams", lambda: self._streams_cpu(proc.pid, base))
             sampled_peak = sampled()
         hwm = (_status_kib(pid, "VmHWM") or 0) / 1024
         stream_peak = hwm if reset else sampled_peak
@@ -1015,15 +1051,16 @@ def report(rows: dict[str, Row], s: Settings, profile_lines: list[str]) -> str:
         "'others' = the most user CPU (in cores) that processes outside the benchmark "
         "used during one of the row's runs (this machine is shared).",
         "",
-        "| target | proxy cores | req/s | p50 ms | p99 ms | × nginx proxy | × minimal | "
+        "| target | proxy cores | req/s | CPU µs/req | p50 ms | p99 ms | × nginx proxy | "
+        "× minimal | "
         f"@{s.rate}/s p50 / p99 ms | added p50 / p99 ms | download MB/s | upload MB/s | "
         "peak RSS MiB | others | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows.values():
         if row.failure:
             first = row.failure.splitlines()[0]
-            out.append(f"| {row.label} | {row.cores} | FAILED: {first} |" + " |" * 11)
+            out.append(f"| {row.label} | {row.cores} | FAILED: {first} |" + " |" * 12)
             continue
         r, d, st = row.rate, row.direct_rate, row.stream
         is_direct = row.key == "upstream"
@@ -1034,12 +1071,15 @@ def report(rows: dict[str, Row], s: Settings, profile_lines: list[str]) -> str:
         notes += [w.errors for w in row.wrk_runs if w.errors]
         if row.spread:
             notes.append(f"req/s spread {row.spread}")
+        if st is not None and st.cpu_s_per_gib is not None:
+            notes.append(f"streaming CPU {st.cpu_s_per_gib:.2f} s/GiB")
         if row.rss_notes:
             notes.append(row.rss_notes)
         cells = [
             row.label,
             "0 (itself)" if is_direct else row.cores,
             _fmt(row.rps),
+            _fmt(row.wrk_median("cpu_us"), ".1f"),
             _fmt(row.wrk_median("p50_ms"), ".2f"),
             _fmt(row.wrk_median("p99_ms"), ".2f"),
             "–" if row.key in ("upstream", "nginx") else _ratio(row.rps, nginx_rps),
