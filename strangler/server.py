@@ -65,7 +65,7 @@ from strangler.shadow.samples import ShadowResults
 from strangler.shadow.service import ShadowService
 from strangler.shadow.shared import SharedResults
 from strangler.tls import ListenerTls
-from strangler.workers import RunDir, respawn_config
+from strangler.workers import RunDir, die_with_supervisor, respawn_config
 
 if TYPE_CHECKING:  # redis is an optional extra: imported only with state.backend: redis
     from strangler.release.redis_store import RedisStateStore
@@ -588,6 +588,7 @@ def _worker_main(
     for sig in _FORWARDED:
         signal.signal(sig, lambda signum, _frame: early.add(signum))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
+    die_with_supervisor(supervisor)  # SIGTERM (a drain) if the supervisor is killed
     if respawn:  # replacing a worker that exited: serve what the others serve now
         config = respawn_config(options.config_path, run_dir, config)
     install_uvloop()

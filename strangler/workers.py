@@ -27,10 +27,13 @@ a connection.
 from __future__ import annotations
 
 import copyreg
+import ctypes
+import ctypes.util
 import io
 import logging
 import os
 import pickle
+import signal
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,3 +139,22 @@ def respawn_config(path: Path | None, run_dir: RunDir, started_with: Config) -> 
     log.info("replacement worker: config version %s, loaded from disk", config.version)
     run_dir.save_accepted(config)
     return config
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_supervisor(supervisor: int) -> None:
+    """Ask the kernel for SIGTERM when the supervisor dies (Linux ``PR_SET_PDEATHSIG``),
+    so a supervisor killed with SIGKILL (OOM killer, ``kill -9``) leaves no workers
+    serving on behind its back: each drains and exits as on a normal stop. Where the
+    call is not available the worker carries on as before (logged at debug)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    except (OSError, AttributeError) as e:
+        log.debug("cannot ask to be stopped with the supervisor: %s", e)
+        return
+    if os.getppid() != supervisor:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -306,3 +306,29 @@ async def test_a_replacement_worker_serves_the_newest_config(
 
         running.proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(running.proc.wait(), 15) == 0
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(
+    tmp_path: Path, legacy: Upstream, newsvc: Upstream
+) -> None:
+    """A supervisor killed with SIGKILL (the OOM killer, kill -9) leaves no worker
+    serving on: each gets SIGTERM from the kernel and drains."""
+    port, admin = free_port(), free_port()
+    cfg = tmp_path / "strangler.yaml"
+    write_config(cfg, port, admin, legacy, newsvc, "legacy", "t0")
+    async with serve(cfg, port, admin, 2) as running:
+        pids = await _ready(running, 2)
+        running.proc.kill()
+        await running.proc.wait()
+
+        async def all_gone() -> bool | None:
+            alive = []
+            for pid in pids:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    continue
+                alive.append(pid)
+            return True if not alive else None
+
+        await until(all_gone, "every worker to exit after the supervisor died")
