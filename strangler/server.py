@@ -50,7 +50,7 @@ from strangler.metrics import Metrics, enable_multiprocess, live_workers, worker
 from strangler.migrate.api import add_migrate_routes
 from strangler.migrate.metrics import MigrationCollector
 from strangler.migrate.runner import Autopilot
-from strangler.migrate.store import MigrateStore
+from strangler.migrate.store import MigrateStore, Store
 from strangler.pipeline import Proxy
 from strangler.plan.admin import add_plan_routes
 from strangler.progress import ProgressCollector, ProgressTracker
@@ -161,7 +161,7 @@ class ProxyServer:
         token = load_token(config.admin)
         check_exposure(config.admin, token)  # before anything listens
         self.autopilot = Autopilot(
-            self.holder, self.metrics, self.release, MigrateStore(self.state_dir)
+            self.holder, self.metrics, self.release, _migrate_store(config, self.state_dir)
         )
         self.metrics.add_collector(MigrationCollector(self.autopilot))
         self.admin_state = AdminState(
@@ -419,6 +419,18 @@ class ProxyServer:
             if self.redis_store is not None:
                 await asyncio.to_thread(self.redis_store.close)
             log.info("strangler stopped")
+
+
+def _migrate_store(config: Config, state_dir: Path) -> Store:
+    """Where the autopilot keeps its states and lease: beside the release state (the
+    state directory, or Redis with ``state.backend: redis``, so that the replicas
+    sharing Redis share one evaluator)."""
+    if config.state.backend != "redis":
+        return MigrateStore(state_dir)
+    from strangler.migrate.redis_store import RedisMigrateStore
+
+    redis_state = config.state.redis
+    return RedisMigrateStore(redis_state.url, key_prefix=redis_state.key_prefix)
 
 
 def _redis_store(config: Config) -> RedisStateStore | None:

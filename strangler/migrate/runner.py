@@ -2,7 +2,8 @@
 and applies the share it decides through the release controls.
 
 Every ``tick`` (a few times a second) each process tries the lease
-(``MigrateStore.acquire``); only its holder evaluates. For each route with a plan
+(``Store.acquire``: a file in the state directory, or a Redis key with
+``state.backend: redis``); only its holder evaluates. For each route with a plan
 whose ``interval`` has passed it reads the window's figures
 (``figures.window``, from the proxy's own counters: every worker's traffic), runs
 ``machine.evaluate``, stores the new state and, when the share changes, writes it
@@ -34,7 +35,7 @@ from strangler.metrics import Metrics
 from strangler.migrate import machine
 from strangler.migrate.figures import RouteCounters, read_counters, window
 from strangler.migrate.machine import Figures, MigrationState, Outcome
-from strangler.migrate.store import MigrateStore
+from strangler.migrate.store import Store
 from strangler.release.controls import ReleaseControls
 from strangler.runtime import SnapshotHolder
 
@@ -84,7 +85,7 @@ class Autopilot:
         holder: SnapshotHolder,
         metrics: Metrics,
         release: ReleaseControls,
-        store: MigrateStore,
+        store: Store,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:

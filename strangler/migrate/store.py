@@ -26,18 +26,37 @@ import json
 import os
 import socket
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from strangler.migrate.machine import MigrationState
 
-__all__ = ["MigrateStore"]
+__all__ = ["MigrateStore", "Store"]
 
 _STATES: Final = "migrate.json"
 _LOCK: Final = "migrate.lock"
 _LEASE: Final = "migrate.lease"
 _GATES: Final = "migrate-gates.json"
+
+
+class Store(Protocol):
+    """What the autopilot needs of its state backend: ``MigrateStore`` (a state
+    directory, one host) or ``redis_store.RedisMigrateStore`` (replicas on several).
+    Every method but ``alocked`` blocks."""
+
+    owner: str
+
+    def locked(self) -> contextlib.AbstractContextManager[None]: ...
+    def alocked(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+    def load(self) -> dict[str, MigrationState]: ...
+    def save(self, states: Mapping[str, MigrationState]) -> None: ...
+    def save_gates(self, gates: Mapping[str, object]) -> None: ...
+    def load_gates(self) -> dict[str, object]: ...
+    def acquire(self, now: float, ttl: float) -> bool: ...
+    def leader(self, now: float) -> str | None: ...
+    def release(self) -> None: ...
 
 
 def _close_taken(taking: asyncio.Future[int]) -> None:
@@ -48,7 +67,8 @@ def _close_taken(taking: asyncio.Future[int]) -> None:
 class MigrateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        # host:pid, and a tag: two servers in one process are two owners too
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
