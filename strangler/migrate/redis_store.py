@@ -33,6 +33,7 @@ from typing import Final
 import redis
 
 from strangler.migrate.machine import MigrationState
+from strangler.migrate.store import parse_states
 
 __all__ = ["LOCK_TTL", "RedisMigrateStore"]
 
@@ -114,14 +115,7 @@ class RedisMigrateStore:
 
     # -- states
     def load(self) -> dict[str, MigrationState]:
-        raw = self._get(self._states)
-        out: dict[str, MigrationState] = {}
-        if isinstance(raw, dict):
-            for route, data in raw.items():
-                if isinstance(data, dict):
-                    with contextlib.suppress(ValueError, TypeError, IndexError):
-                        out[str(route)] = MigrationState.from_dict(data)
-        return out
+        return parse_states(self._get(self._states))
 
     def save(self, states: Mapping[str, MigrationState]) -> None:
         self._set(self._states, {r: s.as_dict() for r, s in sorted(states.items())})

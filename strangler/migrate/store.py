@@ -33,7 +33,7 @@ from typing import Final, Protocol
 
 from strangler.migrate.machine import MigrationState
 
-__all__ = ["MigrateStore", "Store"]
+__all__ = ["MigrateStore", "Store", "parse_states"]
 
 _STATES: Final = "migrate.json"
 _LOCK: Final = "migrate.lock"
@@ -57,6 +57,18 @@ class Store(Protocol):
     def acquire(self, now: float, ttl: float) -> bool: ...
     def leader(self, now: float) -> str | None: ...
     def release(self) -> None: ...
+
+
+def parse_states(raw: object) -> dict[str, MigrationState]:
+    """The routes' states from their JSON data; an entry that does not parse is left
+    out (read as "not started"), never a crash."""
+    out: dict[str, MigrationState] = {}
+    if isinstance(raw, dict):
+        for route, data in raw.items():
+            if isinstance(data, dict):
+                with contextlib.suppress(ValueError, TypeError, IndexError):
+                    out[str(route)] = MigrationState.from_dict(data)
+    return out
 
 
 def _close_taken(taking: asyncio.Future[int]) -> None:
@@ -114,13 +126,7 @@ class MigrateStore:
             raw = json.loads((self.directory / _STATES).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
-        out: dict[str, MigrationState] = {}
-        if isinstance(raw, dict):
-            for route, data in raw.items():
-                if isinstance(data, dict):
-                    with contextlib.suppress(ValueError, TypeError, IndexError):
-                        out[str(route)] = MigrationState.from_dict(data)
-        return out
+        return parse_states(raw)
 
     def save(self, states: Mapping[str, MigrationState]) -> None:
         """Replace the file atomically (call under ``locked``)."""
