@@ -309,6 +309,7 @@ class Autopilot:
         async with self.store.alocked():
             states = await asyncio.to_thread(self.store.load)
             state = states.get(route) or machine.start(plan, now).state
+            result: Outcome
             if action == "retry":
                 result = machine.retry(plan, state, now, actor, reason, stage)
             else:
@@ -317,7 +318,36 @@ class Autopilot:
             states[route] = result.state
             await asyncio.to_thread(self.store.save, states)
         self._starts.pop(route, None)  # the next evaluation starts a fresh window
+        await asyncio.to_thread(self._audit, route, action, actor, reason, plan, state, result)
         return result
+
+    def _audit(
+        self,
+        route: str,
+        action: str,
+        actor: str,
+        reason: str,
+        plan: MigratePlan,
+        before: MigrationState,
+        result: Outcome,
+    ) -> None:
+        """The operator's action in the audit log beside the share it wrote (if any):
+        ``migrate-pause`` etc., with the position and status before and after."""
+        audit = self.release.audit
+        if audit is None:
+            return
+        after = result.state
+        try:
+            audit.append(
+                actor,
+                f"migrate-{action}",
+                route,
+                {"position": machine.position_name(plan, before), "status": before.status},
+                {"position": machine.position_name(plan, after), "status": after.status},
+                reason=reason or None,
+            )
+        except OSError as e:  # a full state disk: the action itself stands
+            log.error("cannot append migrate-%s of %r to the audit log: %s", action, route, e)
 
 
 _OPERATOR: Final[dict[str, Callable[..., Outcome]]] = {

@@ -126,7 +126,11 @@ class Load:
 
 def overrides(events: list[dict[str, Any]], who: str) -> list[float | None]:
     """The percent overrides ``who`` wrote, from audit events, in order."""
-    return [e["after"]["percent_override"] for e in events if e["who"] == who]
+    return [
+        e["after"]["percent_override"]
+        for e in events
+        if e["who"] == who and e["action"] == "set-percent"
+    ]
 
 
 async def views(admin: str, session: aiohttp.ClientSession) -> dict[str, Any]:
@@ -178,6 +182,11 @@ async def test_a_healthy_new_service_is_promoted_through_every_stage(
     # The audit log says who moved the route: the autopilot, one write per step.
     events = proxy.server.release.events(100)
     assert overrides(events, "autopilot") == [0.0, 0.1, 0.25, 0.5, 1.0]
+    # The last evaluation's figures are gauges too.
+    async with aiohttp.ClientSession() as s, s.get(f"{proxy.admin_url}/metrics") as r:
+        metrics = await r.text()
+    assert 'strangler_migration_figure{figure="new_requests",route="orders-read"}' in metrics
+    assert 'strangler_migration_stage{route="orders-read"} 3.0' in metrics
     # The strangler's point: legacy's endpoint for the route can go, and says why.
     async with (
         aiohttp.ClientSession() as s,
@@ -214,8 +223,9 @@ async def test_injected_errors_at_25_percent_roll_the_route_back(
     assert last["figures"]["new_errors"] > 0
     # Fallback answered every failed request from legacy: still no client-visible error.
     assert [a for a in load.answers[injected:] if a.status != 200] == []
-    # Rolled back within a bounded number of requests after the injection.
-    assert len(load.answers) - injected <= 400
+    # Rolled back within a bounded number of requests after the injection (the window
+    # since the 25% step began also holds its healthy answers from before it).
+    assert len(load.answers) - injected <= 1000
     # After the rollback no user is answered by the new side.
     async with aiohttp.ClientSession() as session:
         after = Load(proxy.url, sent=load.sent)
@@ -254,8 +264,19 @@ async def test_operator_actions_through_the_api_are_audited_and_refused_when_the
     assert reasons == ["skipped: reads proven", "aborted: incident 7", "retry"]
     actors = {t["actor"] for t in view["history"]}
     assert actors == {"admin@127.0.0.1"}
-    writes = overrides(proxy.server.release.events(100), "admin@127.0.0.1")
+    events = proxy.server.release.events(100)
+    writes = overrides(events, "admin@127.0.0.1")
     assert writes == [0.1, 0.0, 0.1]
+    actions = [
+        (e["action"], e["after"]["position"], e.get("reason"))
+        for e in events
+        if str(e["action"]).startswith("migrate-")
+    ]
+    assert actions == [
+        ("migrate-skip", "canary 10%", "reads proven"),
+        ("migrate-abort", "legacy", "incident 7"),
+        ("migrate-retry", "canary 10%", None),
+    ]
 
 
 @asynccontextmanager
