@@ -274,15 +274,20 @@ class Shell:
     async def stop(self) -> None:
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)  # bash and every job it started
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(10):
-                await self.proc.wait()
-                return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        await self.proc.wait()
+        try:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)  # bash and every job it started
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await self.proc.wait()
+                    return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+        finally:
+            # A process that left the group (or still drains) may hold the pipes open:
+            # close this end of them, so the loop closes cleanly whatever it does.
+            self.proc._transport.close()  # type: ignore[attr-defined]
 
 
 class Mismatch(AssertionError):

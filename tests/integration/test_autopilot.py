@@ -267,11 +267,11 @@ async def test_operator_actions_through_the_api_are_audited_and_refused_when_the
     events = proxy.server.release.events(100)
     writes = overrides(events, "admin@127.0.0.1")
     assert writes == [0.1, 0.0, 0.1]
-    actions = [
-        (e["action"], e["after"]["position"], e.get("reason"))
-        for e in events
-        if str(e["action"]).startswith("migrate-")
-    ]
+    actions = []
+    for e in events:
+        after = e["after"]
+        if str(e["action"]).startswith("migrate-") and isinstance(after, dict):
+            actions.append((e["action"], after["position"], e.get("reason")))
     assert actions == [
         ("migrate-skip", "canary 10%", "reads proven"),
         ("migrate-abort", "legacy", "incident 7"),

@@ -61,7 +61,8 @@ def replaced_by_a_file(directory: Path) -> Iterator[None]:
         yield
     finally:
         directory.unlink()
-        directory.mkdir()
+        # The proxy retries its pending writes meanwhile and may create it first.
+        directory.mkdir(exist_ok=True)
 
 
 @pytest.fixture
