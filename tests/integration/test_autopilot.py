@@ -13,8 +13,6 @@ import signal
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -26,7 +24,7 @@ from pytest_aiohttp import AiohttpServer
 
 from tests.browser import Browser
 from tests.conftest import MakeProxy, RunningProxy
-from tests.integration.test_lifecycle import free_port, wait_healthy
+from tests.integration.test_lifecycle import free_port, strangler, wait_healthy
 from tests.integration.test_status_page import ARTIFACTS
 
 USERS: Final = 60
@@ -279,35 +277,6 @@ async def test_operator_actions_through_the_api_are_audited_and_refused_when_the
     ]
 
 
-@asynccontextmanager
-async def serve(
-    config_path: Path, cwd: Path, workers: int
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "strangler",
-        "serve",
-        "--config",
-        str(config_path),
-        "--workers",
-        str(workers),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
 async def test_with_three_workers_one_process_advances_the_plan(
     tmp_path: Path, apps: tuple[str, NewService]
 ) -> None:
@@ -317,7 +286,7 @@ async def test_with_three_workers_one_process_advances_the_plan(
     text = text.replace("admin: {listen: 127.0.0.1:0}", f"admin: {{listen: 127.0.0.1:{admin}}}")
     cfg = tmp_path / "strangler.yaml"
     cfg.write_text(text + f"state: {{dir: '{tmp_path / 'state'}'}}\n")
-    async with serve(cfg, tmp_path, 3) as proc:
+    async with strangler("serve", "--config", str(cfg), "--workers", "3") as proc:
         await wait_healthy(admin, proc)
         load, view = await drive_until(
             f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", {"done"}
@@ -340,9 +309,9 @@ async def test_with_three_workers_one_process_advances_the_plan(
             json.loads(line)
             for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()
         ]
-        shares = [e["after"]["percent_override"] for e in events if e["who"] == "autopilot"]
-        assert shares == [0.0, 0.1, 0.25, 0.5, 1.0]
-    assert proc.returncode == 0, (await proc.stderr.read()).decode() if proc.stderr else ""
+        assert overrides(events, "autopilot") == [0.0, 0.1, 0.25, 0.5, 1.0]
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
     assert not (tmp_path / "state" / "migrate.lease").exists()  # given up on stop
 
 
