@@ -84,6 +84,23 @@ async def summary(proxy: RunningProxy, route: str) -> dict[str, object]:
         return body
 
 
+# The new service's v2 invoice, and the route translation that turns it into legacy's v1.
+INVOICE_V2_TO_V1 = """    translate:
+      request: [{path: {rewrite: "/v2/invoices/{id}"}}]
+      response:
+        - json:
+            - {rename: {from: invoiceId, to: id}}
+            - {rename: {from: state, to: status}}
+            - {map: {path: status, values: {paid: PAID}}}
+            - {scale: {path: amounts.total, to: total_cents, multiply: 100, as: int}}
+            - {drop: [amounts]}"""
+
+
+def v2_invoice(n: int, cents: int) -> web.Response:
+    total = f"{cents // 100}.{cents % 100:02d}"
+    return web.json_response({"invoiceId": n, "state": "paid", "amounts": {"total": total}})
+
+
 async def test_parity_matches_the_injected_mismatch_rate_and_writes_are_not_mirrored(
     apps: tuple[str, str, ShadowApp], make_proxy: MakeProxy
 ) -> None:
@@ -227,8 +244,7 @@ async def test_a_translating_route_compares_legacy_with_the_translated_new_answe
         got.append(request.path)
         n = int(request.match_info["n"])
         cents = 1234 + n if n != 3 else 1  # invoice 3 is wrong in the new service
-        total = f"{cents // 100}.{cents % 100:02d}"
-        return web.json_response({"invoiceId": n, "state": "paid", "amounts": {"total": total}})
+        return v2_invoice(n, cents)
 
     legacy = web.Application()
     legacy.router.add_get("/api/v1/invoices/{n}", legacy_invoice)
@@ -244,15 +260,8 @@ async def test_a_translating_route_compares_legacy_with_the_translated_new_answe
     match: {path: "/api/v1/invoices/{id:int}"}
     to: legacy
     shadow: {to: billing}
-    translate:
-      request: [{path: {rewrite: "/v2/invoices/{id}"}}]
-      response:
-        - json:
-            - {rename: {from: invoiceId, to: id}}
-            - {rename: {from: state, to: status}}
-            - {map: {path: status, values: {paid: PAID}}}
-            - {scale: {path: amounts.total, to: total_cents, multiply: 100, as: int}}
-            - {drop: [amounts]}""",
+"""
+            + INVOICE_V2_TO_V1,
         )
     )
     async with aiohttp.ClientSession() as s:
@@ -286,9 +295,7 @@ async def test_a_migrated_route_confirms_with_a_translated_re_read(
     async def new_invoice(request: web.Request) -> web.Response:
         new_got.append(dict(request.headers))
         n = int(request.match_info["n"])
-        cents = 1234 + n
-        total = f"{cents // 100}.{cents % 100:02d}"
-        return web.json_response({"invoiceId": n, "state": "paid", "amounts": {"total": total}})
+        return v2_invoice(n, 1234 + n)
 
     legacy = web.Application()
     legacy.router.add_get("/api/v1/invoices/{n}", legacy_invoice)
@@ -304,15 +311,8 @@ async def test_a_migrated_route_confirms_with_a_translated_re_read(
     match: {path: "/api/v1/invoices/{id:int}"}
     to: billing
     shadow: {to: legacy}
-    translate:
-      request: [{path: {rewrite: "/v2/invoices/{id}"}}]
-      response:
-        - json:
-            - {rename: {from: invoiceId, to: id}}
-            - {rename: {from: state, to: status}}
-            - {map: {path: status, values: {paid: PAID}}}
-            - {scale: {path: amounts.total, to: total_cents, multiply: 100, as: int}}
-            - {drop: [amounts]}""",
+"""
+            + INVOICE_V2_TO_V1,
         )
     )
     async with aiohttp.ClientSession() as s:
