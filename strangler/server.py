@@ -129,6 +129,7 @@ class ProxyServer:
             AuditLog.in_dir(self.state_dir),
             file_poll=config.state.file_poll,
             pending=PendingChanges.in_dir(options.runtime_dir),
+            windows=None if options.runtime_dir is None else options.runtime_dir / "slo",
         )
         # A kill switch that cannot be read must stop the start (StateFileError),
         # never be silently forgotten.
