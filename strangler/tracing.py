@@ -19,18 +19,19 @@ span                       kind      parent, attributes
 ``GET billing``            CLIENT    the request span; one per upstream exchange (two
                                      after a fallback); ``strangler.upstream``, status,
                                      ``error.type`` and ``strangler.stage`` on failure;
-                                     ends when the response head arrived
+                                     ends when the response head arrived; not made
+                                     for an unsampled request
 ``shadow invoices-read``   INTERNAL  a new trace *linked* to the request span (sampled
                                      when the request is); ``strangler.shadow.outcome``
                                      (match, mismatch, error, skipped, unstable); its
                                      exchanges are CLIENT children
 =========================  ========  ===================================================
 
-The upstream receives ``traceparent`` (and ``tracestate``) naming its CLIENT span, so
-its own spans nest under the proxy's. Sampling: parent-based (a client's sampled flag
-is followed), ``tracing.sample`` for new traces. Spans leave through a batch processor
-(its own thread; a full queue drops spans, never blocks a request) to
-``tracing.otlp``; ``shutdown`` flushes them at the end of the drain.
+The upstream receives ``traceparent`` (and ``tracestate``) naming its CLIENT span (the
+request span when unsampled), so its own spans nest under the proxy's. Sampling:
+parent-based (a client's sampled flag is followed), ``tracing.sample`` for new traces.
+Spans leave through a batch processor (its own thread; a full queue drops spans, never
+blocks a request) to ``tracing.otlp``; ``shutdown`` flushes them at the end of the drain.
 
 Hooks, each chosen at start (see ``server``):
 - ``Tracing.wrap(handler)``: the proxy's handler inside the request span;
@@ -105,8 +106,7 @@ class _Sampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: trace.TraceState | None = None,
     ) -> SamplingResult:
-        parent = trace.get_current_span(parent_context).get_span_context()
-        if not parent.is_valid and links:
+        if links and not trace.get_current_span(parent_context).get_span_context().is_valid:
             sampled = links[0].context.trace_flags.sampled
             decision = Decision.RECORD_AND_SAMPLE if sampled else Decision.DROP
             return SamplingResult(decision, attributes if sampled else None)
@@ -247,6 +247,12 @@ class TracedH1Pool(H1Pool):
         retry_stale: bool,
     ) -> H1Response:
         tracing = self._tracing
+        if not trace.get_current_span().is_recording():
+            # An unsampled request: no child span to record, so none is made (the
+            # SDK's span start is most of tracing's cost); the upstream continues
+            # the request span's context, unsampled.
+            tracing.propagator.inject(headers)
+            return await super().send(method, target, headers, body, retry_stale=retry_stale)
         span = tracing.tracer.start_span(
             f"{method} {self.name}",
             kind=SpanKind.CLIENT,

@@ -5,20 +5,12 @@ the drain flushes the exporter, so the receiver has every span by then, no waiti
 
 from __future__ import annotations
 
-import gzip
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pytest_aiohttp import AiohttpServer
 
@@ -27,66 +19,21 @@ from strangler.config import load_config_text
 from strangler.config.validate_tracing import OTEL_MODULES
 from strangler.errors import ConfigError
 from tests.conftest import MakeProxy, RunningProxy, Upstream
+from tests.otlp_support import Receiver, attrs, start_receiver
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 
 
-@dataclass
-class Receiver:
-    """An OTLP/HTTP traces endpoint: every span it was sent, with its service."""
-
-    url: str = ""
-    spans: list[Span] = field(default_factory=list)
-    services: set[str] = field(default_factory=set)
-
-    def of_kind(self, kind: int) -> list[Span]:
-        return [s for s in self.spans if s.kind == kind]
-
-
-RECEIVER = web.AppKey("receiver", Receiver)
-
-
-async def _export(request: web.Request) -> web.Response:
-    data = await request.read()
-    if request.headers.get("Content-Encoding") == "gzip":
-        data = gzip.decompress(data)
-    msg = ExportTraceServiceRequest.FromString(data)
-    receiver = request.app[RECEIVER]
-    for rs in msg.resource_spans:
-        for attr in rs.resource.attributes:
-            if attr.key == "service.name":
-                receiver.services.add(attr.value.string_value)
-        for ss in rs.scope_spans:
-            receiver.spans.extend(ss.spans)
-    return web.Response(
-        body=ExportTraceServiceResponse().SerializeToString(),
-        content_type="application/x-protobuf",
-    )
-
-
 @pytest.fixture
 async def receiver(aiohttp_server: AiohttpServer) -> Receiver:
-    app = web.Application()
-    app[RECEIVER] = receiver = Receiver()
-    app.router.add_post("/v1/traces", _export)
-    server = await aiohttp_server(app)
-    receiver.url = str(server.make_url("")).rstrip("/")
-    return receiver
+    return await start_receiver(aiohttp_server)
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as s:
         yield s
-
-
-def attrs(span: Span) -> dict[str, object]:
-    def value(v: AnyValue) -> object:
-        kind = v.WhichOneof("value")
-        return getattr(v, kind) if kind else None
-
-    return {a.key: value(a.value) for a in span.attributes}
 
 
 def config(
@@ -199,6 +146,35 @@ async def test_a_fallback_is_two_upstream_calls_under_one_request_span(
     assert attrs(server)["strangler.decision"] == "primary"
     assert attrs(server)["strangler.fallback"] is True
     assert attrs(server)["strangler.upstream"] == "legacy"
+
+
+async def test_a_translated_route_says_so_on_its_span(
+    legacy: Upstream,
+    newsvc: Upstream,
+    receiver: Receiver,
+    make_proxy: MakeProxy,
+    client: aiohttp.ClientSession,
+) -> None:
+    routes = (
+        "  - {name: customers, owner: crm, match: {path: /c}, to: new,\n"
+        "     translate: {request: [{headers: {set: {X-Api-Version: '2'}}}]}}"
+    )
+    proxy = await make_proxy(config(legacy, receiver, routes, new=newsvc.url))
+    assert await get(client, proxy, "/c", {}) == 200
+    assert await get(client, proxy, "/other", {}) == 200
+    await proxy.server.stop()
+
+    spans = {attrs(s)["strangler.route"]: s for s in receiver.of_kind(Span.SPAN_KIND_SERVER)}
+    assert attrs(spans["customers"])["strangler.translated"] is True
+    assert attrs(spans["(unrouted)"])["strangler.translated"] is False
+    # The translated request carries the proxy's traceparent too.
+    (call,) = [
+        c
+        for c in receiver.of_kind(Span.SPAN_KIND_CLIENT)
+        if c.parent_span_id == spans["customers"].span_id
+    ]
+    assert newsvc.recorder.header(0, "X-Api-Version") == ["2"]
+    assert parse(newsvc.recorder.header(0, "traceparent")[0])[1] == call.span_id.hex()
 
 
 async def test_a_shadow_request_is_its_own_trace_linked_to_the_primary(
