@@ -412,7 +412,7 @@ class ProxyServer:
         if proxy_runner is not None:  # mirrored requests still comparing: bounded wait
             await self.shadow.drain(min(self.config.drain_seconds, 5.0))
         if self.tracing is not None and proxy_runner is not None:  # export the last spans
-            await self.tracing.shutdown()
+            await self.tracing.shutdown(min(self.config.drain_seconds, 5.0))
         flusher, self._flusher = self._flusher, None
         if flusher is not None:  # after the drain, so late requests are counted
             flusher.cancel()  # a cancelled flusher saves one last time

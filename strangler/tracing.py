@@ -45,9 +45,12 @@ Hooks, each chosen at start (see ``server``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 import os
 import socket
+import threading
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from typing import Any, Final
 
@@ -80,6 +83,8 @@ from strangler.runtime import CompiledRoute
 from strangler.shadow.job import JobOutcome, ShadowJob
 
 __all__ = ["Tracing"]
+
+log = logging.getLogger("strangler.tracing")
 
 _EXPORT_TIMEOUT: Final = 10.0  # seconds per OTLP request, in the exporter's thread
 _ROOT: Final = Context()  # an empty context: a shadow span starts its own trace
@@ -132,7 +137,11 @@ class Tracing:
                 "service.instance.id": f"{socket.gethostname()}:{os.getpid()}",
             }
         )
-        self.provider = TracerProvider(resource=resource, sampler=_Sampler(settings.sample))
+        # No exit hook of the SDK's own: ``shutdown`` flushes at the drain, bounded; a
+        # hook would export again at exit, retrying while a collector is down.
+        self.provider = TracerProvider(
+            resource=resource, sampler=_Sampler(settings.sample), shutdown_on_exit=False
+        )
         if exporter is None:
             exporter = OTLPSpanExporter(endpoint=settings.endpoint, timeout=_EXPORT_TIMEOUT)
         self.provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -219,10 +228,26 @@ class Tracing:
             otel_context.detach(token)
             span.end()
 
-    async def shutdown(self) -> None:
-        """Export what is left and stop the exporter's thread (the end of a drain).
-        Blocking work (the last export), so in a thread."""
-        await asyncio.to_thread(self.provider.shutdown)
+    async def shutdown(self, deadline: float) -> None:
+        """Export what is left and stop the exporter (the end of a drain), waiting at
+        most ``deadline`` seconds: a collector that is down (the exporter retries)
+        must not hold the drain. Blocking work, so in a daemon thread of its own: one
+        still waiting when the process exits does not keep it alive."""
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def work() -> None:
+            try:
+                self.provider.shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                    loop.call_soon_threadsafe(done.set)
+
+        threading.Thread(target=work, name="tracing-shutdown", daemon=True).start()
+        try:
+            await asyncio.wait_for(done.wait(), deadline)
+        except TimeoutError:
+            log.warning("tracing: spans not exported within %gs of the drain: dropped", deadline)
 
 
 def _in_context(span: trace.Span) -> Context:

@@ -6,6 +6,7 @@ the drain flushes the exporter, so the receiver has every span by then, no waiti
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -227,6 +228,23 @@ async def test_sample_0_records_no_new_trace_but_follows_a_sampled_client(
     assert attrs(server)["url.path"] == "/client-sampled"
     assert len(receiver.spans) == 2  # and its upstream call
     assert parse(legacy.recorder.header(2, "traceparent")[0])[::2] == (CLIENT_TRACE[::-1], False)
+
+
+async def test_a_collector_that_is_down_does_not_hold_the_drain(
+    legacy: Upstream,
+    make_proxy: MakeProxy,
+    client: aiohttp.ClientSession,
+    unused_tcp_port: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = Receiver(url=f"http://127.0.0.1:{unused_tcp_port}")  # refused: the exporter retries
+    proxy = await make_proxy(config(legacy, down, "  []") + "drain: 1s\n")
+    assert await get(client, proxy, "/a", {}) == 200
+    started = time.monotonic()
+    await proxy.server.stop()
+    # The exporter's retries take about 7 s; the drain waits min(drain, 5 s) for them.
+    assert time.monotonic() - started < 4.0
+    assert "tracing: spans not exported within 1s of the drain: dropped" in caplog.text
 
 
 async def test_tracing_off_passes_the_client_traceparent_through_untouched(
