@@ -125,6 +125,31 @@ async def test_a_request_without_traceparent_starts_a_trace(
     assert parse(sent) == (server.trace_id.hex(), upstream_call.span_id.hex(), True)
 
 
+async def test_the_release_decision_and_a_server_error_are_on_the_span(
+    legacy: Upstream,
+    newsvc: Upstream,
+    receiver: Receiver,
+    make_proxy: MakeProxy,
+    client: aiohttp.ClientSession,
+) -> None:
+    routes = (
+        "  - {name: orders, owner: o, match: {path_prefix: /status}, to: legacy,\n"
+        "     canary: {to: new, percent: 100%}, fallback: false}"
+    )
+    proxy = await make_proxy(config(legacy, receiver, routes, new=newsvc.url))
+    assert await get(client, proxy, "/status/503", {}) == 503
+    await proxy.server.stop()
+
+    (server,) = receiver.of_kind(Span.SPAN_KIND_SERVER)
+    (call,) = receiver.of_kind(Span.SPAN_KIND_CLIENT)
+    assert attrs(server)["strangler.decision"] == "canary"
+    assert attrs(server)["strangler.upstream"] == "new"
+    assert attrs(server)["strangler.fallback"] is False
+    assert attrs(server)["http.response.status_code"] == 503
+    assert server.status.code == server.status.STATUS_CODE_ERROR
+    assert call.status.code == call.status.STATUS_CODE_ERROR
+
+
 async def test_a_fallback_is_two_upstream_calls_under_one_request_span(
     legacy: Upstream,
     receiver: Receiver,
@@ -208,6 +233,32 @@ async def test_a_shadow_request_is_its_own_trace_linked_to_the_primary(
     assert by_upstream["new"].parent_span_id == shadow.span_id
     (to_shadow,) = newsvc.recorder.header(0, "traceparent")
     assert parse(to_shadow)[:2] == (shadow.trace_id.hex(), by_upstream["new"].span_id.hex())
+
+
+async def test_a_shadow_is_recorded_exactly_when_its_request_is(
+    legacy: Upstream,
+    newsvc: Upstream,
+    receiver: Receiver,
+    make_proxy: MakeProxy,
+    client: aiohttp.ClientSession,
+) -> None:
+    routes = (
+        "  - {name: search, owner: o, match: {path: /search}, to: legacy,\n"
+        "     shadow: {to: new, percent: 100%, compare: {confirm: {enabled: false}}}}"
+    )
+    # 100% for new traces, but the clients decide for their own traces.
+    proxy = await make_proxy(config(legacy, receiver, routes, new=newsvc.url))
+    unsampled = f"00-{CLIENT_TRACE[::-1]}-{CLIENT_SPAN}-00"
+    assert await get(client, proxy, "/search", {"traceparent": unsampled}) == 200
+    sampled = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
+    assert await get(client, proxy, "/search", {"traceparent": sampled}) == 200
+    await proxy.server.stop()
+
+    assert len(newsvc.recorder.seen) == 2  # both were mirrored
+    (server,) = receiver.of_kind(Span.SPAN_KIND_SERVER)
+    (shadow,) = receiver.of_kind(Span.SPAN_KIND_INTERNAL)
+    assert server.trace_id.hex() == CLIENT_TRACE
+    assert [link.span_id for link in shadow.links] == [server.span_id]
 
 
 async def test_sample_0_records_no_new_trace_but_follows_a_sampled_client(
