@@ -166,8 +166,6 @@ class Proxy:
             elapsed = time.perf_counter() - started
             side.metrics.record(out.status, elapsed, out.nbytes, out.aborted)
             self.progress.record(route.name, side.target, request.method, request.path, status)
-            if self.tracing is not None:  # tracing hook: the request's route and decision
-                self.tracing.record(route, decision, out.decision, side.upstream.name, status)
             self.access_log.log(
                 (
                     time.time(),
@@ -182,6 +180,8 @@ class Proxy:
                     rid,
                 )
             )
+            if self.tracing is not None:  # tracing hook: the request's route and decision
+                self.tracing.record(route, decision, out.decision, side.upstream.name, status)
 
     @staticmethod
     def _headers(
