@@ -24,6 +24,10 @@ from tests.otlp_support import Receiver, attrs, start_receiver
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
+SHADOWED = (  # a route answered by legacy, every request mirrored to new
+    "  - {name: search, owner: o, match: {path: /search}, to: legacy,\n"
+    "     shadow: {to: new, percent: 100%, compare: {confirm: {enabled: false}}}}"
+)
 
 
 @pytest.fixture
@@ -210,11 +214,7 @@ async def test_a_shadow_request_is_its_own_trace_linked_to_the_primary(
     make_proxy: MakeProxy,
     client: aiohttp.ClientSession,
 ) -> None:
-    routes = (
-        "  - {name: search, owner: o, match: {path: /search}, to: legacy,\n"
-        "     shadow: {to: new, percent: 100%, compare: {confirm: {enabled: false}}}}"
-    )
-    proxy = await make_proxy(config(legacy, receiver, routes, new=newsvc.url))
+    proxy = await make_proxy(config(legacy, receiver, SHADOWED, new=newsvc.url))
     parent = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
     assert await get(client, proxy, "/search", {"traceparent": parent}) == 200
     await proxy.server.stop()  # the drain waits for the shadow job, then flushes
@@ -228,7 +228,9 @@ async def test_a_shadow_request_is_its_own_trace_linked_to_the_primary(
     (link,) = shadow.links
     assert (link.trace_id, link.span_id) == (server.trace_id, server.span_id)
     assert attrs(shadow)["strangler.shadow.outcome"] == "mismatch"  # served_by differs
-    by_upstream = {attrs(c)["strangler.upstream"]: c for c in receiver.of_kind(3)}
+    by_upstream = {
+        attrs(c)["strangler.upstream"]: c for c in receiver.of_kind(Span.SPAN_KIND_CLIENT)
+    }
     assert by_upstream["legacy"].parent_span_id == server.span_id
     assert by_upstream["new"].parent_span_id == shadow.span_id
     (to_shadow,) = newsvc.recorder.header(0, "traceparent")
@@ -242,12 +244,8 @@ async def test_a_shadow_is_recorded_exactly_when_its_request_is(
     make_proxy: MakeProxy,
     client: aiohttp.ClientSession,
 ) -> None:
-    routes = (
-        "  - {name: search, owner: o, match: {path: /search}, to: legacy,\n"
-        "     shadow: {to: new, percent: 100%, compare: {confirm: {enabled: false}}}}"
-    )
     # 100% for new traces, but the clients decide for their own traces.
-    proxy = await make_proxy(config(legacy, receiver, routes, new=newsvc.url))
+    proxy = await make_proxy(config(legacy, receiver, SHADOWED, new=newsvc.url))
     unsampled = f"00-{CLIENT_TRACE[::-1]}-{CLIENT_SPAN}-00"
     assert await get(client, proxy, "/search", {"traceparent": unsampled}) == 200
     sampled = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
