@@ -144,6 +144,7 @@ class Tracing:
         )
         if exporter is None:
             exporter = OTLPSpanExporter(endpoint=settings.endpoint, timeout=_EXPORT_TIMEOUT)
+        self._exporter = exporter
         self.provider.add_span_processor(BatchSpanProcessor(exporter))
         self.tracer = self.provider.get_tracer("strangler", __version__)
         self.propagator = TraceContextTextMapPropagator()
@@ -231,8 +232,7 @@ class Tracing:
     async def shutdown(self, deadline: float) -> None:
         """Export what is left and stop the exporter (the end of a drain), waiting at
         most ``deadline`` seconds: a collector that is down (the exporter retries)
-        must not hold the drain. Blocking work, so in a daemon thread of its own: one
-        still waiting when the process exits does not keep it alive."""
+        must not hold the drain. Blocking work, so in a daemon thread of its own."""
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
 
@@ -248,6 +248,11 @@ class Tracing:
             await asyncio.wait_for(done.wait(), deadline)
         except TimeoutError:
             log.warning("tracing: spans not exported within %gs of the drain: dropped", deadline)
+            # Wakes the exporter from its retries (it gives up at once), so the thread
+            # ends now instead of retrying on in the background.
+            self._exporter.shutdown()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), _EXPORT_TIMEOUT)
 
 
 def _in_context(span: trace.Span) -> Context:

@@ -6,6 +6,7 @@ the drain flushes the exporter, so the receiver has every span by then, no waiti
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -291,9 +292,14 @@ async def test_a_collector_that_is_down_does_not_hold_the_drain(
     assert await get(client, proxy, "/a", {}) == 200
     started = time.monotonic()
     await proxy.server.stop()
-    # The exporter's retries take about 7 s; the drain waits min(drain, 5 s) for them.
+    # The exporter's retries take about 7 s; the drain waits min(drain, 5 s) for them,
+    # then stops the exporter: no thread goes on retrying (and logging) in the background.
     assert time.monotonic() - started < 4.0
     assert "tracing: spans not exported within 1s of the drain: dropped" in caplog.text
+    for thread in threading.enumerate():
+        if thread.name == "tracing-shutdown":
+            thread.join(2.0)  # ending, not retrying for seconds more
+            assert not thread.is_alive()
 
 
 async def test_tracing_off_passes_the_client_traceparent_through_untouched(
