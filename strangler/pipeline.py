@@ -33,7 +33,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 from multidict import CIMultiDict, istr
@@ -56,6 +56,9 @@ from strangler.runtime import CompiledRoute, Side, Snapshot, SnapshotHolder
 from strangler.shadow.capture import Capture
 from strangler.shadow.service import CompiledShadow, ShadowService, ShadowTap
 from strangler.translate import Plan, TranslateError, TranslateRequest, TranslateResponse
+
+if TYPE_CHECKING:  # an optional extra: imported by server only when tracing is on
+    from strangler.tracing import Tracing
 
 log = logging.getLogger("strangler.proxy")
 
@@ -107,7 +110,7 @@ class Proxy:
 
     __slots__ = (
         "access_log", "forwarder", "holder", "ids", "metrics", "progress", "recording",
-        "release", "shadow",
+        "release", "shadow", "tracing",
     )  # fmt: skip
 
     def __init__(
@@ -119,6 +122,7 @@ class Proxy:
         progress: ProgressTracker,
         release: ReleaseControls,
         shadow: ShadowService,
+        tracing: Tracing | None = None,
     ) -> None:
         self.holder = holder
         self.forwarder = forwarder
@@ -127,6 +131,7 @@ class Proxy:
         self.progress = progress
         self.release = release
         self.shadow = shadow
+        self.tracing = tracing  # None: off; on, ``handle`` runs inside its span (server)
         self.ids = RequestIds()  # per process: a worker builds its own Proxy
         self.recording = Recording()  # strangler plan --record: a sampler while recording
 
@@ -175,6 +180,8 @@ class Proxy:
                     rid,
                 )
             )
+            if self.tracing is not None:  # tracing hook: the request's route and decision
+                self.tracing.record(route, decision, out.decision, side.upstream.name, status)
 
     @staticmethod
     def _headers(

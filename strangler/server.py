@@ -69,6 +69,7 @@ from strangler.workers import RunDir, die_with_supervisor, respawn_config
 
 if TYPE_CHECKING:  # redis is an optional extra: imported only with state.backend: redis
     from strangler.release.redis_store import RedisStateStore
+    from strangler.tracing import Tracing
 
 log = logging.getLogger("strangler")
 
@@ -119,7 +120,8 @@ class ProxyServer:
         self.metrics = metrics or Metrics()
         self.holder = SnapshotHolder(compile_snapshot(config, self.metrics))
         self.metrics.set_config_version(config.version)
-        self.forwarder = Forwarder()
+        self.tracing = _tracing(config)  # None: off; chosen once, at start
+        self.forwarder = Forwarder() if self.tracing is None else Forwarder(h1=self.tracing.h1_pool)
         self._access_stream = access_stream
         self.access_log = self._open_access_log(config)
         self.state_dir = options.state_dir or Path(config.state.dir)
@@ -148,7 +150,7 @@ class ProxyServer:
         self.shadow_shared = SharedResults(
             self.shadow_results, options.shared_dir, options.worker_index
         )
-        self.shadow = ShadowService(self.forwarder.pool, self.shadow_results)
+        self.shadow = ShadowService(self.forwarder.pool, self.shadow_results, tracing=self.tracing)
         self.shadow.configure(self.holder.current.shadows())
         self.proxy = Proxy(
             self.holder,
@@ -158,6 +160,7 @@ class ProxyServer:
             self.progress,
             self.release,
             self.shadow,
+            self.tracing,
         )
         token = load_token(config.admin)
         check_exposure(config.admin, token)  # before anything listens
@@ -206,7 +209,7 @@ class ProxyServer:
         self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
         limits = config.limits
         server = ProxyHTTPServer(
-            self.proxy.handle,
+            self.proxy.handle if self.tracing is None else self.tracing.wrap(self.proxy.handle),
             limits=listener_limits(limits, raise_fd_limit()),
             handler_cancellation=True,
             access_log=None,
@@ -338,6 +341,8 @@ class ProxyServer:
             except Exception as e:  # a bug in loading or compiling: still only a rejection
                 log.debug("config reload failed", exc_info=True)
                 return self._rejected(f"{path}: cannot load the config: {type(e).__name__}: {e}")
+            if config.tracing != self.config.tracing:  # the tracer is built once, at start
+                log.warning("tracing: the changed settings take effect at the next start")
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
             old = self.holder.swap(snapshot)
             self.release.reconcile(_slos(config), canary_groups(config.routes))
@@ -407,6 +412,8 @@ class ProxyServer:
             await proxy_runner.cleanup()
         if proxy_runner is not None:  # mirrored requests still comparing: bounded wait
             await self.shadow.drain(min(self.config.drain_seconds, 5.0))
+        if self.tracing is not None and proxy_runner is not None:  # export the last spans
+            await self.tracing.shutdown(min(self.config.drain_seconds, 5.0))
         flusher, self._flusher = self._flusher, None
         if flusher is not None:  # after the drain, so late requests are counted
             flusher.cancel()  # a cancelled flusher saves one last time
@@ -420,6 +427,16 @@ class ProxyServer:
             if self.redis_store is not None:
                 await asyncio.to_thread(self.redis_store.close)
             log.info("strangler stopped")
+
+
+def _tracing(config: Config) -> Tracing | None:
+    """The process's tracing (``tracing:``), or None. The OpenTelemetry packages are
+    imported only here: they are an optional extra (validation said if missing)."""
+    if config.tracing is None:
+        return None
+    from strangler.tracing import Tracing
+
+    return Tracing(config.tracing)
 
 
 def _migrate_store(config: Config, state_dir: Path) -> Store:

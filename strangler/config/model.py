@@ -423,6 +423,19 @@ class ProgressSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TracingSettings:
+    """``tracing:``: OpenTelemetry spans exported over OTLP/HTTP (``strangler[otel]``).
+
+    ``endpoint``: the collector's traces URL (``/v1/traces`` added to a bare base URL);
+    ``sample``: the ratio of new traces recorded (a client's sampled flag is followed).
+    """
+
+    endpoint: str
+    sample: float = 1.0
+    service_name: str = "strangler"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     listen: Listen = Listen(host="0.0.0.0", port=8080)
     admin: Admin = Admin()
@@ -435,5 +448,6 @@ class Config:
     state: StateFiles = StateFiles()
     debug_headers: DebugHeaders = "off"
     progress: ProgressSettings = ProgressSettings()
+    tracing: TracingSettings | None = None  # None: off (the default)
     files: tuple[str, ...] = ()  # every file read, main first: what the reloader watches
     version: str = "builtin"  # short hash of the files' contents

@@ -54,6 +54,7 @@ from strangler.config.source import Map, Node, Scalar, Sources, describe
 from strangler.config.validate_progress import read_progress
 from strangler.config.validate_routes import RouteTable, read_networks
 from strangler.config.validate_tls import TlsReader
+from strangler.config.validate_tracing import read_tracing
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import NAME, BadValue, check_url, hide_userinfo, parse_listen
 from strangler.config.walker import Walker, suggest
@@ -64,7 +65,7 @@ __all__ = ["TOP_KEYS", "legacy_only", "mask_url_password", "parse_listen", "vali
 TOP_KEYS: Final = (
     "listen", "admin", "upstreams", "include", "routes",
     "limits", "forwarded", "access_log", "drain", "state", "translators", "debug_headers",
-    "progress",
+    "progress", "tracing",
 )  # fmt: skip
 ADMIN_KEYS: Final = ("listen", "token_env", "token_file", "allow_public_reads")
 UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header", "tls")
@@ -146,6 +147,7 @@ class _Validator(Walker):
         if "debug_headers" in f:
             debug = self.debug_headers(f["debug_headers"], "debug_headers")
         progress = ProgressSettings() if "progress" not in f else read_progress(self, f["progress"])
+        tracing = None if "tracing" not in f else read_tracing(self, f["tracing"])
         if (
             self.problems
             or sources.problems
@@ -160,6 +162,7 @@ class _Validator(Walker):
             or state is None
             or debug is None
             or progress is None
+            or ("tracing" in f and tracing is None)
         ):
             return None
         digest = hashlib.sha256()
@@ -177,6 +180,7 @@ class _Validator(Walker):
             state=state,
             debug_headers=debug,
             progress=progress,
+            tracing=tracing,
             files=tuple(file.path for file in sources.files),
             version=digest.hexdigest()[:12],
         )

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -33,10 +33,20 @@ from strangler.config.model import EMPTY_MAP, Upstream
 from strangler.config.shadow_model import ShadowSpec
 from strangler.shadow.capture import Capture
 from strangler.shadow.compare import Rules
-from strangler.shadow.job import ConfirmBudget, PoolFor, ShadowJob, run, should_shadow
+from strangler.shadow.job import (
+    ConfirmBudget,
+    JobOutcome,
+    PoolFor,
+    ShadowJob,
+    run,
+    should_shadow,
+)
 from strangler.shadow.runner import ShadowRunner
 from strangler.shadow.samples import RouteResults, ShadowResults
 from strangler.translate import Plan
+
+if TYPE_CHECKING:  # an optional extra: imported by server only when tracing is on
+    from strangler.tracing import Tracing
 
 __all__ = ["CompiledShadow", "ShadowService", "ShadowTap", "compile_shadow"]
 
@@ -110,8 +120,10 @@ class ShadowService:
         results: ShadowResults,
         *,
         rand: Callable[[], float] = random.random,
+        tracing: Tracing | None = None,
     ) -> None:
         self.pool_for = pool_for
+        self.tracing = tracing  # None: off; on, each job runs in a span linked to its request
         self.results = results
         self._rand = rand
         self._lanes: dict[str, ShadowRunner[_Work]] = {}
@@ -154,7 +166,13 @@ class ShadowService:
         return budget
 
     async def _run(self, work: _Work) -> None:
-        await run(work.job, self.pool_for, work.shadow.rules, work.results, work.budget)
+        def job() -> Awaitable[JobOutcome]:
+            return run(work.job, self.pool_for, work.shadow.rules, work.results, work.budget)
+
+        if self.tracing is None:
+            await job()
+        else:  # a background job, not the request path: one test per job is fine
+            await self.tracing.shadow(work.job, job)
 
     def lane(self, route: str) -> ShadowRunner[_Work] | None:
         return self._lanes.get(route)
@@ -233,6 +251,8 @@ class ShadowService:
             lane = self._lanes[shadow.route] = self._lane(shadow.route, spec)
         if not lane.submit(_Work(job, shadow, results, self._budget(shadow.route, spec))):
             return None
+        if self.tracing is not None:  # the job's task runs only once this request awaits
+            self.tracing.mirrored(headers)
         return tap
 
     async def join(self) -> None:

@@ -218,6 +218,7 @@ def nginx_configs(work: Path, upstream_port: int, proxy_port: int) -> tuple[Path
         f'    location = /small {{ default_type text/plain; return 200 "{SMALL_BODY[:-1]}\\n"; }}\n'
         "    location = /json { default_type application/json;"
         f" return 200 '{JSON_BODY}'; }}\n"
+        "    location = /v1/traces { client_max_body_size 0; return 200; }  # OTLP (tracing-*)\n"
         "    location = /large { default_type application/octet-stream;"
         f" alias {work}/large.bin; }}\n"
         f"    location /upload/ {{ root {work}/dav; dav_methods PUT; create_full_put_path on;\n"
