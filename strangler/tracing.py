@@ -62,7 +62,7 @@ from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     Decision,
     ParentBased,
@@ -142,7 +142,9 @@ class Tracing:
         self.provider = TracerProvider(
             resource=resource, sampler=_Sampler(settings.sample), shutdown_on_exit=False
         )
-        self._exporter = OTLPSpanExporter(endpoint=settings.endpoint, timeout=_EXPORT_TIMEOUT)
+        self._exporter: SpanExporter = OTLPSpanExporter(
+            endpoint=settings.endpoint, timeout=_EXPORT_TIMEOUT
+        )
         self.provider.add_span_processor(BatchSpanProcessor(self._exporter))
         self.tracer = self.provider.get_tracer("strangler", __version__)
         self.propagator = TraceContextTextMapPropagator()
