@@ -87,6 +87,7 @@ __all__ = ["Tracing"]
 log = logging.getLogger("strangler.tracing")
 
 _EXPORT_TIMEOUT: Final = 10.0  # seconds per OTLP request, in the exporter's thread
+_STOPPING: Final = 1.0  # seconds for the exporter's thread to end once told to stop
 _ROOT: Final = Context()  # an empty context: a shadow span starts its own trace
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -124,10 +125,9 @@ class _Sampler(Sampler):
 
 
 class Tracing:
-    """One process's tracer provider, exporter and hooks. ``exporter``: where spans
-    go instead of OTLP (tests of this module's own parts only)."""
+    """One process's tracer provider, exporter and hooks."""
 
-    def __init__(self, settings: TracingSettings, exporter: SpanExporter | None = None) -> None:
+    def __init__(self, settings: TracingSettings) -> None:
         self.settings = settings
         resource = Resource.create(
             {
@@ -142,10 +142,10 @@ class Tracing:
         self.provider = TracerProvider(
             resource=resource, sampler=_Sampler(settings.sample), shutdown_on_exit=False
         )
-        if exporter is None:
-            exporter = OTLPSpanExporter(endpoint=settings.endpoint, timeout=_EXPORT_TIMEOUT)
-        self._exporter = exporter
-        self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self._exporter: SpanExporter = OTLPSpanExporter(
+            endpoint=settings.endpoint, timeout=_EXPORT_TIMEOUT
+        )
+        self.provider.add_span_processor(BatchSpanProcessor(self._exporter))
         self.tracer = self.provider.get_tracer("strangler", __version__)
         self.propagator = TraceContextTextMapPropagator()
         self.h1_pool: Callable[..., H1Pool] = functools.partial(TracedH1Pool, self)
@@ -249,10 +249,11 @@ class Tracing:
         except TimeoutError:
             log.warning("tracing: spans not exported within %gs of the drain: dropped", deadline)
             # Wakes the exporter from its retries (it gives up at once), so the thread
-            # ends now instead of retrying on in the background.
+            # ends now instead of retrying on in the background. A request hanging on
+            # a collector may keep it a little longer: a daemon thread, not waited for.
             self._exporter.shutdown()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), _EXPORT_TIMEOUT)
+                await asyncio.wait_for(done.wait(), _STOPPING)
 
 
 def _in_context(span: trace.Span) -> Context:
