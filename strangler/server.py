@@ -338,6 +338,7 @@ class ProxyServer:
                 log.debug("config reload failed", exc_info=True)
                 return self._rejected(f"{path}: cannot load the config: {type(e).__name__}: {e}")
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
+            self.proxy.adopt(snapshot)  # the routes' chains, compiled before the swap
             old = self.holder.swap(snapshot)
             self.release.reconcile(_slos(config), canary_groups(config.routes))
             self.shadow.configure(snapshot.shadows())
