@@ -472,6 +472,12 @@ class _Handler(RequestHandler):
         return resp
 
 
+def _idle(handler: object) -> bool:
+    """A connection between requests (``_Handler.idle``, or another listener's
+    protocol with an ``idle`` property: ``strangler.h1listen``)."""
+    return bool(getattr(handler, "idle", False))
+
+
 def del_after(messages: deque[Any], index: int) -> None:
     """Drop the queued messages after ``index`` (refused: never answered)."""
     while len(messages) > index + 1:
@@ -520,17 +526,14 @@ class ProxyHTTPServer(web.Server):
             self.listener.pause()
 
     def _any_idle(self) -> bool:
-        return any(
-            isinstance(h, _Handler) and h not in self._draining and h.idle
-            for h in self._connections
-        )
+        return any(_idle(h) and h not in self._draining for h in self._connections)
 
     def _drain_idle(self, most: int) -> None:
-        idle: list[_Handler] = []
+        idle: list[Any] = []
         for handler in self._connections:  # insertion order: the oldest first
             if len(idle) >= most:
                 break
-            if isinstance(handler, _Handler) and handler not in self._draining and handler.idle:
+            if _idle(handler) and handler not in self._draining:
                 idle.append(handler)
         for handler in idle:
             self._draining.add(handler)

@@ -44,6 +44,7 @@ from strangler.config import load_config
 from strangler.config.model import Config, Slo
 from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
+from strangler.h1listen import LlhttpServer
 from strangler.listener import CappedSite, listen_socket, listener_limits, raise_fd_limit
 from strangler.malloc import tune_malloc
 from strangler.metrics import Metrics, enable_multiprocess, live_workers, worker_exited
@@ -215,6 +216,8 @@ class ProxyServer:
             keepalive_timeout=limits.keepalive_timeout,
             auto_decompress=False,
         )
+        if os.environ.get("STRANGLER_LISTENER") == "llhttp":  # experimental, off by default
+            server = LlhttpServer.like(server, self.proxy.serve)
         self._proxy_runner = web.ServerRunner(
             server, shutdown_timeout=config.drain_seconds, handle_signals=False
         )
