@@ -55,6 +55,7 @@ from strangler.protocol import (
     ListenerLimits,
     ProxyHTTPServer,
     Refused,
+    split_absolute,
     valid_host,
 )
 from strangler.tls import tls_error
@@ -531,7 +532,8 @@ class H1Protocol(asyncio.Protocol):
         target = b"".join(self._url).decode("utf-8", "surrogateescape")
         if target[:1] != "/":
             if target.lower().startswith(("http://", "https://")):
-                target = _origin_form(target, headers)
+                authority, target = split_absolute(target)
+                headers[_HOST] = authority  # the target's authority wins
             elif not (method == "OPTIONS" and target == "*"):
                 raise Refused(400, "bad request: invalid request target")
         for single in _SINGLETONS:
@@ -787,28 +789,6 @@ class H1Protocol(asyncio.Protocol):
             except (asyncio.CancelledError, Exception):
                 pass
         self._close_after_write()
-
-
-def _origin_form(target: str, headers: CIMultiDict[str]) -> str:
-    """``http://a.example/x`` → ``/x``, with ``Host: a.example`` (RFC 9112 §3.2.2)."""
-    scheme_end = target.index("://") + 3
-    rest = target[scheme_end:]
-    cut = len(rest)
-    for sep in "/?#":
-        at = rest.find(sep)
-        if at != -1 and at < cut:
-            cut = at
-    authority, path = rest[:cut], rest[cut:]
-    if "@" in authority:
-        raise Refused(400, "a target with userinfo is not accepted")
-    if not authority or not valid_host(authority, {}):
-        raise Refused(400, "invalid authority in the request target")
-    if "#" in path:
-        path = path[: path.index("#")]
-    if not path.startswith("/"):
-        path = "/" + path
-    headers[_HOST] = authority
-    return path
 
 
 class LlhttpServer(ProxyHTTPServer):

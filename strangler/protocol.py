@@ -151,25 +151,32 @@ def _without_underscores(msg: RawRequestMessage, mode: UnderscoreHeaders) -> Raw
     return msg._replace(headers=CIMultiDictProxy(headers), raw_headers=raw)
 
 
-def _origin_form(msg: RawRequestMessage) -> RawRequestMessage:
-    """``GET http://a.example/x`` → ``GET /x`` with ``Host: a.example``."""
-    path = msg.path
-    scheme_end = path.index("://") + 3
-    rest = path[scheme_end:]
+def split_absolute(target: str) -> tuple[str, str]:
+    """``http://a.example/x?q`` → ``("a.example", "/x?q")``: the authority and the
+    origin-form target of an absolute-form request target (RFC 9112 §3.2.2), or
+    ``Refused`` (400) for userinfo or an invalid authority."""
+    scheme_end = target.index("://") + 3
+    rest = target[scheme_end:]
     cut = len(rest)
     for sep in "/?#":
         at = rest.find(sep)
         if at != -1 and at < cut:
             cut = at
-    authority, target = rest[:cut], rest[cut:]
+    authority, path = rest[:cut], rest[cut:]
     if "@" in authority:
         raise Refused(400, "a target with userinfo is not accepted")
     if not authority or _HOST_RE.fullmatch(authority) is None:
         raise Refused(400, "invalid authority in the request target")
-    if "#" in target:
-        target = target[: target.index("#")]
-    if not target.startswith("/"):
-        target = "/" + target
+    if "#" in path:
+        path = path[: path.index("#")]
+    if not path.startswith("/"):
+        path = "/" + path
+    return authority, path
+
+
+def _origin_form(msg: RawRequestMessage) -> RawRequestMessage:
+    """``GET http://a.example/x`` → ``GET /x`` with ``Host: a.example``."""
+    authority, target = split_absolute(msg.path)
     headers = CIMultiDict(msg.headers)
     headers[_HOST] = authority  # replaced in place: keeps its position
     raw = tuple(
