@@ -7,6 +7,8 @@ clients, the connection cap and large uploads."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp import web
 
@@ -16,6 +18,8 @@ from tests.conftest import BASE_CONFIG, MakeProxy, Upstream
 
 # The same tests, with the llhttp listener (the autouse fixture below turns it on).
 from tests.test_hostile_requests import (  # noqa: F401
+    TIMEOUT,
+    read_reply,
     test_absolute_form_with_a_base_path_upstream,
     test_head_sent_in_pieces_counts_as_a_whole,
     test_head_size_limit_is_configurable,
@@ -75,3 +79,61 @@ async def test_without_the_switch_the_listener_is_aiohttp(
     server = _listener(proxy.server._proxy_runner)
     assert isinstance(server, ProxyHTTPServer)
     assert not isinstance(server, LlhttpServer)
+
+
+async def _exchange(port: int, raw: bytes, *, until_close: bool = False) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(raw)
+        async with asyncio.timeout(TIMEOUT):
+            if until_close:
+                return await reader.read(-1)
+            first = await read_reply(reader)
+            second = await read_reply(reader)
+        assert first is not None
+        assert second is not None
+        return b"%d %d %b" % (first.status, second.status, second.body)
+    finally:
+        writer.close()
+
+
+async def test_a_body_left_unread_after_413_is_dropped_and_the_connection_kept(
+    make_proxy: MakeProxy, legacy: Upstream
+) -> None:
+    proxy = await make_proxy(
+        BASE_CONFIG.format(legacy=legacy.url, extra="limits: {max_body_bytes: 1kb}")
+    )
+    raw = (
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4000\r\n\r\n"
+        + b"a" * 4000
+        # the next request on the same connection: its first byte is found
+        + b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    got = await _exchange(proxy.server.proxy_port, raw)
+    assert got.startswith(b"413 200 ")
+    assert [s.raw_path for s in legacy.recorder.seen] == ["/after"]
+
+
+async def test_http_1_0_gets_a_streamed_answer_delimited_by_the_close(
+    make_proxy: MakeProxy, legacy: Upstream
+) -> None:
+    proxy = await make_proxy(BASE_CONFIG.format(legacy=legacy.url, extra=""))
+    raw = b"GET /stream?chunks=3&size=5 HTTP/1.0\r\nHost: a\r\n\r\n"
+    answer = await _exchange(proxy.server.proxy_port, raw, until_close=True)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"transfer-encoding" not in head.lower()  # a 1.0 client cannot read chunks
+    assert b"Connection: close" in head
+    assert body == b"AAAAABBBBBCCCCC"
+
+
+async def test_pipelined_requests_are_answered_in_order(
+    make_proxy: MakeProxy, legacy: Upstream
+) -> None:
+    proxy = await make_proxy(BASE_CONFIG.format(legacy=legacy.url, extra=""))
+    raw = (
+        b"GET /stream?chunks=2&size=3 HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"GET /stream?chunks=1&size=4 HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    got = await _exchange(proxy.server.proxy_port, raw)
+    assert got == b"200 200 AAAA"
