@@ -44,6 +44,7 @@ from strangler.config import load_config
 from strangler.config.model import Config, Slo
 from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
+from strangler.h1listen import LlhttpServer
 from strangler.listener import CappedSite, listen_socket, listener_limits, raise_fd_limit
 from strangler.malloc import tune_malloc
 from strangler.metrics import Metrics, enable_multiprocess, live_workers, worker_exited
@@ -209,7 +210,7 @@ class ProxyServer:
         self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
         limits = config.limits
         server = ProxyHTTPServer(
-            self.proxy.handle if self.tracing is None else self.tracing.wrap(self.proxy.handle),
+            self.proxy.handle,
             limits=listener_limits(limits, raise_fd_limit()),
             handler_cancellation=True,
             access_log=None,
@@ -219,6 +220,8 @@ class ProxyServer:
             keepalive_timeout=limits.keepalive_timeout,
             auto_decompress=False,
         )
+        if os.environ.get("STRANGLER_LISTENER") == "llhttp":  # experimental, off by default
+            server = LlhttpServer.like(server, self.proxy.serve)
         self._proxy_runner = web.ServerRunner(
             server, shutdown_timeout=config.drain_seconds, handle_signals=False
         )
@@ -344,6 +347,7 @@ class ProxyServer:
             if config.tracing != self.config.tracing:  # the tracer is built once, at start
                 log.warning("tracing: the changed settings take effect at the next start")
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
+            self.proxy.adopt(snapshot)  # the routes' chains, compiled before the swap
             old = self.holder.swap(snapshot)
             self.release.reconcile(_slos(config), canary_groups(config.routes))
             self.shadow.configure(snapshot.shadows())

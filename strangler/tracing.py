@@ -3,8 +3,7 @@
 Only ``server`` imports this module, and only when the config has ``tracing:``: the
 OpenTelemetry packages are an optional extra. With tracing off nothing here is built
 and the request path is exactly the untraced one (the hooks below are chosen when
-the server starts, never tested per request, except one ``is not None`` in
-``Proxy.handle``).
+the server starts and the chains compiled, never tested per request).
 
 What a request produces (one ``Tracing`` per process: each worker exports its own):
 
@@ -34,10 +33,11 @@ Spans leave through a batch processor (its own thread; a full queue drops spans,
 blocks a request) to ``tracing.otlp``; ``shutdown`` flushes them at the end of the drain.
 
 Hooks, each chosen at start (see ``server``):
-- ``Tracing.wrap(handler)``: the proxy's handler inside the request span;
+- ``Tracing.step``: the first step of every route's chain (``TraceSpan``): the
+  request inside its span, whichever listener parsed it;
 - ``Tracing.h1_pool``: the upstream connection pool class (``Forwarder(h1=...)``),
   whose ``send`` is the CLIENT span and sets ``traceparent``;
-- ``Tracing.record``: ``Proxy.handle`` hands over the request's route and decision;
+- ``Tracing.record``: ``TraceSpan`` puts the request's route and decision on it;
 - ``Tracing.mirrored`` / ``Tracing.shadow``: ``ShadowService`` marks a mirrored
   request and runs each shadow job inside its linked span.
 """
@@ -54,7 +54,6 @@ import threading
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from typing import Any, Final
 
-from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -77,6 +76,7 @@ from opentelemetry.util.types import Attributes
 from strangler import __version__
 from strangler.config.model import TracingSettings
 from strangler.errors import ForwardError
+from strangler.exchange import STATUS_ABORTED, Exchange, Step
 from strangler.forward.h1 import H1Pool, H1Response
 from strangler.release import Decision as Release
 from strangler.runtime import CompiledRoute
@@ -89,8 +89,6 @@ log = logging.getLogger("strangler.tracing")
 _EXPORT_TIMEOUT: Final = 10.0  # seconds per OTLP request, in the exporter's thread
 _STOPPING: Final = 1.0  # seconds for the exporter's thread to end once told to stop
 _ROOT: Final = Context()  # an empty context: a shadow span starts its own trace
-
-Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 class _Sampler(Sampler):
@@ -150,35 +148,15 @@ class Tracing:
         self.propagator = TraceContextTextMapPropagator()
         self.h1_pool: Callable[..., H1Pool] = functools.partial(TracedH1Pool, self)
 
-    def wrap(self, handle: Handler) -> Handler:
-        """``handle`` inside a SERVER span continuing the client's ``traceparent``."""
-        start_span, extract = self.tracer.start_span, self.propagator.extract
-        attach, detach, in_context = otel_context.attach, otel_context.detach, _in_context
-
-        async def traced(request: web.BaseRequest) -> web.StreamResponse:
-            span = start_span(
-                request.method,
-                context=extract(request.headers),
-                kind=SpanKind.SERVER,
-                attributes={"http.request.method": request.method, "url.path": request.path},
-            )
-            token = attach(in_context(span))
-            try:
-                return await handle(request)
-            except asyncio.CancelledError:
-                span.set_status(Status(StatusCode.ERROR, "the client went away"))
-                raise
-            finally:
-                detach(token)
-                span.end()
-
-        return traced
+    def step(self) -> TraceSpan:
+        """A new first step for a route's chain: the request's span (``pipeline``)."""
+        return TraceSpan(self)
 
     @staticmethod
     def record(
         route: CompiledRoute, first: Release, last: Release, upstream: str, status: int
     ) -> None:
-        """The request's route and release decision, on its span (``Proxy.handle``).
+        """The request's route and release decision, on its span (``TraceSpan``).
         ``first``: the decision made; ``last``: the one that answered (a fallback)."""
         span = trace.get_current_span()
         if not span.is_recording():
@@ -312,3 +290,36 @@ class TracedH1Pool(H1Pool):
             span.set_status(Status(StatusCode.ERROR))
         span.end()
         return resp
+
+
+class TraceSpan(Step):
+    """First in every route's chain when tracing is on: the request runs inside a
+    SERVER span continuing the client's ``traceparent``, which gets the route and the
+    release decision when the request ends (after ``Record``: metrics and the access
+    log never depend on it). Either listener's requests are traced alike."""
+
+    __slots__ = ("tracing",)
+
+    def __init__(self, tracing: Tracing) -> None:
+        self.tracing = tracing
+
+    async def run(self, x: Exchange) -> None:
+        t, request = self.tracing, x.request
+        span = t.tracer.start_span(
+            request.method,
+            context=t.propagator.extract(request.headers),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "url.path": request.path},
+        )
+        token = otel_context.attach(_in_context(span))
+        try:
+            await self.next.run(x)
+        except asyncio.CancelledError:
+            span.set_status(Status(StatusCode.ERROR, "the client went away"))
+            raise
+        finally:
+            if x.first is not None and x.decision is not None:
+                status = STATUS_ABORTED if x.aborted else x.status
+                t.record(x.route, x.first, x.decision, x.side.upstream.name, status)
+            otel_context.detach(token)
+            span.end()

@@ -24,10 +24,9 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from strangler.config.model import EMPTY_MAP, Upstream
 from strangler.config.shadow_model import ShadowSpec
@@ -93,6 +92,24 @@ class ShadowTap:
         if self.request is not None:
             self.request.done(False)  # no-op when the body iterator already ended it
         self.response.done(complete)
+
+
+class MirroredRequest(Protocol):
+    """What the service reads of the user's request (``strangler.incoming.Request``
+    and aiohttp's ``web.BaseRequest`` both have it)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def raw_path(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+    @property
+    def body_exists(self) -> bool: ...
+    @property
+    def content_length(self) -> int | None: ...
 
 
 def _always_selected() -> float:
@@ -177,7 +194,7 @@ class ShadowService:
     def lane(self, route: str) -> ShadowRunner[_Work] | None:
         return self._lanes.get(route)
 
-    def selects(self, shadow: CompiledShadow, request: web.BaseRequest, primary: Upstream) -> bool:
+    def selects(self, shadow: CompiledShadow, request: MirroredRequest, primary: Upstream) -> bool:
         """Whether to mirror this request: ``should_shadow`` (loop guard, safe method
         or ``writes``, the percentage draw), and ``primary`` (the upstream answering
         it) is not the shadow upstream itself. Cheap; draws once per call."""
@@ -188,7 +205,7 @@ class ShadowService:
     def begin(
         self,
         shadow: CompiledShadow,
-        request: web.BaseRequest,
+        request: MirroredRequest,
         headers: CIMultiDict[str],
         primary: Upstream,
         *,
