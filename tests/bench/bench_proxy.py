@@ -1514,9 +1514,17 @@ def strangler_revision() -> str:
             timeout=10,
             check=True,
         ).stdout.strip()
+        code = subprocess.run(  # the commit the measured code is from, on any branch
+            ["git", "-C", str(REPO), "log", "-1", "--format=%h", "--", "strangler"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "an unknown revision (no git)"
-    return f"commit {head}" + (" plus uncommitted changes in strangler/" if dirty else "")
+    text = f"commit {head}" + (f" (strangler/ as at {code})" if code and code != head else "")
+    return text + (" plus uncommitted changes in strangler/" if dirty else "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
