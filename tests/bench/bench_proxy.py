@@ -601,6 +601,18 @@ def wait_for_quiet(sessions: set[int], max_wait: float, threshold: float = QUIET
             return foreign
 
 
+def wait_for_quiet_start(max_wait: float, quiet_for: int = 5) -> tuple[float, float]:
+    """Before a run: wait (up to ``max_wait`` s) until other processes have used less
+    than ``QUIET`` cores for ``quiet_for`` seconds in a row. Returns (seconds waited,
+    the last second's reading)."""
+    t0 = time.monotonic()
+    streak, foreign = 0, 0.0
+    while streak < quiet_for and time.monotonic() - t0 < max_wait:
+        foreign = wait_for_quiet(set(), 0.0)  # one second's reading
+        streak = streak + 1 if foreign < QUIET else 0
+    return time.monotonic() - t0, foreign
+
+
 @dataclass(slots=True)
 class StreamResult:
     down_mbs: float
@@ -1683,6 +1695,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "go quiet (default 20)",
     )
     p.add_argument(
+        "--start-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before starting, wait up to S seconds until other processes have used less "
+        "than 0.1 core for 5 s in a row (default 0: start at once)",
+    )
+    p.add_argument(
         "--retries",
         type=int,
         default=1,
@@ -1763,6 +1783,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    if args.start_quiet > 0:
+        say(f"bench: waiting up to {args.start_quiet:g} s for a quiet machine")
+        waited, foreign = wait_for_quiet_start(args.start_quiet)
+        say(f"bench: waited {waited:.0f} s; others use {foreign:.2f} cores")
+        settings.load_before = loadavg()
     work = pick_workdir()
     bench = Bench(settings, work)
     try:
