@@ -143,12 +143,12 @@ def test_report_gives_ratios_spreads_scaling_and_verdicts() -> None:
     verdicts = [line.rpartition("→ ")[2] for line in lines if line.startswith("- ")]
     assert verdicts == [
         "MET",  # 21,000 / 50,000 = 42%
-        "NOT MET (by 0.38×)",  # 21,000 / 8,000 = 2.62×
+        "NOT MET (by 0.375×)",  # 21,000 / 8,000 = 2.625×
         "MET",  # 45 / 20 = 2.25×
         "MET",  # +0.30 ms
         "MET",  # 1.10× download
-        "NOT MET (by 0.14×)",  # 600 / 700 = 0.86× upload
-        "NOT MET (by 6.00 MiB)",
+        "NOT MET (by 0.143×)",  # 600 / 700 = 0.857× upload
+        "NOT MET (by 6 MiB)",
     ]
     scaling = next(line for line in lines if line.startswith("| 2 |"))
     # 31,500 = 1.50× one worker: 75% efficiency, the second worker added 50% of one
