@@ -80,14 +80,23 @@ TARGET_KEYS: Final = (
     "minimal-uvloop",
     "strangler-bare",
     "strangler",
+    "strangler-llhttp",
     "strangler-2w",
     "strangler-4w",
 )
 SECTIONS: Final = ("throughput", "latency", "streaming", "scaling")
 # The targets each section measures; a target starts once for all its sections.
 SECTION_TARGETS: Final[dict[str, tuple[str, ...]]] = {
-    "throughput": ("upstream", "nginx", "minimal", "minimal-uvloop", "strangler-bare", "strangler"),
-    "latency": ("nginx", "strangler-bare", "strangler"),  # each round after a direct one
+    "throughput": (
+        "upstream",
+        "nginx",
+        "minimal",
+        "minimal-uvloop",
+        "strangler-bare",
+        "strangler",
+        "strangler-llhttp",
+    ),
+    "latency": ("nginx", "strangler-bare", "strangler", "strangler-llhttp"),  # after a direct one
     "streaming": ("upstream", "nginx", "strangler"),
     "scaling": ("strangler", "strangler-2w", "strangler-4w"),
 }
@@ -962,6 +971,13 @@ class Bench:
                 lambda: self._strangler(1, routes=False),
             ),
             ("strangler", "strangler, 1 worker", PROXY_CORE, ROUTED, lambda: self._strangler(1)),
+            (
+                "strangler-llhttp",
+                "strangler, 1 worker, llhttp listener (experimental)",
+                PROXY_CORE,
+                f"{ROUTED}; STRANGLER_LISTENER=llhttp",
+                lambda: self._strangler(1, llhttp=True),
+            ),
         ]
         for n in (2, 4):
             cores = worker_cores(n)
@@ -1015,10 +1031,10 @@ class Bench:
         return proc, port
 
     def _strangler(
-        self, workers: int, *, routes: bool = True
+        self, workers: int, *, routes: bool = True, llhttp: bool = False
     ) -> tuple[subprocess.Popen[bytes], int]:
         port, admin = free_port(), free_port()
-        name = f"strangler{workers}" + ("" if routes else "-bare")
+        name = f"strangler{workers}" + ("" if routes else "-bare") + ("-llhttp" if llhttp else "")
         log = self.work / f"{name}-access.log"  # its own: the check below sees its lines only
         config = strangler_config(
             self.work, self.upstream_port, port, admin, routes=routes, access_log=log
@@ -1027,7 +1043,8 @@ class Bench:
         assert cores is not None  # the plan starts only what the machine can run
         argv = ["taskset", "-c", cores, sys.executable, "-m", "strangler", "serve"]
         argv += ["--config", str(config), "--workers", str(workers), "--log-level", "WARNING"]
-        proc = self.current = self.procs.start(name, argv, env=self.env)
+        env = {**self.env, "STRANGLER_LISTENER": "llhttp"} if llhttp else self.env
+        proc = self.current = self.procs.start(name, argv, env=env)
         wait_http(f"http://127.0.0.1:{port}/small", proc, self.procs, name)
         check_access_log(log, "bench-small" if routes else "(unrouted)", name)
         return proc, port
