@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 if TYPE_CHECKING:  # shadow_model builds on this module's Location
     from strangler.config.migrate_model import MigratePlan
@@ -328,64 +328,77 @@ class Route:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    max_header_bytes: int = 8190  # one request line or one header field
-    max_headers: int = 128
-    max_body_bytes: int = 1 << 30  # request body; 0 = unlimited
-    # What one client connection may do (protocol.py / listener.py):
-    max_head_bytes: int = 32768  # request line and all header fields together
-    header_timeout: float = 30.0  # seconds from a head's first byte to its end
-    keepalive_timeout: float = 75.0  # seconds an idle connection is kept open
-    body_timeout: float = 60.0  # seconds without a request body byte
-    max_connections: int = 0  # per worker; 0: 10000 or what the open-file limit allows
-    underscore_headers: Literal["drop", "keep", "reject"] = "drop"  # X_User-style names
+    """What one client connection and one request may send. Each field's ``Annotated``
+    kind (``kinds``) is what the config file accepts; its docstring is the JSON Schema's
+    description of the key."""
+
+    max_header_bytes: Annotated[int, kinds.SIZE_POSITIVE] = 8190
+    """Longest request line or header line -> 431."""
+    max_headers: Annotated[int, kinds.Count(1)] = 128
+    """Most request headers -> 431."""
+    max_body_bytes: Annotated[int, kinds.SIZE] = 1 << 30
+    """Largest request body -> 413 (0: no limit)."""
+    max_head_bytes: Annotated[int, kinds.SIZE_POSITIVE] = 32768
+    """Largest request head in total (request line and every header field) -> 431."""
+    header_timeout: Annotated[float, kinds.DURATION_POSITIVE] = 30.0
+    """A request head not complete this long after its first byte -> 408, closed."""
+    keepalive_timeout: Annotated[float, kinds.DURATION_POSITIVE] = 75.0
+    """An idle connection is closed after this; keep it above your load balancer's."""
+    body_timeout: Annotated[float, kinds.DURATION_POSITIVE] = 60.0
+    """Longest gap between two request body bytes -> connection closed."""
+    max_connections: Annotated[int, kinds.Count(0)] = 0
+    """Open client connections per worker; 0: 10000, or what the open-file limit allows."""
+    underscore_headers: Literal["drop", "keep", "reject"] = "drop"
+    """Request header names with '_' (X_User collides with X-User in CGI-style apps)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Forwarded:
-    """Which incoming X-Forwarded-*/Forwarded headers to believe.
+    """Which incoming X-Forwarded-*/Forwarded headers to believe, which to add."""
 
-    ``trusted``: client networks (CIDR) whose forwarded headers are kept and appended
-    to; from anyone else they are dropped and replaced.
-    """
-
-    trusted: tuple[str, ...] = ()
-    headers: bool = True  # add forwarded headers at all
-    # which: "both" (X-Forwarded-For/-Proto/-Host and Forwarded), "x-forwarded" or
-    # "rfc7239" (Forwarded only: one header field instead of four, for legacy apps
-    # that cap the number of header fields)
+    trusted: tuple[Annotated[str, kinds.NETWORK], ...] = ()
+    """Client networks (CIDR) whose own forwarded headers are kept and appended to; from
+    anyone else they are dropped and replaced."""
+    headers: Annotated[bool, kinds.STRICT] = True
+    """Add X-Forwarded-For/-Proto/-Host and Forwarded at all."""
     style: Literal["both", "x-forwarded", "rfc7239"] = "both"
+    """both (four header fields), x-forwarded, or rfc7239 (Forwarded only: one field, for
+    legacy apps that cap the number of header fields)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccessLog:
     format: Literal["json", "text", "off"] = "json"
-    path: str | None = None  # None = standard output
+    """One line per request as json, text, or off."""
+    path: Annotated[str, kinds.FILE] | None = None
+    """File to append access lines to (null: standard output)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Admin:
-    listen: Listen = Listen(host="127.0.0.1", port=8081)
-    token_env: str = "STRANGLER_ADMIN_TOKEN"
-    token_file: str | None = None
-    # Reads (routes, upstream URLs, metrics, audit log) are open to whoever reaches
-    # admin.listen; off a loopback address without a token that needs saying yes.
-    allow_public_reads: bool = False
+    listen: Annotated[Listen, kinds.LISTEN] = Listen(host="127.0.0.1", port=8081)
+    """The admin API's address; keep it on loopback."""
+    token_env: Annotated[str, kinds.ENV_NAME] = "STRANGLER_ADMIN_TOKEN"
+    """Environment variable holding the admin write token."""
+    token_file: Annotated[str, kinds.FILE] | None = None
+    """File holding the token (wins over the variable)."""
+    allow_public_reads: Annotated[bool, kinds.STRICT] = False
+    """Reads (routes, upstream URLs, metrics, audit log) need no token; without it,
+    strangler refuses a non-loopback admin.listen with no token."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RedisState:
     """``state.redis``: the Redis server that holds the runtime state when
-    ``state.backend`` is ``redis``, so several replicas share it.
+    ``state.backend`` is ``redis``, so several replicas share it."""
 
-    ``url``: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or
-    ``unix:///path/to/redis.sock[?db=N]``. ``key_prefix`` starts every key and the
-    change channel (two deployments can share one Redis). ``resync``: seconds between
-    full re-reads, however quiet the change channel is.
-    """
-
-    url: str = "redis://127.0.0.1:6379/0"
-    key_prefix: str = "strangler:"
-    resync: float = 5.0  # seconds
+    url: Annotated[str, kinds.REDIS_URL] = "redis://127.0.0.1:6379/0"
+    """redis://[[user]:password@]host[:port][/db], rediss:// (TLS) or
+    unix:///path/to/redis.sock[?db=N]."""
+    key_prefix: Annotated[str, kinds.text_like("strangler:")] = "strangler:"
+    """Starts every key and the change channel (two deployments can share one Redis)."""
+    resync: Annotated[float, kinds.RESYNC] = 5.0
+    """Seconds between full re-reads, however quiet the change channel is."""
 
 
 StateBackend = Literal["file", "redis"]
@@ -394,32 +407,30 @@ StateBackend = Literal["file", "redis"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StateFiles:
     """Where runtime state (kill switches, percent overrides, guard trips) and the
-    audit log live, and how often each worker looks for another one's writes.
+    audit log live, and how often each worker looks for another one's writes."""
 
-    ``dir`` defaults to ``.strangler`` in the main config file's directory (the
-    current directory for ``strangler serve --legacy``). ``backend``: ``file`` keeps
-    the state in ``<dir>/state.json`` (workers and replicas sharing the directory);
-    ``redis`` keeps it in ``redis`` (replicas on several machines); the audit log and
-    progress files stay in ``dir`` either way.
-    """
-
-    dir: str = ".strangler"
-    file_poll: float = 0.5  # seconds
+    dir: Annotated[str, kinds.TEXT] = ".strangler"
+    """Directory of the state, audit log and progress files (relative to the main file)."""
+    file_poll: Annotated[float, kinds.FILE_POLL] = 0.5
+    """How often each worker looks for another worker's changes."""
     backend: StateBackend = "file"
+    """file: <dir>/state.json (workers and replicas sharing the directory); redis: the
+    state in state.redis (replicas on several machines)."""
     redis: RedisState = RedisState()
+    """The Redis server, with backend: redis."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProgressSettings:
     """``progress:``: what the migration progress leaves out of the legacy backlog, and
-    how long legacy must be idle before its code is a deletion candidate.
+    how long legacy must be idle before its code is a deletion candidate."""
 
-    ``ignore``: path globs (``*`` one segment, ``**`` any depth, ``?`` one character)
-    of unrouted requests kept out of the backlog, like ``/static/**`` or ``/health``.
-    """
-
-    ignore: tuple[str, ...] = ()
-    idle_after: float = 14 * 86400.0  # seconds
+    ignore: tuple[Annotated[str, kinds.PATH_GLOB], ...] = ()
+    """Path globs of unrouted requests kept out of the backlog, like /static/** or /health
+    (* one segment, ** any depth, ? one character)."""
+    idle_after: Annotated[float, kinds.IDLE_AFTER] = 14 * 86400.0
+    """How long legacy must be unused before a route or endpoint is a deletion candidate
+    (1h to 400d; 35d for month-end jobs, 95d for quarterly ones)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -437,3 +448,8 @@ class Config:
     progress: ProgressSettings = ProgressSettings()
     files: tuple[str, ...] = ()  # every file read, main first: what the reloader watches
     version: str = "builtin"  # short hash of the files' contents
+
+
+# Last: the kinds module reads values, which reads this module's Listen. The field
+# annotations above are strings, resolved only when pydantic reads them.
+from strangler.config import kinds  # noqa: E402

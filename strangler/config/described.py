@@ -1,0 +1,319 @@
+"""The config file described once, read with pydantic, and written out as a JSON Schema.
+
+``MainFile`` is the shape of ``strangler.yaml``: its fields are the model's own frozen
+dataclasses (``Limits``, ``Admin``...), whose ``Annotated`` kinds (``kinds``) and
+attribute docstrings say what each key accepts and means. From that one description:
+
+- ``read(walker, root)`` checks the nodes ``source`` read and returns a ``MainFile``,
+  or ``None`` after reporting every problem pydantic found, each at the line of the
+  key or value at fault, with the key's dotted name and a hint (did you mean, the
+  valid keys, the allowed values);
+- ``main_schema()`` / ``routes_schema()`` are the JSON Schemas (draft 2020-12) that
+  ``strangler schema`` prints for editors.
+
+What pydantic cannot say stays code in ``validate*``: cross-references (a route's
+upstream exists), shadowed routes, the admin port against the proxy's. Sections not
+described yet (``listen``, ``upstreams``, ``routes``, ``translators``) are
+``UNDESCRIBED`` here and read by the hand-written walkers: see ``REWRITE.md``.
+
+>>> from strangler.config.source import read_text
+>>> from strangler.config.walker import Walker
+>>> w = Walker("m.yaml")
+>>> root = read_text("limits: {max_headers: 0, header_timout: 5s}\\n", "m.yaml").files[0].root
+>>> read(w, root) is None
+True
+>>> for p in w.problems:
+...     print(p)
+m.yaml:1: unknown key 'header_timout' in limits (hint: did you mean 'header_timeout'?)
+m.yaml:1: limits.max_headers must be at least 1, got 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final
+
+from strangler.config import kinds
+from strangler.config.model import (
+    AccessLog,
+    Admin,
+    DebugHeaders,
+    Forwarded,
+    Limits,
+    Listen,
+    ProgressSettings,
+    StateFiles,
+)
+from strangler.config.source import Map, Node, Seq, describe
+from strangler.config.walker import Walker, did_you_mean
+
+if TYPE_CHECKING:  # pydantic itself is imported at the first load, not with this module
+    from pydantic import TypeAdapter
+
+__all__ = ["UNDESCRIBED", "MainFile", "main_schema", "read", "routes_schema"]
+
+DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
+
+
+UNDESCRIBED: Final = ("listen", "upstreams", "include", "routes", "translators")
+"""Top-level keys still read by the walkers (``validate*``), route files too: here
+they pass unchecked, and the schema shows their outline only."""
+
+
+def _undescribed(what: str, schema: dict[str, Any]) -> kinds.Kind:
+    return kinds.Kind(lambda value: value, {**schema, "description": what})
+
+
+_ROUTE_LIST: Final = {"type": "array", "items": {"type": "object"}}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MainFile:
+    """The main config file. Keys in this order are the "valid keys" of a hint."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = {  # pydantic's ConfigDict
+        "extra": "forbid",
+        "use_attribute_docstrings": True,
+        "title": "strangler config",
+    }
+
+    listen: Annotated[
+        Any,
+        _undescribed(
+            "the proxy's address host:port, or {address, tls, redirect_http}",
+            {"anyOf": [{"type": "string"}, {"type": "object"}]},
+        ),
+    ] = "0.0.0.0:8080"
+    admin: Admin = Admin()  # noqa: RUF009 - frozen
+    """The admin API (status page, runtime controls) and who may use it."""
+    upstreams: Annotated[
+        Any,
+        _undescribed(
+            "name -> URL or {url, timeout, max_connections, host_header, tls}; "
+            "'legacy' is required",
+            {"type": "object", "additionalProperties": {"type": ["string", "object"]}},
+        ),
+    ] = None
+    include: Annotated[
+        Any,
+        _undescribed(
+            "globs, relative to this file, of route files; sorted",
+            {"type": "array", "items": {"type": "string"}},
+        ),
+    ] = ()
+    routes: Annotated[Any, _undescribed("routes, in order", _ROUTE_LIST)] = ()
+    limits: Limits = Limits()  # noqa: RUF009 - frozen
+    """What one client and one request may send."""
+    forwarded: Forwarded = Forwarded()  # noqa: RUF009 - frozen
+    """X-Forwarded-* and Forwarded headers: which to trust, which to add."""
+    access_log: AccessLog = AccessLog()  # noqa: RUF009 - frozen
+    """One line per request."""
+    drain: Annotated[float, kinds.DURATION] = 30.0
+    """How long SIGTERM waits for in-flight requests."""
+    state: StateFiles = StateFiles()  # noqa: RUF009 - frozen
+    """Where runtime state (kill switches, overrides, guard trips) and the audit log live."""
+    translators: Annotated[
+        Any, _undescribed("named translation steps that routes refer to", {"type": "object"})
+    ] = None
+    debug_headers: Annotated[DebugHeaders, kinds.DEBUG_HEADERS] = "off"
+    """on (true): every answer says which route and backend answered and why; overrides:
+    only answers to requests carrying a valid override; off (false). A route's own wins."""
+    progress: ProgressSettings = ProgressSettings()  # noqa: RUF009 - frozen
+    """Migration progress: what stays out of the legacy backlog, when legacy is idle."""
+
+
+@functools.cache
+def _adapter() -> TypeAdapter[MainFile]:
+    """pydantic's validator for ``MainFile``, built once per process (tens of ms):
+    immutable once built, like a compiled regex."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(MainFile)
+
+
+def read(w: Walker, root: Map) -> MainFile | None:
+    """``root`` checked against ``MainFile``; every problem is reported to ``w``."""
+    from pydantic import ValidationError
+
+    try:
+        return _adapter().validate_python(_plain(root), context={"base_dir": w.base_dir})
+    except ValidationError as err:
+        errors = err.errors(include_url=False)
+        # unknown keys first: a misspelt key explains the problems that follow it
+        for error in sorted(errors, key=lambda e: e["type"] != "unexpected_keyword_argument"):
+            _report(w, root, error)
+        return None
+
+
+def _plain(node: Node) -> Any:
+    """Nodes to the dicts, lists and scalars pydantic reads (keys as strings)."""
+    if isinstance(node, Map):
+        return {str(key.value): _plain(value) for key, value in node.entries}
+    if isinstance(node, Seq):
+        return [_plain(item) for item in node.items]
+    return node.value
+
+
+def _report(w: Walker, root: Map, error: Any) -> None:
+    """One pydantic error as a ``Problem`` at the line of the node its ``loc`` names."""
+    node: Node = root
+    at = root.at
+    names: list[str | None] = []  # the keys walked; None for a list entry
+    shape: Any = MainFile
+    for part in error["loc"]:
+        if isinstance(node, Map) and isinstance(part, str):
+            entry = next(((k, v) for k, v in node.entries if str(k.value) == part), None)
+            if entry is None:  # a missing key: the problem is the mapping's
+                names.append(part)
+                break
+            at, node = entry[0].at, entry[1]
+            names.append(part)
+            shape = _field_type(shape, part)
+        elif isinstance(node, Seq) and isinstance(part, int) and 0 <= part < len(node.items):
+            node = node.items[part]
+            at = node.at
+            names.append(None)
+            shape = _item_type(shape)
+        # anything else is pydantic's name for a branch of a union: not a key
+    if not isinstance(node, Map):
+        at = node.at
+    kind = error["type"]
+    what = _dotted(names)
+    got = describe(node)
+    message, hint = f"{what}: {error['msg']}", ""
+    if kind == "unexpected_keyword_argument":
+        key = str(names[-1])
+        parent = _dotted(names[:-1])
+        allowed = _field_names(_field_type_path(names[:-1]))
+        where = f"in {parent}" if parent else "at the top level"
+        message = f"unknown key {key!r} {where}"
+        hint = did_you_mean(key, allowed) or f"valid keys here: {', '.join(allowed)}"
+    elif kind in ("missing", "missing_keyword_only_argument"):
+        message = f"{_dotted(names[:-1]) or 'the config'} is missing required key {names[-1]!r}"
+    elif kind in ("dataclass_type", "dict_type", "model_type"):
+        message = f"{what} must be a mapping, got {got}"
+    elif kind in ("list_type", "tuple_type"):
+        message = f"{what} must be a list, got {got}"
+        examples = _examples(_item_type(shape))
+        hint = f"write a list, like [{', '.join(examples)}]" if examples else ""
+    elif kind in ("int_type", "int_parsing", "int_from_float"):
+        message = f"{what} must be a whole number, got {got}"
+    elif kind == "greater_than_equal":
+        message = f"{what} must be at least {error['ctx']['ge']}, got {error['input']!r}"
+    elif kind in ("bool_type", "bool_parsing"):
+        message = f"{what} must be true or false, got {got}"
+    elif kind == "string_type":
+        message = f"{what} must be a string, got {got}"
+    elif kind == "literal_error":
+        choices = [str(c) for c in typing.get_args(_unwrap(shape))]
+        message = f"{what} must be one of {', '.join(choices)}, got {got}"
+        value = error["input"]
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+    elif kind == "value_error":
+        cause = error["ctx"]["error"]
+        text = str(cause)
+        joined = " " if text.startswith(("must ", "is ")) else ": "
+        message, hint = f"{what}{joined}{text}", getattr(cause, "hint", "")
+    w.report(at, message, hint)
+
+
+def _dotted(names: list[str | None]) -> str:
+    """``["forwarded", "trusted", None]`` -> ``forwarded.trusted entry``."""
+    out = ""
+    for name in names:
+        out += " entry" if name is None else (f".{name}" if out else name)
+    return out
+
+
+def _unwrap(shape: Any) -> Any:
+    """The type under ``Annotated`` and ``X | None``."""
+    while True:
+        origin = typing.get_origin(shape)
+        if origin is Annotated:
+            shape = typing.get_args(shape)[0]
+        elif origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+            shape = next(a for a in typing.get_args(shape) if a is not type(None))
+        else:
+            return shape
+
+
+def _examples(shape: Any) -> list[str]:
+    """The ``examples`` of the kind that ``shape`` is annotated with, if any."""
+    for meta in getattr(shape, "__metadata__", ()):
+        if isinstance(meta, kinds.Kind):
+            return [str(e) for e in meta.schema.get("examples", ())]
+    return []
+
+
+def _field_type(shape: Any, name: str) -> Any:
+    shape = _unwrap(shape)
+    if dataclasses.is_dataclass(shape):
+        return typing.get_type_hints(shape, include_extras=True).get(name, Any)
+    if typing.get_origin(shape) in (dict, Mapping):
+        return typing.get_args(shape)[1]
+    return Any
+
+
+def _item_type(shape: Any) -> Any:
+    args = typing.get_args(_unwrap(shape))
+    return args[0] if args else Any
+
+
+def _field_type_path(names: list[str | None]) -> Any:
+    shape: Any = MainFile
+    for name in names:
+        shape = _item_type(shape) if name is None else _field_type(shape, name)
+    return shape
+
+
+def _field_names(shape: Any) -> list[str]:
+    shape = _unwrap(shape)
+    if not dataclasses.is_dataclass(shape):
+        return []
+    return [f.name for f in dataclasses.fields(shape)]
+
+
+# ---------------------------------------------------------------------------- the schema
+
+
+def main_schema() -> dict[str, Any]:
+    """The JSON Schema of ``strangler.yaml``."""
+    from pydantic.json_schema import GenerateJsonSchema
+
+    class _Schema(GenerateJsonSchema):
+        """pydantic's generator, with defaults written as a user writes them: a section's
+        default is ``{}`` (each of its keys shows its own)."""
+
+        def encode_default(self, dft: Any) -> Any:
+            if isinstance(dft, Listen):
+                return str(dft)
+            if dataclasses.is_dataclass(dft):
+                return {}
+            return super().encode_default(dft)
+
+    schema = _adapter().json_schema(schema_generator=_Schema)
+    schema["description"] = (
+        "strangler's main config file (strangler check is the full validator: "
+        "cross-references and shadowed routes are checked there)"
+    )
+    return {"$schema": DRAFT, "$id": "strangler.schema.json", **schema}
+
+
+def routes_schema() -> dict[str, Any]:
+    """The JSON Schema of a route file (``include``d by the main file): the main file's
+    ``routes`` and ``include`` keys, nothing else."""
+    main = main_schema()
+    keys = ("routes", "include")
+    return {
+        "$schema": DRAFT,
+        "$id": "strangler-routes.schema.json",
+        "title": "strangler route file",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {key: main["properties"][key] for key in keys},
+        **({"$defs": main["$defs"]} if "$defs" in main else {}),
+    }

@@ -1,0 +1,378 @@
+"""What one config value may be, written once beside the model field that holds it.
+
+A model field says its kind in ``Annotated``: ``header_timeout: Annotated[float,
+DURATION_POSITIVE] = 30.0``. pydantic (``strangler.config.described``) reads the kind
+twice: to check and convert what the YAML file says (``"30s"`` to ``30.0``), and to
+write the key into the JSON Schema that editors use. The parse functions are the
+``units`` and ``values`` ones, so a value means the same in both.
+
+This module does not import pydantic: ``model`` imports it, and the request path
+imports ``model``. The kinds import ``pydantic_core`` only when pydantic asks them
+for their schema, at config load.
+
+A parse function raises ``BadValue(message, hint)`` (or a plain ``ValueError``); the
+problem reads ``"<key> <message>"`` when the message starts with "must" or "is", else
+``"<key>: <message>"``.
+
+>>> DURATION.parse("250ms"), SIZE.parse("1MiB")
+(0.25, 1048576)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from strangler.config.model import Listen
+
+from strangler.config import units
+from strangler.config.values import BadValue, check_redis_url, parse_listen
+
+__all__ = [
+    "DEBUG_HEADERS",
+    "DURATION",
+    "DURATION_POSITIVE",
+    "ENV_NAME",
+    "FILE",
+    "FILE_POLL",
+    "IDLE_AFTER",
+    "LISTEN",
+    "NETWORK",
+    "PATH_GLOB",
+    "REDIS_URL",
+    "RESYNC",
+    "SIZE",
+    "SIZE_POSITIVE",
+    "STRICT",
+    "TEXT",
+    "Count",
+    "Kind",
+    "bounded",
+    "glob_regex",
+    "text_like",
+]
+
+_DURATION_TEXT: Final = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
+_SIZE_TEXT: Final = r"(?i)^\s*\d+\s*(b|kb|kib|mb|mib|gb|gib)?\s*$"
+
+
+class Kind:
+    """A value read by ``parse`` and shown in the JSON Schema as ``schema``.
+
+    ``with_base``: ``parse`` also takes the main config file's directory (file paths).
+    """
+
+    def __init__(
+        self,
+        parse: Callable[..., Any],
+        schema: dict[str, Any],
+        *,
+        with_base: bool = False,
+    ) -> None:
+        self.parse = parse
+        self.schema = schema
+        self.with_base = with_base
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        if self.with_base:
+            parse = self.parse
+
+            def based(value: object, info: Any) -> Any:
+                return parse(value, (info.context or {}).get("base_dir", ""))
+
+            return core_schema.with_info_plain_validator_function(based)
+        return core_schema.no_info_plain_validator_function(self.parse)
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return dict(self.schema)
+
+
+class _Strict:
+    """pydantic's own check of the annotated type, without its lax conversions: YAML
+    already typed the value, so ``"64"`` is not a number and ``"yes"`` not a boolean."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = handler(source)
+        schema["strict"] = True
+        return schema
+
+
+STRICT: Final = _Strict()
+
+
+class Count:
+    """A whole number of at least ``minimum`` (strict: ``true`` is not 1)."""
+
+    def __init__(self, minimum: int) -> None:
+        self.minimum = minimum
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.int_schema(ge=self.minimum, strict=True)
+
+
+def bounded(kind: Kind, low: float, high: float | None, *, say: str, hint: str = "") -> Kind:
+    """``kind`` whose value must be more than ``low`` (and at most ``high``); ``say``
+    ends the message "must be ...", and the value read is shown after it."""
+
+    def parse(value: object) -> Any:
+        got = kind.parse(value)
+        if got <= low or (high is not None and got > high):
+            shown = f", got {got:g}s" if high is not None else ""
+            raise BadValue(f"must be {say}{shown}", hint)
+        return got
+
+    return Kind(parse, kind.schema)
+
+
+def _unit(parse: Callable[[object], Any]) -> Callable[[object], Any]:
+    def read(value: object) -> Any:
+        if not isinstance(value, str | int | float):
+            raise BadValue(f"expected a value like '2s' or '1MiB', got {_shown(value)}")
+        return parse(value)
+
+    return read
+
+
+def _duration_schema(example: str) -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {"type": "string", "pattern": _DURATION_TEXT},
+            {"type": "number", "minimum": 0},
+        ],
+        "examples": [example],
+    }
+
+
+DURATION: Final = Kind(_unit(units.duration), _duration_schema("2s"))
+"""``250ms``, ``2s``, ``5m``, ``1h`` or a number of seconds; to float seconds."""
+DURATION_POSITIVE: Final = bounded(DURATION, 0.0, None, say="more than 0")
+SIZE: Final = Kind(
+    _unit(units.size),
+    {
+        "anyOf": [{"type": "string", "pattern": _SIZE_TEXT}, {"type": "integer", "minimum": 0}],
+        "examples": ["1MiB"],
+    },
+)
+"""``512``, ``64kb``, ``1MiB``, ``1gib``; to int bytes."""
+SIZE_POSITIVE: Final = bounded(SIZE, 0, None, say="more than 0")
+
+
+def _text(value: object, hint: str = "") -> str:
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", hint)
+    if not value.strip():
+        raise BadValue("must not be empty", hint)
+    return value
+
+
+def text_like(example: str) -> Kind:
+    """A non-blank string; a problem's hint shows ``example``."""
+    return Kind(
+        lambda value: _text(value, f"like {example!r}"),
+        {"type": "string", "pattern": r"\S", "examples": [example]},
+    )
+
+
+TEXT: Final = Kind(_text, {"type": "string", "pattern": r"\S"})
+"""A non-blank string."""
+
+
+def _file(value: object, base_dir: str) -> str:
+    """A file path; a relative one is resolved against the main file's directory."""
+    text = _text(value)
+    return text if os.path.isabs(text) else os.path.normpath(os.path.join(base_dir, text))
+
+
+FILE: Final = Kind(
+    _file,
+    {"type": "string", "minLength": 1, "description": "relative to the main config file"},
+    with_base=True,
+)
+
+_ENV: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: object) -> str:
+    text = _text(value)
+    if not _ENV.fullmatch(text):
+        raise BadValue(
+            f"{text!r} is not an environment variable name",
+            "letters, digits and '_', like STRANGLER_ADMIN_TOKEN",
+        )
+    return text
+
+
+ENV_NAME: Final = Kind(_env_name, {"type": "string", "pattern": f"^{_ENV.pattern}$"})
+
+
+def _network(value: object) -> str:
+    """A client network (CIDR, or a single address), normalised."""
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "a network like '10.0.0.0/8'")
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        pass
+    try:
+        fixed = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise BadValue(
+            f"{value!r} is not an IP network", "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
+        ) from None
+    raise BadValue(f"{value!r} has host bits set", f"did you mean '{fixed}'?")
+
+
+NETWORK: Final = Kind(_network, {"type": "string", "examples": ["10.0.0.0/8", "127.0.0.1"]})
+
+
+def _seconds(low: float, high: float, most: str, hint: str) -> Kind:
+    def parse(value: object) -> float:
+        seconds = float(_unit(units.duration)(value))
+        if not low < seconds <= high:
+            raise BadValue(f"must be more than 0 and at most {most}, got {seconds:g}s", hint)
+        return seconds
+
+    return Kind(parse, DURATION.schema)
+
+
+FILE_POLL: Final = _seconds(
+    0.0, 60.0, "60s", "how often each worker looks for another worker's changes, like 500ms"
+)
+RESYNC: Final = _seconds(
+    0.0, 3600.0, "1h", "how often each replica re-reads the whole state from Redis, like 5s"
+)
+
+
+def _redis_url(value: object) -> str:
+    return check_redis_url(_text(value))
+
+
+REDIS_URL: Final = Kind(
+    _redis_url, {"type": "string", "pattern": "^(redis|rediss|unix)://", "format": "uri"}
+)
+
+
+def _debug_headers(value: object) -> str:
+    """``on`` / ``true``, ``off`` / ``false``, or ``overrides``."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value in ("on", "off", "overrides"):
+        return str(value)
+    raise BadValue(
+        f"must be on (true), off (false) or overrides, got {_shown(value)}",
+        "overrides: only for requests that carry a valid override header or cookie",
+    )
+
+
+DEBUG_HEADERS: Final = Kind(
+    _debug_headers, {"anyOf": [{"enum": ["on", "off", "overrides"]}, {"type": "boolean"}]}
+)
+
+
+def _listen(value: object) -> Listen:
+    """A ``host:port`` listen address."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise BadValue(
+            f"must be host:port, got {_shown(value)}",
+            f"write host:port, for example '0.0.0.0:{value}'",
+        )
+    if not isinstance(value, str) or not value.strip():
+        raise BadValue(f"must be host:port, got {_shown(value)}", "for example '0.0.0.0:8080'")
+    return parse_listen(value)
+
+
+LISTEN: Final = Kind(_listen, {"type": "string", "examples": ["127.0.0.1:8081", ":8080"]})
+"""``host:port``; ``:8080`` is every IPv4 interface, port 0 any free port."""
+
+_DAYS: Final = re.compile(r"(\d+(?:\.\d+)?)\s*d")
+_MIN_IDLE: Final = 3600.0
+_MAX_IDLE: Final = 400 * 86400.0
+
+
+def _idle_after(value: object) -> float:
+    """A duration (``units.duration``) or a number of days (``14d``), 1h to 400d."""
+    if isinstance(value, str) and (m := _DAYS.fullmatch(value.strip())):
+        seconds = float(m.group(1)) * 86400.0
+    else:
+        try:
+            seconds = units.duration(value)
+        except ValueError:
+            raise ValueError(f"expected a duration like '14d' or '36h', got {value!r}") from None
+    if not _MIN_IDLE <= seconds <= _MAX_IDLE:
+        raise BadValue(
+            f"must be from 1h to 400d, got {seconds:g}s",
+            "how long legacy must be unused before its code can go: 14d, or 35d for "
+            "month-end jobs, 95d for quarterly ones",
+        )
+    return seconds
+
+
+IDLE_AFTER: Final = Kind(
+    _idle_after,
+    {
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+            {"type": "number", "minimum": 3600},
+        ],
+        "examples": ["14d", "35d"],
+    },
+)
+
+
+def _path_glob(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadValue(f"must be a path glob, got {_shown(value)}", "a glob like '/static/**'")
+    if not value.startswith("/"):
+        raise BadValue(
+            f"{value!r} must start with '/'",
+            f"globs match the request path, like '/{value.lstrip('*/')}'",
+        )
+    return value
+
+
+PATH_GLOB: Final = Kind(
+    _path_glob, {"type": "string", "pattern": "^/", "examples": ["'/static/**'", "'/health'"]}
+)
+"""A request path glob: ``*`` one segment's characters, ``**`` any depth, ``?`` one."""
+_GLOB: Final = re.compile(r"\*\*|\*|\?|[^*?]+")
+
+
+def glob_regex(glob: str) -> str:
+    """A path glob as a regex for ``fullmatch``.
+
+    >>> glob_regex("/static/**"), glob_regex("/users/*/a.png")
+    ('/static/.*', '/users/[^/]*/a\\\\.png')
+    """
+    out = []
+    for part in _GLOB.findall(glob):
+        if part == "**":
+            out.append(".*")
+        elif part == "*":
+            out.append("[^/]*")
+        elif part == "?":
+            out.append("[^/]")
+        else:
+            out.append(re.escape(part))
+    return "".join(out)
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
