@@ -521,7 +521,7 @@ def test_good_hosts(host: str) -> None:
 )
 def test_bad_upstream_urls(url: str, message: str) -> None:
     text = f"upstreams:\n  legacy: '{url}'\n"
-    with pytest.raises(ConfigError, match=re.escape(f"m.yaml:2: upstream 'legacy': {message}")):
+    with pytest.raises(ConfigError, match=re.escape(f"m.yaml:2: upstreams.legacy: {message}")):
         load(text)
 
 

@@ -35,7 +35,7 @@ import functools
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal
 
 from strangler.config import kinds
 from strangler.config.model import (
@@ -47,6 +47,8 @@ from strangler.config.model import (
     Listen,
     ProgressSettings,
     StateFiles,
+    Timeouts,
+    Upstream,
 )
 from strangler.config.source import Map, Node, Seq, describe
 from strangler.config.walker import Walker, did_you_mean
@@ -59,7 +61,7 @@ __all__ = ["UNDESCRIBED", "MainFile", "main_schema", "read", "routes_schema"]
 DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
 
 
-UNDESCRIBED: Final = ("listen", "upstreams", "include", "routes", "translators")
+UNDESCRIBED: Final = ("listen", "include", "routes", "translators")
 """Top-level keys still read by the walkers (``validate*``), route files too: here
 they pass unchecked, and the schema shows their outline only."""
 
@@ -69,6 +71,31 @@ def _undescribed(what: str, schema: dict[str, Any]) -> kinds.Kind:
 
 
 _ROUTE_LIST: Final = {"type": "array", "items": {"type": "object"}}
+
+
+_UPSTREAM: Final = Upstream(name="", url="")  # the defaults
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamEntry:
+    """An upstream as written: ``NAME: URL`` or ``NAME: {url, timeout, ...}``; ``validate``
+    makes it an ``Upstream`` (with its name, its line and its ``tls`` read)."""
+
+    url: Annotated[str, kinds.URL]
+    """http(s)://host[:port][/base-path]; a base path is prepended to every request path."""
+    timeout: Timeouts = _UPSTREAM.timeouts
+    """connect, read and total timeouts."""
+    max_connections: Annotated[int, kinds.Count(1)] = _UPSTREAM.max_connections
+    """Caps the keep-alive pool, per worker."""
+    host_header: Literal["preserve", "upstream"] = _UPSTREAM.host_header
+    """preserve: the upstream sees the client's Host (absolute URLs it builds point at the
+    proxy); upstream: the upstream's own host."""
+    tls: Annotated[
+        Any,
+        _undescribed(
+            "for an https:// URL: {ca, cert, key, server_name, verify}", {"type": "object"}
+        ),
+    ] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,14 +117,14 @@ class MainFile:
     ] = "0.0.0.0:8080"
     admin: Admin = Admin()  # noqa: RUF009 - frozen
     """The admin API (status page, runtime controls) and who may use it."""
-    upstreams: Annotated[
-        Any,
-        _undescribed(
-            "name -> URL or {url, timeout, max_connections, host_header, tls}; "
-            "'legacy' is required",
-            {"type": "object", "additionalProperties": {"type": ["string", "object"]}},
-        ),
-    ] = None
+    upstreams: (
+        Mapping[
+            Annotated[str, kinds.UPSTREAM_NAME],
+            Annotated[UpstreamEntry, kinds.ShortForm("url", kinds.URL)],
+        ]
+        | None
+    ) = None
+    """Name -> upstream; 'legacy' is required: it answers everything no route claims."""
     include: Annotated[
         Any,
         _undescribed(
@@ -165,6 +192,10 @@ def _report(w: Walker, root: Map, error: Any) -> None:
     names: list[str | None] = []  # the keys walked; None for a list entry
     shape: Any = MainFile
     for part in error["loc"]:
+        if part == "[key]":  # the key itself is at fault: what holds it is named
+            names.pop()
+            node = Map((), at)
+            break
         if isinstance(node, Map) and isinstance(part, str):
             entry = next(((k, v) for k, v in node.entries if str(k.value) == part), None)
             if entry is None:  # a missing key: the problem is the mapping's

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from strangler.config.model import Listen
 
 from strangler.config import units
-from strangler.config.values import BadValue, check_redis_url, parse_listen
+from strangler.config.values import NAME, BadValue, check_redis_url, check_url, parse_listen
 
 __all__ = [
     "DEBUG_HEADERS",
@@ -51,9 +51,9 @@ __all__ = [
     "TEXT",
     "Count",
     "Kind",
-    "bounded",
     "glob_regex",
     "text_like",
+    "within",
 ]
 
 _DURATION_TEXT: Final = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
@@ -118,20 +118,6 @@ class Count:
         return core_schema.int_schema(ge=self.minimum, strict=True)
 
 
-def bounded(kind: Kind, low: float, high: float | None, *, say: str, hint: str = "") -> Kind:
-    """``kind`` whose value must be more than ``low`` (and at most ``high``); ``say``
-    ends the message "must be ...", and the value read is shown after it."""
-
-    def parse(value: object) -> Any:
-        got = kind.parse(value)
-        if got <= low or (high is not None and got > high):
-            shown = f", got {got:g}s" if high is not None else ""
-            raise BadValue(f"must be {say}{shown}", hint)
-        return got
-
-    return Kind(parse, kind.schema)
-
-
 def _unit(parse: Callable[[object], Any]) -> Callable[[object], Any]:
     def read(value: object) -> Any:
         if not isinstance(value, str | int | float):
@@ -141,19 +127,14 @@ def _unit(parse: Callable[[object], Any]) -> Callable[[object], Any]:
     return read
 
 
-def _duration_schema(example: str) -> dict[str, Any]:
-    return {
-        "anyOf": [
-            {"type": "string", "pattern": _DURATION_TEXT},
-            {"type": "number", "minimum": 0},
-        ],
-        "examples": [example],
-    }
-
-
-DURATION: Final = Kind(_unit(units.duration), _duration_schema("2s"))
+DURATION: Final = Kind(
+    _unit(units.duration),
+    {
+        "anyOf": [{"type": "string", "pattern": _DURATION_TEXT}, {"type": "number", "minimum": 0}],
+        "examples": ["2s"],
+    },
+)
 """``250ms``, ``2s``, ``5m``, ``1h`` or a number of seconds; to float seconds."""
-DURATION_POSITIVE: Final = bounded(DURATION, 0.0, None, say="more than 0")
 SIZE: Final = Kind(
     _unit(units.size),
     {
@@ -162,7 +143,25 @@ SIZE: Final = Kind(
     },
 )
 """``512``, ``64kb``, ``1MiB``, ``1gib``; to int bytes."""
-SIZE_POSITIVE: Final = bounded(SIZE, 0, None, say="more than 0")
+
+
+def within(kind: Kind, most: tuple[float, str] | None = None, hint: str = "") -> Kind:
+    """``kind`` whose value must be more than 0, and at most ``most`` (the limit in
+    seconds and as written) when given."""
+
+    def parse(value: object) -> Any:
+        got = kind.parse(value)
+        if most is None and got <= 0:
+            raise BadValue("must be more than 0", hint)
+        if most is not None and not 0 < got <= most[0]:
+            raise BadValue(f"must be more than 0 and at most {most[1]}, got {got:g}s", hint)
+        return got
+
+    return Kind(parse, kind.schema)
+
+
+DURATION_POSITIVE: Final = within(DURATION)
+SIZE_POSITIVE: Final = within(SIZE)
 
 
 def _text(value: object, hint: str = "") -> str:
@@ -233,21 +232,11 @@ def _network(value: object) -> str:
 NETWORK: Final = Kind(_network, {"type": "string", "examples": ["10.0.0.0/8", "127.0.0.1"]})
 
 
-def _seconds(low: float, high: float, most: str, hint: str) -> Kind:
-    def parse(value: object) -> float:
-        seconds = float(_unit(units.duration)(value))
-        if not low < seconds <= high:
-            raise BadValue(f"must be more than 0 and at most {most}, got {seconds:g}s", hint)
-        return seconds
-
-    return Kind(parse, DURATION.schema)
-
-
-FILE_POLL: Final = _seconds(
-    0.0, 60.0, "60s", "how often each worker looks for another worker's changes, like 500ms"
+FILE_POLL: Final = within(
+    DURATION, (60.0, "60s"), "how often each worker looks for another worker's changes, like 500ms"
 )
-RESYNC: Final = _seconds(
-    0.0, 3600.0, "1h", "how often each replica re-reads the whole state from Redis, like 5s"
+RESYNC: Final = within(
+    DURATION, (3600.0, "1h"), "how often each replica re-reads the whole state from Redis, like 5s"
 )
 
 
@@ -258,6 +247,70 @@ def _redis_url(value: object) -> str:
 REDIS_URL: Final = Kind(
     _redis_url, {"type": "string", "pattern": "^(redis|rediss|unix)://", "format": "uri"}
 )
+
+
+# A bare number this large in a timeout was most likely meant as milliseconds.
+CONNECT_TIMEOUT: Final = within(
+    Kind(_unit(units.bare_seconds_below(100)), DURATION.schema), hint="write null for no limit"
+)
+TIMEOUT: Final = within(
+    Kind(_unit(units.bare_seconds_below(1000)), DURATION.schema), hint="write null for no limit"
+)
+
+
+def _url(value: object) -> str:
+    return check_url(_text(value, "for example http://127.0.0.1:8000"))
+
+
+URL: Final = Kind(
+    _url,
+    {
+        "type": "string",
+        "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+        "examples": ["http://10.0.0.5:8080"],
+    },
+)
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise BadValue(
+            f"name {value!r} must be letters, digits, '.', '_' and '-'",
+            "names appear in metrics and logs, like 'billing' or 'legacy'",
+        )
+    return value
+
+
+UPSTREAM_NAME: Final = Kind(_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+
+
+class ShortForm:
+    """A mapping that may be written as the value of its one required ``key``:
+    ``legacy: http://l:8000`` is ``legacy: {url: http://l:8000}``."""
+
+    def __init__(self, key: str, kind: Kind) -> None:
+        self.key = key
+        self.kind = kind
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        example = self.kind.schema["examples"][0]
+
+        def expand(value: object) -> object:
+            if isinstance(value, str):
+                return {self.key: value}
+            if not isinstance(value, dict):
+                raise BadValue(
+                    f"must be a URL or a mapping with {self.key}:, got {_shown(value)}",
+                    f"for example {example}",
+                )
+            return value
+
+        return core_schema.no_info_before_validator_function(expand, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return {"anyOf": [dict(self.kind.schema), handler(core)]}
 
 
 def _debug_headers(value: object) -> str:

@@ -131,9 +131,12 @@ class UpstreamTls:
 class Timeouts:
     """Per-upstream timeouts in seconds; ``None`` means no limit."""
 
-    connect: float | None = 5.0
-    read: float | None = 60.0  # max silence while waiting for response bytes
-    total: float | None = None  # whole exchange, headers to last body byte
+    connect: Annotated[float, kinds.CONNECT_TIMEOUT] | None = 5.0
+    """Connecting to the upstream (null: no limit)."""
+    read: Annotated[float, kinds.TIMEOUT] | None = 60.0
+    """The longest silence while waiting for the upstream's bytes (null: no limit)."""
+    total: Annotated[float, kinds.TIMEOUT] | None = None
+    """The whole exchange, headers to last body byte (null: no limit)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -30,9 +30,8 @@ import hashlib
 import os
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Final, Literal, cast
+from typing import Final
 
-from strangler.config import units
 from strangler.config.described import MainFile
 from strangler.config.described import read as read_main
 from strangler.config.model import (
@@ -40,32 +39,21 @@ from strangler.config.model import (
     Config,
     Listen,
     Location,
-    Timeouts,
     Upstream,
     UpstreamTls,
 )
-from strangler.config.source import Map, Node, Scalar, Sources, describe
+from strangler.config.source import Map, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable
 from strangler.config.validate_tls import TlsReader
 from strangler.config.validate_translate import TranslateReader
-from strangler.config.values import NAME, BadValue, check_url, mask_url_password, parse_listen
+from strangler.config.values import BadValue, check_url, mask_url_password, parse_listen
 from strangler.config.walker import Walker, suggest
 from strangler.errors import ConfigError, Problem
 
 __all__ = ["TOP_KEYS", "legacy_only", "mask_url_password", "parse_listen", "validate"]
 
 TOP_KEYS: Final = tuple(field.name for field in dataclasses.fields(MainFile))
-UPSTREAM_KEYS: Final = ("url", "timeout", "max_connections", "host_header", "tls")
-TIMEOUT_KEYS: Final = ("connect", "read", "total")
-
-# A bare number this large in a timeout was most likely meant as milliseconds.
-_BARE_TIMEOUT: Final = {
-    "connect": units.bare_seconds_below(100),
-    "read": units.bare_seconds_below(1000),
-    "total": units.bare_seconds_below(1000),
-}
 _CONFIG: Final = Config(upstreams=MappingProxyType({}))  # the defaults
-_UPSTREAM: Final = Upstream(name="", url="")
 
 
 # ---------------------------------------------------------------------------- validator
@@ -94,7 +82,7 @@ class _Validator(Walker):
         listen = _CONFIG.listen if "listen" not in f else TlsReader(self).listen(f["listen"])
         if listen is not None and described is not None:
             self.check_ports(listen, described.admin.listen, root.key_at("admin"))
-        upstreams, known = self.upstreams(f.get("upstreams"), root)
+        upstreams, known = self.upstreams(described, root)
 
         translators = TranslateReader(self)
         if "translators" in f:
@@ -162,38 +150,20 @@ class _Validator(Walker):
             )
 
     def upstreams(
-        self, node: Node | None, root: Map
+        self, described: MainFile | None, root: Map
     ) -> tuple[dict[str, Upstream] | None, set[str]]:
-        """The upstreams, and every name declared (even those with problems)."""
-        example = "upstreams: {legacy: http://127.0.0.1:8000}"
+        """The upstreams, and every name declared (even those with problems). pydantic
+        read their keys (``described``); here: ``legacy`` is there, and each one's tls."""
+        node = root.get("upstreams")
         if node is None:
+            example = "upstreams: {legacy: http://127.0.0.1:8000}"
             self.report(root.at, "the config has no 'upstreams'", f"add at least: {example}")
             return None, set()
         if not isinstance(node, Map):
-            self.report(
-                node.at, f"upstreams must be a mapping of names to URLs, got {describe(node)}"
-            )
-            return None, set()
-        result: dict[str, Upstream] = {}
-        known: set[str] = set()
-        ok = True
-        for key, value in node.entries:
-            name = key.value
-            if not isinstance(name, str) or not NAME.fullmatch(name):
-                self.report(
-                    key.at,
-                    f"upstream name {name!r} must be letters, digits, '.', '_' and '-'",
-                    "names appear in metrics and logs, like 'billing' or 'legacy'",
-                )
-                ok = False
-                continue
-            known.add(name)
-            upstream = self.upstream(name, value)
-            if upstream is None:
-                ok = False
-            else:
-                result[name] = upstream
-        if LEGACY not in known:
+            return None, set()  # described reported it
+        known = {key.value for key, _ in node.entries if isinstance(key.value, str)}
+        ok = LEGACY in known
+        if not ok:
             self.report(
                 root.key_at("upstreams"),
                 f"upstreams must include '{LEGACY}', the app that answers every request no "
@@ -202,84 +172,31 @@ class _Validator(Walker):
                 if (close := suggest(LEGACY, known))
                 else f"add: {LEGACY}: http://127.0.0.1:8000",
             )
-            ok = False
-        return (result if ok else None), known
-
-    def upstream(self, name: str, node: Node) -> Upstream | None:
-        subject = f"upstream '{name}'"
-        if isinstance(node, Scalar) and isinstance(node.value, str):
-            url = self.url(node, subject)
-            return None if url is None else Upstream(name=name, url=url, at=node.at)
-        if not isinstance(node, Map):
-            self.report(
-                node.at,
-                f"{subject} must be a URL or a mapping with url:, got {describe(node)}",
-                f"for example: {name}: http://127.0.0.1:9000",
-            )
-            return None
-        f = self.fields(
-            node, UPSTREAM_KEYS, subject=subject, where=f"in {subject}", required=("url",)
-        )
-        if f is None:
-            return None
-        url = self.url(f["url"], subject) if "url" in f else None
-        timeouts = Timeouts() if "timeout" not in f else self.timeouts(f["timeout"], subject)
-        max_connections = _UPSTREAM.max_connections
-        if "max_connections" in f:
-            got = self.count(f["max_connections"], f"{subject} max_connections", minimum=1)
-            max_connections = got if got is not None else max_connections
-        host_header = _UPSTREAM.host_header
-        if "host_header" in f:
-            mode = self.choice(f["host_header"], f"{subject} host_header", ("preserve", "upstream"))
-            host_header = cast(Literal["preserve", "upstream"], mode or host_header)
-        tls: UpstreamTls | None = _UPSTREAM.tls
-        if "tls" in f:
-            tls = TlsReader(self).upstream_tls(f["tls"], subject, url)
-        if url is None or timeouts is None or tls is None:
-            return None
-        return Upstream(
-            name=name,
-            url=url,
-            timeouts=timeouts,
-            max_connections=max_connections,
-            host_header=host_header,
-            tls=tls,
-            at=node.at,
-        )
-
-    def url(self, node: Node, subject: str) -> str | None:
-        text = self.string(node, f"{subject} url", hint="for example http://127.0.0.1:8000")
-        return None if text is None else self.checked(node, subject, check_url, text)
-
-    def timeouts(self, node: Node, subject: str) -> Timeouts | None:
-        f = self.fields(
-            node, TIMEOUT_KEYS, subject=f"{subject} timeout", where=f"in the timeout of {subject}"
-        )
-        if f is None:
-            return None
-        values: dict[str, float | None] = {}
-        ok = True
-        for key, value in f.items():
-            if _is_null(value):
-                values[key] = None  # no limit
-                continue
-            seconds = self.unit(value, f"{subject} timeout.{key}", _BARE_TIMEOUT[key])
-            if seconds is not None and seconds <= 0:
-                self.report(
-                    value.at,
-                    f"{subject} timeout.{key} must be more than 0",
-                    "write null for no limit",
+        entries = described.upstreams if described is not None else None
+        result: dict[str, Upstream] = {}
+        for key, value in node.entries:
+            name = str(key.value)
+            tls: UpstreamTls | None = UpstreamTls()
+            if isinstance(value, Map) and (tls_node := value.get("tls")) is not None:
+                url = value.get("url")
+                shown = url.value if isinstance(url, Scalar) else None
+                tls = TlsReader(self).upstream_tls(
+                    tls_node, f"upstream '{name}'", shown if isinstance(shown, str) else None
                 )
-                seconds = None
-            ok = ok and seconds is not None
-            values[key] = seconds
-        if not ok:
-            return None
-        return Timeouts(**values)
-
-
-def _is_null(node: Node) -> bool:
-    return isinstance(node, Scalar) and node.value is None
+            entry = entries.get(name) if entries is not None else None
+            if entry is None or tls is None:
+                ok = False
+                continue
+            result[name] = Upstream(
+                name=name,
+                url=entry.url,
+                timeouts=entry.timeout,
+                max_connections=entry.max_connections,
+                host_header=entry.host_header,
+                tls=tls,
+                at=value.at,
+            )
+        return (result if ok else None), known
 
 
 # ---------------------------------------------------------------------------- entry points
