@@ -378,7 +378,7 @@ def test_slo_problems() -> None:
         "m.yaml:3: route 'r' slo.latency_p99: expected a duration like '2s' or '250ms', got 'fast'"
     )
     assert one_problem("to: billing, slo: {error_rate: 1%, windw: 1m}") == (
-        "m.yaml:3: unknown key 'windw' in the slo of route 'r' (hint: did you mean 'window'?)"
+        "m.yaml:3: unknown key 'windw' in route 'r' slo (hint: did you mean 'window'?)"
     )
 
 

@@ -8,13 +8,16 @@ attribute docstrings say what each key accepts and means. From that one descript
   or ``None`` after reporting every problem pydantic found, each at the line of the
   key or value at fault, with the key's dotted name and a hint (did you mean, the
   valid keys, the allowed values);
+- ``read_part(walker, node, Slo, "route 'a' slo")`` does the same for a part of a route
+  (``ROUTE_PARTS``), from inside the walker that still reads the route;
 - ``main_schema()`` / ``routes_schema()`` are the JSON Schemas (draft 2020-12) that
   ``strangler schema`` prints for editors.
 
 What pydantic cannot say stays code in ``validate*``: cross-references (a route's
 upstream exists), shadowed routes, the admin port against the proxy's. Sections not
-described yet (``listen``, ``upstreams``, ``routes``, ``translators``) are
-``UNDESCRIBED`` here and read by the hand-written walkers: see ``REWRITE.md``.
+described yet (``UNDESCRIBED``: ``listen``, ``routes`` but their ``ROUTE_PARTS``,
+``translators``, an upstream's ``tls``) pass here unchecked and are read by the
+hand-written walkers: see ``REWRITE.md``.
 
 >>> from strangler.config.source import read_text
 >>> from strangler.config.walker import Walker
@@ -46,6 +49,7 @@ from strangler.config.model import (
     Limits,
     Listen,
     ProgressSettings,
+    Slo,
     StateFiles,
     Timeouts,
     Upstream,
@@ -56,7 +60,15 @@ from strangler.config.walker import Walker, did_you_mean
 if TYPE_CHECKING:  # pydantic itself is imported at the first load, not with this module
     from pydantic import TypeAdapter
 
-__all__ = ["UNDESCRIBED", "MainFile", "main_schema", "read", "routes_schema"]
+__all__ = [
+    "ROUTE_PARTS",
+    "UNDESCRIBED",
+    "MainFile",
+    "main_schema",
+    "read",
+    "read_part",
+    "routes_schema",
+]
 
 DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
 
@@ -71,6 +83,9 @@ def _undescribed(what: str, schema: dict[str, Any]) -> kinds.Kind:
 
 
 _ROUTE_LIST: Final = {"type": "array", "items": {"type": "object"}}
+ROUTE_PARTS: Final = {"slo": Slo}
+"""The parts of a route read with ``read_part`` (``validate_routes``); the schema shows
+them inside the route outline."""
 
 
 _UPSTREAM: Final = Upstream(name="", url="")  # the defaults
@@ -102,11 +117,7 @@ class UpstreamEntry:
 class MainFile:
     """The main config file. Keys in this order are the "valid keys" of a hint."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = {  # pydantic's ConfigDict
-        "extra": "forbid",
-        "use_attribute_docstrings": True,
-        "title": "strangler config",
-    }
+    __pydantic_config__: ClassVar[dict[str, Any]] = {**kinds.READ, "title": "strangler config"}
 
     listen: Annotated[
         Any,
@@ -154,26 +165,35 @@ class MainFile:
 
 
 @functools.cache
-def _adapter() -> TypeAdapter[MainFile]:
-    """pydantic's validator for ``MainFile``, built once per process (tens of ms):
-    immutable once built, like a compiled regex."""
+def _adapter(shape: type = MainFile) -> TypeAdapter[Any]:
+    """pydantic's validator for ``shape`` (``MainFile``, or a part of a route), built once
+    per process (tens of ms): immutable once built, like a compiled regex."""
     from pydantic import TypeAdapter
 
-    return TypeAdapter(MainFile)
+    return TypeAdapter(shape)
 
 
 def read(w: Walker, root: Map) -> MainFile | None:
     """``root`` checked against ``MainFile``; every problem is reported to ``w``."""
+    return read_part(w, root, MainFile, "")  # type: ignore[no-any-return]
+
+
+def read_part(w: Walker, node: Node, shape: type, what: str) -> Any:
+    """``node`` read as the dataclass ``shape`` (a part of a route, say), or ``None``
+    after reporting every problem to ``w``; keys are named after ``what`` (``route 'a'
+    slo``). Its ``at`` is ``node``'s line."""
     from pydantic import ValidationError
 
     try:
-        return _adapter().validate_python(_plain(root), context={"base_dir": w.base_dir})
+        got = _adapter(shape).validate_python(_plain(node), context={"base_dir": w.base_dir})
     except ValidationError as err:
         errors = err.errors(include_url=False)
         # unknown keys first: a misspelt key explains the problems that follow it
         for error in sorted(errors, key=lambda e: e["type"] != "unexpected_keyword_argument"):
-            _report(w, root, error)
+            _report(w, node, error, shape, what)
         return None
+    fields = {f.name for f in dataclasses.fields(shape)}
+    return dataclasses.replace(got, at=node.at) if "at" in fields else got
 
 
 def _plain(node: Node) -> Any:
@@ -185,12 +205,13 @@ def _plain(node: Node) -> Any:
     return node.value
 
 
-def _report(w: Walker, root: Map, error: Any) -> None:
+def _report(w: Walker, root: Node, error: Any, top: type, what: str) -> None:
     """One pydantic error as a ``Problem`` at the line of the node its ``loc`` names."""
     node: Node = root
     at = root.at
-    names: list[str | None] = []  # the keys walked; None for a list entry
-    shape: Any = MainFile
+    skip = 1 if what else 0  # names[0] is ``what`` when given, not a key
+    names: list[str | None] = [what] if what else []  # the keys walked; None: a list entry
+    shape: Any = top
     for part in error["loc"]:
         if part == "[key]":  # the key itself is at fault: what holds it is named
             names.pop()
@@ -219,7 +240,7 @@ def _report(w: Walker, root: Map, error: Any) -> None:
     if kind == "unexpected_keyword_argument":
         key = str(names[-1])
         parent = _dotted(names[:-1])
-        allowed = _field_names(_field_type_path(names[:-1]))
+        allowed = _field_names(_field_type_path(top, names[skip:-1]))
         where = f"in {parent}" if parent else "at the top level"
         message = f"unknown key {key!r} {where}"
         hint = did_you_mean(key, allowed) or f"valid keys here: {', '.join(allowed)}"
@@ -227,6 +248,8 @@ def _report(w: Walker, root: Map, error: Any) -> None:
         message = f"{_dotted(names[:-1]) or 'the config'} is missing required key {names[-1]!r}"
     elif kind in ("dataclass_type", "dict_type", "model_type"):
         message = f"{what} must be a mapping, got {got}"
+        example = getattr(_unwrap(shape), "EXAMPLE", "")
+        hint = f"for example {example}" if example else ""
     elif kind in ("list_type", "tuple_type"):
         message = f"{what} must be a list, got {got}"
         examples = _examples(_item_type(shape))
@@ -294,8 +317,8 @@ def _item_type(shape: Any) -> Any:
     return args[0] if args else Any
 
 
-def _field_type_path(names: list[str | None]) -> Any:
-    shape: Any = MainFile
+def _field_type_path(top: type, names: list[str | None]) -> Any:
+    shape: Any = top
     for name in names:
         shape = _item_type(shape) if name is None else _field_type(shape, name)
     return shape
@@ -305,7 +328,7 @@ def _field_names(shape: Any) -> list[str]:
     shape = _unwrap(shape)
     if not dataclasses.is_dataclass(shape):
         return []
-    return [f.name for f in dataclasses.fields(shape)]
+    return [f.name for f in dataclasses.fields(shape) if f.name != "at"]
 
 
 # ---------------------------------------------------------------------------- the schema
@@ -327,6 +350,11 @@ def main_schema() -> dict[str, Any]:
             return super().encode_default(dft)
 
     schema = _adapter().json_schema(schema_generator=_Schema)
+    route = schema["properties"]["routes"]["items"]
+    route["properties"] = {
+        key: _adapter(part).json_schema(schema_generator=_Schema)
+        for key, part in ROUTE_PARTS.items()
+    }
     schema["description"] = (
         "strangler's main config file (strangler check is the full validator: "
         "cross-references and shadowed routes are checked there)"

@@ -37,16 +37,21 @@ __all__ = [
     "DURATION",
     "DURATION_POSITIVE",
     "ENV_NAME",
+    "ERROR_RATE",
     "FILE",
     "FILE_POLL",
     "IDLE_AFTER",
     "LISTEN",
     "NETWORK",
+    "NOT_A_KEY",
+    "P99",
     "PATH_GLOB",
+    "READ",
     "REDIS_URL",
     "RESYNC",
     "SIZE",
     "SIZE_POSITIVE",
+    "SLO_WINDOW",
     "STRICT",
     "TEXT",
     "Count",
@@ -58,6 +63,12 @@ __all__ = [
 
 _DURATION_TEXT: Final = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 _SIZE_TEXT: Final = r"(?i)^\s*\d+\s*(b|kb|kib|mb|mib|gb|gib)?\s*$"
+
+
+READ: Final[dict[str, Any]] = {"extra": "forbid", "use_attribute_docstrings": True}
+"""pydantic's config (a ``ConfigDict``) for a class read on its own (``__pydantic_config__``):
+unknown keys are problems, attribute docstrings describe the keys. Nested classes
+take their reader's."""
 
 
 class Kind:
@@ -104,6 +115,27 @@ class _Strict:
 
 
 STRICT: Final = _Strict()
+
+
+class _NotAKey:
+    """A model field the file does not set (``at``: where the section was written):
+    written as a key, it is an unknown key; the schema leaves it out."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import PydanticCustomError, core_schema
+
+        def refuse(value: object) -> object:
+            raise PydanticCustomError("unexpected_keyword_argument", "not a key")
+
+        return core_schema.no_info_plain_validator_function(refuse)
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
+        from pydantic_core import PydanticOmit
+
+        raise PydanticOmit
+
+
+NOT_A_KEY: Final = _NotAKey()
 
 
 class Count:
@@ -311,6 +343,34 @@ class ShortForm:
 
     def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
         return {"anyOf": [dict(self.kind.schema), handler(core)]}
+
+
+def _error_rate(value: object) -> float:
+    ratio = _unit(units.config_percent)(value)
+    if not 0.0 < ratio < 1.0:
+        raise BadValue(
+            f"must be more than 0% and less than 100%, got {ratio * 100:g}%",
+            "the share of failed answers the new side may give, like 1%",
+        )
+    return float(ratio)
+
+
+_PERCENT: Final = {
+    "anyOf": [{"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}, {"type": "number"}],
+    "examples": ["1%"],
+}
+ERROR_RATE: Final = Kind(_error_rate, _PERCENT)
+P99: Final = within(Kind(_unit(units.bare_seconds_below(10)), DURATION.schema))
+
+
+def _slo_window(value: object) -> float:
+    seconds = float(_unit(units.duration)(value))
+    if not 1.0 <= seconds <= 86400.0:
+        raise BadValue(f"must be from 1s to 24h, got {seconds:g}s", "like 5m")
+    return seconds
+
+
+SLO_WINDOW: Final = Kind(_slo_window, DURATION.schema)
 
 
 def _debug_headers(value: object) -> str:

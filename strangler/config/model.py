@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Final, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal
 
 if TYPE_CHECKING:  # shadow_model builds on this module's Location
     from strangler.config.migrate_model import MigratePlan
@@ -290,11 +290,21 @@ class Slo:
     holds ``min_requests`` answers.
     """
 
-    error_rate: float | None = None
-    latency_p99: float | None = None
-    window: float = 300.0
-    min_requests: int = 100
-    at: Location = NOWHERE
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "slo: {error_rate: 1%, latency_p99: 300ms, window: 5m}"
+
+    error_rate: Annotated[float, kinds.ERROR_RATE] | None = None
+    """The largest share of failed answers the new side may give, like 1%."""
+    latency_p99: Annotated[float, kinds.P99] | None = None
+    """The latency 99% of the new side's answers must beat, like 300ms."""
+    window: Annotated[float, kinds.SLO_WINDOW] = 300.0
+    """Both are judged over this last stretch of time (1s to 24h)."""
+    min_requests: Annotated[int, kinds.Count(1)] = 100
+    """Answers the window must hold before the guard judges."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

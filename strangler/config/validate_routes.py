@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import Final, cast
 
 from strangler.config import units
+from strangler.config.described import read_part
 from strangler.config.model import (
     FALLBACK_ON,
     LEGACY,
@@ -65,7 +66,6 @@ __all__ = [
     "REQUIRED_ROUTE_KEYS",
     "ROUTE_FILE_KEYS",
     "ROUTE_KEYS",
-    "SLO_KEYS",
     "RouteTable",
     "read_networks",
 ]
@@ -82,12 +82,8 @@ MATCH_KEYS: Final = (
 CANARY_KEYS: Final = ("to", "percent", "sticky", "group")
 OVERRIDE_KEYS: Final = ("header", "cookie", "allow", "networks")
 FALLBACK_KEYS: Final = ("enabled", "to", "methods", "on", "buffer")
-SLO_KEYS: Final = ("error_rate", "latency_p99", "window", "min_requests")
 
-_P99: Final = units.bare_seconds_below(10)  # a bare "300" for a p99 latency is 300 ms
 _MIN_RATIO: Final = 0.0001  # one sticky bucket in 10,000: the finest canary share
-_MIN_WINDOW: Final = 1.0
-_MAX_WINDOW: Final = 86400.0
 _STICKY_HINT: Final = "header:NAME, cookie:NAME, query:NAME or client_ip"
 
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # header and cookie names
@@ -557,72 +553,25 @@ class RouteTable:
         return frozenset(found) if ok else None
 
     def slo(self, node: Node, label: str, sides: _Sides) -> Slo | None:
-        """``{error_rate, latency_p99, window, min_requests}``; at least one target."""
+        """``{error_rate, latency_p99, window, min_requests}`` (``described``: the keys);
+        at least one target, and a new side to watch."""
         what = f"{label} slo"
-        if not isinstance(node, Map):
-            self.w.report(
-                node.at,
-                f"{what} must be a mapping, got {describe(node)}",
-                "for example slo: {error_rate: 1%, latency_p99: 300ms, window: 5m}",
-            )
-            return None
-        f = self.w.entries(node, SLO_KEYS, subject=what, where=f"in the slo of {label}")
-        default = Slo()
-        ok = True
-        error_rate = latency = None
-        if "error_rate" in f:
-            error_rate = self.w.unit(f["error_rate"], f"{what}.error_rate", units.config_percent)
-            if error_rate is not None and not 0.0 < error_rate < 1.0:
-                self.w.report(
-                    f["error_rate"].at,
-                    f"{what}.error_rate must be more than 0% and less than 100%, "
-                    f"got {_percent(error_rate)}",
-                    "the share of failed answers the new side may give, like 1%",
-                )
-                error_rate = None
-            ok = ok and error_rate is not None
-        if "latency_p99" in f:
-            latency = self.w.unit(f["latency_p99"], f"{what}.latency_p99", _P99)
-            if latency is not None and latency <= 0.0:
-                self.w.report(f["latency_p99"].at, f"{what}.latency_p99 must be more than 0")
-                latency = None
-            ok = ok and latency is not None
-        window: float | None = default.window
-        if "window" in f:
-            window = self.w.unit(f["window"], f"{what}.window", units.duration)
-            if window is not None and not _MIN_WINDOW <= window <= _MAX_WINDOW:
-                self.w.report(
-                    f["window"].at,
-                    f"{what}.window must be from 1s to 24h, got {window:g}s",
-                    "like 5m",
-                )
-                window = None
-        minimum: int | None = default.min_requests
-        if "min_requests" in f:
-            minimum = self.w.count(f["min_requests"], f"{what}.min_requests", minimum=1)
-        if "error_rate" not in f and "latency_p99" not in f:
+        slo: Slo | None = read_part(self.w, node, Slo, what)
+        if slo is not None and slo.error_rate is None and slo.latency_p99 is None:
             self.w.report(
                 node.at,
                 f"{what} sets neither error_rate nor latency_p99, so it can never trip",
                 "for example slo: {error_rate: 1%, latency_p99: 300ms}",
             )
-            ok = False
+            slo = None
         if sides.known and sides.new is None:
             self.w.report(
                 node.at,
                 f"{what} has nothing to watch: the route sends to {LEGACY!r} and has no canary",
                 "the guard watches the new side: canary.to, or a 'to' other than legacy",
             )
-            ok = False
-        if not ok or window is None or minimum is None:
             return None
-        return Slo(
-            error_rate=error_rate,
-            latency_p99=latency,
-            window=window,
-            min_requests=minimum,
-            at=node.at,
-        )
+        return slo
 
     # -- match
 
