@@ -703,3 +703,25 @@ def test_parse_listen_is_importable_from_validate() -> None:
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.failed == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "upstreams: {legacy: http://l, 5: http://x}\n",
+            "m.yaml:1: upstreams: name 5 must be letters, digits, '.', '_' and '-' "
+            "(hint: names appear in metrics and logs, like 'billing' or 'legacy')",
+        ),
+        ("upstreams: null\n", "m.yaml:1: upstreams must be a mapping, got nothing (null)"),
+        (
+            LEGACY + "limits:\n  max_headers: 1\n  7: 2\n",
+            "m.yaml:4: unknown key 7 in limits (hint: valid keys here: max_header_bytes, "
+            "max_headers, max_body_bytes, max_head_bytes, header_timeout, keepalive_timeout, "
+            "body_timeout, max_connections, underscore_headers)",
+        ),
+    ],
+)
+def test_keys_that_are_not_strings_and_a_null_section(text: str, problem: str) -> None:
+    """pydantic reads the nodes as data: a key 5 must stay 5 (not the name '5')."""
+    assert one_problem(text) == problem

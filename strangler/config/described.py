@@ -37,7 +37,7 @@ import dataclasses
 import functools
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal
 
 from strangler.config import kinds
@@ -128,13 +128,10 @@ class MainFile:
     ] = "0.0.0.0:8080"
     admin: Admin = Admin()  # noqa: RUF009 - frozen
     """The admin API (status page, runtime controls) and who may use it."""
-    upstreams: (
-        Mapping[
-            Annotated[str, kinds.UPSTREAM_NAME],
-            Annotated[UpstreamEntry, kinds.ShortForm("url", kinds.URL)],
-        ]
-        | None
-    ) = None
+    upstreams: Mapping[
+        Annotated[str, kinds.UPSTREAM_NAME],
+        Annotated[UpstreamEntry, kinds.ShortForm("url", kinds.URL)],
+    ] = field(default_factory=dict)  # absent: validate says what to add
     """Name -> upstream; 'legacy' is required: it answers everything no route claims."""
     include: Annotated[
         Any,
@@ -189,7 +186,9 @@ def read_part(w: Walker, node: Node, shape: type, what: str) -> Any:
     except ValidationError as err:
         errors = err.errors(include_url=False)
         # unknown keys first: a misspelt key explains the problems that follow it
-        for error in sorted(errors, key=lambda e: e["type"] != "unexpected_keyword_argument"):
+        for error in sorted(
+            errors, key=lambda e: e["type"] not in ("unexpected_keyword_argument", "invalid_key")
+        ):
             _report(w, node, error, shape, what)
         return None
     fields = {f.name for f in dataclasses.fields(shape)}
@@ -197,9 +196,10 @@ def read_part(w: Walker, node: Node, shape: type, what: str) -> Any:
 
 
 def _plain(node: Node) -> Any:
-    """Nodes to the dicts, lists and scalars pydantic reads (keys as strings)."""
+    """Nodes to the dicts, lists and scalars pydantic reads (a key that is not a string
+    stays what it is, for pydantic to refuse)."""
     if isinstance(node, Map):
-        return {str(key.value): _plain(value) for key, value in node.entries}
+        return {key.value: _plain(value) for key, value in node.entries}
     if isinstance(node, Seq):
         return [_plain(item) for item in node.items]
     return node.value
@@ -217,14 +217,14 @@ def _report(w: Walker, root: Node, error: Any, top: type, what: str) -> None:
             names.pop()
             node = Map((), at)
             break
-        if isinstance(node, Map) and isinstance(part, str):
-            entry = next(((k, v) for k, v in node.entries if str(k.value) == part), None)
+        if isinstance(node, Map) and isinstance(part, str | int):
+            entry = next(((k, v) for k, v in node.entries if k.value == part), None)
             if entry is None:  # a missing key: the problem is the mapping's
-                names.append(part)
+                names.append(str(part))
                 break
             at, node = entry[0].at, entry[1]
-            names.append(part)
-            shape = _field_type(shape, part)
+            names.append(str(part))
+            shape = _field_type(shape, str(part))
         elif isinstance(node, Seq) and isinstance(part, int) and 0 <= part < len(node.items):
             node = node.items[part]
             at = node.at
@@ -237,13 +237,14 @@ def _report(w: Walker, root: Node, error: Any, top: type, what: str) -> None:
     what = _dotted(names)
     got = describe(node)
     message, hint = f"{what}: {error['msg']}", ""
-    if kind == "unexpected_keyword_argument":
-        key = str(names[-1])
+    if kind in ("unexpected_keyword_argument", "invalid_key"):
+        key = error["input"] if kind == "invalid_key" else names[-1]
         parent = _dotted(names[:-1])
         allowed = _field_names(_field_type_path(top, names[skip:-1]))
         where = f"in {parent}" if parent else "at the top level"
         message = f"unknown key {key!r} {where}"
-        hint = did_you_mean(key, allowed) or f"valid keys here: {', '.join(allowed)}"
+        guess = did_you_mean(key, allowed) if isinstance(key, str) else ""
+        hint = guess or f"valid keys here: {', '.join(allowed)}"
     elif kind in ("missing", "missing_keyword_only_argument"):
         message = f"{_dotted(names[:-1]) or 'the config'} is missing required key {names[-1]!r}"
     elif kind in ("dataclass_type", "dict_type", "model_type"):

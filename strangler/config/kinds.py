@@ -152,7 +152,7 @@ class Count:
 
 def _unit(parse: Callable[[object], Any]) -> Callable[[object], Any]:
     def read(value: object) -> Any:
-        if not isinstance(value, str | int | float):
+        if isinstance(value, list | dict):  # a scalar goes to parse, which names it
             raise BadValue(f"expected a value like '2s' or '1MiB', got {_shown(value)}")
         return parse(value)
 
@@ -298,8 +298,10 @@ URL: Final = Kind(
     _url,
     {
         "type": "string",
-        "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
-        "examples": ["http://10.0.0.5:8080"],
+        # what check_url allows but for the port's range: no credentials, query, fragment
+        "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+)"
+        r"(:[0-9]{1,5})?(/[^\s?#]*)?$",
+        "examples": ["http://127.0.0.1:9000"],
     },
 )
 
