@@ -216,7 +216,7 @@ def test_canary_problems_have_hints() -> None:
         "m.yaml:3: route 'r' canary is missing required key 'percent'"
     )
     assert one_problem("to: legacy, canary: {to: billing, percnt: 1%}") == (
-        "m.yaml:3: unknown key 'percnt' in the canary of route 'r' (hint: did you mean 'percent'?)"
+        "m.yaml:3: unknown key 'percnt' in route 'r' canary (hint: did you mean 'percent'?)"
     )
 
 

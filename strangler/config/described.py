@@ -44,6 +44,7 @@ from strangler.config import kinds
 from strangler.config.model import (
     AccessLog,
     Admin,
+    Canary,
     DebugHeaders,
     Forwarded,
     Limits,
@@ -55,7 +56,7 @@ from strangler.config.model import (
     Upstream,
 )
 from strangler.config.source import Map, Node, Seq, describe
-from strangler.config.walker import Walker, did_you_mean
+from strangler.config.walker import Walker, did_you_mean, suggest
 
 if TYPE_CHECKING:  # pydantic itself is imported at the first load, not with this module
     from pydantic import TypeAdapter
@@ -83,7 +84,7 @@ def _undescribed(what: str, schema: dict[str, Any]) -> kinds.Kind:
 
 
 _ROUTE_LIST: Final = {"type": "array", "items": {"type": "object"}}
-ROUTE_PARTS: Final = {"slo": Slo}
+ROUTE_PARTS: Final = {"canary": Canary, "slo": Slo}
 """The parts of a route read with ``read_part`` (``validate_routes``); the schema shows
 them inside the route outline."""
 
@@ -186,10 +187,11 @@ def read_part(w: Walker, node: Node, shape: type, what: str) -> Any:
     except ValidationError as err:
         errors = err.errors(include_url=False)
         # unknown keys first: a misspelt key explains the problems that follow it
+        guessed: set[tuple[str, str]] = set()  # (mapping, key) a hint already names
         for error in sorted(
             errors, key=lambda e: e["type"] not in ("unexpected_keyword_argument", "invalid_key")
         ):
-            _report(w, node, error, shape, what)
+            _report(w, node, error, shape, what, guessed)
         return None
     fields = {f.name for f in dataclasses.fields(shape)}
     return dataclasses.replace(got, at=node.at) if "at" in fields else got
@@ -205,8 +207,12 @@ def _plain(node: Node) -> Any:
     return node.value
 
 
-def _report(w: Walker, root: Node, error: Any, top: type, what: str) -> None:
-    """One pydantic error as a ``Problem`` at the line of the node its ``loc`` names."""
+def _report(
+    w: Walker, root: Node, error: Any, top: type, what: str, guessed: set[tuple[str, str]]
+) -> None:
+    """One pydantic error as a ``Problem`` at the line of the node its ``loc`` names. A
+    missing key that an unknown key's hint already names (``guessed``) is not reported
+    again."""
     node: Node = root
     at = root.at
     skip = 1 if what else 0  # names[0] is ``what`` when given, not a key
@@ -243,9 +249,13 @@ def _report(w: Walker, root: Node, error: Any, top: type, what: str) -> None:
         allowed = _field_names(_field_type_path(top, names[skip:-1]))
         where = f"in {parent}" if parent else "at the top level"
         message = f"unknown key {key!r} {where}"
-        guess = did_you_mean(key, allowed) if isinstance(key, str) else ""
-        hint = guess or f"valid keys here: {', '.join(allowed)}"
+        best = suggest(key, allowed) if isinstance(key, str) else None
+        if best is not None:
+            guessed.add((parent, best))
+        hint = f"did you mean {best!r}?" if best else f"valid keys here: {', '.join(allowed)}"
     elif kind in ("missing", "missing_keyword_only_argument"):
+        if (_dotted(names[:-1]), names[-1]) in guessed:
+            return
         message = f"{_dotted(names[:-1]) or 'the config'} is missing required key {names[-1]!r}"
     elif kind in ("dataclass_type", "dict_type", "model_type"):
         message = f"{what} must be a mapping, got {got}"
@@ -304,13 +314,25 @@ def _examples(shape: Any) -> list[str]:
     return []
 
 
-def _field_type(shape: Any, name: str) -> Any:
+def _keys(shape: Any) -> dict[str, Any]:
+    """A dataclass's config keys (a field's ``kinds.key`` alias, else its name) and
+    their types; ``at`` is not a key."""
     shape = _unwrap(shape)
-    if dataclasses.is_dataclass(shape):
-        return typing.get_type_hints(shape, include_extras=True).get(name, Any)
-    if typing.get_origin(shape) in (dict, Mapping):
-        return typing.get_args(shape)[1]
-    return Any
+    if not dataclasses.is_dataclass(shape):
+        return {}
+    hints = typing.get_type_hints(shape, include_extras=True)
+    out = {}
+    for f in dataclasses.fields(shape):
+        aliases = [getattr(m, "alias", None) for m in getattr(hints[f.name], "__metadata__", ())]
+        if f.name != "at":
+            out[next((a for a in aliases if a), f.name)] = hints[f.name]
+    return out
+
+
+def _field_type(shape: Any, name: str) -> Any:
+    if typing.get_origin(_unwrap(shape)) in (dict, Mapping):
+        return typing.get_args(_unwrap(shape))[1]
+    return _keys(shape).get(name, Any)
 
 
 def _item_type(shape: Any) -> Any:
@@ -326,10 +348,7 @@ def _field_type_path(top: type, names: list[str | None]) -> Any:
 
 
 def _field_names(shape: Any) -> list[str]:
-    shape = _unwrap(shape)
-    if not dataclasses.is_dataclass(shape):
-        return []
-    return [f.name for f in dataclasses.fields(shape) if f.name != "at"]
+    return list(_keys(shape))
 
 
 # ---------------------------------------------------------------------------- the schema

@@ -33,6 +33,7 @@ from strangler.config import units
 from strangler.config.values import NAME, BadValue, check_redis_url, check_url, parse_listen
 
 __all__ = [
+    "CANARY_SHARE",
     "DEBUG_HEADERS",
     "DURATION",
     "DURATION_POSITIVE",
@@ -40,6 +41,7 @@ __all__ = [
     "ERROR_RATE",
     "FILE",
     "FILE_POLL",
+    "GROUP",
     "IDLE_AFTER",
     "LISTEN",
     "NETWORK",
@@ -52,11 +54,14 @@ __all__ = [
     "SIZE",
     "SIZE_POSITIVE",
     "SLO_WINDOW",
+    "STICKY",
     "STRICT",
     "TEXT",
+    "TOKEN",
     "Count",
     "Kind",
     "glob_regex",
+    "key",
     "text_like",
     "within",
 ]
@@ -373,6 +378,75 @@ def _slo_window(value: object) -> float:
 
 
 SLO_WINDOW: Final = Kind(_slo_window, DURATION.schema)
+
+
+def key(name: str) -> Any:
+    """The config key of a field the model names otherwise (pydantic's alias): write
+    ``Annotated[float, kinds.key("percent")]``. The annotation is a string that pydantic
+    evaluates when it builds its adapter, so pydantic is imported only then."""
+    from pydantic import Field
+
+    return Field(alias=name)
+
+
+_MIN_SHARE: Final = 0.0001  # one sticky bucket in 10,000: the finest canary share
+
+
+def _canary_share(value: object) -> float:
+    ratio = float(_unit(units.config_percent)(value))
+    if 0.0 < ratio < _MIN_SHARE:
+        raise BadValue(
+            f"{ratio * 100:g}% is below 0.01%, the finest share a canary can send",
+            "write 0.01% or more, or 0% to send none",
+        )
+    return ratio
+
+
+CANARY_SHARE: Final = Kind(_canary_share, {**_PERCENT, "examples": ["10%"]})
+TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""A header or cookie name (RFC 9110 token)."""
+_STICKY_HINT: Final = "header:NAME, cookie:NAME, query:NAME or client_ip"
+
+
+def _sticky(value: object) -> Any:
+    """``header:NAME``, ``cookie:NAME``, ``query:NAME`` or ``client_ip``."""
+    from strangler.config.model import STICKY_KINDS, Sticky
+    from strangler.config.walker import did_you_mean
+
+    text = _text(value, _STICKY_HINT)
+    kind, colon, name = (part.strip() for part in text.partition(":"))
+    if kind not in STICKY_KINDS:
+        hint = did_you_mean(kind, STICKY_KINDS) or f"write {_STICKY_HINT}"
+        raise BadValue(f"{text!r} is not a sticky key", hint)
+    if kind == "client_ip":
+        if colon:
+            raise BadValue("client_ip takes no name", "write just client_ip")
+        return Sticky(kind="client_ip")
+    if not name:
+        raise BadValue(f"{text!r} needs a name", f"like {kind}:X-User-Id")
+    if kind != "query" and not TOKEN.fullmatch(name):
+        raise BadValue(f"{name!r} is not a valid {kind} name")
+    return Sticky(kind=kind, name=name)  # kind checked above
+
+
+STICKY: Final = Kind(
+    _sticky,
+    {
+        "type": "string",
+        "pattern": "^(header|cookie|query):.+$|^client_ip$",
+        "examples": ["header:X-User-Id"],
+    },
+)
+
+
+def _group(value: object) -> str:
+    text = _text(value, "a name, like 'checkout'")
+    if not NAME.fullmatch(text):
+        raise BadValue(f"{text!r} must be letters, digits, '.', '_' and '-'")
+    return text
+
+
+GROUP: Final = Kind(_group, {"type": "string", "pattern": f"^{NAME.pattern}$"})
 
 
 def _debug_headers(value: object) -> str:

@@ -218,11 +218,21 @@ class Canary:
     ``ratio``), so a user is on the new side for every route of the group or none.
     """
 
-    to: str
-    ratio: float
-    sticky: Sticky | None = None
-    group: str | None = None
-    at: Location = NOWHERE
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "canary: {to: billing, percent: 10%, sticky: header:X-User-Id}"
+
+    to: Annotated[str, kinds.text_like("billing")]
+    """The upstream that gets the share: the new side."""
+    ratio: Annotated[float, kinds.key("percent"), kinds.CANARY_SHARE]
+    """The share of the route's traffic it gets, like 10% (0.01% steps)."""
+    sticky: Annotated[Sticky, kinds.STICKY] | None = None
+    """header:NAME, cookie:NAME, query:NAME or client_ip: keeps a user on one side."""
+    group: Annotated[str, kinds.GROUP] | None = None
+    """Routes with one group put a user on the same side for all of them."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 DebugHeaders = Literal["off", "on", "overrides"]

@@ -20,18 +20,16 @@ sticky key or the percentage.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, cast
 
-from strangler.config import units
+from strangler.config import kinds, units
 from strangler.config.described import read_part
 from strangler.config.model import (
     FALLBACK_ON,
     LEGACY,
-    STICKY_KINDS,
     Canary,
     Fallback,
     FallbackOn,
@@ -41,7 +39,6 @@ from strangler.config.model import (
     Route,
     Slo,
     Sticky,
-    StickyKind,
     ValueMatch,
 )
 from strangler.config.source import Map, Node, Scalar, Seq, describe
@@ -59,7 +56,6 @@ from strangler.config.values import (
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
 __all__ = [
-    "CANARY_KEYS",
     "FALLBACK_KEYS",
     "MATCH_KEYS",
     "OVERRIDE_KEYS",
@@ -79,14 +75,11 @@ ROUTE_KEYS: Final = (
 MATCH_KEYS: Final = (
     "path", "path_prefix", "methods", "host", "headers", "query", "query_only", "cookies",
 )  # fmt: skip
-CANARY_KEYS: Final = ("to", "percent", "sticky", "group")
 OVERRIDE_KEYS: Final = ("header", "cookie", "allow", "networks")
 FALLBACK_KEYS: Final = ("enabled", "to", "methods", "on", "buffer")
 
-_MIN_RATIO: Final = 0.0001  # one sticky bucket in 10,000: the finest canary share
-_STICKY_HINT: Final = "header:NAME, cookie:NAME, query:NAME or client_ip"
 
-_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # header and cookie names
+_TOKEN: Final = kinds.TOKEN  # header and cookie names
 _KINDS: Final = {"headers": "header", "query": "query parameter", "cookies": "cookie"}
 _EMPTY: Final[Mapping[str, ValueMatch]] = MappingProxyType({})
 
@@ -320,83 +313,35 @@ class RouteTable:
         return None
 
     def canary(self, node: Node, label: str, to: str | None) -> Canary | None:
-        """``{to, percent, sticky?, group?}``; ``to`` is the route's own ``to``."""
+        """``{to, percent, sticky?, group?}`` (``described``: the keys); ``to`` is the
+        route's own ``to``. The cross-checks read the nodes, so they run even when a
+        key has a problem of its own."""
         what = f"{label} canary"
-        example = "for example canary: {to: billing, percent: 10%, sticky: header:X-User-Id}"
+        canary: Canary | None = read_part(self.w, node, Canary, what)
         if not isinstance(node, Map):
-            self.w.report(node.at, f"{what} must be a mapping, got {describe(node)}", example)
             return None
-        f = self.w.entries(
-            node, CANARY_KEYS, subject=what, where=f"in the canary of {label}",
-            required=("to", "percent"),
-        )  # fmt: skip
-        ok = "to" in f and "percent" in f
-        target = None if "to" not in f else self.upstream_name(f["to"], f"{what}.to")
-        if target is not None and target == to:
-            self.w.report(
-                f["to"].at,
-                f"{what}.to is {target!r}, the route's own 'to'",
-                "the canary names the new side; 'to' answers the rest",
-            )
-            target = None
-        ratio = None if "percent" not in f else self.ratio(f["percent"], f"{what}.percent")
-        sticky = None if "sticky" not in f else self.sticky(f["sticky"], f"{what}.sticky")
-        group = None
-        if "group" in f:
-            group = self.w.string(f["group"], f"{what}.group", hint="a name, like 'checkout'")
-            if group is not None and not NAME.fullmatch(group):
+        ok = canary is not None
+        target = node.get("to")
+        if isinstance(target, Scalar) and isinstance(target.value, str) and target.value.strip():
+            name = self.upstream_name(target, f"{what}.to")
+            if name is not None and name == to:
                 self.w.report(
-                    f["group"].at,
-                    f"{what}.group {group!r} must be letters, digits, '.', '_' and '-'",
+                    target.at,
+                    f"{what}.to is {name!r}, the route's own 'to'",
+                    "the canary names the new side; 'to' answers the rest",
                 )
-                group = None
-            elif group is not None and "sticky" not in f:
-                self.w.report(
-                    f["group"].at,
-                    f"{what} has a group but no sticky key",
-                    "a group keeps a user in one cohort across routes: add sticky, like "
-                    "sticky: header:X-User-Id",
-                )
-                group = None
-            ok = ok and group is not None
-        ok = ok and ("sticky" not in f or sticky is not None)
-        if not ok or target is None or ratio is None:
-            return None
-        return Canary(to=target, ratio=ratio, sticky=sticky, group=group, at=node.at)
-
-    def ratio(self, node: Node, what: str) -> float | None:
-        ratio = self.w.unit(node, what, units.config_percent)
-        if ratio is not None and 0.0 < ratio < _MIN_RATIO:
+                name = None
+            ok = ok and name is not None
+        group = node.get("group")
+        if group is not None and node.get("sticky") is None:
             self.w.report(
-                node.at,
-                f"{what}: {_percent(ratio)} is below 0.01%, the finest share a canary can send",
-                "write 0.01% or more, or 0% to send none",
+                node.key_at("group"),
+                f"{what} has a group but no sticky key",
+                "a group keeps a user in one cohort across routes: add sticky, like "
+                "sticky: header:X-User-Id",
             )
-            return None
-        return ratio
-
-    def sticky(self, node: Node, what: str) -> Sticky | None:
-        """``header:NAME``, ``cookie:NAME``, ``query:NAME`` or ``client_ip``."""
-        text = self.w.string(node, what, hint=_STICKY_HINT)
-        if text is None:
-            return None
-        kind, colon, name = (part.strip() for part in text.partition(":"))
-        if kind not in STICKY_KINDS:
-            hint = did_you_mean(kind, STICKY_KINDS) or f"write {_STICKY_HINT}"
-            self.w.report(node.at, f"{what}: {text!r} is not a sticky key", hint)
-            return None
-        if kind == "client_ip":
-            if colon:
-                self.w.report(node.at, f"{what}: client_ip takes no name", "write just client_ip")
-                return None
-            return Sticky(kind="client_ip")
-        if not name:
-            self.w.report(node.at, f"{what}: {text!r} needs a name", f"like {kind}:X-User-Id")
-            return None
-        if kind != "query" and not _TOKEN.fullmatch(name):
-            self.w.report(node.at, f"{what}: {name!r} is not a valid {kind} name")
-            return None
-        return Sticky(kind=cast(StickyKind, kind), name=name)
+            ok = False
+        return canary if ok else None
 
     def overrides(self, node: Node, label: str, sides: _Sides) -> Overrides | None:
         """``true`` (the defaults), ``false`` (none), or ``{header, cookie, allow, networks}``."""
