@@ -46,9 +46,11 @@ from strangler.config.model import (
     Admin,
     Canary,
     DebugHeaders,
+    Fallback,
     Forwarded,
     Limits,
     Listen,
+    Overrides,
     ProgressSettings,
     Slo,
     StateFiles,
@@ -84,7 +86,7 @@ def _undescribed(what: str, schema: dict[str, Any]) -> kinds.Kind:
 
 
 _ROUTE_LIST: Final = {"type": "array", "items": {"type": "object"}}
-ROUTE_PARTS: Final = {"canary": Canary, "slo": Slo}
+ROUTE_PARTS: Final = {"canary": Canary, "slo": Slo, "fallback": Fallback, "overrides": Overrides}
 """The parts of a route read with ``read_part`` (``validate_routes``); the schema shows
 them inside the route outline."""
 
@@ -258,10 +260,11 @@ def _report(
             return
         message = f"{_dotted(names[:-1]) or 'the config'} is missing required key {names[-1]!r}"
     elif kind in ("dataclass_type", "dict_type", "model_type"):
-        message = f"{what} must be a mapping, got {got}"
+        either = "true, false or " if getattr(_unwrap(shape), "OR_BOOLEAN", False) else ""
+        message = f"{what} must be {either}a mapping, got {got}"
         example = getattr(_unwrap(shape), "EXAMPLE", "")
         hint = f"for example {example}" if example else ""
-    elif kind in ("list_type", "tuple_type"):
+    elif kind in ("list_type", "tuple_type", "frozen_set_type", "set_type"):
         message = f"{what} must be a list, got {got}"
         examples = _examples(_item_type(shape))
         hint = f"write a list, like [{', '.join(examples)}]" if examples else ""
@@ -367,14 +370,18 @@ def main_schema() -> dict[str, Any]:
                 return str(dft)
             if dataclasses.is_dataclass(dft):
                 return {}
+            if isinstance(dft, frozenset):  # in a stable order
+                return sorted(dft)
             return super().encode_default(dft)
 
     schema = _adapter().json_schema(schema_generator=_Schema)
     route = schema["properties"]["routes"]["items"]
-    route["properties"] = {
-        key: _adapter(part).json_schema(schema_generator=_Schema)
-        for key, part in ROUTE_PARTS.items()
-    }
+    route["properties"] = {}
+    for key, part in ROUTE_PARTS.items():
+        described = _adapter(part).json_schema(schema_generator=_Schema)
+        if getattr(part, "OR_BOOLEAN", False):  # true/false: the part on or off
+            described = {"anyOf": [{"type": "boolean"}, described]}
+        route["properties"][key] = described
     schema["description"] = (
         "strangler's main config file (strangler check is the full validator: "
         "cross-references and shadowed routes are checked there)"

@@ -565,3 +565,89 @@ def _shown(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return repr(value)
+
+
+# ---------------------------------------------------------------- a route (schema-routes)
+
+
+def _method(value: object) -> str:
+    """An HTTP method, upper-cased: ``get`` is ``GET``."""
+    from strangler.config.values import METHODS
+    from strangler.config.walker import did_you_mean
+
+    if not isinstance(value, str):
+        raise BadValue(f"expected a method like GET, got {_shown(value)}")
+    method = value.upper()
+    if method not in METHODS:
+        hint = did_you_mean(method, METHODS) or f"known methods: {', '.join(METHODS)}"
+        raise BadValue(f"unknown HTTP method {value!r}", hint)
+    return method
+
+
+METHOD: Final = Kind(_method, {"type": "string", "examples": ["GET", "HEAD"]})
+
+
+class Listed:
+    """A list that is not empty (``empty`` ends the message, ``empty_hint`` is its hint)
+    and names nothing twice (compared upper-cased when ``upper``); pydantic then reads
+    each entry."""
+
+    def __init__(self, empty: str, empty_hint: str = "", *, upper: bool = False) -> None:
+        self.empty, self.empty_hint, self.upper = empty, empty_hint, upper
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def check(value: object) -> object:
+            if isinstance(value, list):
+                if not value:
+                    raise BadValue(f"is empty, {self.empty}", self.empty_hint)
+                seen: set[str] = set()
+                for item in value:
+                    if not isinstance(item, str):
+                        continue  # pydantic names it
+                    folded = item.upper() if self.upper else item
+                    if folded in seen:
+                        raise BadValue(f"lists {folded!r} twice")
+                    seen.add(folded)
+            return value
+
+        return core_schema.no_info_before_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
+        return {**handler(core), "minItems": 1, "uniqueItems": True}
+
+
+def _failure(value: object) -> str:
+    """A fallback failure; a 5xx status number is ``5xx``."""
+    from strangler.config.model import FALLBACK_ON
+    from strangler.config.walker import did_you_mean
+
+    if isinstance(value, int) and not isinstance(value, bool) and 500 <= value < 600:
+        raise BadValue(f"write '5xx' for any 5xx status, not {value}")
+    if value not in FALLBACK_ON:
+        shown = _shown(value)
+        raise BadValue(
+            f"must be one of {', '.join(FALLBACK_ON)}, got {shown}",
+            did_you_mean(value, FALLBACK_ON) if isinstance(value, str) else "",
+        )
+    return str(value)
+
+
+FAILURE: Final = Kind(_failure, {"enum": ["refused", "reset", "timeout", "protocol", "5xx"]})
+
+
+def _override_name(value: object) -> str | None:
+    """A header or cookie name, or ``false``: turned off (``None``)."""
+    if value is False:
+        return None
+    text = _text(value, "a name, or false to turn it off")
+    if not TOKEN.fullmatch(text):
+        raise BadValue(f"{text!r} is not a valid name", "a name, or false to turn it off")
+    return text
+
+
+OVERRIDE_NAME: Final = Kind(
+    _override_name,
+    {"anyOf": [{"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}, {"const": False}]},
+)

@@ -254,11 +254,25 @@ class Overrides:
     override; empty means every client.
     """
 
-    header: str | None = OVERRIDE_HEADER
-    cookie: str | None = OVERRIDE_COOKIE
-    allow: tuple[str, ...] = ()
-    networks: tuple[str, ...] = ()
-    at: Location = NOWHERE
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "overrides: {header: X-Strangler-Backend, networks: [10.0.0.0/8]}"
+    OR_BOOLEAN: ClassVar[bool] = True  # true: the defaults; false: no overrides
+
+    header: Annotated[str | None, kinds.OVERRIDE_NAME] = OVERRIDE_HEADER
+    """The request header naming the upstream to force (false: off)."""
+    cookie: Annotated[str | None, kinds.OVERRIDE_NAME] = OVERRIDE_COOKIE
+    """The cookie naming the upstream to force (false: off)."""
+    allow: Annotated[
+        tuple[Annotated[str, kinds.text_like("billing")], ...],
+        kinds.Listed("so nothing could be forced", "leave allow out for the route's own upstreams"),
+    ] = ()
+    """The upstreams a request may force (default: the route's to, canary.to, primary)."""
+    networks: tuple[Annotated[str, kinds.NETWORK], ...] = ()
+    """Client networks (CIDR) allowed to override (default: every client)."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 FallbackOn = Literal["refused", "reset", "timeout", "protocol", "5xx"]
@@ -282,12 +296,31 @@ class Fallback:
     streams once and cannot fall back.
     """
 
-    enabled: bool = True
-    to: str | None = None
-    methods: frozenset[str] = IDEMPOTENT_METHODS
-    on: frozenset[FallbackOn] = frozenset(FALLBACK_ON)
-    buffer_bytes: int = 64 * 1024
-    at: Location = NOWHERE
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "fallback: {methods: [GET, HEAD], on: [refused, timeout]}"
+    OR_BOOLEAN: ClassVar[bool] = True  # true/false: enabled with the defaults, or not
+
+    enabled: Annotated[bool, kinds.STRICT] = True
+    """false: no request of this route falls back."""
+    to: Annotated[str, kinds.text_like("legacy")] | None = None
+    """Where a failed request goes instead (default: the route's primary)."""
+    methods: Annotated[
+        frozenset[Annotated[str, kinds.METHOD]],
+        kinds.Listed("so no request could fall back", "write fallback: false", upper=True),
+    ] = IDEMPOTENT_METHODS
+    """The methods that may be sent again (default: the idempotent ones)."""
+    on: Annotated[
+        frozenset[Annotated[FallbackOn, kinds.FAILURE]],
+        kinds.Listed("so no request could fall back", "write fallback: false"),
+    ] = frozenset(FALLBACK_ON)
+    """The failures of the new side that fall back."""
+    buffer_bytes: Annotated[int, kinds.key("buffer"), kinds.SIZE] = 64 * 1024
+    """The most of a request body kept to send it again (0: requests with a body never
+    fall back)."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

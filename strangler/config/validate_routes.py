@@ -19,20 +19,18 @@ sticky key or the percentage.
 
 from __future__ import annotations
 
-import ipaddress
+import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, cast
+from typing import Final
 
-from strangler.config import kinds, units
+from strangler.config import kinds
 from strangler.config.described import read_part
 from strangler.config.model import (
-    FALLBACK_ON,
     LEGACY,
     Canary,
     Fallback,
-    FallbackOn,
     Location,
     MatchSpec,
     Overrides,
@@ -56,14 +54,11 @@ from strangler.config.values import (
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
 __all__ = [
-    "FALLBACK_KEYS",
     "MATCH_KEYS",
-    "OVERRIDE_KEYS",
     "REQUIRED_ROUTE_KEYS",
     "ROUTE_FILE_KEYS",
     "ROUTE_KEYS",
     "RouteTable",
-    "read_networks",
 ]
 
 ROUTE_FILE_KEYS: Final = ("routes", "include")
@@ -75,8 +70,6 @@ ROUTE_KEYS: Final = (
 MATCH_KEYS: Final = (
     "path", "path_prefix", "methods", "host", "headers", "query", "query_only", "cookies",
 )  # fmt: skip
-OVERRIDE_KEYS: Final = ("header", "cookie", "allow", "networks")
-FALLBACK_KEYS: Final = ("enabled", "to", "methods", "on", "buffer")
 
 
 _TOKEN: Final = kinds.TOKEN  # header and cookie names
@@ -322,7 +315,7 @@ class RouteTable:
             return None
         ok = canary is not None
         target = node.get("to")
-        if isinstance(target, Scalar) and isinstance(target.value, str) and target.value.strip():
+        if target is not None and _written(target):
             name = self.upstream_name(target, f"{what}.to")
             if name is not None and name == to:
                 self.w.report(
@@ -344,158 +337,64 @@ class RouteTable:
         return canary if ok else None
 
     def overrides(self, node: Node, label: str, sides: _Sides) -> Overrides | None:
-        """``true`` (the defaults), ``false`` (none), or ``{header, cookie, allow, networks}``."""
+        """``true`` (the defaults), ``false`` (none), or ``{header, cookie, allow,
+        networks}`` (``described``: the keys); ``allow`` names known upstreams and
+        defaults to the route's own."""
         what = f"{label} overrides"
         default_allow = sides.default_allow()
         if isinstance(node, Scalar) and isinstance(node.value, bool):
             return Overrides(allow=default_allow, at=node.at) if node.value else None
+        got: Overrides | None = read_part(self.w, node, Overrides, what)
         if not isinstance(node, Map):
-            self.w.report(
-                node.at,
-                f"{what} must be true, false or a mapping, got {describe(node)}",
-                "for example overrides: {header: X-Strangler-Backend, networks: [10.0.0.0/8]}",
-            )
             return None
-        f = self.w.entries(node, OVERRIDE_KEYS, subject=what, where=f"in the overrides of {label}")
-        names: dict[str, str | None] = {"header": Overrides().header, "cookie": Overrides().cookie}
-        ok = True
-        for key in names:
-            if key in f:
-                good, names[key] = self.override_name(f[key], f"{what}.{key}")
-                ok = ok and good
-        if ok and names["header"] is None and names["cookie"] is None:
+        allow = node.get("allow")
+        ok = allow is None or self.known(allow, f"{what}.allow")
+        if got is not None and got.header is None and got.cookie is None:
             self.w.report(
                 node.at,
                 f"{what} turns off both the header and the cookie, so nothing can override",
                 "remove overrides, or keep one of them",
             )
             ok = False
-        allow = default_allow if "allow" not in f else self.allow(f["allow"], f"{what}.allow")
-        networks: list[str] | None = []
-        if "networks" in f:
-            networks = read_networks(self.w, f["networks"], f"{what}.networks")
-        if not ok or allow is None or networks is None:
+        if got is None or not ok:
             return None
-        return Overrides(
-            header=names["header"],
-            cookie=names["cookie"],
-            allow=allow,
-            networks=tuple(networks),
-            at=node.at,
-        )
+        return got if allow is not None else dataclasses.replace(got, allow=default_allow)
 
-    def override_name(self, node: Node, what: str) -> tuple[bool, str | None]:
-        """``(ok, name)``: a header or cookie name, or ``false`` for off (``None``)."""
-        if isinstance(node, Scalar) and node.value is False:
-            return True, None
-        name = self.w.string(node, what, hint="a name, or false to turn it off")
-        if name is not None and not _TOKEN.fullmatch(name):
-            self.w.report(node.at, f"{what}: {name!r} is not a valid name")
-            name = None
-        return name is not None, name
-
-    def allow(self, node: Node, what: str) -> tuple[str, ...] | None:
-        if not isinstance(node, Seq) or not node.items:
-            self.w.report(
-                node.at,
-                f"{what} must be a non-empty list of upstream names, got {describe(node)}",
-                "like [billing, legacy]; leave allow out for the route's own upstreams",
-            )
-            return None
-        names: list[str] = []
-        ok = True
-        for item in node.items:
-            name = self.upstream_name(item, what)
-            if name is not None and name in names:
-                self.w.report(item.at, f"{what} lists {name!r} twice")
-                name = None
-            ok = ok and name is not None
-            names.append(name or "")
-        return tuple(names) if ok else None
+    def known(self, node: Node, what: str) -> bool:
+        """Every string in the list ``node`` names a known upstream (``read_part``
+        reports what is not a string)."""
+        items = node.items if isinstance(node, Seq) else ()
+        names = [i for i in items if _written(i)]
+        return all([self.upstream_name(i, what) is not None for i in names])
 
     def fallback(self, node: Node, label: str, sides: _Sides) -> Fallback | None:
-        """``true``/``false`` (on/off, defaults) or ``{enabled, to, methods, on, buffer}``."""
+        """``true``/``false`` (on/off, defaults) or ``{enabled, to, methods, on, buffer}``
+        (``described``: the keys); ``to`` must be a known upstream other than the new
+        side."""
         what = f"{label} fallback"
         if isinstance(node, Scalar) and isinstance(node.value, bool):
             return Fallback(enabled=node.value, at=node.at)
-        if not isinstance(node, Map):
+        got: Fallback | None = read_part(self.w, node, Fallback, what)
+        target = node.get("to") if isinstance(node, Map) else None
+        if target is None or not _written(target):
+            return got
+        to = self.upstream_name(target, f"{what}.to")
+        if to is not None and sides.known and sides.new is None:
             self.w.report(
-                node.at,
-                f"{what} must be true, false or a mapping, got {describe(node)}",
-                "for example fallback: {methods: [GET, HEAD], on: [refused, timeout]}",
+                target.at,
+                f"{what}.to has no effect: the route sends to {LEGACY!r} and has no canary",
+                "fallback.to names where a failed request to the new side goes",
             )
-            return None
-        f = self.w.entries(node, FALLBACK_KEYS, subject=what, where=f"in the fallback of {label}")
-        default = Fallback()
-        enabled: bool | None = default.enabled
-        if "enabled" in f:
-            enabled = self.w.boolean(f["enabled"], f"{what}.enabled")
-        to = None
-        if "to" in f:
-            to = self.upstream_name(f["to"], f"{what}.to")
-            if to is not None and sides.known and sides.new is None:
-                self.w.report(
-                    f["to"].at,
-                    f"{what}.to has no effect: the route sends to {LEGACY!r} and has no canary",
-                    "fallback.to names where a failed request to the new side goes",
-                )
-                to = None
-            elif to is not None and to == sides.new:
-                self.w.report(
-                    f["to"].at,
-                    f"{what}.to is {to!r}, the new side itself: a failed request would be "
-                    "sent back to the upstream that failed",
-                    f"name the primary, like {LEGACY!r}",
-                )
-                to = None
-        methods: frozenset[str] | None = default.methods
-        if "methods" in f:
-            methods = self.methods(
-                f["methods"],
-                f"{what}.methods",
-                empty="so no request could fall back",
-                empty_hint="write fallback: false to turn fallback off",
-            )
-        on = default.on if "on" not in f else self.fallback_on(f["on"], f"{what}.on")
-        buffer = default.buffer_bytes
-        if "buffer" in f:
-            got = self.w.unit(f["buffer"], f"{what}.buffer", units.size)
-            buffer = -1 if got is None else got
-        if (
-            enabled is None
-            or ("to" in f and to is None)
-            or methods is None
-            or on is None
-            or buffer < 0
-        ):
-            return None
-        return Fallback(
-            enabled=enabled, to=to, methods=methods, on=on, buffer_bytes=buffer, at=node.at
-        )
-
-    def fallback_on(self, node: Node, what: str) -> frozenset[FallbackOn] | None:
-        if not isinstance(node, Seq) or not node.items:
+            to = None
+        elif to is not None and to == sides.new:
             self.w.report(
-                node.at,
-                f"{what} must be a non-empty list of failures, got {describe(node)}",
-                f"choose from {', '.join(FALLBACK_ON)}",
+                target.at,
+                f"{what}.to is {to!r}, the new side itself: a failed request would be "
+                "sent back to the upstream that failed",
+                f"name the primary, like {LEGACY!r}",
             )
-            return None
-        found: set[FallbackOn] = set()
-        ok = True
-        for item in node.items:
-            if isinstance(item, Scalar) and isinstance(item.value, int) and 500 <= item.value < 600:
-                self.w.report(item.at, f"{what}: write '5xx' for any 5xx status, not {item.value}")
-                ok = False
-                continue
-            got = self.w.choice(item, f"{what} entry", FALLBACK_ON)
-            if got is not None and got in found:
-                self.w.report(item.at, f"{what} lists {got!r} twice")
-                got = None
-            ok = ok and got is not None
-            if got is not None:
-                found.add(cast(FallbackOn, got))
-        return frozenset(found) if ok else None
+            to = None
+        return got if to is not None else None
 
     def slo(self, node: Node, label: str, sides: _Sides) -> Slo | None:
         """``{error_rate, latency_p99, window, min_requests}`` (``described``: the keys);
@@ -722,6 +621,11 @@ def _condition(node: Node) -> ValueMatch | None:
 # ---------------------------------------------------------------------------- helpers
 
 
+def _written(node: Node) -> bool:
+    """``node`` is a non-blank string: a name to look up (``read_part`` reports the rest)."""
+    return isinstance(node, Scalar) and isinstance(node.value, str) and bool(node.value.strip())
+
+
 @dataclass(frozen=True, slots=True)
 class _Sides:
     """A route's ``to``, new side and primary, as far as they could be read.
@@ -766,30 +670,3 @@ def _sticky_key(sticky: Sticky | None) -> tuple[str, str | None] | None:
 def _percent(ratio: float) -> str:
     """0.1 → ``'10%'``, 0.001 → ``'0.1%'``."""
     return f"{ratio * 100:.6g}%"
-
-
-def read_networks(w: Walker, node: Node, what: str) -> list[str] | None:
-    """A list of client networks (CIDR, or single addresses), normalised."""
-    if not isinstance(node, Seq):
-        hint = "write a list, like [10.0.0.0/8, 127.0.0.1]"
-        w.report(node.at, f"{what} must be a list of networks, got {describe(node)}", hint)
-        return None
-    result: list[str] = []
-    ok = True
-    for item in node.items:
-        text = w.string(item, f"{what} entry", hint="a network like '10.0.0.0/8'")
-        if text is None:
-            ok = False
-            continue
-        try:
-            result.append(str(ipaddress.ip_network(text, strict=True)))
-        except ValueError:
-            ok = False
-            try:
-                hint = f"did you mean '{ipaddress.ip_network(text, strict=False)}'?"
-                problem = "has host bits set"
-            except ValueError:
-                hint = "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
-                problem = "is not an IP network"
-            w.report(item.at, f"{what} entry {text!r} {problem}", hint)
-    return result if ok else None
