@@ -349,7 +349,7 @@ def test_fallback_problems() -> None:
         "would be sent back to the upstream that failed (hint: name the primary, like 'legacy')"
     )
     assert one_problem("to: billing, fallback: {on: [refused, refused]}") == (
-        "m.yaml:3: route 'r' fallback.on: lists 'refused' twice"
+        "m.yaml:3: route 'r' fallback.on entry: 'refused' is listed twice"
     )
     assert one_problem("to: billing, fallback: {on: []}") == (
         "m.yaml:3: route 'r' fallback.on is empty, so no request could fall back "

@@ -55,7 +55,10 @@ ACROSS: Final = re.compile(
     r"URL '[^']*' has an invalid port|"  # 0 or above 65535: a range, not a pattern
     r"slo has nothing to watch|slo sets neither|"
     r"unknown upstream '|the route's own 'to'|has a group but no sticky key|"
-    r"fallback.to has no effect|the new side itself|turns off both the header and the cookie"
+    r"fallback.to has no effect|the new side itself|turns off both the header and the cookie|"
+    r"match has both 'path' and 'path_prefix'|names header '[^']*' twice|"
+    r"is already named in match\.query|"
+    r"parameter name '[^']*' is used twice"  # a template's names: not a pattern
 )
 # a route's described parts (described.ROUTE_PARTS): the schema must catch these
 ROUTE_PART: Final = re.compile(

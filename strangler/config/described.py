@@ -50,6 +50,7 @@ from strangler.config.model import (
     Forwarded,
     Limits,
     Listen,
+    MatchSpec,
     Overrides,
     ProgressSettings,
     Slo,
@@ -86,7 +87,13 @@ def _undescribed(what: str, schema: dict[str, Any]) -> kinds.Kind:
 
 
 _ROUTE_LIST: Final = {"type": "array", "items": {"type": "object"}}
-ROUTE_PARTS: Final = {"canary": Canary, "slo": Slo, "fallback": Fallback, "overrides": Overrides}
+ROUTE_PARTS: Final = {
+    "canary": Canary,
+    "slo": Slo,
+    "fallback": Fallback,
+    "overrides": Overrides,
+    "match": MatchSpec,
+}
 """The parts of a route read with ``read_part`` (``validate_routes``); the schema shows
 them inside the route outline."""
 

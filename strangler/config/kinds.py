@@ -589,30 +589,45 @@ METHOD: Final = Kind(_method, {"type": "string", "examples": ["GET", "HEAD"]})
 
 class Listed:
     """A list that is not empty (``empty`` ends the message, ``empty_hint`` is its hint)
-    and names nothing twice (compared upper-cased when ``upper``); pydantic then reads
-    each entry."""
+    and names nothing twice (compared upper-cased when ``upper``): a repeat is a problem
+    at its own entry, reported with the entries' own problems."""
 
     def __init__(self, empty: str, empty_hint: str = "", *, upper: bool = False) -> None:
         self.empty, self.empty_hint, self.upper = empty, empty_hint, upper
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
+        from pydantic_core import ValidationError, core_schema
 
-        def check(value: object) -> object:
-            if isinstance(value, list):
-                if not value:
-                    raise BadValue(f"is empty, {self.empty}", self.empty_hint)
-                seen: set[str] = set()
-                for item in value:
-                    if not isinstance(item, str):
-                        continue  # pydantic names it
-                    folded = item.upper() if self.upper else item
-                    if folded in seen:
-                        raise BadValue(f"lists {folded!r} twice")
-                    seen.add(folded)
-            return value
+        def check(value: object, read: Callable[[object], Any]) -> Any:
+            if not isinstance(value, list):
+                return read(value)  # pydantic names what it is
+            if not value:
+                raise BadValue(f"is empty, {self.empty}", self.empty_hint)
+            seen: set[str] = set()
+            again: list[Any] = []  # pydantic_core's InitErrorDetails
+            for n, item in enumerate(value):
+                if not isinstance(item, str):
+                    continue  # pydantic names what it is
+                folded = item.upper() if self.upper else item
+                if folded in seen:
+                    error = BadValue(f"{folded!r} is listed twice")
+                    again.append(
+                        {"type": "value_error", "loc": (n,), "input": item, "ctx": {"error": error}}
+                    )
+                seen.add(folded)
+            try:
+                got = read(value)
+            except ValidationError as err:
+                own = [
+                    {k: e[k] for k in ("type", "loc", "input", "ctx") if k in e}
+                    for e in err.errors()
+                ]
+                again, got = [*own, *again], None
+            if again:
+                raise ValidationError.from_exception_data("list", again)
+            return got
 
-        return core_schema.no_info_before_validator_function(check, handler(source))
+        return core_schema.no_info_wrap_validator_function(check, handler(source))
 
     def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
         return {**handler(core), "minItems": 1, "uniqueItems": True}
@@ -650,4 +665,105 @@ def _override_name(value: object) -> str | None:
 OVERRIDE_NAME: Final = Kind(
     _override_name,
     {"anyOf": [{"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}, {"const": False}]},
+)
+
+
+def _path(value: object) -> str:
+    from strangler.config.values import check_path_template
+
+    return check_path_template(_text(value, "like /api/invoices/{id:int}"))
+
+
+_SEGMENT: Final = r"(?:[^\s?#/{}]*|\{[A-Za-z_][A-Za-z0-9_]*(?::(?:str|int|uuid))?\})"
+PATH: Final = Kind(
+    _path,
+    {
+        # but a parameter named twice: what check_path_template says, as a pattern
+        "pattern": rf"^(?=/)(?:/{_SEGMENT})*(?:/\{{[A-Za-z_][A-Za-z0-9_]*:path\}})?$",
+        "type": "string",
+        "examples": ["/invoices/{id:int}"],
+    },
+)
+"""An exact path or a template: ``{name}``, ``{name:int}``, ``{name:uuid}``, a last
+``{name:path}``."""
+
+
+def _path_prefix(value: object) -> str:
+    from strangler.config.values import check_path
+
+    prefix = check_path(_text(value, "like /api/invoices"))
+    if "{" in prefix or "}" in prefix:
+        raise BadValue(
+            f"{prefix!r}: a prefix cannot hold parameters",
+            "use match.path with a template, like /users/{id}/{rest:path}",
+        )
+    return prefix
+
+
+PATH_PREFIX: Final = Kind(
+    _path_prefix, {"type": "string", "pattern": r"^/[^\s?#{}]*$", "examples": ["/api/invoices"]}
+)
+
+
+def _host(value: object) -> str:
+    from strangler.config.values import check_host
+
+    return check_host(_text(value, "like api.example.com or *.example.com"))
+
+
+HOST: Final = Kind(_host, {"type": "string", "examples": ["api.example.com", "*.example.com"]})
+
+
+def _condition(value: object) -> Any:
+    """``"x"``: exactly x; ``true``: present with any value; ``false``: absent."""
+    from strangler.config.model import ValueMatch
+
+    if isinstance(value, bool):
+        return ValueMatch(present=value)
+    if isinstance(value, str):
+        return ValueMatch(value=value)
+    number = isinstance(value, int | float)
+    raise BadValue(
+        "expected a string (exact value), true (must be present) or false (must be absent), "
+        f"got {_shown(value)}",
+        f'quote it to match the exact text: "{value}"' if number else "",
+    )
+
+
+CONDITION: Final = Kind(_condition, {"type": ["string", "boolean"]})
+
+
+def field_name(kind: str) -> Kind:
+    """The name of a header or cookie (a token), or of a query parameter (any text)."""
+
+    def parse(value: object) -> str:
+        ok = isinstance(value, str) and (
+            TOKEN.fullmatch(value) if kind != "query parameter" else value
+        )
+        if not ok:
+            raise BadValue(f"{value!r} is not a valid {kind} name")
+        return str(value)
+
+    return Kind(parse, {"type": "string", "minLength": 1})
+
+
+_QUERY_ONLY_HINT: Final = (
+    "true (only the parameters match.query names), or a list of the others allowed"
+)
+
+
+def _query_only(value: object) -> frozenset[str]:
+    """``true``: only the names ``query`` gives; a list: those and these may be there."""
+    if value is True:
+        return frozenset()
+    if value is False:
+        raise BadValue("false is the default; leave the key out", _QUERY_ONLY_HINT)
+    if not isinstance(value, list) or not all(isinstance(i, str) and i for i in value):
+        raise BadValue("must be true or a list of names", _QUERY_ONLY_HINT)
+    return frozenset(value)
+
+
+QUERY_ONLY: Final = Kind(
+    _query_only,
+    {"anyOf": [{"const": True}, {"type": "array", "items": {"type": "string", "minLength": 1}}]},
 )

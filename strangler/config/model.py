@@ -177,14 +177,42 @@ class MatchSpec:
     not its paging or search variants. ``None``: any other parameter is fine.
     """
 
-    path: str | None = None
-    path_prefix: str | None = None
-    methods: frozenset[str] | None = None
-    host: str | None = None
-    headers: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
-    query: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
-    cookies: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
-    query_only: frozenset[str] | None = None
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "match: {path_prefix: /api/invoices, methods: [GET]}"
+
+    path: Annotated[str | None, kinds.PATH] = None
+    """One exact path or template, like /invoices/{id:int} (not with path_prefix)."""
+    path_prefix: Annotated[str | None, kinds.PATH_PREFIX] = None
+    """A whole subtree: /api matches /api and /api/x, not /apix (not with path)."""
+    methods: (
+        Annotated[
+            frozenset[Annotated[str, kinds.METHOD]],
+            kinds.Listed(
+                "so the route would match nothing", "leave methods out to match any", upper=True
+            ),
+        ]
+        | None
+    ) = None
+    """The methods matched (default: any)."""
+    host: Annotated[str | None, kinds.HOST] = None
+    """The request's host, exact or *.example.com, without port."""
+    headers: Mapping[
+        Annotated[str, kinds.field_name("header")], Annotated[ValueMatch, kinds.CONDITION]
+    ] = field(default_factory=lambda: MappingProxyType({}))
+    """Header -> exact value, true (present) or false (absent)."""
+    query: Mapping[
+        Annotated[str, kinds.field_name("query parameter")], Annotated[ValueMatch, kinds.CONDITION]
+    ] = field(default_factory=lambda: MappingProxyType({}))
+    """Query parameter -> exact value, true (present) or false (absent)."""
+    cookies: Mapping[
+        Annotated[str, kinds.field_name("cookie")], Annotated[ValueMatch, kinds.CONDITION]
+    ] = field(default_factory=lambda: MappingProxyType({}))
+    """Cookie -> exact value, true (present) or false (absent)."""
+    query_only: Annotated[frozenset[str] | None, kinds.QUERY_ONLY] = None
+    """true: no query parameter but those query names; a list: those may be there too."""
 
 
 StickyKind = Literal["header", "cookie", "query", "client_ip"]

@@ -20,12 +20,11 @@ sticky key or the percentage.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from strangler.config import kinds
 from strangler.config.described import read_part
 from strangler.config.model import (
     LEGACY,
@@ -37,19 +36,13 @@ from strangler.config.model import (
     Route,
     Slo,
     Sticky,
-    ValueMatch,
 )
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.validate_migrate import read_migrate
 from strangler.config.validate_shadow import read_shadow
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import (
-    METHODS,
     NAME,
-    BadValue,
-    check_host,
-    check_path,
-    check_path_template,
 )
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
@@ -70,11 +63,6 @@ ROUTE_KEYS: Final = (
 MATCH_KEYS: Final = (
     "path", "path_prefix", "methods", "host", "headers", "query", "query_only", "cookies",
 )  # fmt: skip
-
-
-_TOKEN: Final = kinds.TOKEN  # header and cookie names
-_KINDS: Final = {"headers": "header", "query": "query parameter", "cookies": "cookie"}
-_EMPTY: Final[Mapping[str, ValueMatch]] = MappingProxyType({})
 
 
 class RouteTable:
@@ -420,15 +408,14 @@ class RouteTable:
     # -- match
 
     def match(self, node: Node, label: str) -> MatchSpec | None:
+        """``{path | path_prefix, methods, host, headers, query, cookies, query_only}``
+        (``described``: the keys); what spans keys is checked on the nodes."""
+        what = f"{label} match"
+        got: MatchSpec | None = read_part(self.w, node, MatchSpec, what)
         if not isinstance(node, Map):
-            hint = "for example match: {path_prefix: /api/invoices, methods: [GET]}"
-            self.w.report(node.at, f"{label} match must be a mapping, got {describe(node)}", hint)
             return None
-        f = self.w.entries(
-            node, MATCH_KEYS, subject=f"{label} match", where=f"in the match of {label}"
-        )
-        ok = True
-        if "path" in f and "path_prefix" in f:
+        ok = got is not None
+        if node.get("path") is not None and node.get("path_prefix") is not None:
             later = max(node.key_at("path"), node.key_at("path_prefix"), key=lambda a: a.line)
             self.w.report(
                 later,
@@ -436,186 +423,40 @@ class RouteTable:
                 "use 'path' for one exact path or template, 'path_prefix' for a whole subtree",
             )
             ok = False
-        path = prefix = host = None
-        methods: frozenset[str] | None = None
-        if "path" in f:
-            path = self.path(f["path"], label)
-            ok = ok and path is not None
-        if "path_prefix" in f:
-            prefix = self.prefix(f["path_prefix"], label)
-            ok = ok and prefix is not None
-        if "methods" in f:
-            methods = self.methods(
-                f["methods"],
-                f"{label} match.methods",
-                empty="so the route would match nothing",
-                empty_hint="leave methods out to match any",
-            )
-            ok = ok and methods is not None
-        if "host" in f:
-            host = self.host(f["host"], label)
-            ok = ok and host is not None
-        headers, query, cookies = (
-            _EMPTY if key not in f else self.conditions(f[key], label, key) for key in _KINDS
+        headers = node.get("headers")
+        if isinstance(headers, Map):
+            seen: dict[str, Location] = {}
+            for name, _ in headers.entries:
+                if not isinstance(name.value, str):
+                    continue
+                first = seen.setdefault(name.value.lower(), name.at)
+                if first is not name.at:
+                    self.w.report(
+                        name.at,
+                        f"{what}.headers names header {name.value!r} twice (first at line "
+                        f"{first.line})",
+                        "header names are case-insensitive",
+                    )
+                    ok = False
+        query, only = node.get("query"), node.get("query_only")
+        if isinstance(query, Map) and isinstance(only, Seq):
+            named = {k.value for k, _ in query.entries}
+            for item in only.items:
+                if isinstance(item, Scalar) and item.value in named:
+                    self.w.report(
+                        item.at,
+                        f"{what}.query_only: {item.value!r} is already named in match.query",
+                        "list only the parameters match.query does not name",
+                    )
+                    ok = False
+        if got is None or not ok:
+            return None
+        return dataclasses.replace(
+            got,
+            headers=MappingProxyType(dict(got.headers)),
+            query=MappingProxyType(dict(got.query)),
+            cookies=MappingProxyType(dict(got.cookies)),
         )
-        query_only: frozenset[str] | None = None
-        if "query_only" in f:
-            query_only = self.query_only(f["query_only"], label, query or _EMPTY)
-            ok = ok and query_only is not None
-        if not ok or headers is None or query is None or cookies is None:
-            return None
-        return MatchSpec(
-            path=path,
-            path_prefix=prefix,
-            methods=methods,
-            host=host,
-            headers=headers,
-            query=query,
-            cookies=cookies,
-            query_only=query_only,
-        )
-
-    def query_only(
-        self, node: Node, label: str, query: Mapping[str, ValueMatch]
-    ) -> frozenset[str] | None:
-        """``true`` (only the names ``query`` gives) or a list of further names that
-        may be there; ``false`` is the default, written out."""
-        what = f"{label} match.query_only"
-        hint = "true (only the parameters match.query names), or a list of the others allowed"
-        if isinstance(node, Scalar) and node.value is True:
-            return frozenset()
-        if isinstance(node, Scalar) and node.value is False:
-            self.w.report(node.at, f"{what}: false is the default; leave the key out", hint)
-            return None
-        if not isinstance(node, Seq) or not all(
-            isinstance(i, Scalar) and isinstance(i.value, str) and i.value for i in node.items
-        ):
-            self.w.report(node.at, f"{what} must be true or a list of names", hint)
-            return None
-        names = [str(i.value) for i in node.items if isinstance(i, Scalar)]
-        for item in node.items:
-            if isinstance(item, Scalar) and item.value in query:
-                self.w.report(
-                    item.at,
-                    f"{what}: {item.value!r} is already named in match.query",
-                    "list only the parameters match.query does not name",
-                )
-                return None
-        return frozenset(names)
-
-    def path(self, node: Node, label: str) -> str | None:
-        what = f"{label} match.path"
-        path = self.w.string(node, what)
-        if path is None or self.w.checked(node, what, check_path_template, path) is None:
-            return None
-        return path
-
-    def prefix(self, node: Node, label: str) -> str | None:
-        what = f"{label} match.path_prefix"
-        prefix = self.w.string(node, what)
-        if prefix is None:
-            return None
-        try:
-            check_path(prefix)
-            if "{" in prefix or "}" in prefix:
-                raise BadValue(
-                    f"{prefix!r}: a prefix cannot hold parameters",
-                    "use match.path with a template, like /users/{id}/{rest:path}",
-                )
-        except BadValue as err:
-            self.w.report(node.at, f"{what}: {err}", err.hint)
-            return None
-        return prefix
-
-    def host(self, node: Node, label: str) -> str | None:
-        what = f"{label} match.host"
-        host = self.w.string(node, what, hint="like api.example.com or *.example.com")
-        return None if host is None else self.w.checked(node, what, check_host, host)
-
-    def methods(
-        self, node: Node, what: str, *, empty: str, empty_hint: str
-    ) -> frozenset[str] | None:
-        """Upper-cased; ``[get]`` is ``GET``. ``empty`` ends the message for ``[]``."""
-        if not isinstance(node, Seq):
-            hint = f"write a list, like [GET, HEAD]; {empty_hint}"
-            self.w.report(node.at, f"{what} must be a list, got {describe(node)}", hint)
-            return None
-        if not node.items:
-            self.w.report(node.at, f"{what} is empty, {empty}", empty_hint)
-            return None
-        found: set[str] = set()
-        ok = True
-        for item in node.items:
-            if not (isinstance(item, Scalar) and isinstance(item.value, str)):
-                self.w.report(item.at, f"{what}: expected a method like GET, got {describe(item)}")
-                ok = False
-                continue
-            method = item.value.upper()
-            if method not in METHODS:
-                hint = did_you_mean(method, METHODS) or f"known methods: {', '.join(METHODS)}"
-                self.w.report(item.at, f"{what}: unknown HTTP method {item.value!r}", hint)
-                ok = False
-            elif method in found:
-                self.w.report(item.at, f"{what} lists {method} twice")
-                ok = False
-            found.add(method)
-        return frozenset(found) if ok else None
-
-    def conditions(self, node: Node, label: str, key: str) -> Mapping[str, ValueMatch] | None:
-        """``headers``/``query``/``cookies``: name → ``"exact"`` | ``true`` | ``false``."""
-        what = f"{label} match.{key}"
-        kind = _KINDS[key]
-        if not isinstance(node, Map):
-            hint = f"for example {key}: {{name: value}}"
-            self.w.report(node.at, f"{what} must be a mapping, got {describe(node)}", hint)
-            return None
-        result: dict[str, ValueMatch] = {}
-        seen: dict[str, Location] = {}
-        ok = True
-        for name_node, value in node.entries:
-            name = name_node.value
-            if not isinstance(name, str) or not (
-                _TOKEN.fullmatch(name) if key != "query" else name
-            ):
-                self.w.report(name_node.at, f"{what}: {name!r} is not a valid {kind} name")
-                ok = False
-                continue
-            folded = name.lower() if key == "headers" else name
-            if folded in seen:
-                self.w.report(
-                    name_node.at,
-                    f"{what} names {kind} {name!r} twice (first at line {seen[folded].line})",
-                    "header names are case-insensitive" if key == "headers" else "",
-                )
-                ok = False
-                continue
-            seen[folded] = name_node.at
-            condition = _condition(value)
-            if condition is None:
-                number = isinstance(value, Scalar) and isinstance(value.value, int | float)
-                self.w.report(
-                    value.at,
-                    f"{what}.{name}: expected a string (exact value), true (must be present) "
-                    f"or false (must be absent), got {describe(value)}",
-                    f'quote it to match the exact text: "{value.value}"'
-                    if number and isinstance(value, Scalar)
-                    else "",
-                )
-                ok = False
-                continue
-            result[name] = condition
-        return MappingProxyType(result) if ok else None
-
-
-def _condition(node: Node) -> ValueMatch | None:
-    """``"x"``: exactly x; ``true``: present with any value; ``false``: absent."""
-    if not isinstance(node, Scalar):
-        return None
-    if isinstance(node.value, bool):
-        return ValueMatch(present=node.value)
-    if isinstance(node.value, str):
-        return ValueMatch(value=node.value)
-    return None
 
 
 # ---------------------------------------------------------------------------- helpers
