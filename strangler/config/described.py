@@ -8,14 +8,14 @@ attribute docstrings say what each key accepts and means. From that one descript
   or ``None`` after reporting every problem pydantic found, each at the line of the
   key or value at fault, with the key's dotted name and a hint (did you mean, the
   valid keys, the allowed values);
-- ``read_part(walker, node, Slo, "route 'a' slo")`` does the same for a part of a route
-  (``ROUTE_PARTS``), from inside the walker that still reads the route;
+- ``read_part(walker, node, RouteEntry, "route 'a'")`` does the same for one route
+  (from ``validate_routes``, which reads the routes of every file in order);
 - ``main_schema()`` / ``routes_schema()`` are the JSON Schemas (draft 2020-12) that
   ``strangler schema`` prints for editors.
 
 What pydantic cannot say stays code in ``validate*``: cross-references (a route's
 upstream exists), shadowed routes, the admin port against the proxy's. Sections not
-described yet (``UNDESCRIBED``: ``listen``, ``routes`` but their ``ROUTE_PARTS``,
+described yet (``UNDESCRIBED``: ``listen``, a route's ``UNDESCRIBED_ROUTE_KEYS``,
 ``translators``, an upstream's ``tls``) pass here unchecked and are read by the
 hand-written walkers: see ``REWRITE.md``.
 
@@ -65,9 +65,10 @@ if TYPE_CHECKING:  # pydantic itself is imported at the first load, not with thi
     from pydantic import TypeAdapter
 
 __all__ = [
-    "ROUTE_PARTS",
     "UNDESCRIBED",
+    "UNDESCRIBED_ROUTE_KEYS",
     "MainFile",
+    "RouteEntry",
     "main_schema",
     "read",
     "read_part",
@@ -77,7 +78,7 @@ __all__ = [
 DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
 
 
-UNDESCRIBED: Final = ("listen", "include", "routes", "translators")
+UNDESCRIBED: Final = ("listen", "include", "translators")
 """Top-level keys still read by the walkers (``validate*``), route files too: here
 they pass unchecked, and the schema shows their outline only."""
 
@@ -86,16 +87,39 @@ def _undescribed(what: str, schema: dict[str, Any]) -> kinds.Kind:
     return kinds.Kind(lambda value: value, {**schema, "description": what})
 
 
-_ROUTE_LIST: Final = {"type": "array", "items": {"type": "object"}}
-ROUTE_PARTS: Final = {
-    "canary": Canary,
-    "slo": Slo,
-    "fallback": Fallback,
-    "overrides": Overrides,
-    "match": MatchSpec,
-}
-"""The parts of a route read with ``read_part`` (``validate_routes``); the schema shows
-them inside the route outline."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteEntry:
+    """A route as written; ``validate_routes`` makes it a ``Route`` (its index, its
+    upstreams checked, its shadow, translate and migrate read by their walkers)."""
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = {**kinds.READ, "title": "route"}
+    EXAMPLE: ClassVar[str] = "{name: invoices, owner: billing, match: {path: /i}, to: legacy}"
+
+    name: Annotated[str, kinds.ROUTE_NAME]
+    """Unique: metrics, logs and the admin API name the route by it."""
+    owner: Annotated[str, kinds.text_like("team-billing")]
+    """The team that answers for the route."""
+    match: MatchSpec
+    """What a request must look like; the first route that matches wins."""
+    to: Annotated[str, kinds.text_like("legacy")]
+    """The upstream that answers (with a canary: the share not in the canary)."""
+    canary: Canary | None = None
+    """A share of the traffic to a new side."""
+    overrides: Annotated[Overrides, kinds.OR_BOOLEAN] | None = None
+    """Let a request force an upstream by header or cookie (true: the defaults)."""
+    fallback: Annotated[Fallback, kinds.OR_BOOLEAN] | None = None
+    """Send a request again to the primary when the new side fails (default: on)."""
+    slo: Slo | None = None
+    """What the new side must deliver; breaching it trips the guard."""
+    shadow: Annotated[Any, _undescribed("mirror requests to a second upstream", {})] = None
+    translate: Annotated[Any, _undescribed("translation steps or {use: NAME}", {})] = None
+    migrate: Annotated[Any, _undescribed("the autopilot's stages", {"type": "object"})] = None
+    debug_headers: Annotated[DebugHeaders, kinds.DEBUG_HEADERS] | None = None
+    """The top-level debug_headers, for this route only."""
+
+
+UNDESCRIBED_ROUTE_KEYS: Final = ("shadow", "translate", "migrate")
+"""A route's keys still read by their walkers (``validate_shadow`` ...)."""
 
 
 _UPSTREAM: Final = Upstream(name="", url="")  # the defaults
@@ -150,7 +174,8 @@ class MainFile:
             {"type": "array", "items": {"type": "string"}},
         ),
     ] = ()
-    routes: Annotated[Any, _undescribed("routes, in order", _ROUTE_LIST)] = ()
+    # read route by route (validate_routes: read_part(RouteEntry)); main_schema shows them
+    routes: Annotated[Any, _undescribed("routes, in order", {})] = ()
     limits: Limits = Limits()  # noqa: RUF009 - frozen
     """What one client and one request may send."""
     forwarded: Forwarded = Forwarded()  # noqa: RUF009 - frozen
@@ -236,6 +261,7 @@ def _report(
             entry = next(((k, v) for k, v in node.entries if k.value == part), None)
             if entry is None:  # a missing key: the problem is the mapping's
                 names.append(str(part))
+                at = node.at
                 break
             at, node = entry[0].at, entry[1]
             names.append(str(part))
@@ -297,10 +323,12 @@ def _report(
 
 
 def _dotted(names: list[str | None]) -> str:
-    """``["forwarded", "trusted", None]`` -> ``forwarded.trusted entry``."""
+    """``["forwarded", "trusted", None]`` -> ``forwarded.trusted entry``; after a route's
+    label: ``["route 'a'", "canary", "to"]`` -> ``route 'a' canary.to``."""
     out = ""
-    for name in names:
-        out += " entry" if name is None else (f".{name}" if out else name)
+    for n, name in enumerate(names):
+        label = n == 1 and (out.endswith("'") or out == "route")
+        out += " entry" if name is None else (f"{' ' if label else '.'}{name}" if out else name)
     return out
 
 
@@ -382,13 +410,9 @@ def main_schema() -> dict[str, Any]:
             return super().encode_default(dft)
 
     schema = _adapter().json_schema(schema_generator=_Schema)
-    route = schema["properties"]["routes"]["items"]
-    route["properties"] = {}
-    for key, part in ROUTE_PARTS.items():
-        described = _adapter(part).json_schema(schema_generator=_Schema)
-        if getattr(part, "OR_BOOLEAN", False):  # true/false: the part on or off
-            described = {"anyOf": [{"type": "boolean"}, described]}
-        route["properties"][key] = described
+    routes = _adapter(tuple[RouteEntry, ...]).json_schema(schema_generator=_Schema)
+    schema.setdefault("$defs", {}).update(routes.pop("$defs", {}))
+    schema["properties"]["routes"] = {**routes, "description": "routes, in order"}
     schema["description"] = (
         "strangler's main config file (strangler check is the full validator: "
         "cross-references and shadowed routes are checked there)"

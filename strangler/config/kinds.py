@@ -767,3 +767,35 @@ QUERY_ONLY: Final = Kind(
     _query_only,
     {"anyOf": [{"const": True}, {"type": "array", "items": {"type": "string", "minLength": 1}}]},
 )
+
+
+def _route_name(value: object) -> str:
+    text = _text(value, "like 'invoices-read'")
+    if not NAME.fullmatch(text):
+        raise BadValue(
+            f"{text!r} must be letters, digits, '.', '_' and '-', starting with a letter or digit",
+            "names appear in metrics, logs and admin URLs, like 'invoices-read'",
+        )
+    return text
+
+
+ROUTE_NAME: Final = Kind(_route_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+
+
+class _OrBoolean:
+    """A part of a route that may be written ``true`` or ``false`` (on with its defaults,
+    or off): the boolean passes as it is, for the route's reader to turn into the part."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def either(value: object, read: Callable[[object], Any]) -> Any:
+            return value if isinstance(value, bool) else read(value)
+
+        return core_schema.no_info_wrap_validator_function(either, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
+        return {"anyOf": [{"type": "boolean"}, handler(core)]}
+
+
+OR_BOOLEAN: Final = _OrBoolean()

@@ -287,7 +287,7 @@ class Overrides:
         "use_attribute_docstrings": True,
     }
     EXAMPLE: ClassVar[str] = "overrides: {header: X-Strangler-Backend, networks: [10.0.0.0/8]}"
-    OR_BOOLEAN: ClassVar[bool] = True  # true: the defaults; false: no overrides
+    OR_BOOLEAN: ClassVar[bool] = True  # true: the defaults; false: none (kinds.OR_BOOLEAN)
 
     header: Annotated[str | None, kinds.OVERRIDE_NAME] = OVERRIDE_HEADER
     """The request header naming the upstream to force (false: off)."""

@@ -23,18 +23,15 @@ import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
-from strangler.config.described import read_part
+from strangler.config.described import RouteEntry, read_part
 from strangler.config.model import (
     LEGACY,
-    Canary,
     Fallback,
     Location,
-    MatchSpec,
     Overrides,
     Route,
-    Slo,
     Sticky,
 )
 from strangler.config.source import Map, Node, Scalar, Seq, describe
@@ -133,41 +130,38 @@ class RouteTable:
                 self.routes.append(route)
 
     def route(self, node: Node, index: int) -> Route | None:
-        if not isinstance(node, Map):
-            self.w.report(
-                node.at,
-                f"a route must be a mapping with name, owner, match and to, got {describe(node)}",
-            )
-            return None
-        name_node = node.get("name")
-        name = None if name_node is None else self.name(name_node)
-        shown = name_node.value if isinstance(name_node, Scalar) else None
-        label = f"route {shown!r}" if isinstance(shown, str) and shown.strip() else "route"
-        f = self.w.entries(
-            node, ROUTE_KEYS, subject=label, where=f"in {label}", required=REQUIRED_ROUTE_KEYS
-        )
-        owner = None if "owner" not in f else self.w.string(f["owner"], f"{label} owner")
-        match = None if "match" not in f else self.match(f["match"], label)
-        to = None if "to" not in f else self.target(f["to"], label)
-        # The release sections are checked even when ``to`` is bad (every problem at
-        # once); what depends on ``to`` is then left out rather than guessed.
+        """One route: its keys read with ``described.RouteEntry``, then what pydantic
+        cannot say (upstreams exist, the sides of a release, shadow, translate, migrate),
+        read from the nodes so it is reported even when a key has a problem of its own."""
+        f = dict((k.value, v) for k, v in node.entries) if isinstance(node, Map) else {}
+        written_name = f.get("name")
+        shown = written_name.value if isinstance(written_name, Scalar) else None
+        label = f"route {shown!r}" if isinstance(shown, str) and NAME.fullmatch(shown) else "route"
         before = len(self.w.problems)
-        canary = None if "canary" not in f else self.canary(f["canary"], label, to)
-        sides = _Sides.of(to, canary, canary_given="canary" in f)
-        fallback = Fallback()
+        if "name" in f and _written(f["name"]):
+            self.name(f["name"])
+        to = self.target(f["to"], label) if "to" in f and _written(f["to"]) else None
+        entry: RouteEntry | None = read_part(self.w, node, RouteEntry, label)
+        if not isinstance(node, Map):
+            return None
+        canary_ok, new = self.canary(f["canary"], label, to) if "canary" in f else (True, None)
+        sides = _Sides.of(to, new, canary_ok=canary_ok)
         if "fallback" in f:
-            fallback = self.fallback(f["fallback"], label, sides) or fallback
-        if fallback.to is not None:
-            sides = sides.with_primary(fallback.to)
-        overrides = None if "overrides" not in f else self.overrides(f["overrides"], label, sides)
-        slo = None if "slo" not in f else self.slo(f["slo"], label, sides)
+            primary = self.fallback(f["fallback"], label, sides)
+            sides = sides if primary is None else sides.with_primary(primary)
+        if "overrides" in f:
+            self.overrides(f["overrides"], label)
+        if "slo" in f:
+            self.slo(f["slo"], label, sides)
+        if "match" in f:
+            self.match(f["match"], label)
         shadow = None
         if "shadow" in f:
-            own = to if canary is None else None
+            own = to if new is None else None
             shadow = read_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
         translate = None
         if "translate" in f:
-            template = match.path if match is not None else None
+            template = entry.match.path if entry is not None else None
             translate = self.translators.read_route(
                 f["translate"], label=label, path_template=template
             )
@@ -177,55 +171,61 @@ class RouteTable:
                 self.w,
                 f["migrate"],
                 label,
-                has_canary=canary is not None,
+                has_canary=new is not None,
                 has_shadow=shadow is not None,
-                has_slo=slo is not None,
+                has_slo="slo" in f,
             )
-        debug = None
-        if "debug_headers" in f:
-            debug = self.w.debug_headers(f["debug_headers"], f"{label} debug_headers")
-        if len(self.w.problems) != before:
+        if entry is None or len(self.w.problems) != before:
             return None
-        if name is None or owner is None or match is None or to is None:
-            return None
+        # true/false for a part (kinds.OR_BOOLEAN): on with its defaults, or off
+        given: Any = entry.overrides
+        overrides = Overrides() if given is True else None if given is False else given
+        written = f.get("overrides")
+        if overrides is not None and not (
+            isinstance(written, Map) and written.get("allow") is not None
+        ):
+            overrides = dataclasses.replace(overrides, allow=sides.default_allow())
+        given = entry.fallback
+        fallback = Fallback(enabled=given) if isinstance(given, bool) else given or Fallback()
+
+        def at(part: Any, key: str) -> Any:
+            return None if part is None else dataclasses.replace(part, at=f[key].at)
+
         return Route(
-            name=name,
-            owner=owner,
-            match=match,
-            to=to,
+            name=entry.name,
+            owner=entry.owner,
+            match=dataclasses.replace(
+                entry.match,
+                headers=MappingProxyType(dict(entry.match.headers)),
+                query=MappingProxyType(dict(entry.match.query)),
+                cookies=MappingProxyType(dict(entry.match.cookies)),
+            ),
+            to=entry.to,
             index=index,
             at=node.at,
-            canary=canary,
-            overrides=overrides,
-            fallback=fallback,
-            slo=slo,
+            canary=at(entry.canary, "canary"),
+            overrides=at(overrides, "overrides"),
+            fallback=fallback if "fallback" not in f else at(fallback, "fallback"),
+            slo=at(entry.slo, "slo"),
             shadow=shadow,
             translate=translate,
             migrate=migrate,
-            debug_headers=debug,
+            debug_headers=entry.debug_headers,
         )
 
-    def name(self, node: Node) -> str | None:
-        name = self.w.string(node, "route name")
-        if name is None:
-            return None
-        if not NAME.fullmatch(name):
-            self.w.report(
-                node.at,
-                f"route name {name!r} must be letters, digits, '.', '_' and '-', "
-                "starting with a letter or digit",
-                "names appear in metrics, logs and admin URLs, like 'invoices-read'",
-            )
-            return None
+    def name(self, node: Node) -> None:
+        """A route name taken twice (``kinds.ROUTE_NAME`` checks how it is written)."""
+        name = node.value if isinstance(node, Scalar) else None
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            return
         if name in self.names:
             self.w.report(
                 node.at,
                 f"duplicate route name {name!r} (first defined at {self.names[name]})",
                 "route names must be unique: metrics, logs and the admin API use them",
             )
-            return None
+            return
         self.names[name] = node.at
-        return name
 
     def target(self, node: Node, label: str) -> str | None:
         to = self.w.string(node, f"{label} to", hint="the name of an upstream, like 'legacy'")
@@ -293,16 +293,15 @@ class RouteTable:
         self.w.report(node.at, f"{what}: unknown upstream {name!r}", hint)
         return None
 
-    def canary(self, node: Node, label: str, to: str | None) -> Canary | None:
-        """``{to, percent, sticky?, group?}`` (``described``: the keys); ``to`` is the
-        route's own ``to``. The cross-checks read the nodes, so they run even when a
-        key has a problem of its own."""
+    def canary(self, node: Node, label: str, to: str | None) -> tuple[bool, str | None]:
+        """``(ok, canary.to)``: the canary names a known upstream other than the route's
+        own ``to``, and a group only with a sticky key."""
         what = f"{label} canary"
-        canary: Canary | None = read_part(self.w, node, Canary, what)
         if not isinstance(node, Map):
-            return None
-        ok = canary is not None
+            return False, None
+        ok = True
         target = node.get("to")
+        name = None
         if target is not None and _written(target):
             name = self.upstream_name(target, f"{what}.to")
             if name is not None and name == to:
@@ -312,9 +311,8 @@ class RouteTable:
                     "the canary names the new side; 'to' answers the rest",
                 )
                 name = None
-            ok = ok and name is not None
-        group = node.get("group")
-        if group is not None and node.get("sticky") is None:
+            ok = name is not None
+        if node.get("group") is not None and node.get("sticky") is None:
             self.w.report(
                 node.key_at("group"),
                 f"{what} has a group but no sticky key",
@@ -322,31 +320,22 @@ class RouteTable:
                 "sticky: header:X-User-Id",
             )
             ok = False
-        return canary if ok else None
+        return ok and target is not None, name
 
-    def overrides(self, node: Node, label: str, sides: _Sides) -> Overrides | None:
-        """``true`` (the defaults), ``false`` (none), or ``{header, cookie, allow,
-        networks}`` (``described``: the keys); ``allow`` names known upstreams and
-        defaults to the route's own."""
+    def overrides(self, node: Node, label: str) -> None:
+        """``allow`` names known upstreams; the header and the cookie are not both off."""
         what = f"{label} overrides"
-        default_allow = sides.default_allow()
-        if isinstance(node, Scalar) and isinstance(node.value, bool):
-            return Overrides(allow=default_allow, at=node.at) if node.value else None
-        got: Overrides | None = read_part(self.w, node, Overrides, what)
         if not isinstance(node, Map):
-            return None
+            return
         allow = node.get("allow")
-        ok = allow is None or self.known(allow, f"{what}.allow")
-        if got is not None and got.header is None and got.cookie is None:
+        if allow is not None:
+            self.known(allow, f"{what}.allow")
+        if _is(node.get("header"), False) and _is(node.get("cookie"), False):
             self.w.report(
                 node.at,
                 f"{what} turns off both the header and the cookie, so nothing can override",
                 "remove overrides, or keep one of them",
             )
-            ok = False
-        if got is None or not ok:
-            return None
-        return got if allow is not None else dataclasses.replace(got, allow=default_allow)
 
     def known(self, node: Node, what: str) -> bool:
         """Every string in the list ``node`` names a known upstream (``read_part``
@@ -355,17 +344,13 @@ class RouteTable:
         names = [i for i in items if _written(i)]
         return all([self.upstream_name(i, what) is not None for i in names])
 
-    def fallback(self, node: Node, label: str, sides: _Sides) -> Fallback | None:
-        """``true``/``false`` (on/off, defaults) or ``{enabled, to, methods, on, buffer}``
-        (``described``: the keys); ``to`` must be a known upstream other than the new
-        side."""
+    def fallback(self, node: Node, label: str, sides: _Sides) -> str | None:
+        """``fallback.to`` (the primary) when it names a known upstream other than the
+        new side, on a route that has one."""
         what = f"{label} fallback"
-        if isinstance(node, Scalar) and isinstance(node.value, bool):
-            return Fallback(enabled=node.value, at=node.at)
-        got: Fallback | None = read_part(self.w, node, Fallback, what)
         target = node.get("to") if isinstance(node, Map) else None
         if target is None or not _written(target):
-            return got
+            return None
         to = self.upstream_name(target, f"{what}.to")
         if to is not None and sides.known and sides.new is None:
             self.w.report(
@@ -373,48 +358,41 @@ class RouteTable:
                 f"{what}.to has no effect: the route sends to {LEGACY!r} and has no canary",
                 "fallback.to names where a failed request to the new side goes",
             )
-            to = None
-        elif to is not None and to == sides.new:
+            return None
+        if to is not None and to == sides.new:
             self.w.report(
                 target.at,
                 f"{what}.to is {to!r}, the new side itself: a failed request would be "
                 "sent back to the upstream that failed",
                 f"name the primary, like {LEGACY!r}",
             )
-            to = None
-        return got if to is not None else None
+            return None
+        return to
 
-    def slo(self, node: Node, label: str, sides: _Sides) -> Slo | None:
-        """``{error_rate, latency_p99, window, min_requests}`` (``described``: the keys);
-        at least one target, and a new side to watch."""
+    def slo(self, node: Node, label: str, sides: _Sides) -> None:
+        """At least one target, and a new side to watch."""
         what = f"{label} slo"
-        slo: Slo | None = read_part(self.w, node, Slo, what)
-        if slo is not None and slo.error_rate is None and slo.latency_p99 is None:
+        if not isinstance(node, Map):
+            return
+        if _is(node.get("error_rate"), None) and _is(node.get("latency_p99"), None):
             self.w.report(
                 node.at,
                 f"{what} sets neither error_rate nor latency_p99, so it can never trip",
                 "for example slo: {error_rate: 1%, latency_p99: 300ms}",
             )
-            slo = None
-        if sides.known and sides.new is None:
+        elif sides.known and sides.new is None:
             self.w.report(
                 node.at,
                 f"{what} has nothing to watch: the route sends to {LEGACY!r} and has no canary",
                 "the guard watches the new side: canary.to, or a 'to' other than legacy",
             )
-            return None
-        return slo
 
-    # -- match
-
-    def match(self, node: Node, label: str) -> MatchSpec | None:
-        """``{path | path_prefix, methods, host, headers, query, cookies, query_only}``
-        (``described``: the keys); what spans keys is checked on the nodes."""
+    def match(self, node: Node, label: str) -> None:
+        """What spans a match's keys: path or path_prefix, a header named twice (names
+        ignore case), query_only naming what query names."""
         what = f"{label} match"
-        got: MatchSpec | None = read_part(self.w, node, MatchSpec, what)
         if not isinstance(node, Map):
-            return None
-        ok = got is not None
+            return
         if node.get("path") is not None and node.get("path_prefix") is not None:
             later = max(node.key_at("path"), node.key_at("path_prefix"), key=lambda a: a.line)
             self.w.report(
@@ -422,7 +400,6 @@ class RouteTable:
                 f"{label} match has both 'path' and 'path_prefix'",
                 "use 'path' for one exact path or template, 'path_prefix' for a whole subtree",
             )
-            ok = False
         headers = node.get("headers")
         if isinstance(headers, Map):
             seen: dict[str, Location] = {}
@@ -437,7 +414,6 @@ class RouteTable:
                         f"{first.line})",
                         "header names are case-insensitive",
                     )
-                    ok = False
         query, only = node.get("query"), node.get("query_only")
         if isinstance(query, Map) and isinstance(only, Seq):
             named = {k.value for k, _ in query.entries}
@@ -448,18 +424,16 @@ class RouteTable:
                         f"{what}.query_only: {item.value!r} is already named in match.query",
                         "list only the parameters match.query does not name",
                     )
-                    ok = False
-        if got is None or not ok:
-            return None
-        return dataclasses.replace(
-            got,
-            headers=MappingProxyType(dict(got.headers)),
-            query=MappingProxyType(dict(got.query)),
-            cookies=MappingProxyType(dict(got.cookies)),
-        )
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _is(node: Node | None, value: object) -> bool:
+    """``node`` is absent (for ``None``) or the scalar ``value`` itself."""
+    if node is None:
+        return value is None
+    return isinstance(node, Scalar) and node.value is value
 
 
 def _written(node: Node) -> bool:
@@ -482,10 +456,11 @@ class _Sides:
     canary: str | None
 
     @classmethod
-    def of(cls, to: str | None, canary: Canary | None, *, canary_given: bool) -> _Sides:
-        known = to is not None and (canary is not None or not canary_given)
+    def of(cls, to: str | None, canary: str | None, *, canary_ok: bool) -> _Sides:
+        """``canary``: its ``to``; ``canary_ok``: no canary, or one read without problem."""
+        known = to is not None and canary_ok
         if canary is not None:
-            return cls(known=known, to=to, new=canary.to, primary=to, canary=canary.to)
+            return cls(known=known, to=to, new=canary, primary=to, canary=canary)
         new = None if to is None or to == LEGACY else to
         return cls(known=known, to=to, new=new, primary=LEGACY, canary=None)
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from strangler.config import kinds
-from strangler.config.model import DebugHeaders, Listen, Location
+from strangler.config.model import Listen, Location
 from strangler.config.source import Map, Node, Scalar, describe
 from strangler.config.values import BadValue
 from strangler.errors import Problem
@@ -145,10 +145,6 @@ class Walker:
             return node.value
         self.report(node.at, f"{what} must be true or false, got {describe(node)}")
         return None
-
-    def debug_headers(self, node: Node, what: str) -> DebugHeaders | None:
-        """``on`` / ``true``, ``off`` / ``false``, or ``overrides``."""
-        return self.kind(node, what, kinds.DEBUG_HEADERS)  # type: ignore[no-any-return]
 
     def count(self, node: Node, what: str, *, minimum: int) -> int | None:
         """A whole number of at least ``minimum``."""
