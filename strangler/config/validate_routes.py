@@ -1,20 +1,16 @@
-"""Route lists to ``Route``s: names, owners, targets and match specs, problem by problem.
+"""Route lists to ``Route``s: each route's keys read with ``described.RouteEntry``, and
+what a description cannot say.
 
 ``RouteTable`` reads the ``routes:`` list of the main file and of every included
 route file, in that order, numbering routes in declaration order across all files
-(``Route.index``: the first match wins). It reports, among others: a missing
-``name``/``owner``/``match``/``to``, a duplicate name (pointing at the first one
-too), a ``to`` naming an unknown upstream (listing the known ones), a ``match``
-with both ``path`` and ``path_prefix``, malformed paths and templates, unknown
-methods, bad hosts, and header/query/cookie conditions that are not a string
-(exact value), ``true`` (must be present) or ``false`` (must be absent).
-
-The release controls of a route (``canary``, ``overrides``, ``fallback``, ``slo``;
-see ``strangler.config.model`` for what they mean) are checked here too: unknown
-upstreams, a canary to the route's own ``to``, percentages out of range, malformed
-sticky keys, a fallback to the side that failed, SLO values out of range, and
-(``finish``, once every file is read) canary groups whose routes disagree on the
-sticky key or the percentage.
+(``Route.index``: the first match wins). pydantic checks each route's keys (see
+``RouteEntry`` and the ``kinds`` of ``MatchSpec``, ``Canary``...); this module adds the
+rules across keys, read from the nodes so they are reported even when a key has a
+problem of its own: a name taken twice, upstreams that exist, the sides of a release
+(a canary to the route's own ``to``, a fallback to the side that failed, an slo with
+nothing to watch), path with path_prefix, and (``finish``, once every file is read)
+canary groups whose routes disagree on the sticky key or the percentage. A route's
+``shadow``, ``translate`` and ``migrate`` are still read by their walkers.
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from strangler.config.described import RouteEntry, read_part
 from strangler.config.model import (
@@ -44,22 +40,11 @@ from strangler.config.values import (
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
 __all__ = [
-    "MATCH_KEYS",
-    "REQUIRED_ROUTE_KEYS",
     "ROUTE_FILE_KEYS",
-    "ROUTE_KEYS",
     "RouteTable",
 ]
 
 ROUTE_FILE_KEYS: Final = ("routes", "include")
-REQUIRED_ROUTE_KEYS: Final = ("name", "owner", "match", "to")
-ROUTE_KEYS: Final = (
-    *REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo", "shadow", "translate",
-    "migrate", "debug_headers",
-)  # fmt: skip
-MATCH_KEYS: Final = (
-    "path", "path_prefix", "methods", "host", "headers", "query", "query_only", "cookies",
-)  # fmt: skip
 
 
 class RouteTable:
@@ -138,9 +123,8 @@ class RouteTable:
         shown = written_name.value if isinstance(written_name, Scalar) else None
         label = f"route {shown!r}" if isinstance(shown, str) and NAME.fullmatch(shown) else "route"
         before = len(self.w.problems)
-        if "name" in f and _written(f["name"]):
-            self.name(f["name"])
-        to = self.target(f["to"], label) if "to" in f and _written(f["to"]) else None
+        self.name(written_name)
+        to = self.upstream_name(f["to"], label, sends=True) if _written(f.get("to")) else None
         entry: RouteEntry | None = read_part(self.w, node, RouteEntry, label)
         if not isinstance(node, Map):
             return None
@@ -213,10 +197,10 @@ class RouteTable:
             debug_headers=entry.debug_headers,
         )
 
-    def name(self, node: Node) -> None:
+    def name(self, node: Node | None) -> None:
         """A route name taken twice (``kinds.ROUTE_NAME`` checks how it is written)."""
         name = node.value if isinstance(node, Scalar) else None
-        if not isinstance(name, str) or not NAME.fullmatch(name):
+        if node is None or not isinstance(name, str) or not NAME.fullmatch(name):
             return
         if name in self.names:
             self.w.report(
@@ -226,18 +210,6 @@ class RouteTable:
             )
             return
         self.names[name] = node.at
-
-    def target(self, node: Node, label: str) -> str | None:
-        to = self.w.string(node, f"{label} to", hint="the name of an upstream, like 'legacy'")
-        if to is None or to in self.upstreams:
-            return to
-        known = sorted(self.upstreams)
-        hint = join_hints(
-            f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
-            did_you_mean(to, known),
-        )
-        self.w.report(node.at, f"{label} sends to unknown upstream {to!r}", hint)
-        return None
 
     # -- release controls
 
@@ -280,8 +252,9 @@ class RouteTable:
                     "be on the new side for some of them only",
                 )
 
-    def upstream_name(self, node: Node, what: str) -> str | None:
-        """A known upstream's name (the hint lists the known ones)."""
+    def upstream_name(self, node: Node, what: str, *, sends: bool = False) -> str | None:
+        """A known upstream's name (the hint lists the known ones); ``sends``: a
+        route's ``to``."""
         name = self.w.string(node, what, hint="the name of an upstream, like 'legacy'")
         if name is None or name in self.upstreams:
             return name
@@ -290,7 +263,8 @@ class RouteTable:
             f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
             did_you_mean(name, known),
         )
-        self.w.report(node.at, f"{what}: unknown upstream {name!r}", hint)
+        problem = f"{what} sends to unknown upstream" if sends else f"{what}: unknown upstream"
+        self.w.report(node.at, f"{problem} {name!r}", hint)
         return None
 
     def canary(self, node: Node, label: str, to: str | None) -> tuple[bool, str | None]:
@@ -302,7 +276,7 @@ class RouteTable:
         ok = True
         target = node.get("to")
         name = None
-        if target is not None and _written(target):
+        if _written(target):
             name = self.upstream_name(target, f"{what}.to")
             if name is not None and name == to:
                 self.w.report(
@@ -349,7 +323,7 @@ class RouteTable:
         new side, on a route that has one."""
         what = f"{label} fallback"
         target = node.get("to") if isinstance(node, Map) else None
-        if target is None or not _written(target):
+        if not _written(target):
             return None
         to = self.upstream_name(target, f"{what}.to")
         if to is not None and sides.known and sides.new is None:
@@ -436,7 +410,7 @@ def _is(node: Node | None, value: object) -> bool:
     return isinstance(node, Scalar) and node.value is value
 
 
-def _written(node: Node) -> bool:
+def _written(node: Node | None) -> TypeGuard[Scalar]:
     """``node`` is a non-blank string: a name to look up (``read_part`` reports the rest)."""
     return isinstance(node, Scalar) and isinstance(node.value, str) and bool(node.value.strip())
 
