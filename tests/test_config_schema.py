@@ -54,7 +54,8 @@ ACROSS: Final = re.compile(
     r"the config has no 'upstreams'|upstreams must include 'legacy'|"
     r"URL '[^']*' has an invalid port|"  # 0 or above 65535: a range, not a pattern
     r"slo has nothing to watch|slo sets neither|"
-    r"unknown upstream '|the route's own 'to'|has a group but no sticky key"
+    r"unknown upstream '|the route's own 'to'|has a group but no sticky key|"
+    r"the upstream that already answers this route|cannot exceed min_observations"
 )
 # a route's described parts (described.ROUTE_PARTS): the schema must catch these
 ROUTE_PART: Final = re.compile(

@@ -55,6 +55,7 @@ from strangler.config.model import (
     Timeouts,
     Upstream,
 )
+from strangler.config.shadow_model import ShadowSpec
 from strangler.config.source import Map, Node, Seq, describe
 from strangler.config.walker import Walker, did_you_mean, suggest
 
@@ -84,7 +85,11 @@ def _undescribed(what: str, schema: dict[str, Any]) -> kinds.Kind:
 
 
 _ROUTE_LIST: Final = {"type": "array", "items": {"type": "object"}}
-ROUTE_PARTS: Final = {"canary": Canary, "slo": Slo}
+SHADOW: Final = Annotated[
+    ShadowSpec, kinds.ShortForm("to", kinds.text_like("billing"), "an upstream name")
+]
+"""``shadow: billing`` is ``shadow: {to: billing}``."""
+ROUTE_PARTS: Final = {"canary": Canary, "slo": Slo, "shadow": SHADOW}
 """The parts of a route read with ``read_part`` (``validate_routes``); the schema shows
 them inside the route outline."""
 
@@ -193,7 +198,7 @@ def read_part(w: Walker, node: Node, shape: type, what: str) -> Any:
         ):
             _report(w, node, error, shape, what, guessed)
         return None
-    fields = {f.name for f in dataclasses.fields(shape)}
+    fields = {f.name for f in dataclasses.fields(_unwrap(shape))}
     return dataclasses.replace(got, at=node.at) if "at" in fields else got
 
 
@@ -375,6 +380,8 @@ def main_schema() -> dict[str, Any]:
         key: _adapter(part).json_schema(schema_generator=_Schema)
         for key, part in ROUTE_PARTS.items()
     }
+    for part in route["properties"].values():  # "#/$defs/..." names the document's
+        schema.setdefault("$defs", {}).update(part.pop("$defs", {}))
     schema["description"] = (
         "strangler's main config file (strangler check is the full validator: "
         "cross-references and shadowed routes are checked there)"
