@@ -55,7 +55,9 @@ ACROSS: Final = re.compile(
     r"URL '[^']*' has an invalid port|"  # 0 or above 65535: a range, not a pattern
     r"slo has nothing to watch|slo sets neither|"
     r"unknown upstream '|the route's own 'to'|has a group but no sticky key|"
-    r"the upstream that already answers this route|cannot exceed min_observations"
+    r"the upstream that already answers this route|cannot exceed min_observations|"
+    r"needs the route's (canary|shadow|slo)|is not a stage of this plan|comes too late|"
+    r"stage already|needs a canary or a migrated stage|already carries the plan"
 )
 # a route's described parts (described.ROUTE_PARTS): the schema must catch these
 ROUTE_PART: Final = re.compile(

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal
 
 from strangler.config import kinds
+from strangler.config.migrate_model import MigratePlan
 from strangler.config.model import (
     AccessLog,
     Admin,
@@ -89,7 +90,7 @@ SHADOW: Final = Annotated[
     ShadowSpec, kinds.ShortForm("to", kinds.text_like("billing"), "an upstream name")
 ]
 """``shadow: billing`` is ``shadow: {to: billing}``."""
-ROUTE_PARTS: Final = {"canary": Canary, "slo": Slo, "shadow": SHADOW}
+ROUTE_PARTS: Final = {"canary": Canary, "slo": Slo, "shadow": SHADOW, "migrate": MigratePlan}
 """The parts of a route read with ``read_part`` (``validate_routes``); the schema shows
 them inside the route outline."""
 
@@ -262,6 +263,8 @@ def _report(
         if (_dotted(names[:-1]), names[-1]) in guessed:
             return
         message = f"{_dotted(names[:-1]) or 'the config'} is missing required key {names[-1]!r}"
+        example = getattr(_unwrap(_field_type_path(top, names[skip:-1])), "EXAMPLE", "")
+        hint = f"for example {example}" if example else ""
     elif kind in ("dataclass_type", "dict_type", "model_type"):
         message = f"{what} must be a mapping, got {got}"
         example = getattr(_unwrap(shape), "EXAMPLE", "")
@@ -335,6 +338,9 @@ def _keys(shape: Any) -> dict[str, Any]:
 
 
 def _field_type(shape: Any, name: str) -> Any:
+    for meta in getattr(shape, "__metadata__", ()):
+        if isinstance(meta, kinds.OneKey):  # {name: {...}}: the shape that name reads
+            return meta.shapes.get(name, Any)
     if typing.get_origin(_unwrap(shape)) in (dict, Mapping):
         return typing.get_args(_unwrap(shape))[1]
     return _keys(shape).get(name, Any)
