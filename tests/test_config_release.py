@@ -213,7 +213,8 @@ def test_canary_problems_have_hints() -> None:
         "(hint: write header:NAME, cookie:NAME, query:NAME or client_ip)"
     )
     assert one_problem("to: legacy, canary: {to: billing}") == (
-        "m.yaml:3: route 'r' canary is missing required key 'percent'"
+        "m.yaml:3: route 'r' canary is missing required key 'percent' (hint: for example "
+        "canary: {to: billing, percent: 10%, sticky: header:X-User-Id})"
     )
     assert one_problem("to: legacy, canary: {to: billing, percnt: 1%}") == (
         "m.yaml:3: unknown key 'percnt' in route 'r' canary (hint: did you mean 'percent'?)"

@@ -58,7 +58,10 @@ ACROSS: Final = re.compile(
     r"fallback.to has no effect|the new side itself|turns off both the header and the cookie|"
     r"match has both 'path' and 'path_prefix'|names header '[^']*' twice|"
     r"is already named in match\.query|"
-    r"parameter name '[^']*' is used twice"  # a template's names: not a pattern
+    r"parameter name '[^']*' is used twice|"  # a template's names: not a pattern
+    r"the upstream that already answers this route|cannot exceed min_observations|"
+    r"needs the route's (canary|shadow|slo)|is not a stage of this plan|comes too late|"
+    r"stage already|needs a canary or a migrated stage|already carries the plan"
 )
 # a route's parts not described yet (described.UNDESCRIBED_ROUTE_KEYS)
 ROUTE_PART: Final = re.compile(
@@ -78,7 +81,7 @@ def _only_check(sources: Sources, problem: Problem) -> str | None:
     if UPSTREAM_TLS.search(problem.message):
         return "upstreams.NAME.tls (not described yet: REWRITE.md)"
     if ROUTE_PART.search(problem.message):
-        return "a route's shadow, translate or migrate (not described yet: REWRITE.md)"
+        return "a route's translate (not described yet: REWRITE.md)"
     file = next((f for f in sources.files if f.path == problem.file), sources.files[0])
     if isinstance(file.root, Map):
         keys = [k for k, _ in file.root.entries if k.at.line <= problem.line]

@@ -329,11 +329,15 @@ def test_a_misspelt_required_key_is_reported_once() -> None:
     )
 
 
+EXAMPLE = " (hint: for example {name: invoices, owner: billing, match: {path: /i}, to: legacy})"
+
+
 def test_every_missing_route_key() -> None:
+    """The hint is the route's example (described.RouteEntry.EXAMPLE)."""
     assert problems_of(routes_yaml("{name: lonely}")) == [
-        "m.yaml:3: route 'lonely' is missing required key 'owner'",
-        "m.yaml:3: route 'lonely' is missing required key 'match'",
-        "m.yaml:3: route 'lonely' is missing required key 'to'",
+        f"m.yaml:3: route 'lonely' is missing required key 'owner'{EXAMPLE}",
+        f"m.yaml:3: route 'lonely' is missing required key 'match'{EXAMPLE}",
+        f"m.yaml:3: route 'lonely' is missing required key 'to'{EXAMPLE}",
     ]
 
 

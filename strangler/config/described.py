@@ -38,9 +38,10 @@ import functools
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, TypeAlias
 
 from strangler.config import kinds
+from strangler.config.migrate_model import MigratePlan
 from strangler.config.model import (
     AccessLog,
     Admin,
@@ -58,6 +59,7 @@ from strangler.config.model import (
     Timeouts,
     Upstream,
 )
+from strangler.config.shadow_model import ShadowSpec
 from strangler.config.source import Map, Node, Seq, describe
 from strangler.config.walker import Walker, did_you_mean, suggest
 
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # pydantic itself is imported at the first load, not with thi
     from pydantic import TypeAdapter
 
 __all__ = [
+    "SHADOW",
     "UNDESCRIBED",
     "UNDESCRIBED_ROUTE_KEYS",
     "MainFile",
@@ -87,10 +90,16 @@ def _undescribed(what: str, schema: dict[str, Any]) -> kinds.Kind:
     return kinds.Kind(lambda value: value, {**schema, "description": what})
 
 
+SHADOW: TypeAlias = Annotated[
+    ShadowSpec, kinds.ShortForm("to", kinds.text_like("billing"), "an upstream name")
+]
+"""``shadow: billing`` is ``shadow: {to: billing}``."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RouteEntry:
     """A route as written; ``validate_routes`` makes it a ``Route`` (its index, its
-    upstreams checked, its shadow, translate and migrate read by their walkers)."""
+    upstreams checked, its translate read by its walker)."""
 
     __pydantic_config__: ClassVar[dict[str, Any]] = {**kinds.READ, "title": "route"}
     EXAMPLE: ClassVar[str] = "{name: invoices, owner: billing, match: {path: /i}, to: legacy}"
@@ -111,15 +120,17 @@ class RouteEntry:
     """Send a request again to the primary when the new side fails (default: on)."""
     slo: Slo | None = None
     """What the new side must deliver; breaching it trips the guard."""
-    shadow: Annotated[Any, _undescribed("mirror requests to a second upstream", {})] = None
+    shadow: SHADOW | None = None
+    """Mirror requests to a second upstream and compare the answers (NAME: to it)."""
     translate: Annotated[Any, _undescribed("translation steps or {use: NAME}", {})] = None
-    migrate: Annotated[Any, _undescribed("the autopilot's stages", {"type": "object"})] = None
+    migrate: MigratePlan | None = None
+    """The autopilot: stages that move the canary's share, and the gates that hold it."""
     debug_headers: Annotated[DebugHeaders, kinds.DEBUG_HEADERS] | None = None
     """The top-level debug_headers, for this route only."""
 
 
-UNDESCRIBED_ROUTE_KEYS: Final = ("shadow", "translate", "migrate")
-"""A route's keys still read by their walkers (``validate_shadow`` ...)."""
+UNDESCRIBED_ROUTE_KEYS: Final = ("translate",)
+"""A route's keys still read by their walkers (``validate_translate``)."""
 
 
 _UPSTREAM: Final = Upstream(name="", url="")  # the defaults
@@ -227,7 +238,7 @@ def read_part(w: Walker, node: Node, shape: type, what: str) -> Any:
         ):
             _report(w, node, error, shape, what, guessed)
         return None
-    fields = {f.name for f in dataclasses.fields(shape)}
+    fields = {f.name for f in dataclasses.fields(_unwrap(shape))}
     return dataclasses.replace(got, at=node.at) if "at" in fields else got
 
 
@@ -292,6 +303,8 @@ def _report(
         if (_dotted(names[:-1]), names[-1]) in guessed:
             return
         message = f"{_dotted(names[:-1]) or 'the config'} is missing required key {names[-1]!r}"
+        example = getattr(_unwrap(_field_type_path(top, names[skip:-1])), "EXAMPLE", "")
+        hint = f"for example {example}" if example else ""
     elif kind in ("dataclass_type", "dict_type", "model_type"):
         either = "true, false or " if getattr(_unwrap(shape), "OR_BOOLEAN", False) else ""
         message = f"{what} must be {either}a mapping, got {got}"
@@ -368,6 +381,9 @@ def _keys(shape: Any) -> dict[str, Any]:
 
 
 def _field_type(shape: Any, name: str) -> Any:
+    for meta in getattr(shape, "__metadata__", ()):
+        if isinstance(meta, kinds.OneKey):  # {name: {...}}: the shape that name reads
+            return meta.shapes.get(name, Any)
     if typing.get_origin(_unwrap(shape)) in (dict, Mapping):
         return typing.get_args(_unwrap(shape))[1]
     return _keys(shape).get(name, Any)

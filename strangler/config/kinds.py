@@ -327,9 +327,10 @@ class ShortForm:
     """A mapping that may be written as the value of its one required ``key``:
     ``legacy: http://l:8000`` is ``legacy: {url: http://l:8000}``."""
 
-    def __init__(self, key: str, kind: Kind) -> None:
+    def __init__(self, key: str, kind: Kind, noun: str = "a URL") -> None:
         self.key = key
         self.kind = kind
+        self.noun = noun
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
@@ -341,7 +342,7 @@ class ShortForm:
                 return {self.key: value}
             if not isinstance(value, dict):
                 raise BadValue(
-                    f"must be a URL or a mapping with {self.key}:, got {_shown(value)}",
+                    f"must be {self.noun} or a mapping with {self.key}:, got {_shown(value)}",
                     f"for example {example}",
                 )
             return value
@@ -799,3 +800,392 @@ class _OrBoolean:
 
 
 OR_BOOLEAN: Final = _OrBoolean()
+
+
+# ---------------------------------------------------------------- a route's shadow (and migrate)
+
+_SHARE_TEXT: Final = r"^\s*(100(\.0*)?|\d{1,2}(\.\d*)?)\s*%\s*$"
+_SHARE: Final = {
+    "anyOf": [
+        {"type": "string", "pattern": _SHARE_TEXT},
+        {"type": "number", "minimum": 0, "maximum": 100},
+    ],
+    "examples": ["10%"],
+}
+SHARE: Final = Kind(_unit(units.config_percent), _SHARE)
+"""A share from 0% to 100% (a bare 0.5 is ambiguous: refused)."""
+PERCENT: Final = Kind(_unit(units.percent), _SHARE)
+"""A share from 0% to 100%; a bare number is a number of percent."""
+
+
+def _more_than_none(hint: str) -> Kind:
+    def parse(value: object) -> float:
+        share = float(_unit(units.percent)(value))
+        if share <= 0.0:
+            raise BadValue("must be more than 0%", hint)
+        return share
+
+    return Kind(
+        parse,
+        {
+            "anyOf": [
+                {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _SHARE_TEXT[1:]},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+            ],
+            "examples": ["50%"],
+        },
+    )
+
+
+NOISE_SHARE: Final = _more_than_none(
+    "the share of pairs a path must differ in to be noisy, like 50%"
+)
+SHADOW_TIMEOUT: Final = Kind(
+    within(DURATION, (3600.0, "1h")).parse,
+    {
+        "anyOf": [
+            {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _DURATION_TEXT[1:]},
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+        ],
+        "examples": ["30s"],
+    },
+)
+
+
+def _tolerance(value: object) -> float:
+    try:
+        number = float(value) if isinstance(value, str | int | float) else None
+    except ValueError:
+        number = None
+    if number is None or isinstance(value, bool):
+        raise BadValue(f"must be a number, got {_shown(value)}", "for example 1e-9")
+    if not 0.0 <= number < 1.0:  # NaN too
+        raise BadValue(
+            f"must be at least 0 and below 1, got {value!r}",
+            "it is relative and absolute: 1e-9 forgives float formatting, 0 wants exact",
+        )
+    return number
+
+
+FLOAT_TOLERANCE: Final = Kind(
+    _tolerance,
+    {
+        "anyOf": [
+            {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+            {"type": "string", "pattern": r"^\s*\d*\.?\d+([eE][-+]?\d+)?\s*$"},
+        ],
+        "examples": ["1e-9"],
+    },
+)
+
+
+def _header_name(value: object) -> str:
+    if not isinstance(value, str) or not TOKEN.fullmatch(value):
+        raise BadValue(f"{_shown(value)} is not a header name", "like Content-Type")
+    return value
+
+
+HEADER_NAME: Final = Kind(
+    _header_name, {"type": "string", "pattern": f"^{TOKEN.pattern}$", "examples": ["Content-Type"]}
+)
+_PATH_HINT: Final = "write a JSON path like $.generated_at or $.items[*].id"
+
+
+def _json_path(value: object) -> Any:
+    from strangler.config.shadow_model import parse_json_path
+
+    if not isinstance(value, str):
+        raise BadValue(f"expected a JSON path, got {_shown(value)}", _PATH_HINT)
+    return parse_json_path(value)
+
+
+JSON_PATH: Final = Kind(
+    _json_path,
+    {
+        "type": "string",
+        "pattern": r"^\s*\$(\.(\*|[^.\[\]\s'\"]+)|\[\s*(\*|[0-9]+)\s*\]|\['([^'\\]|\\.)*'\]"
+        r"|\[\"([^\"\\]|\\.)*\"\])*\s*$",
+        "examples": ["$.generated_at"],
+    },
+)
+
+
+class Unique:
+    """A list that names no entry twice (entries compared by ``same``)."""
+
+    def __init__(self, same: Callable[[Any], Any] = str, hint: str = "") -> None:
+        self.same = same
+        self.hint = hint
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def once(items: Any) -> Any:
+            seen = set()
+            for item in items:
+                if self.same(item) in seen:
+                    raise BadValue(f"must not list {str(item)!r} twice", self.hint)
+                seen.add(self.same(item))
+            return items
+
+        return core_schema.no_info_after_validator_function(once, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return {**handler(core), "uniqueItems": True}  # exact: 'A' and 'a' differ there
+
+
+class Switch:
+    """A mapping that may be written ``true`` / ``false`` (its ``enabled``); written
+    as a mapping, it is enabled unless it says otherwise. ``rule`` checks the value
+    read (across its keys), raising ``BadValue``."""
+
+    def __init__(self, example: str, rule: Callable[[Any], None] | None = None) -> None:
+        self.example = example
+        self.rule = rule
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def expand(value: object) -> object:
+            if isinstance(value, bool):
+                return {"enabled": value}
+            if not isinstance(value, dict):
+                raise BadValue(
+                    f"must be true, false or a mapping, got {_shown(value)}",
+                    f"for example {self.example}",
+                )
+            return {"enabled": True, **value}
+
+        def check(value: Any) -> Any:
+            if self.rule is not None:
+                self.rule(value)
+            return value
+
+        return core_schema.no_info_after_validator_function(
+            check, core_schema.no_info_before_validator_function(expand, handler(source))
+        )
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return {"anyOf": [{"type": "boolean"}, handler(core)]}
+
+
+def _noise_rule(noise: Any) -> None:
+    if noise.samples > noise.min_observations:
+        raise BadValue(
+            f"samples ({noise.samples}) cannot exceed min_observations ({noise.min_observations})",
+            "a path is noisy when it differed in 'samples' of at least 'min_observations' pairs",
+        )
+
+
+CONFIRM: Final = Switch("confirm: {enabled: true, max_share: 10%}")
+NOISE: Final = Switch(
+    "noise: {enabled: true, samples: 2, min_observations: 20, share: 50%, window: 10m}",
+    _noise_rule,
+)
+
+
+# ---------------------------------------------------------------- a route's migrate
+
+STAGES_EXAMPLE: Final = (
+    "like stages: [{canary: {percent: [5%, 25%, 50%], step_every: 15m}}, migrated]"
+)
+PARITY: Final = _more_than_none("the share of compared answers that must agree, like 99.9%")
+
+
+def _steps(value: object) -> tuple[float, ...]:
+    """Canary shares, each in (0, 1), growing; one share may be written alone."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise BadValue("is empty", "list the shares in order, like [1%, 5%, 25%]")
+    steps: list[float] = []
+    for item in items:
+        share = float(_unit(units.percent)(item))
+        if not 0.0 < share < 1.0:
+            raise BadValue(
+                f"{share:.4%} is not a canary share",
+                "each share is above 0% and below 100%; the migrated stage is 100%",
+            )
+        if steps and share <= steps[-1]:
+            raise BadValue("must grow step by step", "sticky cohorts only ever grow")
+        steps.append(share)
+    return tuple(steps)
+
+
+_STEP_SCHEMA: Final = {"type": "string", "pattern": _SHARE_TEXT}
+CANARY_STEPS: Final = Kind(
+    _steps,
+    {
+        "anyOf": [{"type": "array", "items": _STEP_SCHEMA, "minItems": 1}, _STEP_SCHEMA],
+        "examples": [["5%", "25%", "50%"]],
+    },
+)
+
+
+def _increase(value: object) -> float:
+    """``+0.5%`` (the sign is optional): an allowed increase, as a ratio."""
+    text = value.strip().removeprefix("+") if isinstance(value, str) else value
+    try:
+        return units.percent(text)
+    except ValueError as err:
+        raise BadValue(str(err), "an allowed increase, like +0.5%") from None
+
+
+INCREASE: Final = Kind(
+    _increase,
+    {
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*\+?\s*\d+(\.\d+)?\s*%\s*$"},
+            {"type": "number", "minimum": 0, "maximum": 100},
+        ],
+        "examples": ["+0.5%"],
+    },
+)
+
+
+def _factor(value: object) -> float:
+    """``1.2x`` or ``1.2``: at least 1."""
+    text = value.strip().lower().removesuffix("x") if isinstance(value, str) else value
+    try:
+        number = float(text) if isinstance(text, str | int | float) else float("nan")
+    except ValueError:
+        number = float("nan")
+    if isinstance(value, bool) or not 1.0 <= number < float("inf"):
+        raise BadValue(
+            f"expected a factor of at least 1, like 1.2x, got {_shown(value)}",
+            "the new side's p99 may be at most this many times the primary's",
+        )
+    return number
+
+
+FACTOR: Final = Kind(
+    _factor,
+    {
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[xX]?\s*$"},
+            {"type": "number", "minimum": 1},
+        ],
+        "examples": ["1.2x"],
+    },
+)
+
+
+def _interval(value: object) -> float:
+    seconds = float(_unit(units.duration)(value))
+    if seconds < 0.05:
+        raise BadValue(f"must be at least 50ms, got {seconds:g}s", "like 10s")
+    return seconds
+
+
+INTERVAL: Final = Kind(_interval, DURATION.schema)
+
+
+class OneKey:
+    """A list entry that is one of ``shapes``, written ``{name: {...}}`` or just
+    ``name`` (its defaults): ``- migrated`` or ``- canary: {percent: [5%]}``."""
+
+    def __init__(self, shapes: dict[str, Any], example: str) -> None:
+        self.shapes = shapes
+        self.example = example
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        from strangler.config.walker import did_you_mean
+
+        def which(value: object) -> object:
+            if isinstance(value, str) and value in self.shapes and not self._bare(value):
+                example = getattr(self.shapes[value], "EXAMPLE", "")
+                raise BadValue(f"{value!r} needs its settings", f"for example {{{example}}}")
+            if isinstance(value, str):
+                value = {value: None}
+            if not isinstance(value, dict) or len(value) != 1:
+                raise BadValue(f"must be one stage, got {_shown(value)}", self.example)
+            (name,) = value
+            if name not in self.shapes:
+                hint = did_you_mean(str(name), self.shapes) or f"one of {', '.join(self.shapes)}"
+                raise BadValue(f"{name!r} is not one of {', '.join(self.shapes)}", hint)
+            return value
+
+        def body(name: str) -> Any:
+            bare: dict[str, Any] | None = {} if self._bare(name) else None  # null: defaults
+            return core_schema.no_info_before_validator_function(
+                lambda value: bare if value[name] is None else value[name],
+                handler.generate_schema(self.shapes[name]),
+            )
+
+        return core_schema.no_info_before_validator_function(
+            which,
+            core_schema.tagged_union_schema(
+                {name: body(name) for name in self.shapes}, discriminator=lambda v: next(iter(v))
+            ),
+        )
+
+    def _bare(self, name: str) -> bool:
+        """Whether ``name`` may be written alone: its shape needs no key."""
+        import dataclasses
+
+        return all(
+            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            for f in dataclasses.fields(self.shapes[name])
+        )
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        names = list(self.shapes)
+        return {
+            "anyOf": [
+                {"enum": [name for name in names if self._bare(name)]},
+                *(
+                    {
+                        "type": "object",
+                        "properties": {
+                            name: {"anyOf": [{"type": "null"}, handler(shape)]}
+                            if self._bare(name)
+                            else handler(shape)
+                        },
+                        "required": [name],
+                        "additionalProperties": False,
+                    }
+                    for name, shape in zip(names, core["schema"]["choices"].values(), strict=True)
+                ),
+            ]
+        }
+
+
+class NonEmpty:
+    """A list with at least one entry (``example``: the hint)."""
+
+    def __init__(self, example: str) -> None:
+        self.example = example
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def given(value: object) -> object:
+            if not isinstance(value, list) or not value:
+                got = "an empty list" if value == [] else _shown(value)
+                raise BadValue(f"must be a non-empty list, got {got}", self.example)
+            return value
+
+        return core_schema.no_info_before_validator_function(given, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return {**handler(core), "minItems": 1}
+
+
+class _OneOrMore:
+    """A list, or one entry written alone: ``approval: migrated``."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def listed(value: object) -> object:
+            return value if isinstance(value, list) else [value]
+
+        return core_schema.no_info_before_validator_function(listed, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        items = handler(core)
+        return {"anyOf": [items, items.get("items", {})]}
+
+
+ONE_OR_MORE: Final = _OneOrMore()

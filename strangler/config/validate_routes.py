@@ -10,7 +10,8 @@ problem of its own: a name taken twice, upstreams that exist, the sides of a rel
 (a canary to the route's own ``to``, a fallback to the side that failed, an slo with
 nothing to watch), path with path_prefix, and (``finish``, once every file is read)
 canary groups whose routes disagree on the sticky key or the percentage. A route's
-``shadow``, ``translate`` and ``migrate`` are still read by their walkers.
+``shadow`` and ``migrate`` are read with it (their cross-checks are ``validate_shadow``
+and ``validate_migrate``); its ``translate`` is still read by its walker.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from strangler.config.model import (
     Sticky,
 )
 from strangler.config.source import Map, Node, Scalar, Seq, describe
-from strangler.config.validate_migrate import read_migrate
-from strangler.config.validate_shadow import read_shadow
+from strangler.config.validate_migrate import check_migrate
+from strangler.config.validate_shadow import check_shadow
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import (
     NAME,
@@ -116,7 +117,8 @@ class RouteTable:
 
     def route(self, node: Node, index: int) -> Route | None:
         """One route: its keys read with ``described.RouteEntry``, then what pydantic
-        cannot say (upstreams exist, the sides of a release, shadow, translate, migrate),
+        cannot say (upstreams exist, the sides of a release, what shadow and migrate need;
+        translate is still its walker's),
         read from the nodes so it is reported even when a key has a problem of its own."""
         f = dict((k.value, v) for k, v in node.entries) if isinstance(node, Map) else {}
         written_name = f.get("name")
@@ -139,24 +141,22 @@ class RouteTable:
             self.slo(f["slo"], label, sides)
         if "match" in f:
             self.match(f["match"], label)
-        shadow = None
         if "shadow" in f:
             own = to if new is None else None
-            shadow = read_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
+            check_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
         translate = None
         if "translate" in f:
             template = entry.match.path if entry is not None else None
             translate = self.translators.read_route(
                 f["translate"], label=label, path_template=template
             )
-        migrate = None
         if "migrate" in f:
-            migrate = read_migrate(
+            check_migrate(
                 self.w,
                 f["migrate"],
                 label,
                 has_canary=new is not None,
-                has_shadow=shadow is not None,
+                has_shadow=not _is(f.get("shadow"), None),
                 has_slo="slo" in f,
             )
         if entry is None or len(self.w.problems) != before:
@@ -191,9 +191,9 @@ class RouteTable:
             overrides=at(overrides, "overrides"),
             fallback=fallback if "fallback" not in f else at(fallback, "fallback"),
             slo=at(entry.slo, "slo"),
-            shadow=shadow,
+            shadow=at(entry.shadow, "shadow"),
             translate=translate,
-            migrate=migrate,
+            migrate=at(entry.migrate, "migrate"),
             debug_headers=entry.debug_headers,
         )
 
