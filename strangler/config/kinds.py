@@ -41,6 +41,7 @@ __all__ = [
     "ERROR_RATE",
     "FILE",
     "FILE_POLL",
+    "FILLED",
     "GROUP",
     "IDLE_AFTER",
     "LISTEN",
@@ -54,6 +55,7 @@ __all__ = [
     "SIZE",
     "SIZE_POSITIVE",
     "SLO_WINDOW",
+    "STATUS",
     "STICKY",
     "STRICT",
     "TEXT",
@@ -565,3 +567,38 @@ def _shown(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return repr(value)
+
+
+# ---------------------------------------------------------------------------- translate
+# (a route's translate: and the top-level translators:, translate_model.py)
+
+
+class _Filled:
+    """pydantic's own check of a mapping or list that must not be empty (``too_short``,
+    said by ``described``)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = handler(source)
+        schema["min_length"] = 1
+        return schema
+
+
+FILLED: Final = _Filled()
+
+_MIN_STATUS: Final = 100
+_MAX_STATUS: Final = 599
+
+
+def _status(value: object) -> int:
+    """A status code; a mapping's keys may be written as strings (``'201': 200``)."""
+    number = int(value) if isinstance(value, str) and value.isdigit() else value
+    if (
+        isinstance(number, int)
+        and not isinstance(number, bool)
+        and _MIN_STATUS <= number <= _MAX_STATUS
+    ):
+        return number
+    raise BadValue(f"must be a status from {_MIN_STATUS} to {_MAX_STATUS}, got {_shown(value)}")
+
+
+STATUS: Final = Kind(_status, {"type": "integer", "minimum": _MIN_STATUS, "maximum": _MAX_STATUS})

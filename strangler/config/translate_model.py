@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Final, Literal, TypeAlias
+from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 
 from strangler.config.model import NOWHERE, Location
 
@@ -462,9 +462,17 @@ class StatusRule:
 class StatusStep:
     """``status: {map: {201: 200}}``, response only; the reason phrase follows."""
 
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "status: {map: {201: 200}}"
     kind: ClassVar[str] = "status"
-    map: Mapping[int, int]
-    at: Location = NOWHERE
+    map: Annotated[
+        Mapping[Annotated[int, kinds.STATUS], Annotated[int, kinds.STATUS]], kinds.FILLED
+    ]
+    """The new service's status -> the one legacy answered with, like {201: 200}."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 BodyTemplate: TypeAlias = (
@@ -558,3 +566,8 @@ class TranslateSpec:
 
     layers: tuple[Translator, ...]
     at: Location = NOWHERE
+
+
+# Last, as in model.py: kinds reads values, which reads model; the annotations above are
+# strings that pydantic resolves only when it reads them.
+from strangler.config import kinds  # noqa: E402

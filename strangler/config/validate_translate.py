@@ -33,7 +33,8 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Final, cast
 
-from strangler.config import units
+from strangler.config import kinds, units
+from strangler.config.described import read_part
 from strangler.config.model import Location
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.translate_model import (
@@ -66,7 +67,6 @@ from strangler.config.translate_model import (
 )
 from strangler.config.translate_values import (
     MAX_STATUS,
-    MIN_STATUS,
     check_regex,
     load_hook,
     parse_status_rule,
@@ -345,7 +345,8 @@ class TranslateReader:
         if kind == "hook":
             return self._hook(value, here)
         if kind == "status":
-            return self._status(value, here)
+            step: StatusStep | None = read_part(self.w, value, StatusStep, here)
+            return step and StatusStep(map=MappingProxyType(dict(step.map)), at=step.at)
         return self._error(value, here)
 
     def _unknown_step(
@@ -712,38 +713,13 @@ class TranslateReader:
             return None
         return HookStep(target=target, function=function, body=body, at=node.at)
 
-    def _status_code(self, node: Node | Scalar, what: str) -> int | None:
-        value = node.value if isinstance(node, Scalar) else None
-        number = int(value) if isinstance(value, str) and value.isdigit() else value
-        if (
-            isinstance(number, int)
-            and not isinstance(number, bool)
-            and MIN_STATUS <= number <= MAX_STATUS
-        ):
-            return number
-        self.w.report(node.at, f"{what}: expected a status from 100 to 599, got {describe(node)}")
-        return None
-
-    def _status(self, node: Node, what: str) -> StatusStep | None:
-        f = self.json.fields(node, what, ("map",), ("map",))
-        if f is None:
+    def _status_code(self, node: Node, what: str) -> int | None:
+        try:
+            status: int = kinds.STATUS.parse(node.value if isinstance(node, Scalar) else None)
+        except BadValue as err:
+            self.w.report(node.at, f"{what} {err}")
             return None
-        table = f["map"]
-        if not isinstance(table, Map) or not table.entries:
-            self.w.report(
-                table.at,
-                f"{what}.map must be a non-empty mapping of status to status",
-                "like map: {201: 200}",
-            )
-            return None
-        out: dict[int, int] = {}
-        for key, value in table.entries:
-            old = self._status_code(key, f"{what}.map")
-            new = self._status_code(value, f"{what}.map.{key.value}")
-            if old is None or new is None:
-                return None
-            out[old] = new
-        return StatusStep(map=MappingProxyType(out), at=node.at)
+        return status
 
     def _error(self, node: Node, what: str) -> ErrorStep | None:
         f = self.json.fields(node, what, ("when", "body", "status", "content_type"), ("body",))
