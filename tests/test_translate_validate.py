@@ -123,6 +123,33 @@ def test_problem_messages_and_hints(text: str, template: str | None, problem: st
     assert problems_of(text, template) == [problem]
 
 
+def test_a_status_or_error_step_reports_every_problem_at_once() -> None:
+    """Read with pydantic (``read_part``): each key's problem, not only the first."""
+    assert problems_of(
+        "translate:\n  response:\n"
+        "    - error: {when: '2xy', body: {e: '$..x'}, content_type: text/html, statu: 4}\n"
+        "    - status: {map: {201: 700, '99': 200}}\n"
+        "    - status: {map: {}}\n",
+        None,
+    ) == [
+        "t.yaml:3: unknown key 'statu' in route 'r' translate.response[0].error (hint: did you "
+        "mean 'status'?)",
+        "t.yaml:3: route 'r' translate.response[0].error.when: '2xy' is not a status rule (hint: "
+        "like '>=400', '4xx', '500-599', 404 or a list of them)",
+        "t.yaml:3: route 'r' translate.response[0].error.body: JSON path '$..x': empty key at "
+        "position 2 (at e) (hint: like customer.address.city, lines[0].price or lines[*].price)",
+        "t.yaml:3: route 'r' translate.response[0].error.content_type: 'text/html' is not a JSON "
+        "media type (hint: the error body is JSON: application/json, application/problem+json, "
+        "...)",
+        "t.yaml:4: route 'r' translate.response[1].status.map.201 must be a status from 100 to "
+        "599, got the number 700",
+        "t.yaml:4: route 'r' translate.response[1].status.map must be a status from 100 to 599, "
+        "got '99'",
+        "t.yaml:5: route 'r' translate.response[2].status.map must not be empty (hint: for "
+        "example status: {map: {201: 200}})",
+    ]
+
+
 def test_a_valid_spec_becomes_frozen_dataclasses_with_locations() -> None:
     spec = spec_of(
         "translate:\n"

@@ -21,6 +21,7 @@ problem reads ``"<key> <message>"`` when the message starts with "must" or "is",
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from strangler.config import units
 from strangler.config.values import NAME, BadValue, check_redis_url, check_url, parse_listen
 
 __all__ = [
+    "BODY_TEMPLATE",
     "CANARY_SHARE",
     "DEBUG_HEADERS",
     "DURATION",
@@ -44,6 +46,7 @@ __all__ = [
     "FILLED",
     "GROUP",
     "IDLE_AFTER",
+    "JSON_MEDIA",
     "LISTEN",
     "NETWORK",
     "NOT_A_KEY",
@@ -56,6 +59,7 @@ __all__ = [
     "SIZE_POSITIVE",
     "SLO_WINDOW",
     "STATUS",
+    "STATUS_RULE",
     "STICKY",
     "STRICT",
     "TEXT",
@@ -602,3 +606,74 @@ def _status(value: object) -> int:
 
 
 STATUS: Final = Kind(_status, {"type": "integer", "minimum": _MIN_STATUS, "maximum": _MAX_STATUS})
+
+
+def _status_rule(value: object) -> Any:
+    from strangler.config.translate_values import parse_status_rule  # it imports the model
+
+    return parse_status_rule(value)
+
+
+STATUS_RULE: Final = Kind(
+    _status_rule,
+    {
+        "anyOf": [
+            {"type": ["string", "integer"]},
+            {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1},
+        ],
+        "examples": [">=400", "4xx", "500-599", 404],
+    },
+)
+
+
+def _template(value: object, where: str = "") -> Any:
+    """A JSON value whose ``"$..."`` strings are JSON paths into the original body
+    (``"$$x"`` is the text ``"$x"``); read-only, like ``FrozenJSON``."""
+    from types import MappingProxyType
+
+    from strangler.config.translate_values import parse_json_path  # it imports the model
+
+    at = f" (at {where})" if where else ""
+    if isinstance(value, str) and value.startswith("$$"):
+        return value[1:]
+    if isinstance(value, str) and value.startswith("$"):
+        try:
+            return parse_json_path(value, root=True)
+        except BadValue as err:
+            raise BadValue(f"{err}{at}", err.hint) from None
+    if isinstance(value, list):
+        return tuple(_template(item, where) for item in value)
+    if isinstance(value, dict):
+        out = {}
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise BadValue(
+                    f"JSON object keys are text, got {_shown(name)}{at}", f'quote it: "{name}"'
+                )
+            out[name] = _template(item, f"{where}.{name}" if where else name)
+        return MappingProxyType(out)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadValue(f"{value!r} is not a JSON number{at}")
+    return value
+
+
+BODY_TEMPLATE: Final = Kind(
+    _template, {"description": 'JSON; a "$.path" string is that value of the original body'}
+)
+
+
+def _json_media(value: object) -> str:
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "like application/problem+json")
+    kind = value.partition(";")[0].strip().lower()
+    if not (kind.endswith("/json") or kind.endswith("+json")):
+        raise BadValue(
+            f"{value!r} is not a JSON media type",
+            "the error body is JSON: application/json, application/problem+json, ...",
+        )
+    return value
+
+
+JSON_MEDIA: Final = Kind(
+    _json_media, {"type": "string", "pattern": r"(?i)^[^;]*[/+]json\s*(;.*)?$"}
+)

@@ -502,12 +502,21 @@ class ErrorStep:
     ``json`` steps of the same list: they describe the success body.
     """
 
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "error: {when: '>=500', body: {message: $.detail}, status: 502}"
     kind: ClassVar[str] = "error"
-    when: StatusRule
-    body: BodyTemplate
-    status: int | None = None
-    content_type: str | None = None  # None: legacy's own for that status, else JSON UTF-8
-    at: Location = NOWHERE
+    when: Annotated[StatusRule, kinds.STATUS_RULE] = StatusRule(ranges=((400, 599),), text=">=400")
+    """The statuses whose body is rewritten, like '>=400', '4xx', '500-599', 404, or a list."""
+    body: Annotated[BodyTemplate, kinds.BODY_TEMPLATE]
+    """The legacy error body; a "$.path" string is that value of the new service's body."""
+    status: Annotated[int, kinds.STATUS] | None = None
+    """Replaces the status; left out, the status stays."""
+    content_type: Annotated[str, kinds.JSON_MEDIA] | None = None
+    """A JSON media type; left out, legacy's own for that status, else JSON UTF-8."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 # ---------------------------------------------------------------------------- hooks

@@ -33,13 +33,12 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Final, cast
 
-from strangler.config import kinds, units
+from strangler.config import units
 from strangler.config.described import read_part
 from strangler.config.model import Location
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.translate_model import (
     ON_ERROR,
-    BodyTemplate,
     ErrorStep,
     HeaderFromParam,
     HeaderOp,
@@ -60,20 +59,17 @@ from strangler.config.translate_model import (
     RequestStep,
     ResponseStep,
     RewritePaths,
-    StatusRule,
     StatusStep,
     TranslateSpec,
     Translator,
 )
 from strangler.config.translate_values import (
-    MAX_STATUS,
     check_regex,
     load_hook,
-    parse_status_rule,
     template_params,
 )
-from strangler.config.validate_translate_json import BAD, JSON_OPS, JsonReader
-from strangler.config.values import NAME, BadValue
+from strangler.config.validate_translate_json import JSON_OPS, JsonReader
+from strangler.config.values import NAME
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
 __all__ = [
@@ -347,7 +343,8 @@ class TranslateReader:
         if kind == "status":
             step: StatusStep | None = read_part(self.w, value, StatusStep, here)
             return step and StatusStep(map=MappingProxyType(dict(step.map)), at=step.at)
-        return self._error(value, here)
+        error: ErrorStep | None = read_part(self.w, value, ErrorStep, here)
+        return error
 
     def _unknown_step(
         self, key: Scalar, what: str, side: str, kinds: Sequence[str], other: Sequence[str]
@@ -712,60 +709,3 @@ class TranslateReader:
         if function is None:
             return None
         return HookStep(target=target, function=function, body=body, at=node.at)
-
-    def _status_code(self, node: Node, what: str) -> int | None:
-        try:
-            status: int = kinds.STATUS.parse(node.value if isinstance(node, Scalar) else None)
-        except BadValue as err:
-            self.w.report(node.at, f"{what} {err}")
-            return None
-        return status
-
-    def _error(self, node: Node, what: str) -> ErrorStep | None:
-        f = self.json.fields(node, what, ("when", "body", "status", "content_type"), ("body",))
-        if f is None:
-            return None
-        when = StatusRule(ranges=((400, MAX_STATUS),), text=">=400")
-        if "when" in f:
-            try:
-                when = parse_status_rule(_plain(f["when"]))
-            except BadValue as err:
-                self.w.report(f["when"].at, f"{what}.when: {err}", err.hint)
-                return None
-        status = None
-        if "status" in f:
-            status = self._status_code(f["status"], f"{what}.status")
-            if status is None:
-                return None
-        content_type = None
-        if "content_type" in f:
-            content_type = self.w.string(
-                f["content_type"], f"{what}.content_type", hint="like application/problem+json"
-            )
-            if content_type is None:
-                return None
-            kind = content_type.partition(";")[0].strip().lower()
-            if not (kind.endswith("/json") or kind.endswith("+json")):
-                self.w.report(
-                    f["content_type"].at,
-                    f"{what}.content_type: {content_type!r} is not a JSON media type",
-                    "the error body is JSON: application/json, application/problem+json, ...",
-                )
-                return None
-        body = self.json.template(f["body"], f"{what}.body")
-        if body is BAD:
-            return None
-        return ErrorStep(
-            when=when,
-            body=cast(BodyTemplate, body),
-            status=status,
-            content_type=content_type,
-            at=node.at,
-        )
-
-
-def _plain(node: Node) -> object:
-    """A scalar's value, or a list of scalar values (for status rules)."""
-    if isinstance(node, Seq):
-        return [item.value if isinstance(item, Scalar) else item for item in node.items]
-    return node.value if isinstance(node, Scalar) else node

@@ -21,7 +21,6 @@ from typing import Final, cast
 from strangler.config.model import Location
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.translate_model import (
-    BodyTemplate,
     ConvertTo,
     FrozenJSON,
     JsonConvert,
@@ -372,31 +371,6 @@ class JsonReader:
                 return BAD
             out[key.value] = cast(FrozenJSON, frozen)
         return MappingProxyType(out)
-
-    # -- hooks, status, error
-
-    def template(self, node: Node, what: str) -> BodyTemplate | Bad:
-        if isinstance(node, Scalar) and isinstance(node.value, str) and node.value.startswith("$"):
-            text = node.value
-            if text.startswith("$$"):
-                return text[1:]
-            path = self.w.checked(node, what, lambda t: parse_json_path(t, root=True), text)
-            return BAD if path is None else path
-        if isinstance(node, Seq):
-            items = [self.template(item, what) for item in node.items]
-            return BAD if any(i is BAD for i in items) else tuple(cast(list[BodyTemplate], items))
-        if isinstance(node, Map):
-            out: dict[str, BodyTemplate] = {}
-            for key, value in node.entries:
-                if not isinstance(key.value, str):
-                    self.w.report(key.at, f"{what}: JSON object keys are text, got {describe(key)}")
-                    return BAD
-                item = self.template(value, f"{what}.{key.value}")
-                if item is BAD:
-                    return BAD
-                out[key.value] = cast(BodyTemplate, item)
-            return MappingProxyType(out)
-        return cast(BodyTemplate, self.frozen(node, what))
 
 
 def _same_wildcards(src: JsonPath, dst: JsonPath) -> bool:
