@@ -109,8 +109,8 @@ def test_every_problem_of_the_fixture_and_no_other() -> None:
          "t.yaml:1: route 'r' translate.response[0].error.when: status rule 600 goes outside "
          "100-599"),
         ("translate: {request: [{hook: 'json:lods'}]}", None,
-         "t.yaml:1: route 'r' translate.request[0].hook: hook 'json:lods': module 'json' has no "
-         "'lods' (hint: did you mean 'loads'?)"),
+         "t.yaml:1: route 'r' translate.request[0].hook.call: hook 'json:lods': module 'json' has "
+         "no 'lods' (hint: did you mean 'loads'?)"),
         ("translate: {response: [{path: {rewrite: /a}}]}", None,
          "t.yaml:1: route 'r' translate.response[0]: unknown response step 'path' (hint: 'path' is "
          "a request step; move it under request:)"),
@@ -314,9 +314,9 @@ def test_a_bad_hook_is_a_config_problem_with_its_line(hook_dir: Path) -> None:
         "translate:\n  request:\n    - hook: {call: 'hookpkg.broken:fix', body: false}\n"
     )
     assert problems == [
-        "t.yaml:3: route 'r' translate.request[0].hook: hook 'hookpkg.broken:fix': cannot import "
-        "module 'hookpkg.broken': No module named 'nowhere_to_be_found' (hint: install the "
-        "package, or put its directory on PYTHONPATH)"
+        "t.yaml:3: route 'r' translate.request[0].hook.call: hook 'hookpkg.broken:fix': cannot "
+        "import module 'hookpkg.broken': No module named 'nowhere_to_be_found' (hint: install "
+        "the package, or put its directory on PYTHONPATH)"
     ]
 
 
@@ -325,4 +325,8 @@ def test_a_good_hook_spec_holds_the_function(hook_dir: Path) -> None:
     spec = spec_of("translate: {response: [{hook: {call: 'hookpkg.hooks:one', body: false}}]}")
     (hook,) = spec.layers[0].response
     assert isinstance(hook, HookStep)
-    assert (hook.target, hook.body, hook.function.__name__) == ("hookpkg.hooks:one", False, "one")
+    assert (hook.call.target, hook.body, hook.call.function.__name__) == (
+        "hookpkg.hooks:one",
+        False,
+        "one",
+    )

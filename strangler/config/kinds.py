@@ -45,6 +45,7 @@ __all__ = [
     "FILE_POLL",
     "FILLED",
     "GROUP",
+    "HOOK",
     "IDLE_AFTER",
     "JSON_MEDIA",
     "LISTEN",
@@ -677,3 +678,15 @@ def _json_media(value: object) -> str:
 JSON_MEDIA: Final = Kind(
     _json_media, {"type": "string", "pattern": r"(?i)^[^;]*[/+]json\s*(;.*)?$"}
 )
+
+
+def _hook(value: object) -> Any:
+    from strangler.config.translate_model import Hook  # it imports this module
+    from strangler.config.translate_values import load_hook
+
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "like 'mypkg.hooks:fix'")
+    return Hook(target=value, function=load_hook(value))
+
+
+HOOK: Final = Kind(_hook, {"type": "string", "examples": ["mypkg.hooks:fix"]})

@@ -47,6 +47,7 @@ __all__ = [
     "HeaderRename",
     "HeaderSet",
     "HeadersStep",
+    "Hook",
     "HookStep",
     "JsonConvert",
     "JsonDate",
@@ -523,6 +524,14 @@ class ErrorStep:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Hook:
+    """A hook function, imported and checked at load (``translate_values.load_hook``)."""
+
+    target: str  # as written: module:function
+    function: Callable[..., object]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HookStep:
     """``hook: "package.module:function"`` (or ``{call: ..., body: false}``), either side.
 
@@ -532,11 +541,19 @@ class HookStep:
     streaming: the hook then sees ``body`` ``None``.
     """
 
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = (
+        "hook: 'mypkg.hooks:fix' or hook: {call: 'mypkg.hooks:fix', body: false}"
+    )
     kind: ClassVar[str] = "hook"
-    target: str
-    function: Callable[..., object]
-    body: bool = True
-    at: Location = NOWHERE
+    call: Annotated[Hook, kinds.HOOK]
+    """The function, 'module:function' (or 'module.function'): one argument, not async."""
+    body: Annotated[bool, kinds.STRICT] = True
+    """false: the route keeps streaming and the hook sees body None."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 RequestStep: TypeAlias = PathStep | QueryStep | HeadersStep | JsonStep | HookStep

@@ -65,7 +65,6 @@ from strangler.config.translate_model import (
 )
 from strangler.config.translate_values import (
     check_regex,
-    load_hook,
     template_params,
 )
 from strangler.config.validate_translate_json import JSON_OPS, JsonReader
@@ -339,7 +338,10 @@ class TranslateReader:
         if kind == "json":
             return self.json.json_step(value, here)
         if kind == "hook":
-            return self._hook(value, here)
+            if isinstance(value, Scalar) and isinstance(value.value, str):  # hook: m:f
+                value = Map(((Scalar("call", value.at), value),), value.at)
+            hook: HookStep | None = read_part(self.w, value, HookStep, here)
+            return hook
         if kind == "status":
             step: StatusStep | None = read_part(self.w, value, StatusStep, here)
             return step and StatusStep(map=MappingProxyType(dict(step.map)), at=step.at)
@@ -688,24 +690,3 @@ class TranslateReader:
         return RewritePaths(from_=from_, to=to, absolute=absolute)
 
     # -- json
-
-    def _hook(self, node: Node, what: str) -> HookStep | None:
-        body = True
-        target_node = node
-        if isinstance(node, Map):
-            f = self.json.fields(node, what, ("call", "body"), ("call",))
-            if f is None:
-                return None
-            if "body" in f:
-                flag = self.w.boolean(f["body"], f"{what}.body")
-                if flag is None:
-                    return None
-                body = flag
-            target_node = f["call"]
-        target = self.w.string(target_node, what, hint="like 'mypkg.translators:fix_request'")
-        if target is None:
-            return None
-        function = self.w.checked(target_node, what, load_hook, target)
-        if function is None:
-            return None
-        return HookStep(target=target, function=function, body=body, at=node.at)
