@@ -65,6 +65,7 @@ __all__ = [
     "STRICT",
     "TEXT",
     "TOKEN",
+    "URL_PATH",
     "Count",
     "Kind",
     "glob_regex",
@@ -690,3 +691,14 @@ def _hook(value: object) -> Any:
 
 
 HOOK: Final = Kind(_hook, {"type": "string", "examples": ["mypkg.hooks:fix"]})
+
+
+def _url_path(value: object) -> str:
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "a path like /api/v1")
+    if not value.startswith("/") or any(c.isspace() or c in "?#{}" for c in value):
+        raise BadValue(f"{value!r} must be a path starting with '/', without spaces or ?#{{}}")
+    return value
+
+
+URL_PATH: Final = Kind(_url_path, {"type": "string", "pattern": r"^/[^\s?#{}]*$"})

@@ -250,9 +250,18 @@ class RewritePaths:
     own host); ``True`` always writes an absolute URL on the client's origin (what a
     legacy app that answers absolute URLs sent); ``False`` always a relative one."""
 
-    from_: str
-    to: str
-    absolute: bool | None = None
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "rewrite_paths: {from: /api/v2, to: /api/v1}"
+    from_: Annotated[str, kinds.key("from"), kinds.URL_PATH]
+    """The new service's path prefix, like /api/v2."""
+    to: Annotated[str, kinds.URL_PATH]
+    """The legacy path prefix written instead, like /api/v1."""
+    absolute: Annotated[bool, kinds.STRICT] | None = None
+    """true: always an absolute URL on the client's origin; false: always relative;
+    left out: the new service's form."""
 
 
 HeaderOp: TypeAlias = HeaderSet | HeaderRename | HeaderRemove | HeaderFromParam | RewritePaths

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Final, cast
 
-from strangler.config import units
+from strangler.config import kinds, units
 from strangler.config.described import read_part
 from strangler.config.model import Location
 from strangler.config.source import Map, Node, Scalar, Seq, describe
@@ -68,7 +68,7 @@ from strangler.config.translate_values import (
     template_params,
 )
 from strangler.config.validate_translate_json import JSON_OPS, JsonReader
-from strangler.config.values import NAME
+from strangler.config.values import NAME, BadValue
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
 __all__ = [
@@ -493,16 +493,13 @@ class TranslateReader:
         return out[0], out[1]
 
     def _plain_path(self, node: Node, what: str) -> str | None:
-        text = self.w.string(node, what, hint="a path like /api/v1")
-        if text is None:
+        try:
+            path: str = kinds.URL_PATH.parse(node.value if isinstance(node, Scalar) else None)
+        except BadValue as err:
+            joined = " " if str(err).startswith("must") else ": "
+            self.w.report(node.at, f"{what}{joined}{err}", err.hint)
             return None
-        if not text.startswith("/") or any(c.isspace() or c in "?#{}" for c in text):
-            self.w.report(
-                node.at,
-                f"{what}: {text!r} must be a path starting with '/', without spaces or ?#{{}}",
-            )
-            return None
-        return text
+        return path
 
     def _text(self, node: Node, what: str) -> str | None:
         """A string, possibly empty."""
@@ -669,24 +666,7 @@ class TranslateReader:
                 "on the request side, use a path step",
             )
             return None
-        f = self.w.fields(
-            node,
-            ("from", "to", "absolute"),
-            subject=what,
-            where=f"in {what}",
-            required=("from", "to"),
-        )
-        if f is None or "from" not in f or "to" not in f:
-            return None
-        from_ = self._plain_path(f["from"], f"{what}.from")
-        to = self._plain_path(f["to"], f"{what}.to")
-        absolute = None
-        if "absolute" in f:
-            absolute = self.w.boolean(f["absolute"], f"{what}.absolute")
-            if absolute is None:
-                return None
-        if from_ is None or to is None:
-            return None
-        return RewritePaths(from_=from_, to=to, absolute=absolute)
+        paths: RewritePaths | None = read_part(self.w, node, RewritePaths, what)
+        return paths
 
     # -- json
