@@ -69,6 +69,7 @@ __all__ = [
     "Count",
     "Kind",
     "glob_regex",
+    "json_value",
     "key",
     "text_like",
     "within",
@@ -628,23 +629,23 @@ STATUS_RULE: Final = Kind(
 )
 
 
-def _template(value: object, where: str = "") -> Any:
-    """A JSON value whose ``"$..."`` strings are JSON paths into the original body
-    (``"$$x"`` is the text ``"$x"``); read-only, like ``FrozenJSON``."""
+def json_value(value: object, where: str = "", *, paths: bool = False) -> Any:
+    """A YAML value as a read-only JSON value (``FrozenJSON``); with ``paths``, a
+    ``"$..."`` string is a JSON path into the original body (``"$$x"`` is ``"$x"``)."""
     from types import MappingProxyType
 
     from strangler.config.translate_values import parse_json_path  # it imports the model
 
     at = f" (at {where})" if where else ""
-    if isinstance(value, str) and value.startswith("$$"):
+    if paths and isinstance(value, str) and value.startswith("$$"):
         return value[1:]
-    if isinstance(value, str) and value.startswith("$"):
+    if paths and isinstance(value, str) and value.startswith("$"):
         try:
             return parse_json_path(value, root=True)
         except BadValue as err:
             raise BadValue(f"{err}{at}", err.hint) from None
     if isinstance(value, list):
-        return tuple(_template(item, where) for item in value)
+        return tuple(json_value(item, where, paths=paths) for item in value)
     if isinstance(value, dict):
         out = {}
         for name, item in value.items():
@@ -652,7 +653,7 @@ def _template(value: object, where: str = "") -> Any:
                 raise BadValue(
                     f"JSON object keys are text, got {_shown(name)}{at}", f'quote it: "{name}"'
                 )
-            out[name] = _template(item, f"{where}.{name}" if where else name)
+            out[name] = json_value(item, f"{where}.{name}" if where else name, paths=paths)
         return MappingProxyType(out)
     if isinstance(value, float) and not math.isfinite(value):
         raise BadValue(f"{value!r} is not a JSON number{at}")
@@ -660,7 +661,8 @@ def _template(value: object, where: str = "") -> Any:
 
 
 BODY_TEMPLATE: Final = Kind(
-    _template, {"description": 'JSON; a "$.path" string is that value of the original body'}
+    lambda value: json_value(value, paths=True),
+    {"description": 'JSON; a "$.path" string is that value of the original body'},
 )
 
 
