@@ -263,6 +263,7 @@ def _report(
     skip = 1 if what else 0  # names[0] is ``what`` when given, not a key
     names: list[str | None] = [what] if what else []  # the keys walked; None: a list entry
     shape: Any = top
+    holder: Any = top  # the dataclass that holds the key at fault (its EXAMPLE is a hint)
     for part in error["loc"]:
         if part == "[key]":  # the key itself is at fault: what holds it is named
             names.pop()
@@ -276,6 +277,8 @@ def _report(
                 break
             at, node = entry[0].at, entry[1]
             names.append(str(part))
+            if dataclasses.is_dataclass(_unwrap(shape)):
+                holder = shape
             shape = _field_type(shape, str(part))
         elif isinstance(node, Seq) and isinstance(part, int) and 0 <= part < len(node.items):
             node = node.items[part]
@@ -308,7 +311,11 @@ def _report(
     elif kind in ("dataclass_type", "dict_type", "model_type"):
         either = "true, false or " if getattr(_unwrap(shape), "OR_BOOLEAN", False) else ""
         message = f"{what} must be {either}a mapping, got {got}"
-        example = getattr(_unwrap(shape), "EXAMPLE", "")
+        example = getattr(_unwrap(shape), "EXAMPLE", "") or getattr(_unwrap(holder), "EXAMPLE", "")
+        hint = f"for example {example}" if example else ""
+    elif kind == "too_short":
+        message = f"{what} must not be empty"
+        example = getattr(_unwrap(holder), "EXAMPLE", "")
         hint = f"for example {example}" if example else ""
     elif kind in ("list_type", "tuple_type", "frozen_set_type", "set_type"):
         message = f"{what} must be a list, got {got}"
