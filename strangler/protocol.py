@@ -151,25 +151,32 @@ def _without_underscores(msg: RawRequestMessage, mode: UnderscoreHeaders) -> Raw
     return msg._replace(headers=CIMultiDictProxy(headers), raw_headers=raw)
 
 
-def _origin_form(msg: RawRequestMessage) -> RawRequestMessage:
-    """``GET http://a.example/x`` → ``GET /x`` with ``Host: a.example``."""
-    path = msg.path
-    scheme_end = path.index("://") + 3
-    rest = path[scheme_end:]
+def split_absolute(target: str) -> tuple[str, str]:
+    """``http://a.example/x?q`` → ``("a.example", "/x?q")``: the authority and the
+    origin-form target of an absolute-form request target (RFC 9112 §3.2.2), or
+    ``Refused`` (400) for userinfo or an invalid authority."""
+    scheme_end = target.index("://") + 3
+    rest = target[scheme_end:]
     cut = len(rest)
     for sep in "/?#":
         at = rest.find(sep)
         if at != -1 and at < cut:
             cut = at
-    authority, target = rest[:cut], rest[cut:]
+    authority, path = rest[:cut], rest[cut:]
     if "@" in authority:
         raise Refused(400, "a target with userinfo is not accepted")
     if not authority or _HOST_RE.fullmatch(authority) is None:
         raise Refused(400, "invalid authority in the request target")
-    if "#" in target:
-        target = target[: target.index("#")]
-    if not target.startswith("/"):
-        target = "/" + target
+    if "#" in path:
+        path = path[: path.index("#")]
+    if not path.startswith("/"):
+        path = "/" + path
+    return authority, path
+
+
+def _origin_form(msg: RawRequestMessage) -> RawRequestMessage:
+    """``GET http://a.example/x`` → ``GET /x`` with ``Host: a.example``."""
+    authority, target = split_absolute(msg.path)
     headers = CIMultiDict(msg.headers)
     headers[_HOST] = authority  # replaced in place: keeps its position
     raw = tuple(
@@ -472,6 +479,12 @@ class _Handler(RequestHandler):
         return resp
 
 
+def _idle(handler: object) -> bool:
+    """A connection between requests (``_Handler.idle``, or another listener's
+    protocol with an ``idle`` property: ``strangler.h1listen``)."""
+    return bool(getattr(handler, "idle", False))
+
+
 def del_after(messages: deque[Any], index: int) -> None:
     """Drop the queued messages after ``index`` (refused: never answered)."""
     while len(messages) > index + 1:
@@ -520,17 +533,14 @@ class ProxyHTTPServer(web.Server):
             self.listener.pause()
 
     def _any_idle(self) -> bool:
-        return any(
-            isinstance(h, _Handler) and h not in self._draining and h.idle
-            for h in self._connections
-        )
+        return any(_idle(h) and h not in self._draining for h in self._connections)
 
     def _drain_idle(self, most: int) -> None:
-        idle: list[_Handler] = []
+        idle: list[Any] = []
         for handler in self._connections:  # insertion order: the oldest first
             if len(idle) >= most:
                 break
-            if isinstance(handler, _Handler) and handler not in self._draining and handler.idle:
+            if _idle(handler) and handler not in self._draining:
                 idle.append(handler)
         for handler in idle:
             self._draining.add(handler)

@@ -58,9 +58,6 @@ class CompiledRoute:
     translate: Plan = EMPTY_PLAN
     translate_on: str | None = None  # the upstream whose traffic is translated (new side)
     explain: Explainer | None = None  # the debug header (None: off, one attribute check)
-    # No translation, no shadow, no fallback: the request path skips those steps
-    # (``Proxy._plain``); decided here, once per route, not per request.
-    plain: bool = False
 
     @property
     def default(self) -> Side:
@@ -156,7 +153,6 @@ def compile_snapshot(config: Config, metrics: Metrics) -> Snapshot:
                 if spec is None or spec.debug_headers is None
                 else spec.debug_headers,
             ),
-            plain=plan_t.is_empty and shadow is None and plan.fallback is None,
         )
 
     routes = tuple(

@@ -44,6 +44,7 @@ from strangler.config import load_config
 from strangler.config.model import Config, Slo
 from strangler.errors import ConfigError
 from strangler.forward.pool import Forwarder
+from strangler.h1listen import LlhttpServer
 from strangler.listener import CappedSite, listen_socket, listener_limits, raise_fd_limit
 from strangler.malloc import tune_malloc
 from strangler.metrics import Metrics, enable_multiprocess, live_workers, worker_exited
@@ -69,6 +70,7 @@ from strangler.workers import RunDir, die_with_supervisor, respawn_config
 
 if TYPE_CHECKING:  # redis is an optional extra: imported only with state.backend: redis
     from strangler.release.redis_store import RedisStateStore
+    from strangler.tracing import Tracing
 
 log = logging.getLogger("strangler")
 
@@ -119,7 +121,8 @@ class ProxyServer:
         self.metrics = metrics or Metrics()
         self.holder = SnapshotHolder(compile_snapshot(config, self.metrics))
         self.metrics.set_config_version(config.version)
-        self.forwarder = Forwarder()
+        self.tracing = _tracing(config)  # None: off; chosen once, at start
+        self.forwarder = Forwarder() if self.tracing is None else Forwarder(h1=self.tracing.h1_pool)
         self._access_stream = access_stream
         self.access_log = self._open_access_log(config)
         self.state_dir = options.state_dir or Path(config.state.dir)
@@ -129,6 +132,7 @@ class ProxyServer:
             AuditLog.in_dir(self.state_dir),
             file_poll=config.state.file_poll,
             pending=PendingChanges.in_dir(options.runtime_dir),
+            windows=None if options.runtime_dir is None else options.runtime_dir / "slo",
         )
         # A kill switch that cannot be read must stop the start (StateFileError),
         # never be silently forgotten.
@@ -147,7 +151,7 @@ class ProxyServer:
         self.shadow_shared = SharedResults(
             self.shadow_results, options.shared_dir, options.worker_index
         )
-        self.shadow = ShadowService(self.forwarder.pool, self.shadow_results)
+        self.shadow = ShadowService(self.forwarder.pool, self.shadow_results, tracing=self.tracing)
         self.shadow.configure(self.holder.current.shadows())
         self.proxy = Proxy(
             self.holder,
@@ -157,6 +161,7 @@ class ProxyServer:
             self.progress,
             self.release,
             self.shadow,
+            self.tracing,
         )
         token = load_token(config.admin)
         check_exposure(config.admin, token)  # before anything listens
@@ -215,6 +220,8 @@ class ProxyServer:
             keepalive_timeout=limits.keepalive_timeout,
             auto_decompress=False,
         )
+        if os.environ.get("STRANGLER_LISTENER") == "llhttp":  # experimental, off by default
+            server = LlhttpServer.like(server, self.proxy.serve)
         self._proxy_runner = web.ServerRunner(
             server, shutdown_timeout=config.drain_seconds, handle_signals=False
         )
@@ -337,7 +344,10 @@ class ProxyServer:
             except Exception as e:  # a bug in loading or compiling: still only a rejection
                 log.debug("config reload failed", exc_info=True)
                 return self._rejected(f"{path}: cannot load the config: {type(e).__name__}: {e}")
+            if config.tracing != self.config.tracing:  # the tracer is built once, at start
+                log.warning("tracing: the changed settings take effect at the next start")
             self.forwarder.reconcile(config.upstreams.values(), config.drain_seconds)
+            self.proxy.adopt(snapshot)  # the routes' chains, compiled before the swap
             old = self.holder.swap(snapshot)
             self.release.reconcile(_slos(config), canary_groups(config.routes))
             self.shadow.configure(snapshot.shadows())
@@ -406,6 +416,8 @@ class ProxyServer:
             await proxy_runner.cleanup()
         if proxy_runner is not None:  # mirrored requests still comparing: bounded wait
             await self.shadow.drain(min(self.config.drain_seconds, 5.0))
+        if self.tracing is not None and proxy_runner is not None:  # export the last spans
+            await self.tracing.shutdown(min(self.config.drain_seconds, 5.0))
         flusher, self._flusher = self._flusher, None
         if flusher is not None:  # after the drain, so late requests are counted
             flusher.cancel()  # a cancelled flusher saves one last time
@@ -419,6 +431,16 @@ class ProxyServer:
             if self.redis_store is not None:
                 await asyncio.to_thread(self.redis_store.close)
             log.info("strangler stopped")
+
+
+def _tracing(config: Config) -> Tracing | None:
+    """The process's tracing (``tracing:``), or None. The OpenTelemetry packages are
+    imported only here: they are an optional extra (validation said if missing)."""
+    if config.tracing is None:
+        return None
+    from strangler.tracing import Tracing
+
+    return Tracing(config.tracing)
 
 
 def _migrate_store(config: Config, state_dir: Path) -> Store:

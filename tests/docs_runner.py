@@ -42,7 +42,7 @@ WAIT: Final = 10.0  # seconds a command's output may take to arrive or to become
 PROMPT: Final = "# "
 MARK: Final = "@@docs-runner-rc="
 RETRY: Final = re.compile(
-    r"^(tail |cat |strangler (routes|status|backlog)\b|curl -s http://127\.0\.0\.1:\d+/(readyz|healthz|metrics|api/))"
+    r"^(tail |cat |wc -l |strangler (routes|status|backlog)\b|curl -s http://127\.0\.0\.1:\d+/(readyz|healthz|metrics|api/))"
 )
 _DIRECTIVE: Final = re.compile(r"^\s*<!--\s*(file|not run|output):\s*(.*?)\s*-->\s*$")
 _FENCE: Final = re.compile(r"^(\s*)```(\w*)\s*$")

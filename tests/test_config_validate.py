@@ -304,7 +304,7 @@ def test_unknown_key_hints() -> None:
         match=re.escape(
             "m.yaml:2: unknown key 'canary' at the top level (hint: valid keys here: "
             "listen, admin, upstreams, include, routes, limits, forwarded, access_log, drain, "
-            "state, translators, debug_headers, progress)"
+            "state, translators, debug_headers, progress, tracing)"
         ),
     ):
         load(LEGACY + "canary: {percent: 10}\n")

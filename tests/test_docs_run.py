@@ -146,6 +146,7 @@ def guide_substitutions(tmp: Path, legacy: int, billing: int) -> Substitutions:
             "/etc/strangler": str(tmp / "etc" / "strangler"),
             "/var/lib/strangler": str(tmp / "var" / "lib" / "strangler"),
             "/var/log/strangler.log": str(log),
+            "/var/log/strangler-access.log": str(log.with_name("strangler-access.log")),
             "/opt/strangler/venv/bin": str(Path(sys.executable).parent),
             "127.0.0.1:8000": f"127.0.0.1:{legacy}",
             "127.0.0.1:9000": f"127.0.0.1:{billing}",

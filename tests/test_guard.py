@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import doctest
 import importlib
+from pathlib import Path
 
 import pytest
 
 from strangler.config.model import Slo
 from strangler.release import Guards, GuardVerdict, RuntimeState, SloGuard, Trip
 from strangler.release.guard import BOUNDS, SLOTS
+from strangler.release.windows import SharedWindows, window_key
 
 
 class Clock:
@@ -271,3 +273,56 @@ def test_check_trips_breached_routes_once() -> None:
     guards.reset("a")
     assert guards.check(state, now=clock.now, wall=2e9) == []
     assert set(guards.verdicts()) == {"a", "b"}
+
+
+# ---------------------------------------------------------------------------- workers
+
+
+def test_workers_sharing_a_directory_judge_one_window(tmp_path: Path) -> None:
+    """Two workers (two ``SharedWindows`` with their own pids, one directory): each
+    counts into its own file and judges the sum; a reset in one forgets both."""
+    clock = Clock()
+    one, two = SharedWindows(tmp_path), SharedWindows(tmp_path)
+    two.pid = one.pid + 1  # another worker of the host
+    slo = Slo(error_rate=0.1, min_requests=30, window=60.0, latency_p99=0.5)
+    a = SloGuard(slo, clock, shared=one, route="r")
+    b = SloGuard(slo, clock, shared=two, route="r")
+    feed(a, 20, ok=False, latency=0.01)
+    feed(b, 15, latency=0.9)
+    for guard in (a, b):
+        verdict = guard.evaluate()
+        assert (verdict.requests, verdict.errors, verdict.slow) == (35, 20, 15)
+        assert verdict.breached  # neither worker alone has min_requests
+        assert verdict.p99 == pytest.approx(0.9)  # the slowest answer, in the other file
+    # Another route, or the same route under another SLO, is another window.
+    other = SloGuard(
+        Slo(error_rate=0.2, min_requests=30, window=60.0), clock, shared=one, route="r"
+    )
+    assert other.evaluate().requests == 0
+    assert SloGuard(slo, clock, shared=one, route="s").evaluate().requests == 0
+    # An operator's enable in worker two forgets worker one's answers too.
+    b.reset()
+    assert a.evaluate().requests == b.evaluate().requests == 0
+    clock.now += 60.0 / SLOTS  # the next slot: answers count again
+    feed(a, 1)
+    assert b.evaluate().requests == 1
+    # A guard that goes (route removed, SLO changed) takes its file; a dead worker's
+    # file still counts for what that worker answered within the window.
+    other.close()
+    assert not any(p.name.startswith(window_key("r", other.slo)) for p in tmp_path.iterdir())
+    del a
+    assert b.evaluate().requests == 1
+
+
+def test_guards_in_a_directory_keep_and_drop_windows_on_reload(tmp_path: Path) -> None:
+    clock = Clock()
+    guards = Guards(clock, tmp_path)
+    slo = Slo(error_rate=0.1, min_requests=10)
+    guards.reconcile({"a": slo, "b": slo})
+    first = guards.get("a")
+    assert first is not None
+    feed(first, 5)
+    guards.reconcile({"a": slo})  # b removed: its file goes; a kept, window and all
+    assert guards.get("a") is first
+    assert guards.verdicts()["a"].requests == 5
+    assert sorted(p.name.split(".")[0] for p in tmp_path.glob("*.ring")) == [window_key("a", slo)]

@@ -315,3 +315,25 @@ async def test_a_reload_that_splits_a_group_is_logged(
     assert "canary group 'orders' is split" in record.getMessage()
     assert "invoices: as the file says" in record.getMessage()
     assert controls.groups()["orders"] == (*ORDERS, "invoices")
+
+
+async def test_an_enable_elsewhere_forgets_this_replicas_window(tmp_path: Path) -> None:
+    """Two replicas (one state file, each its own guards): after replica A enables a
+    tripped route, replica B's window starts afresh when it reads the change, so B
+    does not trip the route again on the answers A's operator just forgave."""
+    a = controls_on(FileStateStore.in_dir(tmp_path / "state"), tmp_path / "a")
+    b = controls_on(FileStateStore.in_dir(tmp_path / "state"), tmp_path / "b")
+    guard = b.guards.get("orders-create")
+    assert guard is not None
+    for _ in range(10):
+        guard.observe(False, 0.01)
+    await b.check_guards()
+    await a.sync()
+    assert a.state.for_route("orders-create").guard_tripped
+    await a.enable("orders-create", "ann")
+    assert guard.evaluate().requests == 10  # B has not read the enable yet
+    await b.sync()
+    assert not b.state.for_route("orders-create").guard_tripped
+    assert guard.evaluate().requests == 0
+    await b.check_guards()
+    assert not b.state.for_route("orders-create").guard_tripped

@@ -57,6 +57,7 @@ from strangler.config.model import (
     Slo,
     StateFiles,
     Timeouts,
+    TracingSettings,
     Upstream,
 )
 from strangler.config.shadow_model import ShadowSpec
@@ -205,6 +206,9 @@ class MainFile:
     only answers to requests carrying a valid override; off (false). A route's own wins."""
     progress: ProgressSettings = ProgressSettings()  # noqa: RUF009 - frozen
     """Migration progress: what stays out of the legacy backlog, when legacy is idle."""
+    tracing: Annotated[TracingSettings, kinds.NEEDS_OTEL] | None = None
+    """OpenTelemetry spans per request, exported over OTLP/HTTP (pip install
+    'strangler[otel]'); absent: off."""
 
 
 @functools.cache

@@ -1328,3 +1328,66 @@ def _url_path(value: object) -> str:
 
 
 URL_PATH: Final = Kind(_url_path, {"type": "string", "pattern": r"^/[^\s?#{}]*$"})
+
+
+# ---------------------------------------------------------------------------- tracing
+
+OTEL_MODULES: Final = (
+    "opentelemetry.sdk.trace",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+)
+_TRACES_PATH: Final = "/v1/traces"
+
+
+def traces_endpoint(url: str) -> str:
+    """The OTLP/HTTP traces URL for ``url``: a base URL gets ``/v1/traces`` (as
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` does), a URL already ending with it is kept.
+
+    >>> traces_endpoint("http://collector:4318"), traces_endpoint("https://otel/v1/traces")
+    ('http://collector:4318/v1/traces', 'https://otel/v1/traces')
+    """
+    return url if url.endswith(_TRACES_PATH) else url + _TRACES_PATH
+
+
+OTLP: Final = Kind(
+    lambda value: traces_endpoint(_url(value)),
+    {**URL.schema, "examples": ["http://collector:4318"]},
+)
+
+
+def missing_otel() -> str | None:
+    """The first OpenTelemetry module tracing needs that cannot be imported, or None.
+    Looked up, not imported: checking a config stays fast."""
+    import importlib.util
+
+    for name in OTEL_MODULES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):  # a parent package missing or blocked
+            return name
+    return None
+
+
+class _NeedsOtel:
+    """``tracing:`` read where the OpenTelemetry packages are missing is a problem at
+    its line, so ``strangler check`` says so before ``serve`` would fail (after its
+    keys are read: a problem of theirs comes first)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def installed(value: Any) -> Any:
+            missing = missing_otel()
+            if missing is not None:
+                raise BadValue(
+                    "is configured but the OpenTelemetry packages are not installed "
+                    f"(no module {missing!r})",
+                    "pip install 'strangler[otel]', or remove tracing:",
+                )
+            return value
+
+        return core_schema.no_info_after_validator_function(installed, handler(source))
+
+
+NEEDS_OTEL: Final = _NeedsOtel()

@@ -518,6 +518,20 @@ class ProgressSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TracingSettings:
+    """``tracing:``: OpenTelemetry spans exported over OTLP/HTTP (``strangler[otel]``;
+    ``kinds.NEEDS_OTEL`` says when it is missing)."""
+
+    endpoint: Annotated[str, kinds.key("otlp"), kinds.OTLP]
+    """The collector's OTLP/HTTP URL, like http://collector:4318 (/v1/traces is added to a
+    base URL)."""
+    sample: Annotated[float, kinds.SHARE] = 1.0
+    """The share of new traces recorded (a client's sampled flag is followed)."""
+    service_name: Annotated[str, kinds.TEXT] = "strangler"
+    """service.name on every span."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     listen: Listen = Listen(host="0.0.0.0", port=8080)
     admin: Admin = Admin()
@@ -530,6 +544,7 @@ class Config:
     state: StateFiles = StateFiles()
     debug_headers: DebugHeaders = "off"
     progress: ProgressSettings = ProgressSettings()
+    tracing: TracingSettings | None = None  # None: off (the default)
     files: tuple[str, ...] = ()  # every file read, main first: what the reloader watches
     version: str = "builtin"  # short hash of the files' contents
 

@@ -134,6 +134,7 @@ class _Validator(Walker):
             ),
             debug_headers=described.debug_headers,
             progress=described.progress,
+            tracing=described.tracing,
             files=tuple(file.path for file in sources.files),
             version=digest.hexdigest()[:12],
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import aiohttp
@@ -40,14 +40,14 @@ class UpstreamPool:
         "preserve_host", "tls", "upstream",
     )  # fmt: skip
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, h1: Callable[..., H1Pool] = H1Pool) -> None:
         self.upstream = upstream
         url = URL(upstream.url)
         # Requests are sent as base path + the client's raw path and query, never re-encoded.
         self.base = url.raw_path.rstrip("/")
         t = upstream.timeouts
         self.tls = upstream_ssl(upstream)  # the one context of every connection to it
-        self.h1 = H1Pool(
+        self.h1 = h1(
             upstream.name,
             url.raw_host or "127.0.0.1",
             url.port or (443 if url.scheme == "https" else 80),
@@ -138,16 +138,18 @@ def classify(upstream: str, e: BaseException, *, headers_seen: bool) -> ForwardE
 class Forwarder:
     """Every upstream's pool. Owned by the server; closed on shutdown."""
 
-    __slots__ = ("_pools", "_retiring")
+    __slots__ = ("_h1", "_pools", "_retiring")
 
-    def __init__(self) -> None:
+    def __init__(self, h1: Callable[..., H1Pool] = H1Pool) -> None:
+        """``h1``: the connection pool class (tracing: one whose sends are spans)."""
+        self._h1 = h1
         self._pools: dict[Upstream, UpstreamPool] = {}
         self._retiring: set[asyncio.Task[None]] = set()
 
     def pool(self, upstream: Upstream) -> UpstreamPool:
         pool = self._pools.get(upstream)
         if pool is None:
-            pool = self._pools[upstream] = UpstreamPool(upstream)
+            pool = self._pools[upstream] = UpstreamPool(upstream, self._h1)
         return pool
 
     def reconcile(self, upstreams: Iterable[Upstream], grace: float) -> None:

@@ -18,6 +18,11 @@ primary also shows against itself) are not counted either way.
 A counter that went down (the process group restarted) makes the window invalid:
 ``window`` returns ``None`` and the runner starts a new window.
 
+Replicas on several hosts (``state.backend: redis``) each publish their own process's
+reading (``encode``/``decode``: JSON); the evaluator sums them (``combine``), each
+replica's window measured from its own start, so ``min_requests`` and the error rate
+count every replica's traffic, not only the evaluating one's.
+
 >>> from prometheus_client import CollectorRegistry, Counter
 >>> r = CollectorRegistry()
 >>> c = Counter("strangler_requests", "", ("route", "upstream", "target", "status_class"),
@@ -31,6 +36,7 @@ A counter that went down (the process group restarted) makes the window invalid:
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -40,7 +46,10 @@ from prometheus_client.registry import Collector
 
 from strangler.migrate.machine import Figures
 
-__all__ = ["Counters", "RouteCounters", "quantile", "read_counters", "window"]
+__all__ = [
+    "Counters", "Readings", "RouteCounters", "combine", "decode", "encode", "quantile",
+    "read_counters", "window",
+]  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -54,6 +63,84 @@ class RouteCounters:
 
 
 Counters = Mapping[str, RouteCounters]
+Readings = dict[str, Counters]  # replica (a process's store owner) -> its reading
+
+
+def _add(into: dict[str, RouteCounters], reading: Counters) -> None:
+    for route, rc in reading.items():
+        acc = into.setdefault(route, RouteCounters())
+        for key, n in rc.answers.items():
+            acc.answers[key] = acc.answers.get(key, 0.0) + n
+        for target, per in rc.buckets.items():
+            mine = acc.buckets.setdefault(target, {})
+            for le, n in per.items():
+                mine[le] = mine.get(le, 0.0) + n
+        acc.fallbacks += rc.fallbacks
+        for outcome, n in rc.shadow.items():
+            acc.shadow[outcome] = acc.shadow.get(outcome, 0.0) + n
+
+
+def combine(start: Readings, now: Readings) -> tuple[Counters, Counters]:
+    """The sums of the replicas' readings at a window's start and now, over the
+    replicas that answer now. A replica first seen now is added to ``start`` with its
+    reading (its window starts now); one that stopped publishing drops out of both
+    sums, so nothing counts twice or goes down because a replica left.
+
+    >>> a = {"r": RouteCounters(fallbacks=2.0)}
+    >>> start = {"one": a}
+    >>> s, n = combine(start, {"one": {"r": RouteCounters(fallbacks=5.0)}, "two": a})
+    >>> s["r"].fallbacks, n["r"].fallbacks, sorted(start)
+    (4.0, 7.0, ['one', 'two'])
+    """
+    before: dict[str, RouteCounters] = {}
+    after: dict[str, RouteCounters] = {}
+    for replica, reading in now.items():
+        _add(before, start.setdefault(replica, reading))
+        _add(after, reading)
+    return before, after
+
+
+def encode(reading: Counters) -> str:
+    """A reading as JSON, for the other replicas (``decode`` reads it back)."""
+    return json.dumps(
+        {
+            route: {
+                "answers": [[up, cls, n] for (up, cls), n in rc.answers.items()],
+                "buckets": {
+                    t: [[repr(le), n] for le, n in per.items()] for t, per in rc.buckets.items()
+                },
+                "fallbacks": rc.fallbacks,
+                "shadow": rc.shadow,
+            }
+            for route, rc in reading.items()
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode(text: str | bytes) -> dict[str, RouteCounters] | None:
+    """``encode``'s JSON back as a reading; ``None`` for anything else.
+
+    >>> r = {"r": RouteCounters({("legacy", "2xx"): 3.0}, {"new": {0.1: 1.0, math.inf: 2.0}})}
+    >>> decode(encode(r)) == r
+    True
+    """
+    try:
+        raw = json.loads(text)
+        return {
+            str(route): RouteCounters(
+                answers={(str(up), str(cls)): float(n) for up, cls, n in rc["answers"]},
+                buckets={
+                    str(t): {float(le): float(n) for le, n in per}
+                    for t, per in rc["buckets"].items()
+                },
+                fallbacks=float(rc["fallbacks"]),
+                shadow={str(k): float(v) for k, v in rc["shadow"].items()},
+            )
+            for route, rc in raw.items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def read_counters(registry: Collector) -> dict[str, RouteCounters]:

@@ -8,6 +8,8 @@ Keys, under ``state.redis.key_prefix`` (``P``)::
     P"migrate:gates"   JSON: the last evaluation's gates and figures per route
     P"migrate:lock"    the read-modify-write lock: a random token, expiring (``LOCK_TTL``)
     P"migrate:lease"   the evaluation lease: its owner, expiring after ``ttl``
+    P"migrate:reading:OWNER"  each process's own counters (``figures.encode``), expiring:
+                       the evaluator sums every replica's, not only its own
 
 The lock is ``SET NX PX`` with a token and released only by its holder (a compare and
 delete in one script), so a holder that died frees it when it expires. The lease is
@@ -24,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
 import threading
 import uuid
@@ -60,6 +63,8 @@ return 0
 
 
 class RedisMigrateStore:
+    per_process = True  # replicas on other hosts: each publishes its own reading
+
     def __init__(self, url: str, *, key_prefix: str = "strangler:", timeout: float = 2.0) -> None:
         # host:pid, and a tag: two servers in one process are two owners too
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -70,6 +75,7 @@ class RedisMigrateStore:
         self._gates = f"{key_prefix}migrate:gates"
         self._lock_key = f"{key_prefix}migrate:lock"
         self._lease = f"{key_prefix}migrate:lease"
+        self._reading = f"{key_prefix}migrate:reading:"
         self._take = self._client.register_script(_TAKE)
         self._give = self._client.register_script(_GIVE)
 
@@ -158,5 +164,32 @@ class RedisMigrateStore:
         with contextlib.suppress(redis.RedisError):
             self._give(keys=[self._lease], args=[self.owner])
 
+    # -- readings
+    def publish_reading(self, reading: str, ttl: float) -> None:
+        """Publish this process's reading for ``ttl`` seconds (lost: the next one)."""
+        with contextlib.suppress(redis.RedisError):
+            self._client.set(self._reading + self.owner, reading, px=int(ttl * 1000))
+
+    def readings(self) -> dict[str, str]:
+        """Every live process's last reading (owner -> JSON); ``{}`` without Redis."""
+        try:
+            keys = list(self._client.scan_iter(match=_glob_escape(self._reading) + "*"))
+            values = self._client.mget(keys) if keys else []
+        except redis.RedisError:
+            return {}
+        n = len(self._reading)
+        return {
+            (k.decode() if isinstance(k, bytes) else str(k))[n:]: v.decode()
+            if isinstance(v, bytes)
+            else str(v)
+            for k, v in zip(keys, values, strict=True)
+            if v is not None  # expired between the scan and the read
+        }
+
     def close(self) -> None:
         self._client.close()
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis MATCH pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)

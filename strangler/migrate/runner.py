@@ -5,7 +5,9 @@ Every ``tick`` (a few times a second) each process tries the lease
 (``Store.acquire``: a file in the state directory, or a Redis key with
 ``state.backend: redis``); only its holder evaluates. For each route with a plan
 whose ``interval`` has passed it reads the window's figures
-(``figures.window``, from the proxy's own counters: every worker's traffic), runs
+(``figures.window``, from the proxy's own counters: every worker's traffic; over
+Redis, every process of every replica publishes its own reading and the evaluator
+sums them, ``figures.combine``), runs
 ``machine.evaluate``, stores the new state and, when the share changes, writes it
 with ``ReleaseControls.set_percent`` (audited as ``autopilot``), so every worker (and
 every replica sharing the state) applies it within its state poll. The position's
@@ -33,7 +35,14 @@ from strangler.config.migrate_model import MigratedStage, MigratePlan
 from strangler.config.model import Route
 from strangler.metrics import Metrics
 from strangler.migrate import machine
-from strangler.migrate.figures import RouteCounters, read_counters, window
+from strangler.migrate.figures import (
+    Readings,
+    combine,
+    decode,
+    encode,
+    read_counters,
+    window,
+)
 from strangler.migrate.machine import Figures, MigrationState, Outcome
 from strangler.migrate.store import Store
 from strangler.release.controls import ReleaseControls
@@ -45,6 +54,8 @@ log = logging.getLogger("strangler.migrate")
 
 ACTIONS: Final = ("pause", "resume", "approve", "abort", "retry", "skip")
 _TICK: Final = 0.25  # seconds between lease checks; plans run at their own interval
+_PUBLISH: Final = 1.0  # seconds between a process's readings published to the store
+_READING_TTL: Final = 5.0  # seconds a published reading stays (a dead process drops out)
 WHO: Final = "autopilot"
 
 
@@ -94,7 +105,8 @@ class Autopilot:
         self.release = release
         self.store = store
         self.clock = clock
-        self._starts: dict[str, tuple[float, dict[str, RouteCounters]]] = {}  # window starts
+        self._starts: dict[str, tuple[float, Readings]] = {}  # window starts, per replica
+        self._published = 0.0  # when this process last published its reading
         self._plans: dict[str, MigratePlan] = {}  # the plan last evaluated, per route
         self._due: dict[str, float] = {}
         self._views: dict[str, RouteView] = {}
@@ -127,12 +139,13 @@ class Autopilot:
             log.info("autopilot: %s the evaluation lease", "took" if leading else "lost")
             self._starts.clear()  # a new leader starts new windows
         self.leading = leading
-        if not leading:
-            return
-        due = [r for r in routes.values() if now >= self._due.get(r.name, 0.0)]
+        due = [r for r in routes.values() if now >= self._due.get(r.name, 0.0)] if leading else []
+        if self.store.per_process and (due or now >= self._published + _PUBLISH):
+            self._published = now
+            await asyncio.to_thread(self._publish)
         if not due:
             return
-        counters = await asyncio.to_thread(read_counters, self.metrics.exposition())
+        counters = await asyncio.to_thread(self._readings)
         # Under the state lock: decide, apply the shares, then store the states, so a
         # stored state never names a share that was not written.
         async with self.store.alocked():
@@ -154,6 +167,22 @@ class Autopilot:
             }
             await asyncio.to_thread(self._save, states, gates)
 
+    def _publish(self) -> None:
+        """This process's own counters, for the evaluator on whichever replica leads."""
+        self.store.publish_reading(encode(read_counters(self.metrics.registry)), _READING_TTL)
+
+    def _readings(self) -> Readings:
+        """Every process's counters: this host's multiprocess registry (every worker);
+        over Redis, every replica's published reading (this process's just published)."""
+        if not self.store.per_process:
+            return {"": read_counters(self.metrics.exposition())}
+        found: Readings = {}
+        for owner, text in self.store.readings().items():
+            reading = decode(text)
+            if reading is not None:
+                found[owner] = reading
+        return found
+
     def _save(self, states: dict[str, MigrationState], gates: Mapping[str, object]) -> None:
         self.store.save(states)
         self.store.save_gates(gates)
@@ -163,12 +192,12 @@ class Autopilot:
         route: Route,
         plan: MigratePlan,
         state: MigrationState | None,
-        counters: dict[str, RouteCounters],
+        counters: Readings,
         now: float,
     ) -> Outcome:
         if state is None:
             started = machine.start(plan, now)
-            self._starts[route.name] = (started.state.entered, counters)
+            self._starts[route.name] = (started.state.entered, dict(counters))
             self._plans[route.name] = plan
             self._view(route, plan, started.state, (), None)
             return started
@@ -176,7 +205,7 @@ class Autopilot:
         if previous is not None and previous != plan:
             moved = machine.reconcile(previous, plan, state, now)
             self._plans[route.name] = plan
-            self._starts[route.name] = (moved.state.entered, counters)
+            self._starts[route.name] = (moved.state.entered, dict(counters))
             self._view(route, plan, moved.state, (), None)
             return moved
         self._plans[route.name] = plan
@@ -185,19 +214,20 @@ class Autopilot:
             # No reading at this window's start (a new leader, an operator's action):
             # the window starts now.
             state = replace(state, entered=now, passing_since=None)
-            self._starts[route.name] = (now, counters)
+            self._starts[route.name] = (now, dict(counters))
             self._view(route, plan, state, (), None)
             return machine.Outcome(state=state, share=self.position_share(plan, state))
         new, primary = route.new_side, route.primary
-        figures = window(start[1], counters, route.name, new=new or "", primary=primary)
+        before, after = combine(start[1], counters)
+        figures = window(before, after, route.name, new=new or "", primary=primary)
         if figures is None:  # counters went down: the process group restarted
             state = replace(state, entered=now, passing_since=None)
-            self._starts[route.name] = (now, counters)
+            self._starts[route.name] = (now, dict(counters))
             return machine.Outcome(state=state)
         figures = replace(figures, budget_left=self._budget(route.name))
         result = machine.evaluate(plan, state, figures, now)
         if result.state.entered != state.entered:
-            self._starts[route.name] = (result.state.entered, counters)
+            self._starts[route.name] = (result.state.entered, dict(counters))
         share = result.share
         if share is None:
             share = self.position_share(plan, result.state)  # enforce: heals drift

@@ -47,6 +47,7 @@ class Store(Protocol):
     Every method but ``alocked`` blocks."""
 
     owner: str
+    per_process: bool  # True: each process publishes its own reading (replicas on hosts)
 
     def locked(self) -> contextlib.AbstractContextManager[None]: ...
     def alocked(self) -> contextlib.AbstractAsyncContextManager[None]: ...
@@ -57,6 +58,8 @@ class Store(Protocol):
     def acquire(self, now: float, ttl: float) -> bool: ...
     def leader(self, now: float) -> str | None: ...
     def release(self) -> None: ...
+    def publish_reading(self, reading: str, ttl: float) -> None: ...
+    def readings(self) -> dict[str, str]: ...
 
 
 def parse_states(raw: object) -> dict[str, MigrationState]:
@@ -77,6 +80,8 @@ def _close_taken(taking: asyncio.Future[int]) -> None:
 
 
 class MigrateStore:
+    per_process = False  # one host: the multiprocess registry already sums every worker
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         # host:pid, and a tag: two servers in one process are two owners too
@@ -196,3 +201,9 @@ class MigrateStore:
                     path.unlink()
         finally:
             os.close(fd)
+
+    def publish_reading(self, reading: str, ttl: float) -> None:
+        """Nothing to do: the evaluator reads every worker's counters on this host."""
+
+    def readings(self) -> dict[str, str]:
+        return {}

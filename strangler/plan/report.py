@@ -115,18 +115,18 @@ def format_text(result: PlanResult, traffic: Traffic) -> str:
     if r.owner_changes:
         out.append(
             f"{owner_reqs:,} requests ({_pct(owner_reqs / r.requests)}) change owner "
-            f"({len(r.owner_changes)} route pair{'s' if len(r.owner_changes) != 1 else ''})"
+            f"({_n(len(r.owner_changes), 'route pair')})"
         )
     b, a = r.before, r.after
     out.append(f"Migrated share: {_pct(b.migrated_share)} → {_pct(a.migrated_share)}")
     out.append(
-        f"Legacy surface: {b.legacy_endpoints:,} endpoints, {_pct(b.legacy_surface_share)} "
-        f"of requests → {a.legacy_endpoints:,} endpoints, {_pct(a.legacy_surface_share)}"
+        f"Legacy surface: {_n(b.legacy_endpoints, 'endpoint')}, {_pct(b.legacy_surface_share)} "
+        f"of requests → {_n(a.legacy_endpoints, 'endpoint')}, {_pct(a.legacy_surface_share)}"
     )
     out.append(
         f"Sample: {traffic.requests:,} requests ({len(traffic.counts):,} distinct) from "
         f"{', '.join(sorted(traffic.formats)) or 'no'} logs; "
-        f"{traffic.bad:,} line{'' if traffic.bad == 1 else 's'} not read"
+        f"{_n(traffic.bad, 'line')} not read"
     )
     for bad in traffic.bad_lines:
         out.append(f"  {bad.source}:{bad.line}: {bad.reason}: {bad.text}")
@@ -168,3 +168,8 @@ def format_text(result: PlanResult, traffic: Traffic) -> str:
             + "; ".join(f"{u.route}: {u.condition}" for u in r.unevaluated)
         )
     return "\n".join(out)
+
+
+def _n(n: int, noun: str) -> str:
+    """``1 endpoint``, ``2 endpoints``, ``1,234 endpoints``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -50,6 +50,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
 
 from prometheus_client.core import GaugeMetricFamily
@@ -157,7 +158,10 @@ class ReleaseControls:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         pending: PendingChanges | None = None,
+        windows: Path | None = None,
     ) -> None:
+        """``windows``: with ``--workers N``, the directory the workers share the SLO
+        guards' windows in (``guard.Guards``); ``None``: this process's memory."""
         self.store = store
         self.audit = audit
         self.pending = pending or PendingChanges(None)
@@ -165,7 +169,7 @@ class ReleaseControls:
         self._pending: dict[str, RouteState] = {}  # changes not stored (any worker's)
         self._not_persisted: str | None = None  # why this worker's last write was not
         self.state = RuntimeState()
-        self.guards = Guards(clock)
+        self.guards = Guards(clock, windows)
         self.file_poll = file_poll
         self._clock = clock
         self._wall = wall
@@ -282,7 +286,11 @@ class ReleaseControls:
             self._stored = stored
         if pending is not None:
             self._pending = pending
+        tripped = {n for n in self._routes if self.state.for_route(n).guard_tripped}
         changed = self.state.apply({**self._stored, **self._pending})
+        for name in changed:  # enabled elsewhere: that window's answers are forgiven here too
+            if name in tripped and not self.state.for_route(name).guard_tripped:
+                self.guards.reset(name)
         if changed:
             log.info("release state changed elsewhere for %s", ", ".join(changed))
             self._changed(changed)

@@ -30,8 +30,10 @@ failure). A fallback retry on the primary is not observed.
 ``check`` trips the ``RouteState`` of each breached route. A tripped guard stays
 tripped (the new side gets no traffic, so it could never recover on its own
 evidence) until an operator resets it: ``RouteState.reset_guard`` plus
-``Guards.reset(name)`` to start the window afresh. Each worker judges its own
-traffic; a trip reaches the other workers through the state store.
+``Guards.reset(name)`` to start the window afresh. With ``--workers N`` the slots live
+in files every worker maps (``windows``): each worker judges, and reports, the whole
+host's traffic, and a reset forgets every worker's answers; a trip reaches the other
+workers (and replicas) through the state store.
 
 >>> from strangler.config.model import Slo
 >>> now = [0.0]
@@ -55,10 +57,12 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, final
 
 from strangler.config.model import Slo
 from strangler.release.state import RuntimeState
+from strangler.release.windows import NEVER, Segment, SharedWindows, window_key
 
 __all__ = ["BOUNDS", "SLOTS", "GuardVerdict", "Guards", "SloGuard", "Trip"]
 
@@ -70,7 +74,6 @@ BOUNDS: Final[tuple[float, ...]] = tuple(0.001 * 1.5**k for k in range(28))
 one more bin holds anything slower."""
 
 _BINS: Final = len(BOUNDS) + 1
-_NEVER: Final = -(2**62)
 _P99_SLOW_SHARE: Final = 100  # p99 > target  ⟺  slow * 100 > requests
 
 
@@ -113,93 +116,87 @@ class GuardVerdict:
 class SloGuard:
     """A sliding window of one route's new-side answers, judged against its SLO.
 
-    ``clock`` returns seconds (monotonic in the server: ``time.monotonic``). Not
-    thread-safe: observe and evaluate from the event loop.
+    ``clock`` returns seconds (monotonic in the server: ``time.monotonic``, one clock
+    for every process of the host). ``shared``: the workers' common directory
+    (``windows.SharedWindows``), so the verdict covers every worker's answers; without
+    it the window is this process's. Not thread-safe: observe and evaluate from the
+    event loop.
     """
 
-    __slots__ = (
-        "_clock",
-        "_count",
-        "_errors",
-        "_hist",
-        "_max",
-        "_slow",
-        "_threshold",
-        "_ticks",
-        "_width",
-        "slo",
-    )
+    __slots__ = ("_clock", "_key", "_own", "_shared", "_threshold", "_values", "_width", "slo")
 
-    def __init__(self, slo: Slo, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        slo: Slo,
+        clock: Callable[[], float],
+        *,
+        shared: SharedWindows | None = None,
+        route: str = "",
+    ) -> None:
         if slo.window <= 0:
             raise ValueError(f"an SLO window must be more than 0, got {slo.window!r}")
         self.slo = slo
         self._clock = clock
         self._width = slo.window / SLOTS
         self._threshold = math.inf if slo.latency_p99 is None else slo.latency_p99
-        self._ticks = [_NEVER] * SLOTS  # which slot-length tick each slot holds
-        self._count = [0] * SLOTS
-        self._errors = [0] * SLOTS
-        self._slow = [0] * SLOTS
-        self._max = [0.0] * SLOTS
-        self._hist = array("Q", bytes(8 * SLOTS * _BINS))
+        self._shared = shared
+        self._key = window_key(route, slo)
+        self._own = (
+            Segment.in_memory(SLOTS, _ROW) if shared is None else shared.own(self._key, SLOTS, _ROW)
+        )
+        self._values = self._own.values  # the hot path's one attribute lookup
 
     def observe(self, ok: bool, latency: float) -> None:
         """Count one answer: ``ok`` false for a failure; ``latency`` in seconds."""
         tick = int(self._clock() // self._width)
-        slot = tick % SLOTS
-        if self._ticks[slot] != tick:
-            self._clear(slot, tick)
-        self._count[slot] += 1
+        row = (tick % SLOTS) * _ROW
+        v = self._values
+        if v[row] != tick:
+            _clear(v, row, tick)
+        v[row + _COUNT] += 1
         if not ok:
-            self._errors[slot] += 1
+            v[row + _ERRORS] += 1
         if latency > self._threshold:
-            self._slow[slot] += 1
-        if latency > self._max[slot]:
-            self._max[slot] = latency
-        self._hist[slot * _BINS + bisect_left(BOUNDS, latency)] += 1
+            v[row + _SLOW] += 1
+        ns = int(latency * 1e9)
+        if ns > v[row + _MAX]:
+            v[row + _MAX] = ns
+        v[row + _HIST + bisect_left(BOUNDS, latency)] += 1
 
     def evaluate(self, now: float | None = None) -> GuardVerdict:
         """The verdict over the window ending at ``now`` (default: the clock)."""
         tick = int((self._clock() if now is None else now) // self._width)
         oldest = tick - SLOTS + 1
-        requests = errors = slow = 0
-        slowest = 0.0
-        live: list[int] = []
-        for slot in range(SLOTS):
-            if oldest <= self._ticks[slot] <= tick:
-                live.append(slot)
-                requests += self._count[slot]
-                errors += self._errors[slot]
-                slow += self._slow[slot]
-                slowest = max(slowest, self._max[slot])
-        return self._verdict(requests, errors, slow, self._p99(live, requests, slowest))
+        segments = [self._values]
+        if self._shared is not None:
+            oldest = max(oldest, self._shared.reset_tick(self._key) + 1)
+            segments += [p.values for p in self._shared.peers(self._key, SLOTS * _ROW)]
+        requests = errors = slow = slowest = 0
+        live: list[tuple[memoryview, int]] = []
+        for v in segments:
+            for row in range(0, SLOTS * _ROW, _ROW):
+                if oldest <= v[row] <= tick:
+                    live.append((v, row))
+                    requests += v[row + _COUNT]
+                    errors += v[row + _ERRORS]
+                    slow += v[row + _SLOW]
+                    slowest = max(slowest, v[row + _MAX])
+        return self._verdict(requests, errors, slow, _p99(live, requests, slowest / 1e9))
 
     def reset(self) -> None:
-        """Forget every answer (after an operator resets a tripped guard)."""
-        for slot in range(SLOTS):
-            self._clear(slot, _NEVER)
+        """Forget every answer (after an operator resets a tripped guard): this
+        process's, and with a shared directory every worker's."""
+        for row in range(0, SLOTS * _ROW, _ROW):
+            _clear(self._values, row, NEVER)
+        if self._shared is not None:
+            self._shared.reset(self._key, int(self._clock() // self._width))
+
+    def close(self) -> None:
+        """The guard is gone (its route or SLO changed): give its segment back."""
+        if self._shared is not None:
+            self._shared.drop(self._own)
 
     # -- internals
-
-    def _clear(self, slot: int, tick: int) -> None:
-        self._ticks[slot] = tick
-        self._count[slot] = self._errors[slot] = self._slow[slot] = 0
-        self._max[slot] = 0.0
-        start = slot * _BINS
-        self._hist[start : start + _BINS] = _ZEROS
-
-    def _p99(self, live: list[int], requests: int, slowest: float) -> float | None:
-        if not requests:
-            return None
-        rank = math.ceil(0.99 * requests)  # the 99th percentile answer, 1-based
-        seen = 0
-        hist = self._hist
-        for b in range(_BINS):
-            seen += sum(hist[slot * _BINS + b] for slot in live)
-            if seen >= rank:
-                return slowest if b >= len(BOUNDS) else min(BOUNDS[b], slowest)
-        return slowest  # pragma: no cover - the bins hold every answer
 
     def _verdict(self, requests: int, errors: int, slow: int, p99: float | None) -> GuardVerdict:
         slo = self.slo
@@ -236,7 +233,27 @@ class SloGuard:
         )
 
 
-_ZEROS: Final = array("Q", bytes(8 * _BINS))
+_COUNT, _ERRORS, _SLOW, _MAX, _HIST = 1, 2, 3, 4, 5  # a row: tick, these, then the bins
+_ROW: Final = _HIST + _BINS
+_ZEROS: Final = memoryview(array("q", bytes(8 * (_ROW - 1))))
+
+
+def _clear(v: memoryview, row: int, tick: int) -> None:
+    v[row] = NEVER  # unusable while cleared: a reader in another worker skips it
+    v[row + 1 : row + _ROW] = _ZEROS
+    v[row] = tick
+
+
+def _p99(live: list[tuple[memoryview, int]], requests: int, slowest: float) -> float | None:
+    if not requests:
+        return None
+    rank = math.ceil(0.99 * requests)  # the 99th percentile answer, 1-based
+    seen = 0
+    for b in range(_BINS):
+        seen += sum(v[row + _HIST + b] for v, row in live)
+        if seen >= rank:
+            return slowest if b >= len(BOUNDS) else min(BOUNDS[b], slowest)
+    return slowest  # pragma: no cover - the bins hold every answer
 
 
 @final
@@ -265,11 +282,14 @@ class Trip:
 class Guards:
     """One ``SloGuard`` per route with an ``slo``, kept across reloads."""
 
-    __slots__ = ("_clock", "_guards")
+    __slots__ = ("_clock", "_guards", "_shared")
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], shared: Path | None = None) -> None:
+        """``shared``: the workers' common directory for the windows (``None``: one
+        process, the windows in memory)."""
         self._clock = clock
         self._guards: dict[str, SloGuard] = {}
+        self._shared = None if shared is None else SharedWindows(shared)
 
     def reconcile(self, slos: Mapping[str, Slo | None]) -> None:
         """Route name → its SLO (``None``: no guard). A guard whose SLO is unchanged
@@ -279,7 +299,13 @@ class Guards:
             if slo is None:
                 continue
             old = self._guards.get(name)
-            kept[name] = old if old is not None and old.slo == slo else SloGuard(slo, self._clock)
+            if old is not None and old.slo == slo:
+                kept[name] = old
+            else:
+                kept[name] = SloGuard(slo, self._clock, shared=self._shared, route=name)
+        for name, guard in self._guards.items():
+            if kept.get(name) is not guard:
+                guard.close()
         self._guards = kept
 
     def get(self, route: str) -> SloGuard | None:

@@ -22,21 +22,30 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from strangler.config.model import EMPTY_MAP, Upstream
 from strangler.config.shadow_model import ShadowSpec
 from strangler.shadow.capture import Capture
 from strangler.shadow.compare import Rules
-from strangler.shadow.job import ConfirmBudget, PoolFor, ShadowJob, run, should_shadow
+from strangler.shadow.job import (
+    ConfirmBudget,
+    JobOutcome,
+    PoolFor,
+    ShadowJob,
+    run,
+    should_shadow,
+)
 from strangler.shadow.runner import ShadowRunner
 from strangler.shadow.samples import RouteResults, ShadowResults
 from strangler.translate import Plan
+
+if TYPE_CHECKING:  # an optional extra: imported by server only when tracing is on
+    from strangler.tracing import Tracing
 
 __all__ = ["CompiledShadow", "ShadowService", "ShadowTap", "compile_shadow"]
 
@@ -85,6 +94,24 @@ class ShadowTap:
         self.response.done(complete)
 
 
+class MirroredRequest(Protocol):
+    """What the service reads of the user's request (``strangler.incoming.Request``
+    and aiohttp's ``web.BaseRequest`` both have it)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def raw_path(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+    @property
+    def body_exists(self) -> bool: ...
+    @property
+    def content_length(self) -> int | None: ...
+
+
 def _always_selected() -> float:
     return 0.0  # a draw that always selects: for re-checking eligibility only
 
@@ -110,8 +137,10 @@ class ShadowService:
         results: ShadowResults,
         *,
         rand: Callable[[], float] = random.random,
+        tracing: Tracing | None = None,
     ) -> None:
         self.pool_for = pool_for
+        self.tracing = tracing  # None: off; on, each job runs in a span linked to its request
         self.results = results
         self._rand = rand
         self._lanes: dict[str, ShadowRunner[_Work]] = {}
@@ -154,12 +183,18 @@ class ShadowService:
         return budget
 
     async def _run(self, work: _Work) -> None:
-        await run(work.job, self.pool_for, work.shadow.rules, work.results, work.budget)
+        def job() -> Awaitable[JobOutcome]:
+            return run(work.job, self.pool_for, work.shadow.rules, work.results, work.budget)
+
+        if self.tracing is None:
+            await job()
+        else:  # a background job, not the request path: one test per job is fine
+            await self.tracing.shadow(work.job, job)
 
     def lane(self, route: str) -> ShadowRunner[_Work] | None:
         return self._lanes.get(route)
 
-    def selects(self, shadow: CompiledShadow, request: web.BaseRequest, primary: Upstream) -> bool:
+    def selects(self, shadow: CompiledShadow, request: MirroredRequest, primary: Upstream) -> bool:
         """Whether to mirror this request: ``should_shadow`` (loop guard, safe method
         or ``writes``, the percentage draw), and ``primary`` (the upstream answering
         it) is not the shadow upstream itself. Cheap; draws once per call."""
@@ -170,7 +205,7 @@ class ShadowService:
     def begin(
         self,
         shadow: CompiledShadow,
-        request: web.BaseRequest,
+        request: MirroredRequest,
         headers: CIMultiDict[str],
         primary: Upstream,
         *,
@@ -233,6 +268,8 @@ class ShadowService:
             lane = self._lanes[shadow.route] = self._lane(shadow.route, spec)
         if not lane.submit(_Work(job, shadow, results, self._budget(shadow.route, spec))):
             return None
+        if self.tracing is not None:  # the job's task runs only once this request awaits
+            self.tracing.mirrored(headers)
         return tap
 
     async def join(self) -> None:

@@ -115,6 +115,18 @@ VARIANTS: Final = (
         route="",
         fallback="",
     ),
+    Variant(
+        key="tracing-0",
+        what="tracing on, sample 0% (spans made, none recorded or exported)",
+        route="",
+        top="tracing: {otlp: @UPSTREAM@, sample: 0%}\n",
+    ),
+    Variant(
+        key="tracing-100",
+        what="tracing on, sample 100% (every span exported to the upstream nginx)",
+        route="",
+        top="tracing: {otlp: @UPSTREAM@, sample: 100%}\n",
+    ),
     Variant(key="log-text", what="text access log instead of JSON", route="", access_log="text"),
     Variant(key="log-off", what="access log off", route="", access_log="off"),
 )
@@ -136,7 +148,8 @@ def config(v: Variant, work: Path, upstream_port: int, port: int, admin: int) ->
     text = (
         f"listen: 127.0.0.1:{port}\nadmin: {{listen: 127.0.0.1:{admin}}}\n"
         f"upstreams:\n  legacy: {up}\n  billing: {up}\n  orders: {up}\n"
-        f"limits: {{max_body_bytes: 0}}\n{log}\ndrain: 1s\n{v.top}routes:\n{filler}"
+        f"limits: {{max_body_bytes: 0}}\n{log}\ndrain: 1s\n"
+        f"{v.top.replace('@UPSTREAM@', up)}routes:\n{filler}"
         f"  - name: bench\n    owner: bench\n    match: {{path: {v.path}}}\n"
         f"    to: {v.to}\n{v.route}" + (f"    fallback: {v.fallback}\n" if v.fallback else "")
     )

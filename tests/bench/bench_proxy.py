@@ -73,7 +73,24 @@ TOOLS: Final = {"nginx": "nginx-light", "wrk": "wrk", "taskset": "util-linux", "
 
 _T = TypeVar("_T")
 
-TARGET_KEYS: Final = ("upstream", "nginx", "minimal", "minimal-uvloop", "strangler1", "strangler2")
+TARGET_KEYS: Final = (
+    "upstream",
+    "nginx",
+    "minimal",
+    "minimal-uvloop",
+    "strangler-bare",
+    "strangler",
+    "strangler-2w",
+    "strangler-4w",
+)
+SECTIONS: Final = ("throughput", "latency", "streaming", "scaling")
+# The targets each section measures; a target starts once for all its sections.
+SECTION_TARGETS: Final[dict[str, tuple[str, ...]]] = {
+    "throughput": ("upstream", "nginx", "minimal", "minimal-uvloop", "strangler-bare", "strangler"),
+    "latency": ("nginx", "strangler-bare", "strangler"),  # each round after a direct one
+    "streaming": ("upstream", "nginx", "strangler"),
+    "scaling": ("strangler", "strangler-2w", "strangler-4w"),
+}
 
 
 class BenchError(RuntimeError):
@@ -218,6 +235,7 @@ def nginx_configs(work: Path, upstream_port: int, proxy_port: int) -> tuple[Path
         f'    location = /small {{ default_type text/plain; return 200 "{SMALL_BODY[:-1]}\\n"; }}\n'
         "    location = /json { default_type application/json;"
         f" return 200 '{JSON_BODY}'; }}\n"
+        "    location = /v1/traces { client_max_body_size 0; return 200; }  # OTLP (tracing-*)\n"
         "    location = /large { default_type application/octet-stream;"
         f" alias {work}/large.bin; }}\n"
         f"    location /upload/ {{ root {work}/dav; dav_methods PUT; create_full_put_path on;\n"
@@ -245,55 +263,79 @@ def nginx_configs(work: Path, upstream_port: int, proxy_port: int) -> tuple[Path
     return up_path, proxy_path
 
 
-def strangler_config(work: Path, upstream_port: int, port: int, admin_port: int) -> Path:
-    """A config with a handful of routes; /small, /large and /upload match the last ones,
-    so every request walks the router for real; JSON access log to a file."""
-    up = f"http://127.0.0.1:{upstream_port}"
-    text = f"""\
+ROUTES: Final = 100  # the target config's route count (issue 15: "routing over 100 routes")
+BENCH_ROUTE: Final = 50  # the index of the route /small matches: the middle of the list
+
+
+def filler_route(i: int) -> str:
+    """Route ``i`` of a config of team routes, a mix as real route files have: prefixes,
+    templates with typed and free segments, a rest-of-path, exact paths, method
+    lists; none of them matches the benchmark's paths."""
+    team = f"team-{i % 7}"
+    kind = i % 6
+    if kind == 0:
+        match = f"{{path_prefix: /api/v1/service{i}}}"
+    elif kind == 1:
+        match = f'{{path: "/api/v2/things{i}/{{id:int}}", methods: [GET, HEAD]}}'
+    elif kind == 2:
+        match = f'{{path: "/api/v1/orders{i}/{{order:uuid}}/items/{{item}}"}}'
+    elif kind == 3:
+        match = f'{{path: "/static{i}/{{rest:path}}", methods: [GET]}}'
+    elif kind == 4:
+        match = f"{{path_prefix: /api/v1/write{i}, methods: [POST, PUT, PATCH, DELETE]}}"
+    else:
+        match = f'{{path: "/api/v3/customers{i}/{{id:int}}/invoices/{{n:int}}"}}'
+    to = ("billing", "orders", "legacy")[i % 3]
+    return f"  - name: route-{i}\n    owner: {team}\n    match: {match}\n    to: {to}\n"
+
+
+def strangler_config_text(
+    upstream: str, port: int, admin_port: int, access_log: Path, *, routes: bool = True
+) -> str:
+    """The issue's target config: ``ROUTES`` routes where /small, /large and /upload match
+    the ones in the middle (from index ``BENCH_ROUTE``), so a request walks half the
+    list; metrics (always on) and a JSON access log to a file. ``routes=False``: the
+    same without routes (everything goes to legacy), for comparison."""
+    head = f"""\
 listen: 127.0.0.1:{port}
 admin: {{listen: 127.0.0.1:{admin_port}}}
 upstreams:
-  legacy: {up}
-  billing: {up}
-  orders: {up}
+  legacy: {upstream}
+  billing: {upstream}
+  orders: {upstream}
 limits: {{max_body_bytes: 0}}
-access_log: {{format: json, path: {work}/strangler-access.log}}
+access_log: {{format: json, path: {access_log}}}
 drain: 2s
-routes:
-  - name: invoices-read
-    owner: team-billing
-    match: {{path: "/api/v1/invoices/{{id:int}}", methods: [GET, HEAD]}}
-    to: billing
-  - name: customer-invoices
-    owner: team-billing
-    match: {{path: "/api/v1/customers/{{id:int}}/invoices", methods: [GET, HEAD]}}
-    to: billing
-  - name: orders-write
-    owner: team-orders
-    match: {{path_prefix: /api/v1/orders, methods: [POST, PUT, PATCH, DELETE]}}
-    to: orders
-  - name: orders-read
-    owner: team-orders
-    match: {{path_prefix: /api/v1/orders}}
-    to: legacy
-  - name: reports
-    owner: team-reports
-    match: {{path: "/reports/{{name}}/{{rest:path}}"}}
-    to: legacy
-  - name: bench-small
-    owner: bench
-    match: {{path: /small, methods: [GET, HEAD]}}
-    to: billing
-  - name: bench-large
-    owner: bench
-    match: {{path: /large}}
-    to: billing
-  - name: bench-upload
-    owner: bench
-    match: {{path_prefix: /upload}}
-    to: billing
 """
-    path = work / "strangler.yaml"
+    if not routes:
+        return head + "routes: []\n"
+    bench = (
+        "  - name: bench-small\n    owner: bench\n"
+        "    match: {path: /small, methods: [GET, HEAD]}\n    to: billing\n"
+        "  - name: bench-large\n    owner: bench\n    match: {path: /large}\n    to: billing\n"
+        "  - name: bench-upload\n    owner: bench\n    match: {path_prefix: /upload}\n"
+        "    to: billing\n"
+    )
+    fillers = [filler_route(i) for i in range(ROUTES - 3)]
+    return (
+        head + "routes:\n" + "".join(fillers[:BENCH_ROUTE]) + bench + "".join(fillers[BENCH_ROUTE:])
+    )
+
+
+def strangler_config(
+    work: Path,
+    upstream_port: int,
+    port: int,
+    admin_port: int,
+    *,
+    routes: bool = True,
+    access_log: Path | None = None,
+) -> Path:
+    path = work / ("strangler.yaml" if routes else "strangler-bare.yaml")
+    log = access_log or work / "strangler-access.log"
+    text = strangler_config_text(
+        f"http://127.0.0.1:{upstream_port}", port, admin_port, log, routes=routes
+    )
     path.write_text(text)
     return path
 
@@ -310,6 +352,8 @@ class WrkResult:
     requests: int
     errors: str  # "" or a short description of non-2xx responses / socket errors
     cpu_us: float | None = None  # the target's CPU (user + system) per request, µs
+    proxy_cores: float | None = None  # the target's CPU over the run, in cores
+    load_cores: float | None = None  # wrk's and the upstream's CPU over the run, in cores
 
 
 _UNIT_MS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -363,6 +407,7 @@ class RateResult:
     max_ms: float
     count: int
     errors: int
+    p99_rounds: list[float] = field(default_factory=list)  # each round's p99, in order
 
     @classmethod
     def of_rounds(cls, runs: Sequence[RateRun]) -> RateResult:
@@ -381,6 +426,7 @@ class RateResult:
             max_ms=max((max(r.latencies_ms, default=math.nan) for r in runs), default=math.nan),
             count=sum(len(r.latencies_ms) for r in runs),
             errors=sum(run.errors for run in runs),
+            p99_rounds=[percentile(sorted(r.latencies_ms), 0.99) for r in runs],
         )
 
 
@@ -556,12 +602,26 @@ def wait_for_quiet(sessions: set[int], max_wait: float, threshold: float = QUIET
             return foreign
 
 
+def wait_for_quiet_start(max_wait: float, quiet_for: int = 5) -> tuple[float, float]:
+    """Before a run: wait (up to ``max_wait`` s) until other processes have used less
+    than ``QUIET`` cores for ``quiet_for`` seconds in a row. Returns (seconds waited,
+    the last second's reading)."""
+    t0 = time.monotonic()
+    streak, foreign = 0, 0.0
+    while streak < quiet_for and time.monotonic() - t0 < max_wait:
+        foreign = wait_for_quiet(set(), 0.0)  # one second's reading
+        streak = streak + 1 if foreign < QUIET else 0
+    return time.monotonic() - t0, foreign
+
+
 @dataclass(slots=True)
 class StreamResult:
     down_mbs: float
     up_mbs: float
     runs: int
     cpu_s_per_gib: float | None = None  # the target's CPU per GiB moved, both ways
+    downs: list[float] = field(default_factory=list)  # each run's MB/s
+    ups: list[float] = field(default_factory=list)
 
 
 def _curl(argv: list[str], timeout: float) -> tuple[int, int, float]:
@@ -596,7 +656,11 @@ def run_streams(base: str, work: Path, size: int, runs: int) -> StreamResult:
             raise BenchError(f"upload: status {code}, sent {sent}, upstream stored {stored}")
         ups.append(speed)
     return StreamResult(
-        down_mbs=statistics.median(downs) / 1e6, up_mbs=statistics.median(ups) / 1e6, runs=runs
+        down_mbs=statistics.median(downs) / 1e6,
+        up_mbs=statistics.median(ups) / 1e6,
+        runs=runs,
+        downs=[d / 1e6 for d in downs],
+        ups=[u / 1e6 for u in ups],
     )
 
 
@@ -740,6 +804,7 @@ class Row:
     key: str
     label: str
     cores: str
+    config: str = ""  # what the target does per request, for the table
     wrk_runs: list[WrkResult] = field(default_factory=list)
     rate: RateResult | None = None  # medians over the rounds
     direct_rate: RateResult | None = None  # the upstream, interleaved with this row's rounds
@@ -748,6 +813,7 @@ class Row:
     rss_notes: str = ""
     foreign_cores: float = 0.0  # the most CPU others used during one of this row's runs
     failure: str = ""
+    skipped: str = ""  # why the row was not run (the machine has too few cores)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -758,14 +824,23 @@ class Row:
         values = [float(v) for w in self.wrk_runs if (v := getattr(w, attr)) is not None]
         return statistics.median(values) if values else None
 
+    def wrk_spread(self, attr: str) -> str:
+        """The range over the rounds, as ± percent of the median."""
+        values = [float(v) for w in self.wrk_runs if (v := getattr(w, attr)) is not None]
+        return spread(values)
+
     @property
     def spread(self) -> str:
         """req/s range over the rounds, as ± percent of the median."""
-        rps = self.rps
-        if not rps or len(self.wrk_runs) < 2:
-            return ""
-        values = [w.rps for w in self.wrk_runs]
-        return f"±{(max(values) - min(values)) / 2 / rps:.0%}"
+        return self.wrk_spread("rps")
+
+
+def spread(values: Sequence[float]) -> str:
+    """``±N%``: half the range of ``values`` as a share of their median ("" for one)."""
+    if len(values) < 2:
+        return ""
+    mid = statistics.median(values)
+    return f"±{(max(values) - min(values)) / 2 / mid:.0%}" if mid else ""
 
 
 @dataclass(slots=True)
@@ -784,9 +859,36 @@ class Settings:
     profile: Path | None
     profile_seconds: float
     revision: str
+    sections: tuple[str, ...] = SECTIONS
+    started: str = ""  # UTC date and time of the start
+    load_before: str = ""  # the machine's load averages at the start
 
 
 Starter = Callable[[], tuple[subprocess.Popen[bytes], int]]
+
+
+def usable_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def worker_cores(workers: int) -> str | None:
+    """Where ``workers`` strangler workers run: one worker on ``PROXY_CORE``; more on the
+    cores after the load's when the machine has that many, else on every core (sharing
+    the load's); None when the machine has fewer cores than workers."""
+    if workers == 1:
+        return PROXY_CORE
+    cores = usable_cores()
+    if len(cores) > workers:
+        return ",".join(str(c) for c in cores[1 : workers + 1])
+    if len(cores) == workers:
+        return ",".join(str(c) for c in cores)
+    return None
+
+
+ROUTED: Final = (
+    f"{ROUTES} routes (/small matches route {BENCH_ROUTE + 1}), metrics, JSON access log to a file"
+)
+BARE: Final = "no routes (all to legacy), metrics, JSON access log to a file"
 
 
 class Bench:
@@ -807,6 +909,12 @@ class Bench:
         )
         self.env.pop("STRANGLER_ADMIN_TOKEN", None)
 
+    def sections_of(self, key: str) -> tuple[str, ...]:
+        """The chosen sections that measure target ``key`` (none: it is not started)."""
+        if key not in self.s.targets:
+            return ()
+        return tuple(sec for sec in self.s.sections if key in SECTION_TARGETS[sec])
+
     def run(self) -> None:
         s = self.s
         for name in ("large.bin", "upload.bin"):  # sparse: read as zeros, cost no memory
@@ -823,27 +931,59 @@ class Bench:
         if len(got) != len(SMALL_BODY):
             raise BenchError(f"upstream /small is {len(got)} bytes, expected {len(SMALL_BODY)}")
 
-        plan: list[tuple[str, str, str, Starter]] = [
-            ("upstream", "upstream nginx, direct", LOAD_CORE, lambda: (upstream, 0)),
+        plan: list[tuple[str, str, str, str, Starter | None]] = [
+            ("upstream", "upstream nginx, direct", LOAD_CORE, "", lambda: (upstream, 0)),
             (
                 "nginx",
                 "nginx proxy_pass, keepalive 64",
                 PROXY_CORE,
+                "one catch-all location, access log to a file",
                 lambda: self._nginx(proxy_conf, proxy_port),
             ),
-            ("minimal", "minimal aiohttp proxy", PROXY_CORE, lambda: self._minimal(False)),
-            ("minimal-uvloop", "minimal proxy + uvloop", PROXY_CORE, lambda: self._minimal(True)),
-            ("strangler1", "strangler, 1 worker", PROXY_CORE, lambda: self._strangler(1)),
-            ("strangler2", "strangler, 2 workers", BOTH_CORES, lambda: self._strangler(2)),
+            (
+                "minimal",
+                "minimal aiohttp proxy (asyncio loop)",
+                PROXY_CORE,
+                "one catch-all route, no log",
+                lambda: self._minimal(False),
+            ),
+            (
+                "minimal-uvloop",
+                "minimal aiohttp proxy + uvloop",
+                PROXY_CORE,
+                "one catch-all route, no log",
+                lambda: self._minimal(True),
+            ),
+            (
+                "strangler-bare",
+                "strangler, 1 worker, no routes",
+                PROXY_CORE,
+                BARE,
+                lambda: self._strangler(1, routes=False),
+            ),
+            ("strangler", "strangler, 1 worker", PROXY_CORE, ROUTED, lambda: self._strangler(1)),
         ]
-        for key, label, cores, start in plan:
-            if key not in s.targets:
+        for n in (2, 4):
+            cores = worker_cores(n)
+            starter: Starter | None = None
+            if cores is not None:
+                starter = lambda n=n: self._strangler(n)  # noqa: E731 - one per row
+            plan.append(
+                (f"strangler-{n}w", f"strangler, {n} workers", cores or "–", ROUTED, starter)
+            )
+        for key, label, cores, config, start in plan:
+            sections = self.sections_of(key)
+            if not sections:
                 continue
-            row = self.rows[key] = Row(key, label, cores)
-            say(f"== {label} (cores {cores})")
+            row = self.rows[key] = Row(key, label, cores, config)
+            if start is None:
+                row.skipped = f"not run: this machine has {len(usable_cores())} usable cores"
+                say(f"== {label}: {row.skipped}")
+                continue
+            say(f"== {label} (cores {cores}): {', '.join(sections)}")
             try:
                 proc, port = start()
-                self._measure(row, proc, port or self.upstream_port)
+                self._measure(row, proc, port or self.upstream_port, sections)
             except BenchError as e:
                 row.failure = str(e)
                 say(f"   FAILED: {e}")
@@ -874,16 +1014,22 @@ class Bench:
         wait_http(f"http://127.0.0.1:{port}/small", proc, self.procs, name)
         return proc, port
 
-    def _strangler(self, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    def _strangler(
+        self, workers: int, *, routes: bool = True
+    ) -> tuple[subprocess.Popen[bytes], int]:
         port, admin = free_port(), free_port()
-        config = strangler_config(self.work, self.upstream_port, port, admin)
-        cores = PROXY_CORE if workers == 1 else BOTH_CORES
-        name = f"strangler{workers}"
+        name = f"strangler{workers}" + ("" if routes else "-bare")
+        log = self.work / f"{name}-access.log"  # its own: the check below sees its lines only
+        config = strangler_config(
+            self.work, self.upstream_port, port, admin, routes=routes, access_log=log
+        )
+        cores = worker_cores(workers)
+        assert cores is not None  # the plan starts only what the machine can run
         argv = ["taskset", "-c", cores, sys.executable, "-m", "strangler", "serve"]
         argv += ["--config", str(config), "--workers", str(workers), "--log-level", "WARNING"]
         proc = self.current = self.procs.start(name, argv, env=self.env)
         wait_http(f"http://127.0.0.1:{port}/small", proc, self.procs, name)
-        check_access_log(self.work / "strangler-access.log", "bench-small", name)
+        check_access_log(log, "bench-small" if routes else "(unrouted)", name)
         return proc, port
 
     def _metered(self, row: Row, what: str, fn: Callable[[], _T]) -> _T:
@@ -907,53 +1053,21 @@ class Bench:
         row.foreign_cores = max(row.foreign_cores, best[0])
         return best[1]
 
-    def _measure(self, row: Row, proc: subprocess.Popen[bytes], port: int) -> None:
+    def _measure(
+        self, row: Row, proc: subprocess.Popen[bytes], port: int, sections: Sequence[str]
+    ) -> None:
         s = self.s
         base = f"http://127.0.0.1:{port}"
         small = f"{base}/small"
-        direct = f"http://127.0.0.1:{self.upstream_port}/small"
-        run_wrk(small, s.warmup, s.connections)  # warm the pools and caches
-        for _ in range(s.rounds):
-            w = self._metered(row, "wrk", lambda: self._wrk_cpu(proc.pid, small))
-            row.wrk_runs.append(w)
-            say(
-                f"   wrk: {w.rps:,.0f} req/s, {_fmt(w.cpu_us, '.1f')} µs CPU/req, "
-                f"p50 {w.p50_ms:.2f} ms, p99 {w.p99_ms:.2f} ms {w.errors}"
-            )
-        runs: list[RateRun] = []
-        direct_runs: list[RateRun] = []
-        for _ in range(s.rounds):  # interleaved with the upstream, so both see the same noise
-            if row.key != "upstream":
-                direct_runs.append(
-                    self._metered(
-                        row,
-                        "rate, direct",
-                        lambda: run_rate(direct, s.rate, s.rate_duration, self.work),
-                    )
-                )
-            runs.append(
-                self._metered(
-                    row, "rate", lambda: run_rate(small, s.rate, s.rate_duration, self.work)
-                )
-            )
-        row.rate = RateResult.of_rounds(runs)
-        row.direct_rate = RateResult.of_rounds(direct_runs) if direct_runs else row.rate
-        say(
-            f"   at {s.rate}/s: p50 {row.rate.p50_ms:.2f} ms, p99 {row.rate.p99_ms:.2f} ms "
-            f"(upstream direct meanwhile: p50 {row.direct_rate.p50_ms:.2f}, "
-            f"p99 {row.direct_rate.p99_ms:.2f}), errors {row.rate.errors}"
-        )
-        if row.rate.errors:
-            row.notes.append(f"{row.rate.errors} errors at {s.rate}/s")
-        if row.key == "strangler2":
-            row.notes.append("workers share core 0 with wrk, the generator and the upstream")
-        if row.key == "minimal-uvloop":
-            row.notes.append("informational: strangler itself runs on uvloop")
-        if row.key in ("strangler2", "minimal-uvloop"):
-            return
-        if row.key == "strangler1":
-            self._strangler_streams(row, proc, base, small)
-        else:
+        if "throughput" in sections or "scaling" in sections:
+            self._throughput(row, proc, small)
+        if "latency" in sections:
+            self._latency(row, small)
+        if row.key == "strangler-2w" and worker_cores(2) == BOTH_CORES:
+            row.notes.append("workers share core 0 with wrk and the upstream")
+        if row.key == "strangler" and ("streaming" in sections or s.profile is not None):
+            self._strangler_streams(row, proc, base, small, "streaming" in sections)
+        elif "streaming" in sections:
             row.stream = self._metered(row, "streams", lambda: self._streams_cpu(proc.pid, base))
         if row.stream is not None:
             say(
@@ -962,13 +1076,63 @@ class Bench:
                 f"{_fmt(row.stream.cpu_s_per_gib, '.2f')} s CPU/GiB"
             )
 
+    def _throughput(self, row: Row, proc: subprocess.Popen[bytes], small: str) -> None:
+        s = self.s
+        run_wrk(small, s.warmup, s.connections)  # warm the pools and caches
+        for _ in range(s.rounds):
+            w = self._metered(row, "wrk", lambda: self._wrk_cpu(proc.pid, small))
+            row.wrk_runs.append(w)
+            say(
+                f"   wrk: {w.rps:,.0f} req/s, {_fmt(w.cpu_us, '.1f')} µs CPU/req, "
+                f"p50 {w.p50_ms:.2f} ms, p99 {w.p99_ms:.2f} ms {w.errors}"
+            )
+
+    def _latency(self, row: Row, small: str) -> None:
+        s = self.s
+        direct = f"http://127.0.0.1:{self.upstream_port}/small"
+        runs: list[RateRun] = []
+        direct_runs: list[RateRun] = []
+        for _ in range(s.rounds):  # interleaved with the upstream, so both see the same noise
+            direct_runs.append(
+                self._metered(
+                    row,
+                    "rate, direct",
+                    lambda: run_rate(direct, s.rate, s.rate_duration, self.work),
+                )
+            )
+            runs.append(
+                self._metered(
+                    row, "rate", lambda: run_rate(small, s.rate, s.rate_duration, self.work)
+                )
+            )
+        row.rate = RateResult.of_rounds(runs)
+        row.direct_rate = RateResult.of_rounds(direct_runs)
+        say(
+            f"   at {s.rate}/s: p50 {row.rate.p50_ms:.2f} ms, p99 {row.rate.p99_ms:.2f} ms "
+            f"(upstream direct meanwhile: p50 {row.direct_rate.p50_ms:.2f}, "
+            f"p99 {row.direct_rate.p99_ms:.2f}), errors {row.rate.errors}"
+        )
+        if row.rate.errors:
+            row.notes.append(f"{row.rate.errors} errors at {s.rate}/s")
+
     def _wrk_cpu(self, session: int, url: str) -> WrkResult:
-        """One wrk run, with the CPU the target (its whole session) used per request."""
+        """One wrk run, with the CPU the target (its whole session) used per request and
+        in cores, and the CPU wrk and the upstream used (in cores)."""
+        upstream = self.upstream.pid if self.upstream is not None else None
         ticks = session_cpu_ticks(session)
+        up_ticks = session_cpu_ticks(upstream) if upstream and upstream != session else 0
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
         w = run_wrk(url, self.s.duration, self.s.connections)
+        elapsed = time.monotonic() - t0
         used = session_cpu_ticks(session) - ticks
+        kids_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk_s = (kids_after.ru_utime + kids_after.ru_stime) - (kids.ru_utime + kids.ru_stime)
+        up_used = session_cpu_ticks(upstream) - up_ticks if upstream and upstream != session else 0
         if w.requests:
             w.cpu_us = used / _HZ / w.requests * 1e6
+        w.proxy_cores = used / _HZ / elapsed
+        w.load_cores = (wrk_s + up_used / _HZ) / elapsed
         return w
 
     def _streams_cpu(self, session: int, base: str) -> StreamResult:
@@ -980,23 +1144,25 @@ class Bench:
         return st
 
     def _strangler_streams(
-        self, row: Row, proc: subprocess.Popen[bytes], base: str, small: str
+        self, row: Row, proc: subprocess.Popen[bytes], base: str, small: str, stream: bool
     ) -> None:
         """Streams with the RSS watched; then, if asked, the profile."""
         s, pid = self.s, proc.pid
-        load_peak = (_status_kib(pid, "VmHWM") or 0) / 1024
-        rss_now = (_status_kib(pid, "VmRSS") or 0) / 1024
-        reset = reset_peak_rss(pid)
-        with rss_sampler(pid) as sampled:
-            row.stream = self._metered(row, "streams", lambda: self._streams_cpu(proc.pid, base))
-            sampled_peak = sampled()
-        hwm = (_status_kib(pid, "VmHWM") or 0) / 1024
-        stream_peak = hwm if reset else sampled_peak
-        row.rss_peak_mib = max(load_peak, stream_peak)
-        row.rss_notes = (
-            f"RSS peak {load_peak:.1f} MiB through the small-response runs (then {rss_now:.1f}), "
-            f"{stream_peak:.1f} MiB while streaming" + ("" if reset else " (sampled every 20 ms)")
-        )
+        if stream:
+            load_peak = (_status_kib(pid, "VmHWM") or 0) / 1024
+            rss_now = (_status_kib(pid, "VmRSS") or 0) / 1024
+            reset = reset_peak_rss(pid)
+            with rss_sampler(pid) as sampled:
+                row.stream = self._metered(row, "streams", lambda: self._streams_cpu(pid, base))
+                sampled_peak = sampled()
+            hwm = (_status_kib(pid, "VmHWM") or 0) / 1024
+            stream_peak = hwm if reset else sampled_peak
+            row.rss_peak_mib = max(load_peak, stream_peak)
+            row.rss_notes = (
+                f"{load_peak:.1f} MiB before streaming (then {rss_now:.1f}), "
+                f"{stream_peak:.1f} MiB while streaming"
+                + ("" if reset else " (sampled every 20 ms)")
+            )
         if s.profile is not None:
             say("   profiling with py-spy")
             self.profile_lines = profile(pid, small, s.profile_seconds, s.connections, s.profile)
@@ -1035,70 +1201,313 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "–" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
 
 
+def _table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cells) + " |" for cells in lines]
+    return out
+
+
+def _unmeasured(row: Row, width: int) -> list[str] | None:
+    """The cells of a row that failed or was skipped, else None."""
+    if row.failure:
+        return [row.label, "FAILED: " + row.failure.splitlines()[0]] + ["–"] * (width - 2)
+    if row.skipped:
+        return [row.label, row.skipped] + ["–"] * (width - 2)
+    return None
+
+
+def machine() -> str:
+    """The CPU model and the usable cores, for the report's header."""
+    model = "an unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    return f"{len(usable_cores())} usable cores ({model})"
+
+
+def loadavg() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def report(rows: dict[str, Row], s: Settings, profile_lines: list[str]) -> str:
-    nginx_rps = rows["nginx"].rps if "nginx" in rows else None
-    minimal_rps = rows["minimal"].rps if "minimal" in rows else None
     out = [
-        f"strangler at {s.revision}.",
+        f"strangler at {s.revision}, started {s.started}, on {machine()}; load average "
+        f"(1/5/15 min) {s.load_before} at the start, {loadavg()} at the end.",
         "",
-        f"/small (200-byte body): wrk -t1 -c{s.connections}, {s.rounds} × {s.duration:g} s, "
-        f"medians; open loop at {s.rate} req/s, {s.rounds} × {s.rate_duration:g} s, each "
-        "round right after one straight to the upstream (the 'added' baseline), the median "
-        "of the rounds' percentiles; "
-        f"{s.stream_size / GIB:g} GiB streams with curl, median of {s.stream_runs}, "
-        "MB = 10^6 bytes. Load (wrk, curl, generator) and the upstream nginx on core "
-        f"{LOAD_CORE}; the proxy under test on core {PROXY_CORE} unless noted. "
-        "'others' = the most user CPU (in cores) that processes outside the benchmark "
-        "used during one of the row's runs (this machine is shared).",
-        "",
-        "| target | proxy cores | req/s | CPU µs/req | p50 ms | p99 ms | × nginx proxy | "
-        "× minimal | "
-        f"@{s.rate}/s p50 / p99 ms | added p50 / p99 ms | download MB/s | upload MB/s | "
-        "peak RSS MiB | others | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"Load (wrk, curl, the rate generator) and the upstream nginx on core {LOAD_CORE}; "
+        f"the proxy under test on core {PROXY_CORE} unless noted. Medians over "
+        f"{s.rounds} round(s); '±' is half the range over the rounds as a share of the "
+        "median (the run-to-run spread). 'others' is the most user CPU, in cores, that "
+        "processes outside the benchmark used during one of the row's runs (this machine "
+        "may be shared; above about 0.2, take the row with caution).",
     ]
-    for row in rows.values():
-        if row.failure:
-            first = row.failure.splitlines()[0]
-            out.append(f"| {row.label} | {row.cores} | FAILED: {first} |" + " |" * 12)
-            continue
-        r, d, st = row.rate, row.direct_rate, row.stream
-        is_direct = row.key == "upstream"
-        added = "–"
-        if r and d and not is_direct:
-            added = f"{r.p50_ms - d.p50_ms:+.2f} / {r.p99_ms - d.p99_ms:+.2f}"
-        notes = list(row.notes)
-        notes += [w.errors for w in row.wrk_runs if w.errors]
-        if row.spread:
-            notes.append(f"req/s spread {row.spread}")
-        if st is not None and st.cpu_s_per_gib is not None:
-            notes.append(f"streaming CPU {st.cpu_s_per_gib:.2f} s/GiB")
-        if row.rss_notes:
-            notes.append(row.rss_notes)
-        cells = [
-            row.label,
-            "0 (itself)" if is_direct else row.cores,
-            _fmt(row.rps),
-            _fmt(row.wrk_median("cpu_us"), ".1f"),
-            _fmt(row.wrk_median("p50_ms"), ".2f"),
-            _fmt(row.wrk_median("p99_ms"), ".2f"),
-            "–" if row.key in ("upstream", "nginx") else _ratio(row.rps, nginx_rps),
-            "–" if row.key in ("upstream", "minimal") else _ratio(row.rps, minimal_rps),
-            f"{_fmt(r.p50_ms, '.2f')} / {_fmt(r.p99_ms, '.2f')}" if r else "–",
-            added,
-            _fmt(st.down_mbs if st else None),
-            _fmt(st.up_mbs if st else None),
-            _fmt(row.rss_peak_mib, ".1f"),
-            _fmt(row.foreign_cores, ".2f"),
-            "; ".join(notes),
-        ]
-        out.append("| " + " | ".join(cells) + " |")
-    out += ["", "Targets (strangler, one worker):", ""]
-    out += targets(rows, s)
+    if "throughput" in s.sections:
+        out += ["", *throughput_table(rows, s)]
+    if "latency" in s.sections:
+        out += ["", *latency_table(rows, s)]
+    if "streaming" in s.sections:
+        out += ["", *streaming_table(rows, s)]
+    if "scaling" in s.sections:
+        out += ["", *scaling_table(rows, s)]
+    out += ["", "### Targets (issue 15: strangler, one worker, 100 routes, metrics, access log)"]
+    out += ["", *targets(rows, s)]
     if profile_lines:
         out += ["", "py-spy, strangler one worker under wrk load, top frames by own time:", ""]
         out += profile_lines
     return "\n".join(out)
+
+
+THROUGHPUT_ROWS: Final = SECTION_TARGETS["throughput"]
+
+
+def throughput_table(rows: dict[str, Row], s: Settings) -> list[str]:
+    nginx, minimal, uv = (rows.get(k) for k in ("nginx", "minimal", "minimal-uvloop"))
+    nginx_rps = nginx.rps if nginx else None
+    nginx_cpu = nginx.wrk_median("cpu_us") if nginx else None
+    header = [
+        "target",
+        "per request",
+        "req/s",
+        "±",
+        "CPU µs/req",
+        "±",
+        "p50 ms",
+        "p99 ms",
+        "× nginx req/s",
+        "× nginx CPU/req",
+        "× minimal + uvloop",
+        "× minimal (asyncio)",
+        "others",
+    ]
+    lines = []
+    for key in THROUGHPUT_ROWS:
+        row = rows.get(key)
+        if row is None or not (row.wrk_runs or row.failure or row.skipped):
+            continue
+        if (cells := _unmeasured(row, len(header))) is not None:
+            lines.append(cells)
+            continue
+        baseline = key in ("upstream", "nginx")
+        cpu = row.wrk_median("cpu_us")
+        lines.append(
+            [
+                row.label,
+                row.config or "–",
+                _fmt(row.rps),
+                row.spread or "–",
+                _fmt(cpu, ".1f"),
+                row.wrk_spread("cpu_us") or "–",
+                _fmt(row.wrk_median("p50_ms"), ".2f"),
+                _fmt(row.wrk_median("p99_ms"), ".2f"),
+                "–" if baseline else _ratio(row.rps, nginx_rps),
+                "–" if baseline else _ratio(cpu, nginx_cpu),
+                "–"
+                if baseline or key == "minimal-uvloop"
+                else _ratio(row.rps, uv.rps if uv else None),
+                "–"
+                if baseline or key == "minimal"
+                else _ratio(row.rps, minimal.rps if minimal else None),
+                _fmt(row.foreign_cores, ".2f"),
+            ]
+        )
+    return [
+        f"### Throughput: /small (200-byte answer), wrk -t1 -c{s.connections}, "
+        f"{s.rounds} × {s.duration:g} s",
+        "",
+        "CPU µs/req: the target's user + system CPU (every process and thread) over a "
+        "round, divided by the requests answered. The minimal proxy is the baseline in "
+        "like-for-like terms with uvloop, as strangler runs on uvloop.",
+        "",
+        *_table(header, lines),
+    ]
+
+
+def latency_table(rows: dict[str, Row], s: Settings) -> list[str]:
+    header = [
+        "target",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "direct p50 / p99 ms",
+        "added p50 ms",
+        "added p99 ms",
+        "p99 by round",
+        "direct p99 by round",
+        "errors",
+        "others",
+    ]
+    lines = []
+    for key in SECTION_TARGETS["latency"]:
+        row = rows.get(key)
+        if row is None or not (row.rate or row.failure):
+            continue
+        if (cells := _unmeasured(row, len(header))) is not None:
+            lines.append(cells)
+            continue
+        r, d = row.rate, row.direct_rate
+        assert r is not None  # set with direct_rate
+        assert d is not None
+        lines.append(
+            [
+                row.label,
+                _fmt(r.p50_ms, ".2f"),
+                _fmt(r.p99_ms, ".2f"),
+                _fmt(r.p999_ms, ".2f"),
+                _fmt(r.max_ms, ".1f"),
+                f"{_fmt(d.p50_ms, '.2f')} / {_fmt(d.p99_ms, '.2f')}",
+                f"{r.p50_ms - d.p50_ms:+.2f}",
+                f"{r.p99_ms - d.p99_ms:+.2f}",
+                " / ".join(_fmt(x, ".2f") for x in r.p99_rounds),
+                " / ".join(_fmt(x, ".2f") for x in d.p99_rounds),
+                str(r.errors + d.errors),
+                _fmt(row.foreign_cores, ".2f"),
+            ]
+        )
+    return [
+        f"### Latency at a fixed {s.rate:,} req/s (open loop), {s.rounds} × {s.rate_duration:g} s",
+        "",
+        "The generator (this script, `--loadgen`, uvloop) sends on a fixed schedule whatever "
+        "the answers' pace and measures each latency from the request's intended send time "
+        "(no coordinated omission). Each proxy round follows a round sent straight to the "
+        "upstream ('direct'); each percentile is the median of the rounds' percentiles; "
+        "added = the proxy's minus the direct one's. wrk2 is not packaged in Debian.",
+        "",
+        *_table(header, lines),
+    ]
+
+
+def streaming_table(rows: dict[str, Row], s: Settings) -> list[str]:
+    nginx = rows.get("nginx")
+    header = [
+        "target",
+        "download MB/s",
+        "±",
+        "× nginx",
+        "upload MB/s",
+        "±",
+        "× nginx",
+        "CPU s/GiB",
+        "peak RSS MiB",
+        "others",
+    ]
+    lines = []
+    for key in SECTION_TARGETS["streaming"]:
+        row = rows.get(key)
+        if row is None or not (row.stream or row.failure):
+            continue
+        if (cells := _unmeasured(row, len(header))) is not None:
+            lines.append(cells)
+            continue
+        st, ns = row.stream, nginx.stream if nginx else None
+        assert st is not None
+        proxied = key not in ("upstream", "nginx")
+        lines.append(
+            [
+                row.label,
+                _fmt(st.down_mbs),
+                spread(st.downs) or "–",
+                _ratio(st.down_mbs, ns.down_mbs if ns else None) if proxied else "–",
+                _fmt(st.up_mbs),
+                spread(st.ups) or "–",
+                _ratio(st.up_mbs, ns.up_mbs if ns else None) if proxied else "–",
+                _fmt(st.cpu_s_per_gib, ".2f"),
+                _fmt(row.rss_peak_mib, ".1f") + (f" ({row.rss_notes})" if row.rss_notes else ""),
+                _fmt(row.foreign_cores, ".2f"),
+            ]
+        )
+    return [
+        f"### Streaming: {s.stream_size / GIB:g} GiB with curl, median of {s.stream_runs}",
+        "",
+        "MB = 10^6 bytes. Download: GET of a sparse file nginx sends with sendfile; upload: "
+        "PUT to nginx's WebDAV, which stores the whole body (checked, then removed). CPU "
+        "s/GiB: the target's CPU per GiB moved, both ways. Peak RSS: VmHWM of strangler's "
+        "process, reset before the streams.",
+        "",
+        *_table(header, lines),
+    ]
+
+
+def scaling_table(rows: dict[str, Row], s: Settings) -> list[str]:
+    keys = SECTION_TARGETS["scaling"]
+    one = rows.get("strangler")
+    one_rps = one.rps if one else None
+    header = [
+        "workers",
+        "cores",
+        "req/s",
+        "±",
+        "× 1 worker",
+        "efficiency",
+        "added by the last workers, per worker",
+        "proxy CPU (cores)",
+        "wrk + upstream CPU (cores)",
+        "others",
+    ]
+    lines = []
+    prev: tuple[int, float] | None = None
+    for key in keys:
+        row = rows.get(key)
+        if row is None:
+            continue
+        workers = 1 if key == "strangler" else int(key.split("-")[1].rstrip("w"))
+        if (cells := _unmeasured(row, len(header))) is not None:
+            lines.append([str(workers), *cells[1:]])
+            continue
+        rps = row.rps
+        efficiency = per_added = None
+        if rps and one_rps:
+            efficiency = rps / (workers * one_rps)
+            if prev is not None:
+                per_added = (rps - prev[1]) / (workers - prev[0]) / one_rps
+        if rps:
+            prev = (workers, rps)
+        lines.append(
+            [
+                str(workers),
+                row.cores,
+                _fmt(rps),
+                row.spread or "–",
+                _ratio(rps, one_rps) if workers > 1 else "–",
+                _fmt(efficiency, ".0%") if workers > 1 else "–",
+                _fmt(per_added, ".0%") if per_added is not None else "–",
+                _fmt(row.wrk_median("proxy_cores"), ".2f"),
+                _fmt(row.wrk_median("load_cores"), ".2f"),
+                _fmt(row.foreign_cores, ".2f"),
+            ]
+        )
+    cores = len(usable_cores())
+    honest = (
+        f"This machine has {cores} usable cores. One worker has core {PROXY_CORE} to itself "
+        f"and the load (wrk) and the upstream run on core {LOAD_CORE}. "
+    )
+    if cores <= 2:
+        honest += (
+            "Two workers run on both cores, so they share core 0 with wrk and the upstream "
+            "(their CPU is in the last columns): the second worker only gets what the load "
+            "leaves, and the row shows what a second worker adds on a machine whose "
+            "clients and upstream are local, not how strangler scales with free cores. "
+            "Four workers need at least 4 cores: not run here."
+        )
+    else:
+        honest += (
+            "With more cores than workers, the workers run on the cores after the load's, "
+            "so each has a core of its own; the load still runs on one core, so a "
+            "saturated wrk (its CPU near 1.0) caps the rows with more workers."
+        )
+    return [
+        f"### Worker scaling: strangler ({ROUTES} routes), wrk -t1 -c{s.connections} on /small",
+        "",
+        "Efficiency: req/s ÷ (workers × one worker's req/s). Per added worker: what each "
+        "worker added over the previous row, as a share of one worker's req/s. CPU columns "
+        "are medians over the rounds, in cores (1.0 = one core busy).",
+        "",
+        honest,
+        "",
+        *_table(header, lines),
+    ]
 
 
 def strangler_revision() -> str:
@@ -1118,43 +1527,126 @@ def strangler_revision() -> str:
             timeout=10,
             check=True,
         ).stdout.strip()
+        code = subprocess.run(  # the commit the measured code is from, on any branch
+            ["git", "-C", str(REPO), "log", "-1", "--format=%h", "--", "strangler"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "an unknown revision (no git)"
-    return f"commit {head}" + (" plus uncommitted changes in strangler/" if dirty else "")
+    text = f"commit {head}" + (f" (strangler/ as at {code})" if code and code != head else "")
+    return text + (" plus uncommitted changes in strangler/" if dirty else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """One of issue 15's targets: ``value`` compared with ``limit``."""
+
+    what: str
+    value: float | None
+    limit: float
+    at_least: bool  # the value must be ≥ the limit (else ≤)
+    shown: str  # how the value reads, e.g. "0.31× (11,527 vs 52,000 req/s)"
+    unit: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None or math.isnan(self.value):
+            return None
+        return self.value >= self.limit if self.at_least else self.value <= self.limit
+
+    def line(self) -> str:
+        met = self.met
+        if met is None:
+            verdict = "not measured"
+        elif met:
+            verdict = "MET"
+        else:
+            assert self.value is not None
+            gap = abs(self.limit - self.value)
+            verdict = f"NOT MET (by {gap:.3g}{self.unit})"
+        return f"- {self.what}: {self.shown} → {verdict}"
 
 
 def targets(rows: dict[str, Row], s: Settings) -> list[str]:
-    def verdict(ok: bool | None) -> str:
-        return "not measured" if ok is None else ("MET" if ok else "NOT MET")
-
-    one, nginx, minimal = rows.get("strangler1"), rows.get("nginx"), rows.get("minimal")
-    lines = []
-    ratio: float | None = None
-    if one and one.rps and minimal and minimal.rps:
-        ratio = one.rps / minimal.rps
-    met = None if ratio is None else ratio >= 1.5
-    lines.append(
-        f"- req/s ≥ 1.5× the minimal proxy's on small responses: {_fmt(ratio, '.2f')}× "
-        f"→ {verdict(met)}"
+    one, nginx, uv, minimal = (
+        rows.get(k) for k in ("strangler", "nginx", "minimal-uvloop", "minimal")
     )
+
+    def div(a: float | None, b: float | None) -> float | None:
+        return None if a is None or not b else a / b
+
+    rps, cpu = (one.rps, one.wrk_median("cpu_us")) if one else (None, None)
+    n_rps, n_cpu = (nginx.rps, nginx.wrk_median("cpu_us")) if nginx else (None, None)
+    uv_rps = uv.rps if uv else None
+    of_nginx, of_uv, cpu_x = div(rps, n_rps), div(rps, uv_rps), div(cpu, n_cpu)
     added: float | None = None
     if one and one.rate and one.direct_rate:
         added = one.rate.p99_ms - one.direct_rate.p99_ms
-    met = None if added is None else added < 2.0
-    lines.append(f"- added p99 < 2 ms at {s.rate} req/s: {_fmt(added, '+.2f')} ms → {verdict(met)}")
+    out = [
+        Target(
+            what="req/s ≥ 40% of nginx proxy_pass's (stretch: 50%)",
+            value=None if of_nginx is None else of_nginx * 100,
+            limit=40.0,
+            at_least=True,
+            unit=" percentage points",
+            shown=f"{_fmt(of_nginx, '.0%')} ({_fmt(rps)} vs {_fmt(n_rps)} req/s)",
+        ),
+        Target(
+            what="req/s ≥ 3× the minimal aiohttp proxy + uvloop",
+            value=of_uv,
+            limit=3.0,
+            at_least=True,
+            unit="×",
+            shown=f"{_fmt(of_uv, '.2f')}× ({_fmt(rps)} vs {_fmt(uv_rps)} req/s; "
+            f"{_ratio(rps, minimal.rps if minimal else None)} the asyncio-loop variant)",
+        ),
+        Target(
+            what="CPU per request ≤ 2.5× nginx's",
+            value=cpu_x,
+            limit=2.5,
+            at_least=False,
+            unit="×",
+            shown=f"{_fmt(cpu_x, '.2f')}× ({_fmt(cpu, '.1f')} vs {_fmt(n_cpu, '.1f')} µs)",
+        ),
+        Target(
+            what=f"added p99 at {s.rate:,} req/s ≤ 0.5 ms over the direct upstream",
+            value=added,
+            limit=0.5,
+            at_least=False,
+            unit=" ms",
+            shown=f"{_fmt(added, '+.2f')} ms",
+        ),
+    ]
     for what in ("down", "up"):
         mine = getattr(one.stream, f"{what}_mbs") if one and one.stream else None
         theirs = getattr(nginx.stream, f"{what}_mbs") if nginx and nginx.stream else None
-        r = None if mine is None or not theirs else mine / theirs
+        r = div(mine, theirs)
         name = "download" if what == "down" else "upload"
-        lines.append(
-            f"- {name} streaming ≥ 0.5× nginx's MB/s: {_fmt(mine)} vs {_fmt(theirs)} MB/s = "
-            f"{_fmt(r, '.2f')}× → {verdict(None if r is None else r >= 0.5)}"
+        out.append(
+            Target(
+                what=f"{name} streaming ≥ nginx's MB/s",
+                value=r,
+                limit=1.0,
+                at_least=True,
+                unit="×",
+                shown=f"{_fmt(r, '.2f')}× ({_fmt(mine)} vs {_fmt(theirs)} MB/s)",
+            )
         )
     rss = one.rss_peak_mib if one else None
-    met = None if rss is None else rss < 80
-    lines.append(f"- peak RSS < 80 MiB: {_fmt(rss, '.1f')} MiB → {verdict(met)}")
-    return lines
+    out.append(
+        Target(
+            what="peak RSS ≤ 64 MiB while streaming",
+            value=rss,
+            limit=64.0,
+            at_least=False,
+            unit=" MiB",
+            shown=f"{_fmt(rss, '.1f')} MiB",
+        )
+    )
+    return [t.line() for t in out]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1181,6 +1673,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Benchmark strangler against nginx proxy_pass and a minimal aiohttp proxy.",
     )
+    p.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of the sections {','.join(SECTIONS)} (default: all)",
+    )
     p.add_argument("--quick", action="store_true", help="1 round of 3 s, 256 MiB streams")
     p.add_argument("--duration", type=float, help="seconds per wrk and rate run (default 10)")
     p.add_argument("--rounds", type=int, help="wrk and rate runs per target (default 3)")
@@ -1189,7 +1686,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--targets",
         default=",".join(TARGET_KEYS),
-        help=f"comma-separated subset of {','.join(TARGET_KEYS)}",
+        help=f"comma-separated subset of {','.join(TARGET_KEYS)} (default: all; each "
+        "runs in the chosen sections that measure it)",
     )
     p.add_argument(
         "--quiet-wait",
@@ -1197,6 +1695,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=20.0,
         help="before each run, wait up to this many seconds for other processes to "
         "go quiet (default 20)",
+    )
+    p.add_argument(
+        "--start-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before starting, wait up to S seconds until other processes have used less "
+        "than 0.1 core for 5 s in a row (default 0: start at once)",
     )
     p.add_argument(
         "--retries",
@@ -1237,6 +1743,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"bench: unknown targets {sorted(unknown)}; known: {TARGET_KEYS}", file=sys.stderr)
         return 2
+    sections = tuple(t.strip() for t in args.only.split(",") if t.strip())
+    unknown = set(sections) - set(SECTIONS)
+    if unknown or not sections:
+        print(f"bench: --only takes sections of {','.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    if args.rounds is not None and args.rounds < 1:
+        print("bench: --rounds must be at least 1", file=sys.stderr)
+        return 2
+    if args.duration is not None and args.duration < 1:
+        print("bench: --duration must be at least 1 second", file=sys.stderr)
+        return 2
     duration = args.duration if args.duration is not None else (3.0 if args.quick else 10.0)
     settings = Settings(
         duration=duration,
@@ -1253,6 +1770,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile=args.profile,
         profile_seconds=args.profile_seconds,
         revision=strangler_revision(),  # taken at the start: others may commit meanwhile
+        sections=tuple(sec for sec in SECTIONS if sec in sections),
+        started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        load_before=loadavg(),
     )
     try:
         check_tools(args.profile is not None)
@@ -1265,6 +1785,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    if args.start_quiet > 0:
+        say(f"bench: waiting up to {args.start_quiet:g} s for a quiet machine")
+        waited, foreign = wait_for_quiet_start(args.start_quiet)
+        say(f"bench: waited {waited:.0f} s; others use {foreign:.2f} cores")
+        settings.load_before = loadavg()
+        settings.started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     work = pick_workdir()
     bench = Bench(settings, work)
     try:
@@ -1286,7 +1812,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report(bench.rows, settings, bench.profile_lines))
     if args.json:
         rows = {k: dataclasses.asdict(v) for k, v in bench.rows.items()}
-        args.json.write_text(json.dumps(rows, indent=2))
+        settings_dict = dataclasses.asdict(settings)
+        settings_dict["profile"] = str(settings.profile) if settings.profile else None
+        args.json.write_text(json.dumps({"settings": settings_dict, "rows": rows}, indent=2))
     return 0 if all(not r.failure for r in bench.rows.values()) else 1
 
 

@@ -3,6 +3,7 @@ one evaluator, one plan state and one lock. A real ``redis-server`` on 127.0.0.1
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 
 from strangler.migrate.machine import MigrationState
 from strangler.migrate.redis_store import RedisMigrateStore
-from tests.conftest import MakeProxy
+from tests.conftest import MakeProxy, RunningProxy
 from tests.integration.test_autopilot import (
     DEADLINE,
     Load,
@@ -110,3 +111,48 @@ async def test_two_replicas_sharing_redis_advance_the_plan_once(
                 body = await r.json()
                 answers.append((body["position"], body["status"], len(body["history"])))
     assert answers[0] == answers[1] == ("done", "done", 5)
+
+
+def _requests(replica: RunningProxy) -> float:
+    """The answers this replica's own registry counted on the plan's route."""
+    return sum(
+        s.value
+        for family in replica.server.metrics.registry.collect()
+        if family.name == "strangler_requests"
+        for s in family.samples
+        if s.name.endswith("_total") and s.labels["route"] == "orders-read"
+    )
+
+
+async def test_the_evaluator_counts_the_other_replicas_traffic(
+    make_proxy: MakeProxy,
+    apps: tuple[str, NewService],  # noqa: F811 (the imported fixture)
+    redis_server: RedisServer,
+) -> None:
+    """Every request goes to the replica that does not evaluate: the plan still
+    advances to done, on figures the evaluator read from the other replica's
+    published counters (before, it judged its own traffic only: none here)."""
+    legacy, new = apps
+    redis = (
+        "state:\n  file_poll: 200ms\n  backend: redis\n"
+        f"  redis: {{url: '{redis_server.url}', key_prefix: 'spread:'}}\n"
+    )
+    one = await make_proxy(config(legacy, new.url, top=redis))
+    two = await make_proxy(config(legacy, new.url, top=redis))
+    deadline = time.monotonic() + DEADLINE
+    while not (one.server.autopilot.leading or two.server.autopilot.leading):
+        assert time.monotonic() < deadline, "nobody took the lease"
+        await asyncio.sleep(0.05)  # the lease is taken at the first tick (0.25 s)
+    leader, other = (one, two) if one.server.autopilot.leading else (two, one)
+    load = Load(other.url)
+    view: dict[str, Any] = {}
+    async with aiohttp.ClientSession() as session:
+        while view.get("status") != "done":
+            assert time.monotonic() < deadline, f"the plan did not finish: {view}"
+            await load.burst(session, 10)
+            view = await views(leader.admin_url, session)
+    assert leader.server.autopilot.leading  # the same replica judged the whole plan
+    assert _requests(leader) == 0
+    assert _requests(other) == load.sent
+    assert [h["to"] for h in view["history"]][-1] == "done"
+    assert all(a.status == 200 for a in load.answers)

@@ -332,3 +332,59 @@ async def test_workers_stop_when_the_supervisor_is_killed(
             return True if not alive else None
 
         await until(all_gone, "every worker to exit after the supervisor died")
+
+
+@pytest.mark.usefixtures("token")
+async def test_the_slo_guard_judges_every_workers_answers(
+    tmp_path: Path, legacy: Upstream, newsvc: Upstream
+) -> None:
+    """30 failures spread over 3 workers trip a guard that needs 30 answers (no worker
+    alone saw enough); every worker reports the same window; an enable forgets every
+    worker's answers, so no other worker trips the route again on the old ones."""
+    port, admin = free_port(), free_port()
+    cfg = tmp_path / "strangler.yaml"
+    cfg.write_text(
+        f"""
+listen: 127.0.0.1:{port}
+admin: {{listen: 127.0.0.1:{admin}}}
+access_log: {{format: off}}
+upstreams:
+  legacy: {legacy.url}
+  billing: {newsvc.url}
+routes:
+  - name: failing
+    owner: t
+    match: {{path_prefix: /status}}
+    to: billing
+    slo: {{error_rate: 10%, min_requests: 30, window: 5m}}
+"""
+    )
+    async with serve(cfg, port, admin, 3) as running:
+        for _ in range(30):  # fresh connections: the kernel spreads them over the workers
+            async with aiohttp.ClientSession() as s, s.get(f"{running.url}/status/500") as r:
+                assert r.status == 500
+
+        async def tripped() -> dict[str, Any] | None:
+            route: dict[str, Any] = await get(running.admin_url + "/api/routes/failing")
+            return route if route["state"]["guard_tripped"] else None
+
+        route = await until(tripped, "the guard to trip on the workers' 30 answers")
+        assert "30 answers failed" in route["state"]["guard_reason"]
+        windows, answered_by = set(), set()
+        for _ in range(20):
+            body = await get(running.admin_url + "/api/routes/failing")
+            windows.add((body["guard"]["requests"], body["guard"]["errors"]))
+            answered_by.add((await get(running.admin_url + "/readyz"))["worker_pid"])
+        assert len(answered_by) > 1
+        assert windows == {(30, 30)}  # the same window whichever worker answers
+
+        await post(running.admin_url + "/api/routes/failing/enable")
+
+        async def enabled() -> dict[str, Any] | None:
+            route: dict[str, Any] = await get(running.admin_url + "/api/routes/failing")
+            return None if route["state"]["guard_tripped"] else route
+
+        forgotten = set()
+        for _ in range(20):  # each worker, once it has read the enable from the store
+            forgotten.add((await until(enabled, "the enable"))["guard"]["requests"])
+        assert forgotten == {0}
