@@ -348,3 +348,13 @@ def test_the_route_file_schema_takes_a_full_plan() -> None:
     )
     assert root is not None
     assert list(validator.iter_errors({"routes": [{**A_ROUTE, **_plain(root)}]})) == []
+
+
+def test_a_gate_written_null_is_not_checked() -> None:
+    config = load_config_text(
+        ROUTE.format(plan="      stages: [migrated]\n      gates: {error_rate_vs_primary: null}"),
+        "m.yaml",
+    )
+    plan = config.routes[0].migrate
+    assert plan is not None
+    assert plan.gates.error_rate_vs_primary is None
