@@ -519,8 +519,7 @@ class ProgressSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TracingSettings:
-    """``tracing:``: OpenTelemetry spans exported over OTLP/HTTP (``strangler[otel]``;
-    ``kinds.NEEDS_OTEL`` says when it is missing)."""
+    """OpenTelemetry spans exported over OTLP/HTTP; needs pip install 'strangler[otel]'."""
 
     endpoint: Annotated[str, kinds.key("otlp"), kinds.OTLP]
     """The collector's OTLP/HTTP URL, like http://collector:4318 (/v1/traces is added to a
