@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     from strangler.cli_release import add_release_commands
+    from strangler.cli_schema import add_schema_command
     from strangler.cli_status import add_status_commands
     from strangler.migrate.cli import add_migrate_command
     from strangler.plan.cli import add_plan_command
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     add_translate_command(sub)
     add_migrate_command(sub)
     add_plan_command(sub)
+    add_schema_command(sub)
     return p
 
 

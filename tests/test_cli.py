@@ -38,10 +38,7 @@ def test_check_reports_every_problem_and_exits_1(
         == f"{cfg}:5: route 'b' sends to unknown upstream 'biling' (hint: known upstreams: legacy)"
     )
     assert lines[1].startswith(f"{cfg}:6: duplicate route name 'a' (first defined at {cfg}:4)")
-    assert (
-        lines[2]
-        == f"{cfg}:6: unknown key 'pth' in the match of route 'a' (hint: did you mean 'path'?)"
-    )
+    assert lines[2] == f"{cfg}:6: unknown key 'pth' in route 'a' match (hint: did you mean 'path'?)"
     assert lines[3] == f"{cfg}: 3 problems"
 
 

@@ -9,8 +9,7 @@ import pytest
 from multidict import CIMultiDict
 
 import strangler.shadow.compare as compare_module
-from strangler.config.shadow_model import ANY, CompareRules, JsonPath
-from strangler.config.validate_shadow import parse_json_path
+from strangler.config.shadow_model import ANY, CompareRules, JsonPath, parse_json_path
 from strangler.shadow.compare import (
     ABSENT,
     MAX_DIFFERENCES,

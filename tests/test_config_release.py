@@ -213,10 +213,11 @@ def test_canary_problems_have_hints() -> None:
         "(hint: write header:NAME, cookie:NAME, query:NAME or client_ip)"
     )
     assert one_problem("to: legacy, canary: {to: billing}") == (
-        "m.yaml:3: route 'r' canary is missing required key 'percent'"
+        "m.yaml:3: route 'r' canary is missing required key 'percent' (hint: for example "
+        "canary: {to: billing, percent: 10%, sticky: header:X-User-Id})"
     )
     assert one_problem("to: legacy, canary: {to: billing, percnt: 1%}") == (
-        "m.yaml:3: unknown key 'percnt' in the canary of route 'r' (hint: did you mean 'percent'?)"
+        "m.yaml:3: unknown key 'percnt' in route 'r' canary (hint: did you mean 'percent'?)"
     )
 
 
@@ -300,22 +301,23 @@ def test_overrides_true_false_and_defaults() -> None:
 
 def test_override_problems() -> None:
     assert one_problem("to: legacy, overrides: {allow: []}") == (
-        "m.yaml:3: route 'r' overrides.allow must be a non-empty list of upstream names, "
-        "got a list (hint: like [billing, legacy]; leave allow out for the route's own upstreams)"
+        "m.yaml:3: route 'r' overrides.allow is empty, so nothing could be forced "
+        "(hint: leave allow out for the route's own upstreams)"
     )
     assert one_problem("to: legacy, overrides: {allow: [bling]}") == (
         "m.yaml:3: route 'r' overrides.allow: unknown upstream 'bling' "
         "(hint: known upstreams: billing, legacy, v2; did you mean 'billing'?)"
     )
     assert one_problem("to: legacy, overrides: {networks: [intranet]}") == (
-        "m.yaml:3: route 'r' overrides.networks entry 'intranet' is not an IP network "
+        "m.yaml:3: route 'r' overrides.networks entry: 'intranet' is not an IP network "
         "(hint: like 10.0.0.0/8, 192.168.1.7 or fd00::/8)"
     )
     assert one_problem("to: legacy, overrides: {cookie: 'a;b'}") == (
-        "m.yaml:3: route 'r' overrides.cookie: 'a;b' is not a valid name"
+        "m.yaml:3: route 'r' overrides.cookie: 'a;b' is not a valid name "
+        "(hint: a name, or false to turn it off)"
     )
     assert one_problem("to: legacy, overrides: {headr: X}") == (
-        "m.yaml:3: unknown key 'headr' in the overrides of route 'r' (hint: did you mean 'header'?)"
+        "m.yaml:3: unknown key 'headr' in route 'r' overrides (hint: did you mean 'header'?)"
     )
 
 
@@ -348,11 +350,11 @@ def test_fallback_problems() -> None:
         "would be sent back to the upstream that failed (hint: name the primary, like 'legacy')"
     )
     assert one_problem("to: billing, fallback: {on: [refused, refused]}") == (
-        "m.yaml:3: route 'r' fallback.on lists 'refused' twice"
+        "m.yaml:3: route 'r' fallback.on entry: 'refused' is listed twice"
     )
     assert one_problem("to: billing, fallback: {on: []}") == (
-        "m.yaml:3: route 'r' fallback.on must be a non-empty list of failures, got a list "
-        "(hint: choose from refused, reset, timeout, protocol, 5xx)"
+        "m.yaml:3: route 'r' fallback.on is empty, so no request could fall back "
+        "(hint: write fallback: false)"
     )
     assert one_problem("to: billing, fallback: {to: lgacy}") == (
         "m.yaml:3: route 'r' fallback.to: unknown upstream 'lgacy' "
@@ -378,7 +380,7 @@ def test_slo_problems() -> None:
         "m.yaml:3: route 'r' slo.latency_p99: expected a duration like '2s' or '250ms', got 'fast'"
     )
     assert one_problem("to: billing, slo: {error_rate: 1%, windw: 1m}") == (
-        "m.yaml:3: unknown key 'windw' in the slo of route 'r' (hint: did you mean 'window'?)"
+        "m.yaml:3: unknown key 'windw' in route 'r' slo (hint: did you mean 'window'?)"
     )
 
 

@@ -52,9 +52,9 @@ def test_a_billion_laughs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     [
         (
             '"http://[::1"',
-            "upstream 'legacy': URL 'http://[::1' is not a valid URL: Invalid IPv6 URL",
+            "upstreams.legacy: URL 'http://[::1' is not a valid URL: Invalid IPv6 URL",
         ),
-        ('"http://[::1]:99999"', "upstream 'legacy': URL 'http://[::1]:99999' has an invalid port"),
+        ('"http://[::1]:99999"', "upstreams.legacy: URL 'http://[::1]:99999' has an invalid port"),
     ],
 )
 def test_bad_upstream_urls(

@@ -11,18 +11,25 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import jsonschema
 import pytest
 from prometheus_client import CollectorRegistry
 
 import strangler.migrate.figures
 from strangler.config import load_config_text
+from strangler.config.described import _plain, routes_schema
 from strangler.config.migrate_model import CanaryStage, MigratedStage, ShadowStage
+from strangler.config.source import read_text
+from strangler.config.validate_migrate import read_migrate
+from strangler.config.walker import Walker
 from strangler.errors import ConfigError
 from strangler.metrics import Metrics
 from strangler.migrate.figures import quantile, read_counters, window
 from strangler.migrate.machine import MigrationState
 from strangler.migrate.store import MigrateStore
 
+# the keys a route needs, for a plan alone against the route file schema
+A_ROUTE = {"name": "a", "owner": "t", "match": {"path": "/"}, "to": "legacy"}
 ROUTE = """upstreams: {{legacy: "http://127.0.0.1:1", orders: "http://127.0.0.1:2"}}
 routes:
   - name: orders-read
@@ -64,21 +71,19 @@ def test_a_full_plan_loads() -> None:
     assert shadow.parity == pytest.approx(0.999)
     assert plan.stages == (
         replace(shadow, min_compared=1000, hold=1800.0),
-        CanaryStage(
-            steps=(0.01, 0.05, 0.25, 0.5), step_every=900.0, min_requests=500, at=plan.stages[1].at
-        ),
-        MigratedStage(hold=86400.0, at=plan.stages[2].at),
+        CanaryStage(steps=(0.01, 0.05, 0.25, 0.5), step_every=900.0, min_requests=500),
+        MigratedStage(hold=86400.0),
     )
     assert (plan.gates.error_rate_vs_primary, plan.gates.p99_vs_primary) == (0.005, 1.2)
     assert (plan.on_breach, plan.approval, plan.interval) == ("pause", frozenset({"migrated"}), 5.0)
-    assert plan.stages[1].at.line == 12
+    assert plan.at.line == 10
 
 
 def test_a_bare_stage_name_and_defaults() -> None:
     config = load_config_text(ROUTE.format(plan="      stages: [migrated]"), "m.yaml")
     plan = config.routes[0].migrate
     assert plan is not None
-    assert plan.stages == (MigratedStage(at=plan.stages[0].at),)
+    assert plan.stages == (MigratedStage(),)
 
 
 @pytest.mark.parametrize(
@@ -86,8 +91,9 @@ def test_a_bare_stage_name_and_defaults() -> None:
     [
         (
             "      stages: []",
-            "m.yaml:10: route 'orders-read' migrate.stages must be a non-empty list of stages "
-            "(hint: like stages: [{canary: {percent: [5%, 25%, 50%], step_every: 15m}}, migrated])",
+            "m.yaml:10: route 'orders-read' migrate.stages must be a non-empty list, got an empty "
+            "list (hint: like stages: [{canary: {percent: [5%, 25%, 50%], step_every: 15m}}, "
+            "migrated])",
         ),
         (
             "      stages: [migrated, {canary: {percent: [5%]}}]",
@@ -96,24 +102,23 @@ def test_a_bare_stage_name_and_defaults() -> None:
         ),
         (
             "      stages: [{canary: {percent: [5%, 5%]}}]",
-            "m.yaml:10: route 'orders-read' migrate.stages[0] canary.percent must grow step by "
+            "m.yaml:10: route 'orders-read' migrate.stages entry.canary.percent must grow step by "
             "step (hint: sticky cohorts only ever grow)",
         ),
         (
             "      stages: [{canary: {percent: [100%]}}]",
-            "m.yaml:10: route 'orders-read' migrate.stages[0] canary.percent: 100.0000% is not a "
-            "canary share (hint: each share is above 0% and below 100%; the migrated stage is "
+            "m.yaml:10: route 'orders-read' migrate.stages entry.canary.percent: 100.0000% is not "
+            "a canary share (hint: each share is above 0% and below 100%; the migrated stage is "
             "100%)",
         ),
         (
             "      stages: [{canary: {step_every: 1m}}]",
-            "m.yaml:10: route 'orders-read' migrate.stages[0] canary is missing required key "
-            "'percent' (hint: like stages: [{canary: {percent: [5%, 25%, 50%], step_every: "
-            "15m}}, migrated])",
+            "m.yaml:10: route 'orders-read' migrate.stages entry.canary is missing required key "
+            "'percent' (hint: for example canary: {percent: [1%, 5%, 25%, 50%], step_every: 15m})",
         ),
         (
             "      stages: [{canary: {percent: [5%], step_evry: 1m}}]",
-            "m.yaml:10: unknown key 'step_evry' in route 'orders-read' migrate.stages[0] canary "
+            "m.yaml:10: unknown key 'step_evry' in route 'orders-read' migrate.stages entry.canary "
             "(hint: did you mean 'step_every'?)",
         ),
         (
@@ -298,3 +303,58 @@ async def test_a_lock_wait_cancelled_while_another_holds_it_leaks_nothing(tmp_pa
         await asyncio.wait_for(asyncio.to_thread(store.release), 5)
     finally:
         os.close(held)
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        "{stages: []}",
+        "{stages: [migratd]}",
+        "{stages: [{canary: {percent: [5%], step_evry: 1m}}]}",
+        "{stages: [{canary: {step_every: 1m}}]}",
+        "{stages: [migrated], on_breach: panic}",
+        "{stages: [migrated], interval: soon}",
+        "{stages: [migrated, {shadow: 1}]}",
+        "{stages: [canary]}",
+        "{stages: [{canary: null}]}",
+        "{stages: [{canry: {percent: 5%}}]}",
+    ],
+)
+def test_the_route_file_schema_describes_the_plan(plan: str) -> None:
+    """What the model says of a plan, the schema says too (cross-checks are check's)."""
+    validator = jsonschema.Draft202012Validator(routes_schema())
+    root = read_text(f"migrate: {plan}\n", "m.yaml").files[0].root
+    assert root is not None
+    assert list(validator.iter_errors({"routes": [{**A_ROUTE, **_plain(root)}]}))
+    node = root.get("migrate")  # type: ignore[union-attr]
+    assert node is not None
+    w = Walker("m.yaml")
+    assert (
+        read_migrate(w, node, "route 'a'", has_canary=True, has_shadow=True, has_slo=True) is None
+    )
+    assert w.problems
+
+
+def test_the_route_file_schema_takes_a_full_plan() -> None:
+    validator = jsonschema.Draft202012Validator(routes_schema())
+    root = (
+        read_text(
+            "migrate: {stages: [shadow, {canary: {percent: 5%}}, {migrated: null}], "
+            "gates: {error_rate_vs_primary: +1%, p99_vs_primary: 1.2x}, approval: migrated}\n",
+            "m.yaml",
+        )
+        .files[0]
+        .root
+    )
+    assert root is not None
+    assert list(validator.iter_errors({"routes": [{**A_ROUTE, **_plain(root)}]})) == []
+
+
+def test_a_gate_written_null_is_not_checked() -> None:
+    config = load_config_text(
+        ROUTE.format(plan="      stages: [migrated]\n      gates: {error_rate_vs_primary: null}"),
+        "m.yaml",
+    )
+    plan = config.routes[0].migrate
+    assert plan is not None
+    assert plan.gates.error_rate_vs_primary is None

@@ -17,8 +17,7 @@ from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 import strangler.shadow.samples as samples_module
-from strangler.config.shadow_model import CompareRules, NoiseSpec
-from strangler.config.validate_shadow import parse_json_path
+from strangler.config.shadow_model import CompareRules, NoiseSpec, parse_json_path
 from strangler.shadow.api import add_shadow_routes
 from strangler.shadow.cli import add_diff_command, run_diff
 from strangler.shadow.compare import Observed, Rules, compare

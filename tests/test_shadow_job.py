@@ -28,8 +28,13 @@ from pytest_aiohttp import AiohttpServer
 
 import strangler.shadow.job as job_module
 from strangler.config.model import Timeouts, Upstream
-from strangler.config.shadow_model import CompareRules, ConfirmSpec, NoiseSpec, ShadowSpec
-from strangler.config.validate_shadow import parse_json_path
+from strangler.config.shadow_model import (
+    CompareRules,
+    ConfirmSpec,
+    NoiseSpec,
+    ShadowSpec,
+    parse_json_path,
+)
 from strangler.forward.pool import Forwarder, UpstreamPool
 from strangler.shadow.capture import Capture
 from strangler.shadow.compare import Rules

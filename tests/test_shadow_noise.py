@@ -9,8 +9,7 @@ import json
 from multidict import CIMultiDict
 
 import strangler.shadow.noise as noise_module
-from strangler.config.shadow_model import CompareRules, JsonPath, NoiseSpec
-from strangler.config.validate_shadow import parse_json_path
+from strangler.config.shadow_model import CompareRules, JsonPath, NoiseSpec, parse_json_path
 from strangler.shadow.compare import Observed, Rules, compare
 from strangler.shadow.noise import NoiseLearner, learnable
 from strangler.shadow.samples import RouteResults

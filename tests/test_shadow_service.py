@@ -20,8 +20,7 @@ from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from strangler.config.model import Upstream
-from strangler.config.shadow_model import CompareRules, ConfirmSpec, ShadowSpec
-from strangler.config.validate_shadow import parse_json_path
+from strangler.config.shadow_model import CompareRules, ConfirmSpec, ShadowSpec, parse_json_path
 from strangler.forward.headers import end_to_end
 from strangler.forward.pool import Forwarder
 from strangler.shadow.capture import Capture

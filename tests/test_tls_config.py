@@ -300,3 +300,15 @@ def test_every_pair_that_does_not_fit_is_reported(
         [f"{path}:8", "listen.tls.sni 'b.example' has cert but no key (hint"],
     ]
     assert "key values mismatch" in found[1]
+
+
+def test_a_file_path_with_a_nul_byte_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    """open() raises ValueError, not OSError, for a NUL in the path (found by fuzzing)."""
+    path = write(
+        tmp_path,
+        'listen:\n  address: 127.0.0.1:8443\n  tls: {cert: "a\\0b", key: k.pem}\n'
+        "upstreams: {legacy: http://l:1}\n",
+    )
+    found = problems(path)
+    assert found[0].startswith(f"{path}:3: listen.tls.cert: ")
+    assert "is not a file path" in found[0]

@@ -18,7 +18,7 @@ from pytest_aiohttp import AiohttpServer
 
 from strangler.cli import main
 from strangler.config import load_config_text
-from strangler.config.validate_tracing import OTEL_MODULES
+from strangler.config.kinds import OTEL_MODULES
 from strangler.errors import ConfigError
 from tests.conftest import MakeProxy, RunningProxy, Upstream
 from tests.otlp_support import Receiver, attrs, start_receiver

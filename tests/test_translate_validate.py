@@ -109,8 +109,8 @@ def test_every_problem_of_the_fixture_and_no_other() -> None:
          "t.yaml:1: route 'r' translate.response[0].error.when: status rule 600 goes outside "
          "100-599"),
         ("translate: {request: [{hook: 'json:lods'}]}", None,
-         "t.yaml:1: route 'r' translate.request[0].hook: hook 'json:lods': module 'json' has no "
-         "'lods' (hint: did you mean 'loads'?)"),
+         "t.yaml:1: route 'r' translate.request[0].hook.call: hook 'json:lods': module 'json' has "
+         "no 'lods' (hint: did you mean 'loads'?)"),
         ("translate: {response: [{path: {rewrite: /a}}]}", None,
          "t.yaml:1: route 'r' translate.response[0]: unknown response step 'path' (hint: 'path' is "
          "a request step; move it under request:)"),
@@ -121,6 +121,33 @@ def test_every_problem_of_the_fixture_and_no_other() -> None:
 )  # fmt: skip
 def test_problem_messages_and_hints(text: str, template: str | None, problem: str) -> None:
     assert problems_of(text, template) == [problem]
+
+
+def test_a_status_or_error_step_reports_every_problem_at_once() -> None:
+    """Read with pydantic (``read_part``): each key's problem, not only the first."""
+    assert problems_of(
+        "translate:\n  response:\n"
+        "    - error: {when: '2xy', body: {e: '$..x'}, content_type: text/html, statu: 4}\n"
+        "    - status: {map: {201: 700, '99': 200}}\n"
+        "    - status: {map: {}}\n",
+        None,
+    ) == [
+        "t.yaml:3: unknown key 'statu' in route 'r' translate.response[0].error (hint: did you "
+        "mean 'status'?)",
+        "t.yaml:3: route 'r' translate.response[0].error.when: '2xy' is not a status rule (hint: "
+        "like '>=400', '4xx', '500-599', 404 or a list of them)",
+        "t.yaml:3: route 'r' translate.response[0].error.body: JSON path '$..x': empty key at "
+        "position 2 (at e) (hint: like customer.address.city, lines[0].price or lines[*].price)",
+        "t.yaml:3: route 'r' translate.response[0].error.content_type: 'text/html' is not a JSON "
+        "media type (hint: the error body is JSON: application/json, application/problem+json, "
+        "...)",
+        "t.yaml:4: route 'r' translate.response[1].status.map.201 must be a status from 100 to "
+        "599, got the number 700",
+        "t.yaml:4: route 'r' translate.response[1].status.map must be a status from 100 to 599, "
+        "got '99'",
+        "t.yaml:5: route 'r' translate.response[2].status.map must not be empty (hint: for "
+        "example status: {map: {201: 200}})",
+    ]
 
 
 def test_a_valid_spec_becomes_frozen_dataclasses_with_locations() -> None:
@@ -287,9 +314,9 @@ def test_a_bad_hook_is_a_config_problem_with_its_line(hook_dir: Path) -> None:
         "translate:\n  request:\n    - hook: {call: 'hookpkg.broken:fix', body: false}\n"
     )
     assert problems == [
-        "t.yaml:3: route 'r' translate.request[0].hook: hook 'hookpkg.broken:fix': cannot import "
-        "module 'hookpkg.broken': No module named 'nowhere_to_be_found' (hint: install the "
-        "package, or put its directory on PYTHONPATH)"
+        "t.yaml:3: route 'r' translate.request[0].hook.call: hook 'hookpkg.broken:fix': cannot "
+        "import module 'hookpkg.broken': No module named 'nowhere_to_be_found' (hint: install "
+        "the package, or put its directory on PYTHONPATH)"
     ]
 
 
@@ -298,4 +325,8 @@ def test_a_good_hook_spec_holds_the_function(hook_dir: Path) -> None:
     spec = spec_of("translate: {response: [{hook: {call: 'hookpkg.hooks:one', body: false}}]}")
     (hook,) = spec.layers[0].response
     assert isinstance(hook, HookStep)
-    assert (hook.target, hook.body, hook.function.__name__) == ("hookpkg.hooks:one", False, "one")
+    assert (hook.call.target, hook.body, hook.call.function.__name__) == (
+        "hookpkg.hooks:one",
+        False,
+        "one",
+    )

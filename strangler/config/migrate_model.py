@@ -21,7 +21,7 @@ the new side and holds there. Shares are ratios in [0, 1], durations seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Final, Literal, TypeAlias
+from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 
 from strangler.config.model import NOWHERE, Location
 
@@ -48,10 +48,13 @@ class ShadowStage:
     answers in the stage, parity at least ``parity``, held for ``hold`` seconds."""
 
     kind: ClassVar[StageKind] = "shadow"
-    min_compared: int = 1000
-    parity: float = 0.999
-    hold: float = 0.0  # config key ``for``
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "shadow: {min_compared: 1000, parity: 99.9%, for: 30m}"
+    min_compared: Annotated[int, kinds.Count(1)] = 1000
+    """Compared answers the stage needs before it judges parity."""
+    parity: Annotated[float, kinds.PARITY] = 0.999
+    """The share of compared answers that must agree."""
+    hold: Annotated[float, kinds.key("for"), kinds.DURATION] = 0.0
+    """How long parity must hold."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,10 +63,13 @@ class CanaryStage:
     least ``step_every`` seconds and until the new side answered ``min_requests``."""
 
     kind: ClassVar[StageKind] = "canary"
-    steps: tuple[float, ...]
-    step_every: float = 900.0
-    min_requests: int = 500
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "canary: {percent: [1%, 5%, 25%, 50%], step_every: 15m}"
+    steps: Annotated[tuple[float, ...], kinds.key("percent"), kinds.CANARY_STEPS]
+    """The canary's shares, growing, each above 0% and below 100%."""
+    step_every: Annotated[float, kinds.DURATION] = 900.0
+    """The shortest stay at each share."""
+    min_requests: Annotated[int, kinds.Count(1)] = 500
+    """Answers of the new side each share needs before the next."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,8 +78,9 @@ class MigratedStage:
     then the plan is done and legacy's endpoint can be deleted."""
 
     kind: ClassVar[StageKind] = "migrated"
-    hold: float = 86400.0
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "migrated: {hold: 24h}"
+    hold: Annotated[float, kinds.DURATION] = 86400.0
+    """How long the whole route stays on the new side, gates passing, before done."""
 
 
 Stage: TypeAlias = ShadowStage | CanaryStage | MigratedStage
@@ -92,22 +99,52 @@ class Gates:
     comparison with it counts (else: waiting for traffic). ``None``: not checked.
     """
 
-    error_rate_vs_primary: float | None = 0.005
-    p99_vs_primary: float | None = None
-    p99_floor: float = 0.005
-    error_budget_left: float | None = None
-    min_primary: int = 100
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "gates: {error_rate_vs_primary: +0.5%, p99_vs_primary: 1.2x}"
+    error_rate_vs_primary: Annotated[float, kinds.INCREASE] | None = 0.005
+    """How much the new side's error ratio may exceed the primary's, like +0.5%."""
+    p99_vs_primary: Annotated[float, kinds.FACTOR] | None = None
+    """How many times the primary's p99 the new side's may be, like 1.2x."""
+    p99_floor: Annotated[float, kinds.DURATION] = 0.005
+    """A p99 below this never fails (histogram resolution)."""
+    error_budget_left: Annotated[float, kinds.PERCENT] | None = None
+    """The share of the route's slo error budget that must be left (needs slo)."""
+    min_primary: Annotated[int, kinds.Count(1)] = 100
+    """Answers the primary must have given in the window before a comparison counts."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MigratePlan:
-    stages: tuple[Stage, ...]
+    """The autopilot: stages that move the route's canary share, gated."""
+
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "migrate: {stages: [{canary: {percent: [5%, 50%]}}, migrated]}"
+
+    stages: Annotated[
+        tuple[
+            Annotated[
+                Stage,
+                kinds.OneKey(
+                    {"shadow": ShadowStage, "canary": CanaryStage, "migrated": MigratedStage},
+                    kinds.STAGES_EXAMPLE,
+                ),
+            ],
+            ...,
+        ],
+        kinds.NonEmpty(kinds.STAGES_EXAMPLE),
+    ]
+    """In order: shadow, canary, migrated (each at most once; canary or migrated)."""
     gates: Gates = Gates()
+    """What the new side must show against the primary."""
     on_breach: OnBreach = "rollback"
-    approval: frozenset[StageKind] = frozenset()
-    interval: float = 10.0
-    at: Location = NOWHERE
+    """rollback: to 0% at once; pause: one step back, then wait for resume."""
+    approval: Annotated[frozenset[StageKind], kinds.ONE_OR_MORE] = frozenset()
+    """Stages not entered until `strangler migrate approve`."""
+    interval: Annotated[float, kinds.INTERVAL] = 10.0
+    """How often the plan is evaluated (at least 50ms)."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
     def stage_index(self, kind: StageKind) -> int | None:
         """The position of the stage of that kind, or ``None``."""
@@ -115,3 +152,8 @@ class MigratePlan:
             if stage.kind == kind:
                 return i
         return None
+
+
+# Last: kinds reads values, which reads model. The field annotations above are strings,
+# resolved only when pydantic reads them.
+from strangler.config import kinds  # noqa: E402

@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal
 
 if TYPE_CHECKING:  # shadow_model builds on this module's Location
     from strangler.config.migrate_model import MigratePlan
@@ -131,9 +131,12 @@ class UpstreamTls:
 class Timeouts:
     """Per-upstream timeouts in seconds; ``None`` means no limit."""
 
-    connect: float | None = 5.0
-    read: float | None = 60.0  # max silence while waiting for response bytes
-    total: float | None = None  # whole exchange, headers to last body byte
+    connect: Annotated[float, kinds.CONNECT_TIMEOUT] | None = 5.0
+    """Connecting to the upstream (null: no limit)."""
+    read: Annotated[float, kinds.TIMEOUT] | None = 60.0
+    """The longest silence while waiting for the upstream's bytes (null: no limit)."""
+    total: Annotated[float, kinds.TIMEOUT] | None = None
+    """The whole exchange, headers to last body byte (null: no limit)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,14 +177,42 @@ class MatchSpec:
     not its paging or search variants. ``None``: any other parameter is fine.
     """
 
-    path: str | None = None
-    path_prefix: str | None = None
-    methods: frozenset[str] | None = None
-    host: str | None = None
-    headers: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
-    query: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
-    cookies: Mapping[str, ValueMatch] = field(default_factory=lambda: MappingProxyType({}))
-    query_only: frozenset[str] | None = None
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "match: {path_prefix: /api/invoices, methods: [GET]}"
+
+    path: Annotated[str | None, kinds.PATH] = None
+    """One exact path or template, like /invoices/{id:int} (not with path_prefix)."""
+    path_prefix: Annotated[str | None, kinds.PATH_PREFIX] = None
+    """A whole subtree: /api matches /api and /api/x, not /apix (not with path)."""
+    methods: (
+        Annotated[
+            frozenset[Annotated[str, kinds.METHOD]],
+            kinds.Listed(
+                "so the route would match nothing", "leave methods out to match any", upper=True
+            ),
+        ]
+        | None
+    ) = None
+    """The methods matched (default: any)."""
+    host: Annotated[str | None, kinds.HOST] = None
+    """The request's host, exact or *.example.com, without port."""
+    headers: Mapping[
+        Annotated[str, kinds.field_name("header")], Annotated[ValueMatch, kinds.CONDITION]
+    ] = field(default_factory=lambda: MappingProxyType({}))
+    """Header -> exact value, true (present) or false (absent)."""
+    query: Mapping[
+        Annotated[str, kinds.field_name("query parameter")], Annotated[ValueMatch, kinds.CONDITION]
+    ] = field(default_factory=lambda: MappingProxyType({}))
+    """Query parameter -> exact value, true (present) or false (absent)."""
+    cookies: Mapping[
+        Annotated[str, kinds.field_name("cookie")], Annotated[ValueMatch, kinds.CONDITION]
+    ] = field(default_factory=lambda: MappingProxyType({}))
+    """Cookie -> exact value, true (present) or false (absent)."""
+    query_only: Annotated[frozenset[str] | None, kinds.QUERY_ONLY] = None
+    """true: no query parameter but those query names; a list: those may be there too."""
 
 
 StickyKind = Literal["header", "cookie", "query", "client_ip"]
@@ -215,11 +246,21 @@ class Canary:
     ``ratio``), so a user is on the new side for every route of the group or none.
     """
 
-    to: str
-    ratio: float
-    sticky: Sticky | None = None
-    group: str | None = None
-    at: Location = NOWHERE
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "canary: {to: billing, percent: 10%, sticky: header:X-User-Id}"
+
+    to: Annotated[str, kinds.text_like("billing")]
+    """The upstream that gets the share: the new side."""
+    ratio: Annotated[float, kinds.key("percent"), kinds.CANARY_SHARE]
+    """The share of the route's traffic it gets, like 10% (0.01% steps)."""
+    sticky: Annotated[Sticky, kinds.STICKY] | None = None
+    """header:NAME, cookie:NAME, query:NAME or client_ip: keeps a user on one side."""
+    group: Annotated[str, kinds.GROUP] | None = None
+    """Routes with one group put a user on the same side for all of them."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 DebugHeaders = Literal["off", "on", "overrides"]
@@ -241,11 +282,25 @@ class Overrides:
     override; empty means every client.
     """
 
-    header: str | None = OVERRIDE_HEADER
-    cookie: str | None = OVERRIDE_COOKIE
-    allow: tuple[str, ...] = ()
-    networks: tuple[str, ...] = ()
-    at: Location = NOWHERE
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "overrides: {header: X-Strangler-Backend, networks: [10.0.0.0/8]}"
+    OR_BOOLEAN: ClassVar[bool] = True  # true: the defaults; false: none (kinds.OR_BOOLEAN)
+
+    header: Annotated[str | None, kinds.OVERRIDE_NAME] = OVERRIDE_HEADER
+    """The request header naming the upstream to force (false: off)."""
+    cookie: Annotated[str | None, kinds.OVERRIDE_NAME] = OVERRIDE_COOKIE
+    """The cookie naming the upstream to force (false: off)."""
+    allow: Annotated[
+        tuple[Annotated[str, kinds.text_like("billing")], ...],
+        kinds.Listed("so nothing could be forced", "leave allow out for the route's own upstreams"),
+    ] = ()
+    """The upstreams a request may force (default: the route's to, canary.to, primary)."""
+    networks: tuple[Annotated[str, kinds.NETWORK], ...] = ()
+    """Client networks (CIDR) allowed to override (default: every client)."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 FallbackOn = Literal["refused", "reset", "timeout", "protocol", "5xx"]
@@ -269,12 +324,31 @@ class Fallback:
     streams once and cannot fall back.
     """
 
-    enabled: bool = True
-    to: str | None = None
-    methods: frozenset[str] = IDEMPOTENT_METHODS
-    on: frozenset[FallbackOn] = frozenset(FALLBACK_ON)
-    buffer_bytes: int = 64 * 1024
-    at: Location = NOWHERE
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "fallback: {methods: [GET, HEAD], on: [refused, timeout]}"
+    OR_BOOLEAN: ClassVar[bool] = True  # true/false: enabled with the defaults, or not
+
+    enabled: Annotated[bool, kinds.STRICT] = True
+    """false: no request of this route falls back."""
+    to: Annotated[str, kinds.text_like("legacy")] | None = None
+    """Where a failed request goes instead (default: the route's primary)."""
+    methods: Annotated[
+        frozenset[Annotated[str, kinds.METHOD]],
+        kinds.Listed("so no request could fall back", "write fallback: false", upper=True),
+    ] = IDEMPOTENT_METHODS
+    """The methods that may be sent again (default: the idempotent ones)."""
+    on: Annotated[
+        frozenset[Annotated[FallbackOn, kinds.FAILURE]],
+        kinds.Listed("so no request could fall back", "write fallback: false"),
+    ] = frozenset(FALLBACK_ON)
+    """The failures of the new side that fall back."""
+    buffer_bytes: Annotated[int, kinds.key("buffer"), kinds.SIZE] = 64 * 1024
+    """The most of a request body kept to send it again (0: requests with a body never
+    fall back)."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,11 +361,21 @@ class Slo:
     holds ``min_requests`` answers.
     """
 
-    error_rate: float | None = None
-    latency_p99: float | None = None
-    window: float = 300.0
-    min_requests: int = 100
-    at: Location = NOWHERE
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "slo: {error_rate: 1%, latency_p99: 300ms, window: 5m}"
+
+    error_rate: Annotated[float, kinds.ERROR_RATE] | None = None
+    """The largest share of failed answers the new side may give, like 1%."""
+    latency_p99: Annotated[float, kinds.P99] | None = None
+    """The latency 99% of the new side's answers must beat, like 300ms."""
+    window: Annotated[float, kinds.SLO_WINDOW] = 300.0
+    """Both are judged over this last stretch of time (1s to 24h)."""
+    min_requests: Annotated[int, kinds.Count(1)] = 100
+    """Answers the window must hold before the guard judges."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -328,64 +412,77 @@ class Route:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    max_header_bytes: int = 8190  # one request line or one header field
-    max_headers: int = 128
-    max_body_bytes: int = 1 << 30  # request body; 0 = unlimited
-    # What one client connection may do (protocol.py / listener.py):
-    max_head_bytes: int = 32768  # request line and all header fields together
-    header_timeout: float = 30.0  # seconds from a head's first byte to its end
-    keepalive_timeout: float = 75.0  # seconds an idle connection is kept open
-    body_timeout: float = 60.0  # seconds without a request body byte
-    max_connections: int = 0  # per worker; 0: 10000 or what the open-file limit allows
-    underscore_headers: Literal["drop", "keep", "reject"] = "drop"  # X_User-style names
+    """What one client connection and one request may send. Each field's ``Annotated``
+    kind (``kinds``) is what the config file accepts; its docstring is the JSON Schema's
+    description of the key."""
+
+    max_header_bytes: Annotated[int, kinds.SIZE_POSITIVE] = 8190
+    """Longest request line or header line -> 431."""
+    max_headers: Annotated[int, kinds.Count(1)] = 128
+    """Most request headers -> 431."""
+    max_body_bytes: Annotated[int, kinds.SIZE] = 1 << 30
+    """Largest request body -> 413 (0: no limit)."""
+    max_head_bytes: Annotated[int, kinds.SIZE_POSITIVE] = 32768
+    """Largest request head in total (request line and every header field) -> 431."""
+    header_timeout: Annotated[float, kinds.DURATION_POSITIVE] = 30.0
+    """A request head not complete this long after its first byte -> 408, closed."""
+    keepalive_timeout: Annotated[float, kinds.DURATION_POSITIVE] = 75.0
+    """An idle connection is closed after this; keep it above your load balancer's."""
+    body_timeout: Annotated[float, kinds.DURATION_POSITIVE] = 60.0
+    """Longest gap between two request body bytes -> connection closed."""
+    max_connections: Annotated[int, kinds.Count(0)] = 0
+    """Open client connections per worker; 0: 10000, or what the open-file limit allows."""
+    underscore_headers: Literal["drop", "keep", "reject"] = "drop"
+    """Request header names with '_' (X_User collides with X-User in CGI-style apps)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Forwarded:
-    """Which incoming X-Forwarded-*/Forwarded headers to believe.
+    """Which incoming X-Forwarded-*/Forwarded headers to believe, which to add."""
 
-    ``trusted``: client networks (CIDR) whose forwarded headers are kept and appended
-    to; from anyone else they are dropped and replaced.
-    """
-
-    trusted: tuple[str, ...] = ()
-    headers: bool = True  # add forwarded headers at all
-    # which: "both" (X-Forwarded-For/-Proto/-Host and Forwarded), "x-forwarded" or
-    # "rfc7239" (Forwarded only: one header field instead of four, for legacy apps
-    # that cap the number of header fields)
+    trusted: tuple[Annotated[str, kinds.NETWORK], ...] = ()
+    """Client networks (CIDR) whose own forwarded headers are kept and appended to; from
+    anyone else they are dropped and replaced."""
+    headers: Annotated[bool, kinds.STRICT] = True
+    """Add X-Forwarded-For/-Proto/-Host and Forwarded at all."""
     style: Literal["both", "x-forwarded", "rfc7239"] = "both"
+    """both (four header fields), x-forwarded, or rfc7239 (Forwarded only: one field, for
+    legacy apps that cap the number of header fields)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccessLog:
     format: Literal["json", "text", "off"] = "json"
-    path: str | None = None  # None = standard output
+    """One line per request as json, text, or off."""
+    path: Annotated[str, kinds.FILE] | None = None
+    """File to append access lines to (null: standard output)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Admin:
-    listen: Listen = Listen(host="127.0.0.1", port=8081)
-    token_env: str = "STRANGLER_ADMIN_TOKEN"
-    token_file: str | None = None
-    # Reads (routes, upstream URLs, metrics, audit log) are open to whoever reaches
-    # admin.listen; off a loopback address without a token that needs saying yes.
-    allow_public_reads: bool = False
+    listen: Annotated[Listen, kinds.LISTEN] = Listen(host="127.0.0.1", port=8081)
+    """The admin API's address; keep it on loopback."""
+    token_env: Annotated[str, kinds.ENV_NAME] = "STRANGLER_ADMIN_TOKEN"
+    """Environment variable holding the admin write token."""
+    token_file: Annotated[str, kinds.FILE] | None = None
+    """File holding the token (wins over the variable)."""
+    allow_public_reads: Annotated[bool, kinds.STRICT] = False
+    """Reads (routes, upstream URLs, metrics, audit log) need no token; without it,
+    strangler refuses a non-loopback admin.listen with no token."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RedisState:
     """``state.redis``: the Redis server that holds the runtime state when
-    ``state.backend`` is ``redis``, so several replicas share it.
+    ``state.backend`` is ``redis``, so several replicas share it."""
 
-    ``url``: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) or
-    ``unix:///path/to/redis.sock[?db=N]``. ``key_prefix`` starts every key and the
-    change channel (two deployments can share one Redis). ``resync``: seconds between
-    full re-reads, however quiet the change channel is.
-    """
-
-    url: str = "redis://127.0.0.1:6379/0"
-    key_prefix: str = "strangler:"
-    resync: float = 5.0  # seconds
+    url: Annotated[str, kinds.REDIS_URL] = "redis://127.0.0.1:6379/0"
+    """redis://[[user]:password@]host[:port][/db], rediss:// (TLS) or
+    unix:///path/to/redis.sock[?db=N]."""
+    key_prefix: Annotated[str, kinds.text_like("strangler:")] = "strangler:"
+    """Starts every key and the change channel (two deployments can share one Redis)."""
+    resync: Annotated[float, kinds.RESYNC] = 5.0
+    """Seconds between full re-reads, however quiet the change channel is."""
 
 
 StateBackend = Literal["file", "redis"]
@@ -394,45 +491,43 @@ StateBackend = Literal["file", "redis"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StateFiles:
     """Where runtime state (kill switches, percent overrides, guard trips) and the
-    audit log live, and how often each worker looks for another one's writes.
+    audit log live, and how often each worker looks for another one's writes."""
 
-    ``dir`` defaults to ``.strangler`` in the main config file's directory (the
-    current directory for ``strangler serve --legacy``). ``backend``: ``file`` keeps
-    the state in ``<dir>/state.json`` (workers and replicas sharing the directory);
-    ``redis`` keeps it in ``redis`` (replicas on several machines); the audit log and
-    progress files stay in ``dir`` either way.
-    """
-
-    dir: str = ".strangler"
-    file_poll: float = 0.5  # seconds
+    dir: Annotated[str, kinds.TEXT] = ".strangler"
+    """Directory of the state, audit log and progress files (relative to the main file)."""
+    file_poll: Annotated[float, kinds.FILE_POLL] = 0.5
+    """How often each worker looks for another worker's changes."""
     backend: StateBackend = "file"
+    """file: <dir>/state.json (workers and replicas sharing the directory); redis: the
+    state in state.redis (replicas on several machines)."""
     redis: RedisState = RedisState()
+    """The Redis server, with backend: redis."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProgressSettings:
     """``progress:``: what the migration progress leaves out of the legacy backlog, and
-    how long legacy must be idle before its code is a deletion candidate.
+    how long legacy must be idle before its code is a deletion candidate."""
 
-    ``ignore``: path globs (``*`` one segment, ``**`` any depth, ``?`` one character)
-    of unrouted requests kept out of the backlog, like ``/static/**`` or ``/health``.
-    """
-
-    ignore: tuple[str, ...] = ()
-    idle_after: float = 14 * 86400.0  # seconds
+    ignore: tuple[Annotated[str, kinds.PATH_GLOB], ...] = ()
+    """Path globs of unrouted requests kept out of the backlog, like /static/** or /health
+    (* one segment, ** any depth, ? one character)."""
+    idle_after: Annotated[float, kinds.IDLE_AFTER] = 14 * 86400.0
+    """How long legacy must be unused before a route or endpoint is a deletion candidate
+    (1h to 400d; 35d for month-end jobs, 95d for quarterly ones)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TracingSettings:
-    """``tracing:``: OpenTelemetry spans exported over OTLP/HTTP (``strangler[otel]``).
+    """OpenTelemetry spans exported over OTLP/HTTP; needs pip install 'strangler[otel]'."""
 
-    ``endpoint``: the collector's traces URL (``/v1/traces`` added to a bare base URL);
-    ``sample``: the ratio of new traces recorded (a client's sampled flag is followed).
-    """
-
-    endpoint: str
-    sample: float = 1.0
-    service_name: str = "strangler"
+    endpoint: Annotated[str, kinds.key("otlp"), kinds.OTLP]
+    """The collector's OTLP/HTTP URL, like http://collector:4318 (/v1/traces is added to a
+    base URL)."""
+    sample: Annotated[float, kinds.SHARE] = 1.0
+    """The share of new traces recorded (a client's sampled flag is followed)."""
+    service_name: Annotated[str, kinds.TEXT] = "strangler"
+    """service.name on every span."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -451,3 +546,8 @@ class Config:
     tracing: TracingSettings | None = None  # None: off (the default)
     files: tuple[str, ...] = ()  # every file read, main first: what the reloader watches
     version: str = "builtin"  # short hash of the files' contents
+
+
+# Last: the kinds module reads values, which reads this module's Listen. The field
+# annotations above are strings, resolved only when pydantic reads them.
+from strangler.config import kinds  # noqa: E402

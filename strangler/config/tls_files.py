@@ -44,6 +44,8 @@ def check_pem(path: str, kind: str) -> None:
         raise BadValue(f"{path!r} is a directory, not a file", f"the path to {what}") from None
     except OSError as e:
         raise BadValue(f"cannot read {path!r}: {e.strerror or e}") from None
+    except ValueError:  # open() refuses a path with a NUL byte
+        raise BadValue(f"{path!r} is not a file path", f"the path to {what} (PEM)") from None
     if b"-----BEGIN " not in data or marker not in data:
         raise BadValue(
             f"{path!r} does not hold {what} in PEM form",

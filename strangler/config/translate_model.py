@@ -29,7 +29,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Final, Literal, TypeAlias
+from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 
 from strangler.config.model import NOWHERE, Location
 
@@ -47,6 +47,7 @@ __all__ = [
     "HeaderRename",
     "HeaderSet",
     "HeadersStep",
+    "Hook",
     "HookStep",
     "JsonConvert",
     "JsonDate",
@@ -249,9 +250,18 @@ class RewritePaths:
     own host); ``True`` always writes an absolute URL on the client's origin (what a
     legacy app that answers absolute URLs sent); ``False`` always a relative one."""
 
-    from_: str
-    to: str
-    absolute: bool | None = None
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "rewrite_paths: {from: /api/v2, to: /api/v1}"
+    from_: Annotated[str, kinds.key("from"), kinds.URL_PATH]
+    """The new service's path prefix, like /api/v2."""
+    to: Annotated[str, kinds.URL_PATH]
+    """The legacy path prefix written instead, like /api/v1."""
+    absolute: Annotated[bool, kinds.STRICT] | None = None
+    """true: always an absolute URL on the client's origin; false: always relative;
+    left out: the new service's form."""
 
 
 HeaderOp: TypeAlias = HeaderSet | HeaderRename | HeaderRemove | HeaderFromParam | RewritePaths
@@ -462,9 +472,17 @@ class StatusRule:
 class StatusStep:
     """``status: {map: {201: 200}}``, response only; the reason phrase follows."""
 
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "status: {map: {201: 200}}"
     kind: ClassVar[str] = "status"
-    map: Mapping[int, int]
-    at: Location = NOWHERE
+    map: Annotated[
+        Mapping[Annotated[int, kinds.STATUS], Annotated[int, kinds.STATUS]], kinds.FILLED
+    ]
+    """The new service's status -> the one legacy answered with, like {201: 200}."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 BodyTemplate: TypeAlias = (
@@ -494,15 +512,32 @@ class ErrorStep:
     ``json`` steps of the same list: they describe the success body.
     """
 
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = "error: {when: '>=500', body: {message: $.detail}, status: 502}"
     kind: ClassVar[str] = "error"
-    when: StatusRule
-    body: BodyTemplate
-    status: int | None = None
-    content_type: str | None = None  # None: legacy's own for that status, else JSON UTF-8
-    at: Location = NOWHERE
+    when: Annotated[StatusRule, kinds.STATUS_RULE] = StatusRule(ranges=((400, 599),), text=">=400")
+    """The statuses whose body is rewritten, like '>=400', '4xx', '500-599', 404, or a list."""
+    body: Annotated[BodyTemplate, kinds.BODY_TEMPLATE]
+    """The legacy error body; a "$.path" string is that value of the new service's body."""
+    status: Annotated[int, kinds.STATUS] | None = None
+    """Replaces the status; left out, the status stays."""
+    content_type: Annotated[str, kinds.JSON_MEDIA] | None = None
+    """A JSON media type; left out, legacy's own for that status, else JSON UTF-8."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 # ---------------------------------------------------------------------------- hooks
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hook:
+    """A hook function, imported and checked at load (``translate_values.load_hook``)."""
+
+    target: str  # as written: module:function
+    function: Callable[..., object]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -515,11 +550,19 @@ class HookStep:
     streaming: the hook then sees ``body`` ``None``.
     """
 
+    __pydantic_config__: ClassVar[dict[str, object]] = {
+        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
+        "use_attribute_docstrings": True,
+    }
+    EXAMPLE: ClassVar[str] = (
+        "hook: 'mypkg.hooks:fix' or hook: {call: 'mypkg.hooks:fix', body: false}"
+    )
     kind: ClassVar[str] = "hook"
-    target: str
-    function: Callable[..., object]
-    body: bool = True
-    at: Location = NOWHERE
+    call: Annotated[Hook, kinds.HOOK]
+    """The function, 'module:function' (or 'module.function'): one argument, not async."""
+    body: Annotated[bool, kinds.STRICT] = True
+    """false: the route keeps streaming and the hook sees body None."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 RequestStep: TypeAlias = PathStep | QueryStep | HeadersStep | JsonStep | HookStep
@@ -558,3 +601,8 @@ class TranslateSpec:
 
     layers: tuple[Translator, ...]
     at: Location = NOWHERE
+
+
+# Last, as in model.py: kinds reads values, which reads model; the annotations above are
+# strings that pydantic resolves only when it reads them.
+from strangler.config import kinds  # noqa: E402

@@ -1,98 +1,51 @@
-"""Route lists to ``Route``s: names, owners, targets and match specs, problem by problem.
+"""Route lists to ``Route``s: each route's keys read with ``described.RouteEntry``, and
+what a description cannot say.
 
 ``RouteTable`` reads the ``routes:`` list of the main file and of every included
 route file, in that order, numbering routes in declaration order across all files
-(``Route.index``: the first match wins). It reports, among others: a missing
-``name``/``owner``/``match``/``to``, a duplicate name (pointing at the first one
-too), a ``to`` naming an unknown upstream (listing the known ones), a ``match``
-with both ``path`` and ``path_prefix``, malformed paths and templates, unknown
-methods, bad hosts, and header/query/cookie conditions that are not a string
-(exact value), ``true`` (must be present) or ``false`` (must be absent).
-
-The release controls of a route (``canary``, ``overrides``, ``fallback``, ``slo``;
-see ``strangler.config.model`` for what they mean) are checked here too: unknown
-upstreams, a canary to the route's own ``to``, percentages out of range, malformed
-sticky keys, a fallback to the side that failed, SLO values out of range, and
-(``finish``, once every file is read) canary groups whose routes disagree on the
-sticky key or the percentage.
+(``Route.index``: the first match wins). pydantic checks each route's keys (see
+``RouteEntry`` and the ``kinds`` of ``MatchSpec``, ``Canary``...); this module adds the
+rules across keys, read from the nodes so they are reported even when a key has a
+problem of its own: a name taken twice, upstreams that exist, the sides of a release
+(a canary to the route's own ``to``, a fallback to the side that failed, an slo with
+nothing to watch), path with path_prefix, and (``finish``, once every file is read)
+canary groups whose routes disagree on the sticky key or the percentage. A route's
+``shadow`` and ``migrate`` are read with it (their cross-checks are ``validate_shadow``
+and ``validate_migrate``); its ``translate`` is still read by its walker.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from collections.abc import Collection, Mapping
+import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, cast
+from typing import Any, Final, TypeGuard
 
-from strangler.config import units
+from strangler.config.described import RouteEntry, read_part
 from strangler.config.model import (
-    FALLBACK_ON,
     LEGACY,
-    STICKY_KINDS,
-    Canary,
     Fallback,
-    FallbackOn,
     Location,
-    MatchSpec,
     Overrides,
     Route,
-    Slo,
     Sticky,
-    StickyKind,
-    ValueMatch,
 )
 from strangler.config.source import Map, Node, Scalar, Seq, describe
-from strangler.config.validate_migrate import read_migrate
-from strangler.config.validate_shadow import read_shadow
+from strangler.config.validate_migrate import check_migrate
+from strangler.config.validate_shadow import check_shadow
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import (
-    METHODS,
     NAME,
-    BadValue,
-    check_host,
-    check_path,
-    check_path_template,
 )
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
 __all__ = [
-    "CANARY_KEYS",
-    "FALLBACK_KEYS",
-    "MATCH_KEYS",
-    "OVERRIDE_KEYS",
-    "REQUIRED_ROUTE_KEYS",
     "ROUTE_FILE_KEYS",
-    "ROUTE_KEYS",
-    "SLO_KEYS",
     "RouteTable",
-    "read_networks",
 ]
 
 ROUTE_FILE_KEYS: Final = ("routes", "include")
-REQUIRED_ROUTE_KEYS: Final = ("name", "owner", "match", "to")
-ROUTE_KEYS: Final = (
-    *REQUIRED_ROUTE_KEYS, "canary", "overrides", "fallback", "slo", "shadow", "translate",
-    "migrate", "debug_headers",
-)  # fmt: skip
-MATCH_KEYS: Final = (
-    "path", "path_prefix", "methods", "host", "headers", "query", "query_only", "cookies",
-)  # fmt: skip
-CANARY_KEYS: Final = ("to", "percent", "sticky", "group")
-OVERRIDE_KEYS: Final = ("header", "cookie", "allow", "networks")
-FALLBACK_KEYS: Final = ("enabled", "to", "methods", "on", "buffer")
-SLO_KEYS: Final = ("error_rate", "latency_p99", "window", "min_requests")
-
-_P99: Final = units.bare_seconds_below(10)  # a bare "300" for a p99 latency is 300 ms
-_MIN_RATIO: Final = 0.0001  # one sticky bucket in 10,000: the finest canary share
-_MIN_WINDOW: Final = 1.0
-_MAX_WINDOW: Final = 86400.0
-_STICKY_HINT: Final = "header:NAME, cookie:NAME, query:NAME or client_ip"
-
-_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # header and cookie names
-_KINDS: Final = {"headers": "header", "query": "query parameter", "cookies": "cookie"}
-_EMPTY: Final[Mapping[str, ValueMatch]] = MappingProxyType({})
 
 
 class RouteTable:
@@ -163,111 +116,100 @@ class RouteTable:
                 self.routes.append(route)
 
     def route(self, node: Node, index: int) -> Route | None:
-        if not isinstance(node, Map):
-            self.w.report(
-                node.at,
-                f"a route must be a mapping with name, owner, match and to, got {describe(node)}",
-            )
-            return None
-        name_node = node.get("name")
-        name = None if name_node is None else self.name(name_node)
-        shown = name_node.value if isinstance(name_node, Scalar) else None
-        label = f"route {shown!r}" if isinstance(shown, str) and shown.strip() else "route"
-        f = self.w.entries(
-            node, ROUTE_KEYS, subject=label, where=f"in {label}", required=REQUIRED_ROUTE_KEYS
-        )
-        owner = None if "owner" not in f else self.w.string(f["owner"], f"{label} owner")
-        match = None if "match" not in f else self.match(f["match"], label)
-        to = None if "to" not in f else self.target(f["to"], label)
-        # The release sections are checked even when ``to`` is bad (every problem at
-        # once); what depends on ``to`` is then left out rather than guessed.
+        """One route: its keys read with ``described.RouteEntry``, then what pydantic
+        cannot say (upstreams exist, the sides of a release, what shadow and migrate need;
+        translate is still its walker's),
+        read from the nodes so it is reported even when a key has a problem of its own."""
+        f = dict((k.value, v) for k, v in node.entries) if isinstance(node, Map) else {}
+        written_name = f.get("name")
+        shown = written_name.value if isinstance(written_name, Scalar) else None
+        label = f"route {shown!r}" if isinstance(shown, str) and NAME.fullmatch(shown) else "route"
         before = len(self.w.problems)
-        canary = None if "canary" not in f else self.canary(f["canary"], label, to)
-        sides = _Sides.of(to, canary, canary_given="canary" in f)
-        fallback = Fallback()
+        self.name(written_name)
+        to = self.upstream_name(f["to"], label, sends=True) if _written(f.get("to")) else None
+        entry: RouteEntry | None = read_part(self.w, node, RouteEntry, label)
+        if not isinstance(node, Map):
+            return None
+        canary_ok, new = self.canary(f["canary"], label, to) if "canary" in f else (True, None)
+        sides = _Sides.of(to, new, canary_ok=canary_ok)
         if "fallback" in f:
-            fallback = self.fallback(f["fallback"], label, sides) or fallback
-        if fallback.to is not None:
-            sides = sides.with_primary(fallback.to)
-        overrides = None if "overrides" not in f else self.overrides(f["overrides"], label, sides)
-        slo = None if "slo" not in f else self.slo(f["slo"], label, sides)
-        shadow = None
+            primary = self.fallback(f["fallback"], label, sides)
+            sides = sides if primary is None else sides.with_primary(primary)
+        if "overrides" in f:
+            self.overrides(f["overrides"], label)
+        if "slo" in f:
+            self.slo(f["slo"], label, sides)
+        if "match" in f:
+            self.match(f["match"], label)
         if "shadow" in f:
-            own = to if canary is None else None
-            shadow = read_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
+            own = to if new is None else None
+            check_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
         translate = None
         if "translate" in f:
-            template = match.path if match is not None else None
+            template = entry.match.path if entry is not None else None
             translate = self.translators.read_route(
                 f["translate"], label=label, path_template=template
             )
-        migrate = None
         if "migrate" in f:
-            migrate = read_migrate(
+            check_migrate(
                 self.w,
                 f["migrate"],
                 label,
-                has_canary=canary is not None,
-                has_shadow=shadow is not None,
-                has_slo=slo is not None,
+                has_canary=new is not None,
+                has_shadow=not _is(f.get("shadow"), None),
+                has_slo="slo" in f,
             )
-        debug = None
-        if "debug_headers" in f:
-            debug = self.w.debug_headers(f["debug_headers"], f"{label} debug_headers")
-        if len(self.w.problems) != before:
+        if entry is None or len(self.w.problems) != before:
             return None
-        if name is None or owner is None or match is None or to is None:
-            return None
+        # true/false for a part (kinds.OR_BOOLEAN): on with its defaults, or off
+        given: Any = entry.overrides
+        overrides = Overrides() if given is True else None if given is False else given
+        written = f.get("overrides")
+        if overrides is not None and not (
+            isinstance(written, Map) and written.get("allow") is not None
+        ):
+            overrides = dataclasses.replace(overrides, allow=sides.default_allow())
+        given = entry.fallback
+        fallback = Fallback(enabled=given) if isinstance(given, bool) else given or Fallback()
+
+        def at(part: Any, key: str) -> Any:
+            return None if part is None else dataclasses.replace(part, at=f[key].at)
+
         return Route(
-            name=name,
-            owner=owner,
-            match=match,
-            to=to,
+            name=entry.name,
+            owner=entry.owner,
+            match=dataclasses.replace(
+                entry.match,
+                headers=MappingProxyType(dict(entry.match.headers)),
+                query=MappingProxyType(dict(entry.match.query)),
+                cookies=MappingProxyType(dict(entry.match.cookies)),
+            ),
+            to=entry.to,
             index=index,
             at=node.at,
-            canary=canary,
-            overrides=overrides,
-            fallback=fallback,
-            slo=slo,
-            shadow=shadow,
+            canary=at(entry.canary, "canary"),
+            overrides=at(overrides, "overrides"),
+            fallback=fallback if "fallback" not in f else at(fallback, "fallback"),
+            slo=at(entry.slo, "slo"),
+            shadow=at(entry.shadow, "shadow"),
             translate=translate,
-            migrate=migrate,
-            debug_headers=debug,
+            migrate=at(entry.migrate, "migrate"),
+            debug_headers=entry.debug_headers,
         )
 
-    def name(self, node: Node) -> str | None:
-        name = self.w.string(node, "route name")
-        if name is None:
-            return None
-        if not NAME.fullmatch(name):
-            self.w.report(
-                node.at,
-                f"route name {name!r} must be letters, digits, '.', '_' and '-', "
-                "starting with a letter or digit",
-                "names appear in metrics, logs and admin URLs, like 'invoices-read'",
-            )
-            return None
+    def name(self, node: Node | None) -> None:
+        """A route name taken twice (``kinds.ROUTE_NAME`` checks how it is written)."""
+        name = node.value if isinstance(node, Scalar) else None
+        if node is None or not isinstance(name, str) or not NAME.fullmatch(name):
+            return
         if name in self.names:
             self.w.report(
                 node.at,
                 f"duplicate route name {name!r} (first defined at {self.names[name]})",
                 "route names must be unique: metrics, logs and the admin API use them",
             )
-            return None
+            return
         self.names[name] = node.at
-        return name
-
-    def target(self, node: Node, label: str) -> str | None:
-        to = self.w.string(node, f"{label} to", hint="the name of an upstream, like 'legacy'")
-        if to is None or to in self.upstreams:
-            return to
-        known = sorted(self.upstreams)
-        hint = join_hints(
-            f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
-            did_you_mean(to, known),
-        )
-        self.w.report(node.at, f"{label} sends to unknown upstream {to!r}", hint)
-        return None
 
     # -- release controls
 
@@ -310,8 +252,9 @@ class RouteTable:
                     "be on the new side for some of them only",
                 )
 
-    def upstream_name(self, node: Node, what: str) -> str | None:
-        """A known upstream's name (the hint lists the known ones)."""
+    def upstream_name(self, node: Node, what: str, *, sends: bool = False) -> str | None:
+        """A known upstream's name (the hint lists the known ones); ``sends``: a
+        route's ``to``."""
         name = self.w.string(node, what, hint="the name of an upstream, like 'legacy'")
         if name is None or name in self.upstreams:
             return name
@@ -320,512 +263,156 @@ class RouteTable:
             f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
             did_you_mean(name, known),
         )
-        self.w.report(node.at, f"{what}: unknown upstream {name!r}", hint)
+        problem = f"{what} sends to unknown upstream" if sends else f"{what}: unknown upstream"
+        self.w.report(node.at, f"{problem} {name!r}", hint)
         return None
 
-    def canary(self, node: Node, label: str, to: str | None) -> Canary | None:
-        """``{to, percent, sticky?, group?}``; ``to`` is the route's own ``to``."""
+    def canary(self, node: Node, label: str, to: str | None) -> tuple[bool, str | None]:
+        """``(ok, canary.to)``: the canary names a known upstream other than the route's
+        own ``to``, and a group only with a sticky key."""
         what = f"{label} canary"
-        example = "for example canary: {to: billing, percent: 10%, sticky: header:X-User-Id}"
         if not isinstance(node, Map):
-            self.w.report(node.at, f"{what} must be a mapping, got {describe(node)}", example)
-            return None
-        f = self.w.entries(
-            node, CANARY_KEYS, subject=what, where=f"in the canary of {label}",
-            required=("to", "percent"),
-        )  # fmt: skip
-        ok = "to" in f and "percent" in f
-        target = None if "to" not in f else self.upstream_name(f["to"], f"{what}.to")
-        if target is not None and target == to:
-            self.w.report(
-                f["to"].at,
-                f"{what}.to is {target!r}, the route's own 'to'",
-                "the canary names the new side; 'to' answers the rest",
-            )
-            target = None
-        ratio = None if "percent" not in f else self.ratio(f["percent"], f"{what}.percent")
-        sticky = None if "sticky" not in f else self.sticky(f["sticky"], f"{what}.sticky")
-        group = None
-        if "group" in f:
-            group = self.w.string(f["group"], f"{what}.group", hint="a name, like 'checkout'")
-            if group is not None and not NAME.fullmatch(group):
-                self.w.report(
-                    f["group"].at,
-                    f"{what}.group {group!r} must be letters, digits, '.', '_' and '-'",
-                )
-                group = None
-            elif group is not None and "sticky" not in f:
-                self.w.report(
-                    f["group"].at,
-                    f"{what} has a group but no sticky key",
-                    "a group keeps a user in one cohort across routes: add sticky, like "
-                    "sticky: header:X-User-Id",
-                )
-                group = None
-            ok = ok and group is not None
-        ok = ok and ("sticky" not in f or sticky is not None)
-        if not ok or target is None or ratio is None:
-            return None
-        return Canary(to=target, ratio=ratio, sticky=sticky, group=group, at=node.at)
-
-    def ratio(self, node: Node, what: str) -> float | None:
-        ratio = self.w.unit(node, what, units.config_percent)
-        if ratio is not None and 0.0 < ratio < _MIN_RATIO:
-            self.w.report(
-                node.at,
-                f"{what}: {_percent(ratio)} is below 0.01%, the finest share a canary can send",
-                "write 0.01% or more, or 0% to send none",
-            )
-            return None
-        return ratio
-
-    def sticky(self, node: Node, what: str) -> Sticky | None:
-        """``header:NAME``, ``cookie:NAME``, ``query:NAME`` or ``client_ip``."""
-        text = self.w.string(node, what, hint=_STICKY_HINT)
-        if text is None:
-            return None
-        kind, colon, name = (part.strip() for part in text.partition(":"))
-        if kind not in STICKY_KINDS:
-            hint = did_you_mean(kind, STICKY_KINDS) or f"write {_STICKY_HINT}"
-            self.w.report(node.at, f"{what}: {text!r} is not a sticky key", hint)
-            return None
-        if kind == "client_ip":
-            if colon:
-                self.w.report(node.at, f"{what}: client_ip takes no name", "write just client_ip")
-                return None
-            return Sticky(kind="client_ip")
-        if not name:
-            self.w.report(node.at, f"{what}: {text!r} needs a name", f"like {kind}:X-User-Id")
-            return None
-        if kind != "query" and not _TOKEN.fullmatch(name):
-            self.w.report(node.at, f"{what}: {name!r} is not a valid {kind} name")
-            return None
-        return Sticky(kind=cast(StickyKind, kind), name=name)
-
-    def overrides(self, node: Node, label: str, sides: _Sides) -> Overrides | None:
-        """``true`` (the defaults), ``false`` (none), or ``{header, cookie, allow, networks}``."""
-        what = f"{label} overrides"
-        default_allow = sides.default_allow()
-        if isinstance(node, Scalar) and isinstance(node.value, bool):
-            return Overrides(allow=default_allow, at=node.at) if node.value else None
-        if not isinstance(node, Map):
-            self.w.report(
-                node.at,
-                f"{what} must be true, false or a mapping, got {describe(node)}",
-                "for example overrides: {header: X-Strangler-Backend, networks: [10.0.0.0/8]}",
-            )
-            return None
-        f = self.w.entries(node, OVERRIDE_KEYS, subject=what, where=f"in the overrides of {label}")
-        names: dict[str, str | None] = {"header": Overrides().header, "cookie": Overrides().cookie}
+            return False, None
         ok = True
-        for key in names:
-            if key in f:
-                good, names[key] = self.override_name(f[key], f"{what}.{key}")
-                ok = ok and good
-        if ok and names["header"] is None and names["cookie"] is None:
+        target = node.get("to")
+        name = None
+        if _written(target):
+            name = self.upstream_name(target, f"{what}.to")
+            if name is not None and name == to:
+                self.w.report(
+                    target.at,
+                    f"{what}.to is {name!r}, the route's own 'to'",
+                    "the canary names the new side; 'to' answers the rest",
+                )
+                name = None
+            ok = name is not None
+        if node.get("group") is not None and node.get("sticky") is None:
+            self.w.report(
+                node.key_at("group"),
+                f"{what} has a group but no sticky key",
+                "a group keeps a user in one cohort across routes: add sticky, like "
+                "sticky: header:X-User-Id",
+            )
+            ok = False
+        return ok and target is not None, name
+
+    def overrides(self, node: Node, label: str) -> None:
+        """``allow`` names known upstreams; the header and the cookie are not both off."""
+        what = f"{label} overrides"
+        if not isinstance(node, Map):
+            return
+        allow = node.get("allow")
+        if allow is not None:
+            self.known(allow, f"{what}.allow")
+        if _is(node.get("header"), False) and _is(node.get("cookie"), False):
             self.w.report(
                 node.at,
                 f"{what} turns off both the header and the cookie, so nothing can override",
                 "remove overrides, or keep one of them",
             )
-            ok = False
-        allow = default_allow if "allow" not in f else self.allow(f["allow"], f"{what}.allow")
-        networks: list[str] | None = []
-        if "networks" in f:
-            networks = read_networks(self.w, f["networks"], f"{what}.networks")
-        if not ok or allow is None or networks is None:
-            return None
-        return Overrides(
-            header=names["header"],
-            cookie=names["cookie"],
-            allow=allow,
-            networks=tuple(networks),
-            at=node.at,
-        )
 
-    def override_name(self, node: Node, what: str) -> tuple[bool, str | None]:
-        """``(ok, name)``: a header or cookie name, or ``false`` for off (``None``)."""
-        if isinstance(node, Scalar) and node.value is False:
-            return True, None
-        name = self.w.string(node, what, hint="a name, or false to turn it off")
-        if name is not None and not _TOKEN.fullmatch(name):
-            self.w.report(node.at, f"{what}: {name!r} is not a valid name")
-            name = None
-        return name is not None, name
+    def known(self, node: Node, what: str) -> bool:
+        """Every string in the list ``node`` names a known upstream (``read_part``
+        reports what is not a string)."""
+        items = node.items if isinstance(node, Seq) else ()
+        names = [i for i in items if _written(i)]
+        return all([self.upstream_name(i, what) is not None for i in names])
 
-    def allow(self, node: Node, what: str) -> tuple[str, ...] | None:
-        if not isinstance(node, Seq) or not node.items:
-            self.w.report(
-                node.at,
-                f"{what} must be a non-empty list of upstream names, got {describe(node)}",
-                "like [billing, legacy]; leave allow out for the route's own upstreams",
-            )
-            return None
-        names: list[str] = []
-        ok = True
-        for item in node.items:
-            name = self.upstream_name(item, what)
-            if name is not None and name in names:
-                self.w.report(item.at, f"{what} lists {name!r} twice")
-                name = None
-            ok = ok and name is not None
-            names.append(name or "")
-        return tuple(names) if ok else None
-
-    def fallback(self, node: Node, label: str, sides: _Sides) -> Fallback | None:
-        """``true``/``false`` (on/off, defaults) or ``{enabled, to, methods, on, buffer}``."""
+    def fallback(self, node: Node, label: str, sides: _Sides) -> str | None:
+        """``fallback.to`` (the primary) when it names a known upstream other than the
+        new side, on a route that has one."""
         what = f"{label} fallback"
-        if isinstance(node, Scalar) and isinstance(node.value, bool):
-            return Fallback(enabled=node.value, at=node.at)
-        if not isinstance(node, Map):
+        target = node.get("to") if isinstance(node, Map) else None
+        if not _written(target):
+            return None
+        to = self.upstream_name(target, f"{what}.to")
+        if to is not None and sides.known and sides.new is None:
             self.w.report(
-                node.at,
-                f"{what} must be true, false or a mapping, got {describe(node)}",
-                "for example fallback: {methods: [GET, HEAD], on: [refused, timeout]}",
+                target.at,
+                f"{what}.to has no effect: the route sends to {LEGACY!r} and has no canary",
+                "fallback.to names where a failed request to the new side goes",
             )
             return None
-        f = self.w.entries(node, FALLBACK_KEYS, subject=what, where=f"in the fallback of {label}")
-        default = Fallback()
-        enabled: bool | None = default.enabled
-        if "enabled" in f:
-            enabled = self.w.boolean(f["enabled"], f"{what}.enabled")
-        to = None
-        if "to" in f:
-            to = self.upstream_name(f["to"], f"{what}.to")
-            if to is not None and sides.known and sides.new is None:
-                self.w.report(
-                    f["to"].at,
-                    f"{what}.to has no effect: the route sends to {LEGACY!r} and has no canary",
-                    "fallback.to names where a failed request to the new side goes",
-                )
-                to = None
-            elif to is not None and to == sides.new:
-                self.w.report(
-                    f["to"].at,
-                    f"{what}.to is {to!r}, the new side itself: a failed request would be "
-                    "sent back to the upstream that failed",
-                    f"name the primary, like {LEGACY!r}",
-                )
-                to = None
-        methods: frozenset[str] | None = default.methods
-        if "methods" in f:
-            methods = self.methods(
-                f["methods"],
-                f"{what}.methods",
-                empty="so no request could fall back",
-                empty_hint="write fallback: false to turn fallback off",
-            )
-        on = default.on if "on" not in f else self.fallback_on(f["on"], f"{what}.on")
-        buffer = default.buffer_bytes
-        if "buffer" in f:
-            got = self.w.unit(f["buffer"], f"{what}.buffer", units.size)
-            buffer = -1 if got is None else got
-        if (
-            enabled is None
-            or ("to" in f and to is None)
-            or methods is None
-            or on is None
-            or buffer < 0
-        ):
-            return None
-        return Fallback(
-            enabled=enabled, to=to, methods=methods, on=on, buffer_bytes=buffer, at=node.at
-        )
-
-    def fallback_on(self, node: Node, what: str) -> frozenset[FallbackOn] | None:
-        if not isinstance(node, Seq) or not node.items:
+        if to is not None and to == sides.new:
             self.w.report(
-                node.at,
-                f"{what} must be a non-empty list of failures, got {describe(node)}",
-                f"choose from {', '.join(FALLBACK_ON)}",
+                target.at,
+                f"{what}.to is {to!r}, the new side itself: a failed request would be "
+                "sent back to the upstream that failed",
+                f"name the primary, like {LEGACY!r}",
             )
             return None
-        found: set[FallbackOn] = set()
-        ok = True
-        for item in node.items:
-            if isinstance(item, Scalar) and isinstance(item.value, int) and 500 <= item.value < 600:
-                self.w.report(item.at, f"{what}: write '5xx' for any 5xx status, not {item.value}")
-                ok = False
-                continue
-            got = self.w.choice(item, f"{what} entry", FALLBACK_ON)
-            if got is not None and got in found:
-                self.w.report(item.at, f"{what} lists {got!r} twice")
-                got = None
-            ok = ok and got is not None
-            if got is not None:
-                found.add(cast(FallbackOn, got))
-        return frozenset(found) if ok else None
+        return to
 
-    def slo(self, node: Node, label: str, sides: _Sides) -> Slo | None:
-        """``{error_rate, latency_p99, window, min_requests}``; at least one target."""
+    def slo(self, node: Node, label: str, sides: _Sides) -> None:
+        """At least one target, and a new side to watch."""
         what = f"{label} slo"
         if not isinstance(node, Map):
-            self.w.report(
-                node.at,
-                f"{what} must be a mapping, got {describe(node)}",
-                "for example slo: {error_rate: 1%, latency_p99: 300ms, window: 5m}",
-            )
-            return None
-        f = self.w.entries(node, SLO_KEYS, subject=what, where=f"in the slo of {label}")
-        default = Slo()
-        ok = True
-        error_rate = latency = None
-        if "error_rate" in f:
-            error_rate = self.w.unit(f["error_rate"], f"{what}.error_rate", units.config_percent)
-            if error_rate is not None and not 0.0 < error_rate < 1.0:
-                self.w.report(
-                    f["error_rate"].at,
-                    f"{what}.error_rate must be more than 0% and less than 100%, "
-                    f"got {_percent(error_rate)}",
-                    "the share of failed answers the new side may give, like 1%",
-                )
-                error_rate = None
-            ok = ok and error_rate is not None
-        if "latency_p99" in f:
-            latency = self.w.unit(f["latency_p99"], f"{what}.latency_p99", _P99)
-            if latency is not None and latency <= 0.0:
-                self.w.report(f["latency_p99"].at, f"{what}.latency_p99 must be more than 0")
-                latency = None
-            ok = ok and latency is not None
-        window: float | None = default.window
-        if "window" in f:
-            window = self.w.unit(f["window"], f"{what}.window", units.duration)
-            if window is not None and not _MIN_WINDOW <= window <= _MAX_WINDOW:
-                self.w.report(
-                    f["window"].at,
-                    f"{what}.window must be from 1s to 24h, got {window:g}s",
-                    "like 5m",
-                )
-                window = None
-        minimum: int | None = default.min_requests
-        if "min_requests" in f:
-            minimum = self.w.count(f["min_requests"], f"{what}.min_requests", minimum=1)
-        if "error_rate" not in f and "latency_p99" not in f:
+            return
+        if _is(node.get("error_rate"), None) and _is(node.get("latency_p99"), None):
             self.w.report(
                 node.at,
                 f"{what} sets neither error_rate nor latency_p99, so it can never trip",
                 "for example slo: {error_rate: 1%, latency_p99: 300ms}",
             )
-            ok = False
-        if sides.known and sides.new is None:
+        elif sides.known and sides.new is None:
             self.w.report(
                 node.at,
                 f"{what} has nothing to watch: the route sends to {LEGACY!r} and has no canary",
                 "the guard watches the new side: canary.to, or a 'to' other than legacy",
             )
-            ok = False
-        if not ok or window is None or minimum is None:
-            return None
-        return Slo(
-            error_rate=error_rate,
-            latency_p99=latency,
-            window=window,
-            min_requests=minimum,
-            at=node.at,
-        )
 
-    # -- match
-
-    def match(self, node: Node, label: str) -> MatchSpec | None:
+    def match(self, node: Node, label: str) -> None:
+        """What spans a match's keys: path or path_prefix, a header named twice (names
+        ignore case), query_only naming what query names."""
+        what = f"{label} match"
         if not isinstance(node, Map):
-            hint = "for example match: {path_prefix: /api/invoices, methods: [GET]}"
-            self.w.report(node.at, f"{label} match must be a mapping, got {describe(node)}", hint)
-            return None
-        f = self.w.entries(
-            node, MATCH_KEYS, subject=f"{label} match", where=f"in the match of {label}"
-        )
-        ok = True
-        if "path" in f and "path_prefix" in f:
+            return
+        if node.get("path") is not None and node.get("path_prefix") is not None:
             later = max(node.key_at("path"), node.key_at("path_prefix"), key=lambda a: a.line)
             self.w.report(
                 later,
                 f"{label} match has both 'path' and 'path_prefix'",
                 "use 'path' for one exact path or template, 'path_prefix' for a whole subtree",
             )
-            ok = False
-        path = prefix = host = None
-        methods: frozenset[str] | None = None
-        if "path" in f:
-            path = self.path(f["path"], label)
-            ok = ok and path is not None
-        if "path_prefix" in f:
-            prefix = self.prefix(f["path_prefix"], label)
-            ok = ok and prefix is not None
-        if "methods" in f:
-            methods = self.methods(
-                f["methods"],
-                f"{label} match.methods",
-                empty="so the route would match nothing",
-                empty_hint="leave methods out to match any",
-            )
-            ok = ok and methods is not None
-        if "host" in f:
-            host = self.host(f["host"], label)
-            ok = ok and host is not None
-        headers, query, cookies = (
-            _EMPTY if key not in f else self.conditions(f[key], label, key) for key in _KINDS
-        )
-        query_only: frozenset[str] | None = None
-        if "query_only" in f:
-            query_only = self.query_only(f["query_only"], label, query or _EMPTY)
-            ok = ok and query_only is not None
-        if not ok or headers is None or query is None or cookies is None:
-            return None
-        return MatchSpec(
-            path=path,
-            path_prefix=prefix,
-            methods=methods,
-            host=host,
-            headers=headers,
-            query=query,
-            cookies=cookies,
-            query_only=query_only,
-        )
-
-    def query_only(
-        self, node: Node, label: str, query: Mapping[str, ValueMatch]
-    ) -> frozenset[str] | None:
-        """``true`` (only the names ``query`` gives) or a list of further names that
-        may be there; ``false`` is the default, written out."""
-        what = f"{label} match.query_only"
-        hint = "true (only the parameters match.query names), or a list of the others allowed"
-        if isinstance(node, Scalar) and node.value is True:
-            return frozenset()
-        if isinstance(node, Scalar) and node.value is False:
-            self.w.report(node.at, f"{what}: false is the default; leave the key out", hint)
-            return None
-        if not isinstance(node, Seq) or not all(
-            isinstance(i, Scalar) and isinstance(i.value, str) and i.value for i in node.items
-        ):
-            self.w.report(node.at, f"{what} must be true or a list of names", hint)
-            return None
-        names = [str(i.value) for i in node.items if isinstance(i, Scalar)]
-        for item in node.items:
-            if isinstance(item, Scalar) and item.value in query:
-                self.w.report(
-                    item.at,
-                    f"{what}: {item.value!r} is already named in match.query",
-                    "list only the parameters match.query does not name",
-                )
-                return None
-        return frozenset(names)
-
-    def path(self, node: Node, label: str) -> str | None:
-        what = f"{label} match.path"
-        path = self.w.string(node, what)
-        if path is None or self.w.checked(node, what, check_path_template, path) is None:
-            return None
-        return path
-
-    def prefix(self, node: Node, label: str) -> str | None:
-        what = f"{label} match.path_prefix"
-        prefix = self.w.string(node, what)
-        if prefix is None:
-            return None
-        try:
-            check_path(prefix)
-            if "{" in prefix or "}" in prefix:
-                raise BadValue(
-                    f"{prefix!r}: a prefix cannot hold parameters",
-                    "use match.path with a template, like /users/{id}/{rest:path}",
-                )
-        except BadValue as err:
-            self.w.report(node.at, f"{what}: {err}", err.hint)
-            return None
-        return prefix
-
-    def host(self, node: Node, label: str) -> str | None:
-        what = f"{label} match.host"
-        host = self.w.string(node, what, hint="like api.example.com or *.example.com")
-        return None if host is None else self.w.checked(node, what, check_host, host)
-
-    def methods(
-        self, node: Node, what: str, *, empty: str, empty_hint: str
-    ) -> frozenset[str] | None:
-        """Upper-cased; ``[get]`` is ``GET``. ``empty`` ends the message for ``[]``."""
-        if not isinstance(node, Seq):
-            hint = f"write a list, like [GET, HEAD]; {empty_hint}"
-            self.w.report(node.at, f"{what} must be a list, got {describe(node)}", hint)
-            return None
-        if not node.items:
-            self.w.report(node.at, f"{what} is empty, {empty}", empty_hint)
-            return None
-        found: set[str] = set()
-        ok = True
-        for item in node.items:
-            if not (isinstance(item, Scalar) and isinstance(item.value, str)):
-                self.w.report(item.at, f"{what}: expected a method like GET, got {describe(item)}")
-                ok = False
-                continue
-            method = item.value.upper()
-            if method not in METHODS:
-                hint = did_you_mean(method, METHODS) or f"known methods: {', '.join(METHODS)}"
-                self.w.report(item.at, f"{what}: unknown HTTP method {item.value!r}", hint)
-                ok = False
-            elif method in found:
-                self.w.report(item.at, f"{what} lists {method} twice")
-                ok = False
-            found.add(method)
-        return frozenset(found) if ok else None
-
-    def conditions(self, node: Node, label: str, key: str) -> Mapping[str, ValueMatch] | None:
-        """``headers``/``query``/``cookies``: name → ``"exact"`` | ``true`` | ``false``."""
-        what = f"{label} match.{key}"
-        kind = _KINDS[key]
-        if not isinstance(node, Map):
-            hint = f"for example {key}: {{name: value}}"
-            self.w.report(node.at, f"{what} must be a mapping, got {describe(node)}", hint)
-            return None
-        result: dict[str, ValueMatch] = {}
-        seen: dict[str, Location] = {}
-        ok = True
-        for name_node, value in node.entries:
-            name = name_node.value
-            if not isinstance(name, str) or not (
-                _TOKEN.fullmatch(name) if key != "query" else name
-            ):
-                self.w.report(name_node.at, f"{what}: {name!r} is not a valid {kind} name")
-                ok = False
-                continue
-            folded = name.lower() if key == "headers" else name
-            if folded in seen:
-                self.w.report(
-                    name_node.at,
-                    f"{what} names {kind} {name!r} twice (first at line {seen[folded].line})",
-                    "header names are case-insensitive" if key == "headers" else "",
-                )
-                ok = False
-                continue
-            seen[folded] = name_node.at
-            condition = _condition(value)
-            if condition is None:
-                number = isinstance(value, Scalar) and isinstance(value.value, int | float)
-                self.w.report(
-                    value.at,
-                    f"{what}.{name}: expected a string (exact value), true (must be present) "
-                    f"or false (must be absent), got {describe(value)}",
-                    f'quote it to match the exact text: "{value.value}"'
-                    if number and isinstance(value, Scalar)
-                    else "",
-                )
-                ok = False
-                continue
-            result[name] = condition
-        return MappingProxyType(result) if ok else None
-
-
-def _condition(node: Node) -> ValueMatch | None:
-    """``"x"``: exactly x; ``true``: present with any value; ``false``: absent."""
-    if not isinstance(node, Scalar):
-        return None
-    if isinstance(node.value, bool):
-        return ValueMatch(present=node.value)
-    if isinstance(node.value, str):
-        return ValueMatch(value=node.value)
-    return None
+        headers = node.get("headers")
+        if isinstance(headers, Map):
+            seen: dict[str, Location] = {}
+            for name, _ in headers.entries:
+                if not isinstance(name.value, str):
+                    continue
+                first = seen.setdefault(name.value.lower(), name.at)
+                if first is not name.at:
+                    self.w.report(
+                        name.at,
+                        f"{what}.headers names header {name.value!r} twice (first at line "
+                        f"{first.line})",
+                        "header names are case-insensitive",
+                    )
+        query, only = node.get("query"), node.get("query_only")
+        if isinstance(query, Map) and isinstance(only, Seq):
+            named = {k.value for k, _ in query.entries}
+            for item in only.items:
+                if isinstance(item, Scalar) and item.value in named:
+                    self.w.report(
+                        item.at,
+                        f"{what}.query_only: {item.value!r} is already named in match.query",
+                        "list only the parameters match.query does not name",
+                    )
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _is(node: Node | None, value: object) -> bool:
+    """``node`` is absent (for ``None``) or the scalar ``value`` itself."""
+    if node is None:
+        return value is None
+    return isinstance(node, Scalar) and node.value is value
+
+
+def _written(node: Node | None) -> TypeGuard[Scalar]:
+    """``node`` is a non-blank string: a name to look up (``read_part`` reports the rest)."""
+    return isinstance(node, Scalar) and isinstance(node.value, str) and bool(node.value.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -843,10 +430,11 @@ class _Sides:
     canary: str | None
 
     @classmethod
-    def of(cls, to: str | None, canary: Canary | None, *, canary_given: bool) -> _Sides:
-        known = to is not None and (canary is not None or not canary_given)
+    def of(cls, to: str | None, canary: str | None, *, canary_ok: bool) -> _Sides:
+        """``canary``: its ``to``; ``canary_ok``: no canary, or one read without problem."""
+        known = to is not None and canary_ok
         if canary is not None:
-            return cls(known=known, to=to, new=canary.to, primary=to, canary=canary.to)
+            return cls(known=known, to=to, new=canary, primary=to, canary=canary)
         new = None if to is None or to == LEGACY else to
         return cls(known=known, to=to, new=new, primary=LEGACY, canary=None)
 
@@ -872,30 +460,3 @@ def _sticky_key(sticky: Sticky | None) -> tuple[str, str | None] | None:
 def _percent(ratio: float) -> str:
     """0.1 → ``'10%'``, 0.001 → ``'0.1%'``."""
     return f"{ratio * 100:.6g}%"
-
-
-def read_networks(w: Walker, node: Node, what: str) -> list[str] | None:
-    """A list of client networks (CIDR, or single addresses), normalised."""
-    if not isinstance(node, Seq):
-        hint = "write a list, like [10.0.0.0/8, 127.0.0.1]"
-        w.report(node.at, f"{what} must be a list of networks, got {describe(node)}", hint)
-        return None
-    result: list[str] = []
-    ok = True
-    for item in node.items:
-        text = w.string(item, f"{what} entry", hint="a network like '10.0.0.0/8'")
-        if text is None:
-            ok = False
-            continue
-        try:
-            result.append(str(ipaddress.ip_network(text, strict=True)))
-        except ValueError:
-            ok = False
-            try:
-                hint = f"did you mean '{ipaddress.ip_network(text, strict=False)}'?"
-                problem = "has host bits set"
-            except ValueError:
-                hint = "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
-                problem = "is not an IP network"
-            w.report(item.at, f"{what} entry {text!r} {problem}", hint)
-    return result if ok else None

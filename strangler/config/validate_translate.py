@@ -33,12 +33,12 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Final, cast
 
-from strangler.config import units
+from strangler.config import kinds, units
+from strangler.config.described import read_part
 from strangler.config.model import Location
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.translate_model import (
     ON_ERROR,
-    BodyTemplate,
     ErrorStep,
     HeaderFromParam,
     HeaderOp,
@@ -59,20 +59,15 @@ from strangler.config.translate_model import (
     RequestStep,
     ResponseStep,
     RewritePaths,
-    StatusRule,
     StatusStep,
     TranslateSpec,
     Translator,
 )
 from strangler.config.translate_values import (
-    MAX_STATUS,
-    MIN_STATUS,
     check_regex,
-    load_hook,
-    parse_status_rule,
     template_params,
 )
-from strangler.config.validate_translate_json import BAD, JSON_OPS, JsonReader
+from strangler.config.validate_translate_json import JSON_OPS, JsonReader
 from strangler.config.values import NAME, BadValue
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
@@ -343,10 +338,15 @@ class TranslateReader:
         if kind == "json":
             return self.json.json_step(value, here)
         if kind == "hook":
-            return self._hook(value, here)
+            if isinstance(value, Scalar) and isinstance(value.value, str):  # hook: m:f
+                value = Map(((Scalar("call", value.at), value),), value.at)
+            hook: HookStep | None = read_part(self.w, value, HookStep, here)
+            return hook
         if kind == "status":
-            return self._status(value, here)
-        return self._error(value, here)
+            step: StatusStep | None = read_part(self.w, value, StatusStep, here)
+            return step and StatusStep(map=MappingProxyType(dict(step.map)), at=step.at)
+        error: ErrorStep | None = read_part(self.w, value, ErrorStep, here)
+        return error
 
     def _unknown_step(
         self, key: Scalar, what: str, side: str, kinds: Sequence[str], other: Sequence[str]
@@ -493,16 +493,13 @@ class TranslateReader:
         return out[0], out[1]
 
     def _plain_path(self, node: Node, what: str) -> str | None:
-        text = self.w.string(node, what, hint="a path like /api/v1")
-        if text is None:
+        try:
+            path: str = kinds.URL_PATH.parse(node.value if isinstance(node, Scalar) else None)
+        except BadValue as err:
+            joined = " " if str(err).startswith("must") else ": "
+            self.w.report(node.at, f"{what}{joined}{err}", err.hint)
             return None
-        if not text.startswith("/") or any(c.isspace() or c in "?#{}" for c in text):
-            self.w.report(
-                node.at,
-                f"{what}: {text!r} must be a path starting with '/', without spaces or ?#{{}}",
-            )
-            return None
-        return text
+        return path
 
     def _text(self, node: Node, what: str) -> str | None:
         """A string, possibly empty."""
@@ -669,127 +666,7 @@ class TranslateReader:
                 "on the request side, use a path step",
             )
             return None
-        f = self.w.fields(
-            node,
-            ("from", "to", "absolute"),
-            subject=what,
-            where=f"in {what}",
-            required=("from", "to"),
-        )
-        if f is None or "from" not in f or "to" not in f:
-            return None
-        from_ = self._plain_path(f["from"], f"{what}.from")
-        to = self._plain_path(f["to"], f"{what}.to")
-        absolute = None
-        if "absolute" in f:
-            absolute = self.w.boolean(f["absolute"], f"{what}.absolute")
-            if absolute is None:
-                return None
-        if from_ is None or to is None:
-            return None
-        return RewritePaths(from_=from_, to=to, absolute=absolute)
+        paths: RewritePaths | None = read_part(self.w, node, RewritePaths, what)
+        return paths
 
     # -- json
-
-    def _hook(self, node: Node, what: str) -> HookStep | None:
-        body = True
-        target_node = node
-        if isinstance(node, Map):
-            f = self.json.fields(node, what, ("call", "body"), ("call",))
-            if f is None:
-                return None
-            if "body" in f:
-                flag = self.w.boolean(f["body"], f"{what}.body")
-                if flag is None:
-                    return None
-                body = flag
-            target_node = f["call"]
-        target = self.w.string(target_node, what, hint="like 'mypkg.translators:fix_request'")
-        if target is None:
-            return None
-        function = self.w.checked(target_node, what, load_hook, target)
-        if function is None:
-            return None
-        return HookStep(target=target, function=function, body=body, at=node.at)
-
-    def _status_code(self, node: Node | Scalar, what: str) -> int | None:
-        value = node.value if isinstance(node, Scalar) else None
-        number = int(value) if isinstance(value, str) and value.isdigit() else value
-        if (
-            isinstance(number, int)
-            and not isinstance(number, bool)
-            and MIN_STATUS <= number <= MAX_STATUS
-        ):
-            return number
-        self.w.report(node.at, f"{what}: expected a status from 100 to 599, got {describe(node)}")
-        return None
-
-    def _status(self, node: Node, what: str) -> StatusStep | None:
-        f = self.json.fields(node, what, ("map",), ("map",))
-        if f is None:
-            return None
-        table = f["map"]
-        if not isinstance(table, Map) or not table.entries:
-            self.w.report(
-                table.at,
-                f"{what}.map must be a non-empty mapping of status to status",
-                "like map: {201: 200}",
-            )
-            return None
-        out: dict[int, int] = {}
-        for key, value in table.entries:
-            old = self._status_code(key, f"{what}.map")
-            new = self._status_code(value, f"{what}.map.{key.value}")
-            if old is None or new is None:
-                return None
-            out[old] = new
-        return StatusStep(map=MappingProxyType(out), at=node.at)
-
-    def _error(self, node: Node, what: str) -> ErrorStep | None:
-        f = self.json.fields(node, what, ("when", "body", "status", "content_type"), ("body",))
-        if f is None:
-            return None
-        when = StatusRule(ranges=((400, MAX_STATUS),), text=">=400")
-        if "when" in f:
-            try:
-                when = parse_status_rule(_plain(f["when"]))
-            except BadValue as err:
-                self.w.report(f["when"].at, f"{what}.when: {err}", err.hint)
-                return None
-        status = None
-        if "status" in f:
-            status = self._status_code(f["status"], f"{what}.status")
-            if status is None:
-                return None
-        content_type = None
-        if "content_type" in f:
-            content_type = self.w.string(
-                f["content_type"], f"{what}.content_type", hint="like application/problem+json"
-            )
-            if content_type is None:
-                return None
-            kind = content_type.partition(";")[0].strip().lower()
-            if not (kind.endswith("/json") or kind.endswith("+json")):
-                self.w.report(
-                    f["content_type"].at,
-                    f"{what}.content_type: {content_type!r} is not a JSON media type",
-                    "the error body is JSON: application/json, application/problem+json, ...",
-                )
-                return None
-        body = self.json.template(f["body"], f"{what}.body")
-        if body is BAD:
-            return None
-        return ErrorStep(
-            when=when,
-            body=cast(BodyTemplate, body),
-            status=status,
-            content_type=content_type,
-            at=node.at,
-        )
-
-
-def _plain(node: Node) -> object:
-    """A scalar's value, or a list of scalar values (for status rules)."""
-    if isinstance(node, Seq):
-        return [item.value if isinstance(item, Scalar) else item for item in node.items]
-    return node.value if isinstance(node, Scalar) else node

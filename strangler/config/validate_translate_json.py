@@ -15,13 +15,13 @@ import math
 import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from types import MappingProxyType
 from typing import Final, cast
 
+from strangler.config import kinds
+from strangler.config.described import _plain
 from strangler.config.model import Location
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.translate_model import (
-    BodyTemplate,
     ConvertTo,
     FrozenJSON,
     JsonConvert,
@@ -43,6 +43,7 @@ from strangler.config.translate_model import (
     Wildcard,
 )
 from strangler.config.translate_values import check_strftime, parse_json_path
+from strangler.config.values import BadValue
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
 __all__ = ["BAD", "CONVERT_TO", "DATE_NAMED", "JSON_OPS", "SCALE_AS", "Bad", "JsonReader"]
@@ -347,56 +348,11 @@ class JsonReader:
 
     def frozen(self, node: Node, what: str) -> FrozenJSON | Bad:
         """A YAML value as an immutable JSON value (``BAD`` after reporting)."""
-        if isinstance(node, Scalar):
-            scalar = node.value
-            if isinstance(scalar, float) and not math.isfinite(scalar):
-                self.w.report(node.at, f"{what}: {scalar!r} is not a JSON number")
-                return BAD
-            return scalar
-        if isinstance(node, Seq):
-            items = [self.frozen(item, what) for item in node.items]
-            if any(i is BAD for i in items):
-                return BAD
-            return tuple(cast(list[FrozenJSON], items))
-        out: dict[str, FrozenJSON] = {}
-        for key, value in node.entries:
-            if not isinstance(key.value, str):
-                self.w.report(
-                    key.at,
-                    f"{what}: JSON object keys are text, got {describe(key)}",
-                    f'quote it: "{key.value}"',
-                )
-                return BAD
-            frozen = self.frozen(value, f"{what}.{key.value}")
-            if frozen is BAD:
-                return BAD
-            out[key.value] = cast(FrozenJSON, frozen)
-        return MappingProxyType(out)
-
-    # -- hooks, status, error
-
-    def template(self, node: Node, what: str) -> BodyTemplate | Bad:
-        if isinstance(node, Scalar) and isinstance(node.value, str) and node.value.startswith("$"):
-            text = node.value
-            if text.startswith("$$"):
-                return text[1:]
-            path = self.w.checked(node, what, lambda t: parse_json_path(t, root=True), text)
-            return BAD if path is None else path
-        if isinstance(node, Seq):
-            items = [self.template(item, what) for item in node.items]
-            return BAD if any(i is BAD for i in items) else tuple(cast(list[BodyTemplate], items))
-        if isinstance(node, Map):
-            out: dict[str, BodyTemplate] = {}
-            for key, value in node.entries:
-                if not isinstance(key.value, str):
-                    self.w.report(key.at, f"{what}: JSON object keys are text, got {describe(key)}")
-                    return BAD
-                item = self.template(value, f"{what}.{key.value}")
-                if item is BAD:
-                    return BAD
-                out[key.value] = cast(BodyTemplate, item)
-            return MappingProxyType(out)
-        return cast(BodyTemplate, self.frozen(node, what))
+        try:
+            return cast(FrozenJSON, kinds.json_value(_plain(node)))
+        except BadValue as err:
+            self.w.report(node.at, f"{what}: {err}", err.hint)
+            return BAD
 
 
 def _same_wildcards(src: JsonPath, dst: JsonPath) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Final
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from strangler.config.model import Listen
 
@@ -255,3 +255,76 @@ def check_host(host: str) -> str:
             f"{host!r} is not a host name", "like api.example.com, or *.example.com for subdomains"
         )
     return host
+
+
+def check_redis_url(url: str) -> str:
+    """A Redis URL as redis-py's ``from_url`` reads it, checked without importing it.
+    Messages show the URL with its password masked.
+
+    >>> check_redis_url("redis://127.0.0.1:6379/0")
+    'redis://127.0.0.1:6379/0'
+    >>> check_redis_url("redis://:pw@127.0.0.1:6379/zero")
+    Traceback (most recent call last):
+    ...
+    strangler.config.values.BadValue: the database in 'redis://:***@127.0.0.1:6379/zero' must \
+be a number, like /0
+    """
+    example = "for example redis://127.0.0.1:6379/0"
+    shown = mask_url_password(url)
+    if not url or any(c.isspace() for c in url):
+        raise BadValue("a Redis URL must not be empty or contain spaces", example)
+    if "://" not in url:
+        raise BadValue(f"{shown!r} must start with redis://, rediss:// or unix://", example)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # redis://[::1 : a bracket left open
+        raise BadValue(f"{shown!r} is not a valid URL: {err}", example) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("redis", "rediss", "unix"):
+        raise BadValue(
+            f"{shown!r} has scheme {parts.scheme!r}; use redis://, rediss:// (TLS) or unix://",
+            example,
+        )
+    if parts.fragment or "#" in url:
+        raise BadValue(f"{shown!r} must not have a fragment (#...)")
+    if scheme == "unix":
+        if parts.hostname or not parts.path:
+            raise BadValue(
+                f"{shown!r} must name the socket by its absolute path",
+                "three slashes: unix:///run/redis/redis.sock",
+            )
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(key != "db" or not value.isdigit() for key, value in query):
+            raise BadValue(f"{shown!r}: the only query a unix:// URL takes here is ?db=N")
+        return url
+    if not parts.hostname:
+        raise BadValue(f"{shown!r} has no host", example)
+    try:
+        parts.port  # noqa: B018 - parses the port, raising ValueError when it is bad
+    except ValueError:
+        raise BadValue(f"{shown!r} has an invalid port", "a number from 1 to 65535") from None
+    if parts.query or "?" in url:
+        raise BadValue(
+            f"{shown!r} must not have a query string", "put the database in the path: /0"
+        )
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise BadValue(f"the database in {shown!r} must be a number, like /0")
+    return url
+
+
+def mask_url_password(url: str) -> str:
+    """``url`` with the password (if any) replaced by ``***``, for messages and status.
+
+    >>> mask_url_password("redis://user:secret@cache:6379/0")
+    'redis://user:***@cache:6379/0'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL urlsplit can read: hide whatever looks like userinfo
+        return hide_userinfo(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return parts._replace(netloc=f"{name}:***@{host}").geturl()

@@ -22,11 +22,12 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from strangler.config.model import DebugHeaders, Listen, Location
+from strangler.config import kinds
+from strangler.config.model import Listen, Location
 from strangler.config.source import Map, Node, Scalar, describe
-from strangler.config.values import BadValue, parse_listen
+from strangler.config.values import BadValue
 from strangler.errors import Problem
 
 __all__ = ["Walker", "did_you_mean", "suggest"]
@@ -145,21 +146,6 @@ class Walker:
         self.report(node.at, f"{what} must be true or false, got {describe(node)}")
         return None
 
-    def debug_headers(self, node: Node, what: str) -> DebugHeaders | None:
-        """``on`` / ``true``, ``off`` / ``false``, or ``overrides``."""
-        if isinstance(node, Scalar):
-            value = node.value
-            if isinstance(value, bool):
-                return "on" if value else "off"
-            if value in ("on", "off", "overrides"):
-                return value  # type: ignore[return-value]  # narrowed by the tuple
-        self.report(
-            node.at,
-            f"{what} must be on (true), off (false) or overrides, got {describe(node)}",
-            "overrides: only for requests that carry a valid override header or cookie",
-        )
-        return None
-
     def count(self, node: Node, what: str, *, minimum: int) -> int | None:
         """A whole number of at least ``minimum``."""
         value = node.value if isinstance(node, Scalar) else None
@@ -203,14 +189,19 @@ class Walker:
             self.report(node.at, f"{what}: {err}", err.hint)
             return None
 
+    def kind(self, node: Node, what: str, kind: kinds.Kind) -> Any:
+        """A scalar read by one of ``kinds`` (as pydantic reads it in ``described``)."""
+        try:
+            return kind.parse(node.value if isinstance(node, Scalar) else [])
+        except ValueError as err:
+            text = str(err)
+            joined = " " if text.startswith(("must ", "is ")) else ": "
+            self.report(node.at, f"{what}{joined}{text}", getattr(err, "hint", ""))
+            return None
+
     def listen(self, node: Node, what: str) -> Listen | None:
         """A ``host:port`` listen address."""
-        if isinstance(node, Scalar) and isinstance(node.value, int | float):
-            hint = f"write host:port, for example '0.0.0.0:{node.value}'"
-            self.report(node.at, f"{what} must be host:port, got {describe(node)}", hint)
-            return None
-        text = self.string(node, what, hint="for example '0.0.0.0:8080'")
-        return None if text is None else self.checked(node, what, parse_listen, text)
+        return self.kind(node, what, kinds.LISTEN)  # type: ignore[no-any-return]
 
     def path(self, node: Node, what: str) -> str | None:
         """A file path; a relative one is resolved against ``base_dir``."""

@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from strangler.config.validate_progress import glob_regex
+from strangler.config.kinds import glob_regex
 
 __all__ = [
     "MAX_SEGMENTS",

@@ -48,9 +48,9 @@ class HookTransform(Generic[M]):
 
     def __init__(self, spec: HookStep, step: str, kind: type[M], status: int) -> None:
         self.step = step
-        self.target = spec.target
+        self.target = spec.call.target
         self.needs_body = spec.body
-        self._function = spec.function
+        self._function = spec.call.function
         self._kind = kind
         self._status = status
 

@@ -89,7 +89,7 @@ async def test_a_bad_url_through_the_watcher_is_rejected_and_watching_goes_on(
     assert rejected(watched) == 1
     assert watched.config.version == before
     assert (
-        f"{path}:4: upstream 'legacy': URL 'http://[::1' is not a valid URL"
+        f"{path}:4: upstreams.legacy: URL 'http://[::1' is not a valid URL"
         in (rejections.messages[0])
     )
     # The watcher is alive: the next edit is applied without a SIGHUP.

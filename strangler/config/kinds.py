@@ -1,0 +1,1393 @@
+"""What one config value may be, written once beside the model field that holds it.
+
+A model field says its kind in ``Annotated``: ``header_timeout: Annotated[float,
+DURATION_POSITIVE] = 30.0``. pydantic (``strangler.config.described``) reads the kind
+twice: to check and convert what the YAML file says (``"30s"`` to ``30.0``), and to
+write the key into the JSON Schema that editors use. The parse functions are the
+``units`` and ``values`` ones, so a value means the same in both.
+
+This module does not import pydantic: ``model`` imports it, and the request path
+imports ``model``. The kinds import ``pydantic_core`` only when pydantic asks them
+for their schema, at config load.
+
+A parse function raises ``BadValue(message, hint)`` (or a plain ``ValueError``); the
+problem reads ``"<key> <message>"`` when the message starts with "must" or "is", else
+``"<key>: <message>"``.
+
+>>> DURATION.parse("250ms"), SIZE.parse("1MiB")
+(0.25, 1048576)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from strangler.config.model import Listen
+
+from strangler.config import units
+from strangler.config.values import NAME, BadValue, check_redis_url, check_url, parse_listen
+
+__all__ = [
+    "BODY_TEMPLATE",
+    "CANARY_SHARE",
+    "DEBUG_HEADERS",
+    "DURATION",
+    "DURATION_POSITIVE",
+    "ENV_NAME",
+    "ERROR_RATE",
+    "FILE",
+    "FILE_POLL",
+    "FILLED",
+    "GROUP",
+    "HOOK",
+    "IDLE_AFTER",
+    "JSON_MEDIA",
+    "LISTEN",
+    "NETWORK",
+    "NOT_A_KEY",
+    "P99",
+    "PATH_GLOB",
+    "READ",
+    "REDIS_URL",
+    "RESYNC",
+    "SIZE",
+    "SIZE_POSITIVE",
+    "SLO_WINDOW",
+    "STATUS",
+    "STATUS_RULE",
+    "STICKY",
+    "STRICT",
+    "TEXT",
+    "TOKEN",
+    "URL_PATH",
+    "Count",
+    "Kind",
+    "glob_regex",
+    "json_value",
+    "key",
+    "text_like",
+    "within",
+]
+
+_DURATION_TEXT: Final = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
+_SIZE_TEXT: Final = r"(?i)^\s*\d+\s*(b|kb|kib|mb|mib|gb|gib)?\s*$"
+
+
+READ: Final[dict[str, Any]] = {"extra": "forbid", "use_attribute_docstrings": True}
+"""pydantic's config (a ``ConfigDict``) for a class read on its own (``__pydantic_config__``):
+unknown keys are problems, attribute docstrings describe the keys. Nested classes
+take their reader's."""
+
+
+class Kind:
+    """A value read by ``parse`` and shown in the JSON Schema as ``schema``.
+
+    ``with_base``: ``parse`` also takes the main config file's directory (file paths).
+    """
+
+    def __init__(
+        self,
+        parse: Callable[..., Any],
+        schema: dict[str, Any],
+        *,
+        with_base: bool = False,
+    ) -> None:
+        self.parse = parse
+        self.schema = schema
+        self.with_base = with_base
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        if self.with_base:
+            parse = self.parse
+
+            def based(value: object, info: Any) -> Any:
+                return parse(value, (info.context or {}).get("base_dir", ""))
+
+            return core_schema.with_info_plain_validator_function(based)
+        return core_schema.no_info_plain_validator_function(self.parse)
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return dict(self.schema)
+
+
+class _Strict:
+    """pydantic's own check of the annotated type, without its lax conversions: YAML
+    already typed the value, so ``"64"`` is not a number and ``"yes"`` not a boolean."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = handler(source)
+        schema["strict"] = True
+        return schema
+
+
+STRICT: Final = _Strict()
+
+
+class _NotAKey:
+    """A model field the file does not set (``at``: where the section was written):
+    written as a key, it is an unknown key; the schema leaves it out."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import PydanticCustomError, core_schema
+
+        def refuse(value: object) -> object:
+            raise PydanticCustomError("unexpected_keyword_argument", "not a key")
+
+        return core_schema.no_info_plain_validator_function(refuse)
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
+        from pydantic_core import PydanticOmit
+
+        raise PydanticOmit
+
+
+NOT_A_KEY: Final = _NotAKey()
+
+
+class Count:
+    """A whole number of at least ``minimum`` (strict: ``true`` is not 1)."""
+
+    def __init__(self, minimum: int) -> None:
+        self.minimum = minimum
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.int_schema(ge=self.minimum, strict=True)
+
+
+def _unit(parse: Callable[[object], Any]) -> Callable[[object], Any]:
+    def read(value: object) -> Any:
+        if isinstance(value, list | dict):  # a scalar goes to parse, which names it
+            raise BadValue(f"expected a value like '2s' or '1MiB', got {_shown(value)}")
+        return parse(value)
+
+    return read
+
+
+DURATION: Final = Kind(
+    _unit(units.duration),
+    {
+        "anyOf": [{"type": "string", "pattern": _DURATION_TEXT}, {"type": "number", "minimum": 0}],
+        "examples": ["2s"],
+    },
+)
+"""``250ms``, ``2s``, ``5m``, ``1h`` or a number of seconds; to float seconds."""
+SIZE: Final = Kind(
+    _unit(units.size),
+    {
+        "anyOf": [{"type": "string", "pattern": _SIZE_TEXT}, {"type": "integer", "minimum": 0}],
+        "examples": ["1MiB"],
+    },
+)
+"""``512``, ``64kb``, ``1MiB``, ``1gib``; to int bytes."""
+
+
+def within(kind: Kind, most: tuple[float, str] | None = None, hint: str = "") -> Kind:
+    """``kind`` whose value must be more than 0, and at most ``most`` (the limit in
+    seconds and as written) when given."""
+
+    def parse(value: object) -> Any:
+        got = kind.parse(value)
+        if most is None and got <= 0:
+            raise BadValue("must be more than 0", hint)
+        if most is not None and not 0 < got <= most[0]:
+            raise BadValue(f"must be more than 0 and at most {most[1]}, got {got:g}s", hint)
+        return got
+
+    return Kind(parse, kind.schema)
+
+
+DURATION_POSITIVE: Final = within(DURATION)
+SIZE_POSITIVE: Final = within(SIZE)
+
+
+def _text(value: object, hint: str = "") -> str:
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", hint)
+    if not value.strip():
+        raise BadValue("must not be empty", hint)
+    return value
+
+
+def text_like(example: str) -> Kind:
+    """A non-blank string; a problem's hint shows ``example``."""
+    return Kind(
+        lambda value: _text(value, f"like {example!r}"),
+        {"type": "string", "pattern": r"\S", "examples": [example]},
+    )
+
+
+TEXT: Final = Kind(_text, {"type": "string", "pattern": r"\S"})
+"""A non-blank string."""
+
+
+def _file(value: object, base_dir: str) -> str:
+    """A file path; a relative one is resolved against the main file's directory."""
+    text = _text(value)
+    return text if os.path.isabs(text) else os.path.normpath(os.path.join(base_dir, text))
+
+
+FILE: Final = Kind(
+    _file,
+    {"type": "string", "minLength": 1, "description": "relative to the main config file"},
+    with_base=True,
+)
+
+_ENV: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: object) -> str:
+    text = _text(value)
+    if not _ENV.fullmatch(text):
+        raise BadValue(
+            f"{text!r} is not an environment variable name",
+            "letters, digits and '_', like STRANGLER_ADMIN_TOKEN",
+        )
+    return text
+
+
+ENV_NAME: Final = Kind(_env_name, {"type": "string", "pattern": f"^{_ENV.pattern}$"})
+
+
+def _network(value: object) -> str:
+    """A client network (CIDR, or a single address), normalised."""
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "a network like '10.0.0.0/8'")
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        pass
+    try:
+        fixed = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise BadValue(
+            f"{value!r} is not an IP network", "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
+        ) from None
+    raise BadValue(f"{value!r} has host bits set", f"did you mean '{fixed}'?")
+
+
+NETWORK: Final = Kind(_network, {"type": "string", "examples": ["10.0.0.0/8", "127.0.0.1"]})
+
+
+FILE_POLL: Final = within(
+    DURATION, (60.0, "60s"), "how often each worker looks for another worker's changes, like 500ms"
+)
+RESYNC: Final = within(
+    DURATION, (3600.0, "1h"), "how often each replica re-reads the whole state from Redis, like 5s"
+)
+
+
+def _redis_url(value: object) -> str:
+    return check_redis_url(_text(value))
+
+
+REDIS_URL: Final = Kind(
+    _redis_url, {"type": "string", "pattern": "^(redis|rediss|unix)://", "format": "uri"}
+)
+
+
+# A bare number this large in a timeout was most likely meant as milliseconds.
+CONNECT_TIMEOUT: Final = within(
+    Kind(_unit(units.bare_seconds_below(100)), DURATION.schema), hint="write null for no limit"
+)
+TIMEOUT: Final = within(
+    Kind(_unit(units.bare_seconds_below(1000)), DURATION.schema), hint="write null for no limit"
+)
+
+
+def _url(value: object) -> str:
+    return check_url(_text(value, "for example http://127.0.0.1:8000"))
+
+
+URL: Final = Kind(
+    _url,
+    {
+        "type": "string",
+        # what check_url allows but for the port's range: no credentials, query, fragment
+        "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+)"
+        r"(:[0-9]{1,5})?(/[^\s?#]*)?$",
+        "examples": ["http://127.0.0.1:9000"],
+    },
+)
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise BadValue(
+            f"name {value!r} must be letters, digits, '.', '_' and '-'",
+            "names appear in metrics and logs, like 'billing' or 'legacy'",
+        )
+    return value
+
+
+UPSTREAM_NAME: Final = Kind(_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+
+
+class ShortForm:
+    """A mapping that may be written as the value of its one required ``key``:
+    ``legacy: http://l:8000`` is ``legacy: {url: http://l:8000}``."""
+
+    def __init__(self, key: str, kind: Kind, noun: str = "a URL") -> None:
+        self.key = key
+        self.kind = kind
+        self.noun = noun
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        example = self.kind.schema["examples"][0]
+
+        def expand(value: object) -> object:
+            if isinstance(value, str):
+                return {self.key: value}
+            if not isinstance(value, dict):
+                raise BadValue(
+                    f"must be {self.noun} or a mapping with {self.key}:, got {_shown(value)}",
+                    f"for example {example}",
+                )
+            return value
+
+        return core_schema.no_info_before_validator_function(expand, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return {"anyOf": [dict(self.kind.schema), handler(core)]}
+
+
+def _error_rate(value: object) -> float:
+    ratio = _unit(units.config_percent)(value)
+    if not 0.0 < ratio < 1.0:
+        raise BadValue(
+            f"must be more than 0% and less than 100%, got {ratio * 100:g}%",
+            "the share of failed answers the new side may give, like 1%",
+        )
+    return float(ratio)
+
+
+_PERCENT: Final = {
+    "anyOf": [{"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}, {"type": "number"}],
+    "examples": ["1%"],
+}
+ERROR_RATE: Final = Kind(_error_rate, _PERCENT)
+P99: Final = within(Kind(_unit(units.bare_seconds_below(10)), DURATION.schema))
+
+
+def _slo_window(value: object) -> float:
+    seconds = float(_unit(units.duration)(value))
+    if not 1.0 <= seconds <= 86400.0:
+        raise BadValue(f"must be from 1s to 24h, got {seconds:g}s", "like 5m")
+    return seconds
+
+
+SLO_WINDOW: Final = Kind(_slo_window, DURATION.schema)
+
+
+def key(name: str) -> Any:
+    """The config key of a field the model names otherwise (pydantic's alias): write
+    ``Annotated[float, kinds.key("percent")]``. The annotation is a string that pydantic
+    evaluates when it builds its adapter, so pydantic is imported only then."""
+    from pydantic import Field
+
+    return Field(alias=name)
+
+
+_MIN_SHARE: Final = 0.0001  # one sticky bucket in 10,000: the finest canary share
+
+
+def _canary_share(value: object) -> float:
+    ratio = float(_unit(units.config_percent)(value))
+    if 0.0 < ratio < _MIN_SHARE:
+        raise BadValue(
+            f"{ratio * 100:g}% is below 0.01%, the finest share a canary can send",
+            "write 0.01% or more, or 0% to send none",
+        )
+    return ratio
+
+
+CANARY_SHARE: Final = Kind(_canary_share, {**_PERCENT, "examples": ["10%"]})
+TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""A header or cookie name (RFC 9110 token)."""
+_STICKY_HINT: Final = "header:NAME, cookie:NAME, query:NAME or client_ip"
+
+
+def _sticky(value: object) -> Any:
+    """``header:NAME``, ``cookie:NAME``, ``query:NAME`` or ``client_ip``."""
+    from strangler.config.model import STICKY_KINDS, Sticky
+    from strangler.config.walker import did_you_mean
+
+    text = _text(value, _STICKY_HINT)
+    kind, colon, name = (part.strip() for part in text.partition(":"))
+    if kind not in STICKY_KINDS:
+        hint = did_you_mean(kind, STICKY_KINDS) or f"write {_STICKY_HINT}"
+        raise BadValue(f"{text!r} is not a sticky key", hint)
+    if kind == "client_ip":
+        if colon:
+            raise BadValue("client_ip takes no name", "write just client_ip")
+        return Sticky(kind="client_ip")
+    if not name:
+        raise BadValue(f"{text!r} needs a name", f"like {kind}:X-User-Id")
+    if kind != "query" and not TOKEN.fullmatch(name):
+        raise BadValue(f"{name!r} is not a valid {kind} name")
+    return Sticky(kind=kind, name=name)  # kind checked above
+
+
+STICKY: Final = Kind(
+    _sticky,
+    {
+        "type": "string",
+        "pattern": "^(header|cookie|query):.+$|^client_ip$",
+        "examples": ["header:X-User-Id"],
+    },
+)
+
+
+def _group(value: object) -> str:
+    text = _text(value, "a name, like 'checkout'")
+    if not NAME.fullmatch(text):
+        raise BadValue(f"{text!r} must be letters, digits, '.', '_' and '-'")
+    return text
+
+
+GROUP: Final = Kind(_group, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+
+
+def _debug_headers(value: object) -> str:
+    """``on`` / ``true``, ``off`` / ``false``, or ``overrides``."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value in ("on", "off", "overrides"):
+        return str(value)
+    raise BadValue(
+        f"must be on (true), off (false) or overrides, got {_shown(value)}",
+        "overrides: only for requests that carry a valid override header or cookie",
+    )
+
+
+DEBUG_HEADERS: Final = Kind(
+    _debug_headers, {"anyOf": [{"enum": ["on", "off", "overrides"]}, {"type": "boolean"}]}
+)
+
+
+def _listen(value: object) -> Listen:
+    """A ``host:port`` listen address."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise BadValue(
+            f"must be host:port, got {_shown(value)}",
+            f"write host:port, for example '0.0.0.0:{value}'",
+        )
+    if not isinstance(value, str) or not value.strip():
+        raise BadValue(f"must be host:port, got {_shown(value)}", "for example '0.0.0.0:8080'")
+    return parse_listen(value)
+
+
+LISTEN: Final = Kind(_listen, {"type": "string", "examples": ["127.0.0.1:8081", ":8080"]})
+"""``host:port``; ``:8080`` is every IPv4 interface, port 0 any free port."""
+
+_DAYS: Final = re.compile(r"(\d+(?:\.\d+)?)\s*d")
+_MIN_IDLE: Final = 3600.0
+_MAX_IDLE: Final = 400 * 86400.0
+
+
+def _idle_after(value: object) -> float:
+    """A duration (``units.duration``) or a number of days (``14d``), 1h to 400d."""
+    if isinstance(value, str) and (m := _DAYS.fullmatch(value.strip())):
+        seconds = float(m.group(1)) * 86400.0
+    else:
+        try:
+            seconds = units.duration(value)
+        except ValueError:
+            raise ValueError(f"expected a duration like '14d' or '36h', got {value!r}") from None
+    if not _MIN_IDLE <= seconds <= _MAX_IDLE:
+        raise BadValue(
+            f"must be from 1h to 400d, got {seconds:g}s",
+            "how long legacy must be unused before its code can go: 14d, or 35d for "
+            "month-end jobs, 95d for quarterly ones",
+        )
+    return seconds
+
+
+IDLE_AFTER: Final = Kind(
+    _idle_after,
+    {
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+            {"type": "number", "minimum": 3600},
+        ],
+        "examples": ["14d", "35d"],
+    },
+)
+
+
+def _path_glob(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadValue(f"must be a path glob, got {_shown(value)}", "a glob like '/static/**'")
+    if not value.startswith("/"):
+        raise BadValue(
+            f"{value!r} must start with '/'",
+            f"globs match the request path, like '/{value.lstrip('*/')}'",
+        )
+    return value
+
+
+PATH_GLOB: Final = Kind(
+    _path_glob, {"type": "string", "pattern": "^/", "examples": ["'/static/**'", "'/health'"]}
+)
+"""A request path glob: ``*`` one segment's characters, ``**`` any depth, ``?`` one."""
+_GLOB: Final = re.compile(r"\*\*|\*|\?|[^*?]+")
+
+
+def glob_regex(glob: str) -> str:
+    """A path glob as a regex for ``fullmatch``.
+
+    >>> glob_regex("/static/**"), glob_regex("/users/*/a.png")
+    ('/static/.*', '/users/[^/]*/a\\\\.png')
+    """
+    out = []
+    for part in _GLOB.findall(glob):
+        if part == "**":
+            out.append(".*")
+        elif part == "*":
+            out.append("[^/]*")
+        elif part == "?":
+            out.append("[^/]")
+        else:
+            out.append(re.escape(part))
+    return "".join(out)
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+# ---------------------------------------------------------------- a route (schema-routes)
+
+
+def _method(value: object) -> str:
+    """An HTTP method, upper-cased: ``get`` is ``GET``."""
+    from strangler.config.values import METHODS
+    from strangler.config.walker import did_you_mean
+
+    if not isinstance(value, str):
+        raise BadValue(f"expected a method like GET, got {_shown(value)}")
+    method = value.upper()
+    if method not in METHODS:
+        hint = did_you_mean(method, METHODS) or f"known methods: {', '.join(METHODS)}"
+        raise BadValue(f"unknown HTTP method {value!r}", hint)
+    return method
+
+
+METHOD: Final = Kind(_method, {"type": "string", "examples": ["GET", "HEAD"]})
+
+
+class Listed:
+    """A list that is not empty (``empty`` ends the message, ``empty_hint`` is its hint)
+    and names nothing twice (compared upper-cased when ``upper``): a repeat is a problem
+    at its own entry, reported with the entries' own problems."""
+
+    def __init__(self, empty: str, empty_hint: str = "", *, upper: bool = False) -> None:
+        self.empty, self.empty_hint, self.upper = empty, empty_hint, upper
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import ValidationError, core_schema
+
+        def check(value: object, read: Callable[[object], Any]) -> Any:
+            if not isinstance(value, list):
+                return read(value)  # pydantic names what it is
+            if not value:
+                raise BadValue(f"is empty, {self.empty}", self.empty_hint)
+            seen: set[str] = set()
+            again: list[Any] = []  # pydantic_core's InitErrorDetails
+            for n, item in enumerate(value):
+                if not isinstance(item, str):
+                    continue  # pydantic names what it is
+                folded = item.upper() if self.upper else item
+                if folded in seen:
+                    error = BadValue(f"{folded!r} is listed twice")
+                    again.append(
+                        {"type": "value_error", "loc": (n,), "input": item, "ctx": {"error": error}}
+                    )
+                seen.add(folded)
+            try:
+                got = read(value)
+            except ValidationError as err:
+                own = [
+                    {k: e[k] for k in ("type", "loc", "input", "ctx") if k in e}
+                    for e in err.errors()
+                ]
+                again, got = [*own, *again], None
+            if again:
+                raise ValidationError.from_exception_data("list", again)
+            return got
+
+        return core_schema.no_info_wrap_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
+        return {**handler(core), "minItems": 1, "uniqueItems": True}
+
+
+def _failure(value: object) -> str:
+    """A fallback failure; a 5xx status number is ``5xx``."""
+    from strangler.config.model import FALLBACK_ON
+    from strangler.config.walker import did_you_mean
+
+    if isinstance(value, int) and not isinstance(value, bool) and 500 <= value < 600:
+        raise BadValue(f"write '5xx' for any 5xx status, not {value}")
+    if value not in FALLBACK_ON:
+        shown = _shown(value)
+        raise BadValue(
+            f"must be one of {', '.join(FALLBACK_ON)}, got {shown}",
+            did_you_mean(value, FALLBACK_ON) if isinstance(value, str) else "",
+        )
+    return str(value)
+
+
+FAILURE: Final = Kind(_failure, {"enum": ["refused", "reset", "timeout", "protocol", "5xx"]})
+
+
+def _override_name(value: object) -> str | None:
+    """A header or cookie name, or ``false``: turned off (``None``)."""
+    if value is False:
+        return None
+    text = _text(value, "a name, or false to turn it off")
+    if not TOKEN.fullmatch(text):
+        raise BadValue(f"{text!r} is not a valid name", "a name, or false to turn it off")
+    return text
+
+
+OVERRIDE_NAME: Final = Kind(
+    _override_name,
+    {"anyOf": [{"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}, {"const": False}]},
+)
+
+
+def _path(value: object) -> str:
+    from strangler.config.values import check_path_template
+
+    return check_path_template(_text(value, "like /api/invoices/{id:int}"))
+
+
+_SEGMENT: Final = r"(?:[^\s?#/{}]*|\{[A-Za-z_][A-Za-z0-9_]*(?::(?:str|int|uuid))?\})"
+PATH: Final = Kind(
+    _path,
+    {
+        # but a parameter named twice: what check_path_template says, as a pattern
+        "pattern": rf"^(?=/)(?:/{_SEGMENT})*(?:/\{{[A-Za-z_][A-Za-z0-9_]*:path\}})?$",
+        "type": "string",
+        "examples": ["/invoices/{id:int}"],
+    },
+)
+"""An exact path or a template: ``{name}``, ``{name:int}``, ``{name:uuid}``, a last
+``{name:path}``."""
+
+
+def _path_prefix(value: object) -> str:
+    from strangler.config.values import check_path
+
+    prefix = check_path(_text(value, "like /api/invoices"))
+    if "{" in prefix or "}" in prefix:
+        raise BadValue(
+            f"{prefix!r}: a prefix cannot hold parameters",
+            "use match.path with a template, like /users/{id}/{rest:path}",
+        )
+    return prefix
+
+
+PATH_PREFIX: Final = Kind(
+    _path_prefix, {"type": "string", "pattern": r"^/[^\s?#{}]*$", "examples": ["/api/invoices"]}
+)
+
+
+def _host(value: object) -> str:
+    from strangler.config.values import check_host
+
+    return check_host(_text(value, "like api.example.com or *.example.com"))
+
+
+HOST: Final = Kind(_host, {"type": "string", "examples": ["api.example.com", "*.example.com"]})
+
+
+def _condition(value: object) -> Any:
+    """``"x"``: exactly x; ``true``: present with any value; ``false``: absent."""
+    from strangler.config.model import ValueMatch
+
+    if isinstance(value, bool):
+        return ValueMatch(present=value)
+    if isinstance(value, str):
+        return ValueMatch(value=value)
+    number = isinstance(value, int | float)
+    raise BadValue(
+        "expected a string (exact value), true (must be present) or false (must be absent), "
+        f"got {_shown(value)}",
+        f'quote it to match the exact text: "{value}"' if number else "",
+    )
+
+
+CONDITION: Final = Kind(_condition, {"type": ["string", "boolean"]})
+
+
+def field_name(kind: str) -> Kind:
+    """The name of a header or cookie (a token), or of a query parameter (any text)."""
+
+    def parse(value: object) -> str:
+        ok = isinstance(value, str) and (
+            TOKEN.fullmatch(value) if kind != "query parameter" else value
+        )
+        if not ok:
+            raise BadValue(f"{value!r} is not a valid {kind} name")
+        return str(value)
+
+    return Kind(parse, {"type": "string", "minLength": 1})
+
+
+_QUERY_ONLY_HINT: Final = (
+    "true (only the parameters match.query names), or a list of the others allowed"
+)
+
+
+def _query_only(value: object) -> frozenset[str]:
+    """``true``: only the names ``query`` gives; a list: those and these may be there."""
+    if value is True:
+        return frozenset()
+    if value is False:
+        raise BadValue("false is the default; leave the key out", _QUERY_ONLY_HINT)
+    if not isinstance(value, list) or not all(isinstance(i, str) and i for i in value):
+        raise BadValue("must be true or a list of names", _QUERY_ONLY_HINT)
+    return frozenset(value)
+
+
+QUERY_ONLY: Final = Kind(
+    _query_only,
+    {"anyOf": [{"const": True}, {"type": "array", "items": {"type": "string", "minLength": 1}}]},
+)
+
+
+def _route_name(value: object) -> str:
+    text = _text(value, "like 'invoices-read'")
+    if not NAME.fullmatch(text):
+        raise BadValue(
+            f"{text!r} must be letters, digits, '.', '_' and '-', starting with a letter or digit",
+            "names appear in metrics, logs and admin URLs, like 'invoices-read'",
+        )
+    return text
+
+
+ROUTE_NAME: Final = Kind(_route_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+
+
+class _OrBoolean:
+    """A part of a route that may be written ``true`` or ``false`` (on with its defaults,
+    or off): the boolean passes as it is, for the route's reader to turn into the part."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def either(value: object, read: Callable[[object], Any]) -> Any:
+            return value if isinstance(value, bool) else read(value)
+
+        return core_schema.no_info_wrap_validator_function(either, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
+        return {"anyOf": [{"type": "boolean"}, handler(core)]}
+
+
+OR_BOOLEAN: Final = _OrBoolean()
+
+
+# ---------------------------------------------------------------- a route's shadow (and migrate)
+
+_SHARE_TEXT: Final = r"^\s*(100(\.0*)?|\d{1,2}(\.\d*)?)\s*%\s*$"
+_SHARE: Final = {
+    "anyOf": [
+        {"type": "string", "pattern": _SHARE_TEXT},
+        {"type": "number", "minimum": 0, "maximum": 100},
+    ],
+    "examples": ["10%"],
+}
+SHARE: Final = Kind(_unit(units.config_percent), _SHARE)
+"""A share from 0% to 100% (a bare 0.5 is ambiguous: refused)."""
+PERCENT: Final = Kind(_unit(units.percent), _SHARE)
+"""A share from 0% to 100%; a bare number is a number of percent."""
+
+
+def _more_than_none(hint: str) -> Kind:
+    def parse(value: object) -> float:
+        share = float(_unit(units.percent)(value))
+        if share <= 0.0:
+            raise BadValue("must be more than 0%", hint)
+        return share
+
+    return Kind(
+        parse,
+        {
+            "anyOf": [
+                {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _SHARE_TEXT[1:]},
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+            ],
+            "examples": ["50%"],
+        },
+    )
+
+
+NOISE_SHARE: Final = _more_than_none(
+    "the share of pairs a path must differ in to be noisy, like 50%"
+)
+SHADOW_TIMEOUT: Final = Kind(
+    within(DURATION, (3600.0, "1h")).parse,
+    {
+        "anyOf": [
+            {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _DURATION_TEXT[1:]},
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+        ],
+        "examples": ["30s"],
+    },
+)
+
+
+def _tolerance(value: object) -> float:
+    try:
+        number = float(value) if isinstance(value, str | int | float) else None
+    except ValueError:
+        number = None
+    if number is None or isinstance(value, bool):
+        raise BadValue(f"must be a number, got {_shown(value)}", "for example 1e-9")
+    if not 0.0 <= number < 1.0:  # NaN too
+        raise BadValue(
+            f"must be at least 0 and below 1, got {value!r}",
+            "it is relative and absolute: 1e-9 forgives float formatting, 0 wants exact",
+        )
+    return number
+
+
+FLOAT_TOLERANCE: Final = Kind(
+    _tolerance,
+    {
+        "anyOf": [
+            {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+            {"type": "string", "pattern": r"^\s*\d*\.?\d+([eE][-+]?\d+)?\s*$"},
+        ],
+        "examples": ["1e-9"],
+    },
+)
+
+
+def _header_name(value: object) -> str:
+    if not isinstance(value, str) or not TOKEN.fullmatch(value):
+        raise BadValue(f"{_shown(value)} is not a header name", "like Content-Type")
+    return value
+
+
+HEADER_NAME: Final = Kind(
+    _header_name, {"type": "string", "pattern": f"^{TOKEN.pattern}$", "examples": ["Content-Type"]}
+)
+_PATH_HINT: Final = "write a JSON path like $.generated_at or $.items[*].id"
+
+
+def _json_path(value: object) -> Any:
+    from strangler.config.shadow_model import parse_json_path
+
+    if not isinstance(value, str):
+        raise BadValue(f"expected a JSON path, got {_shown(value)}", _PATH_HINT)
+    return parse_json_path(value)
+
+
+JSON_PATH: Final = Kind(
+    _json_path,
+    {
+        "type": "string",
+        "pattern": r"^\s*\$(\.(\*|[^.\[\]\s'\"]+)|\[\s*(\*|[0-9]+)\s*\]|\['([^'\\]|\\.)*'\]"
+        r"|\[\"([^\"\\]|\\.)*\"\])*\s*$",
+        "examples": ["$.generated_at"],
+    },
+)
+
+
+class Unique:
+    """A list that names no entry twice (entries compared by ``same``)."""
+
+    def __init__(self, same: Callable[[Any], Any] = str, hint: str = "") -> None:
+        self.same = same
+        self.hint = hint
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def once(items: Any) -> Any:
+            seen = set()
+            for item in items:
+                if self.same(item) in seen:
+                    raise BadValue(f"must not list {str(item)!r} twice", self.hint)
+                seen.add(self.same(item))
+            return items
+
+        return core_schema.no_info_after_validator_function(once, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return {**handler(core), "uniqueItems": True}  # exact: 'A' and 'a' differ there
+
+
+class Switch:
+    """A mapping that may be written ``true`` / ``false`` (its ``enabled``); written
+    as a mapping, it is enabled unless it says otherwise. ``rule`` checks the value
+    read (across its keys), raising ``BadValue``."""
+
+    def __init__(self, example: str, rule: Callable[[Any], None] | None = None) -> None:
+        self.example = example
+        self.rule = rule
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def expand(value: object) -> object:
+            if isinstance(value, bool):
+                return {"enabled": value}
+            if not isinstance(value, dict):
+                raise BadValue(
+                    f"must be true, false or a mapping, got {_shown(value)}",
+                    f"for example {self.example}",
+                )
+            return {"enabled": True, **value}
+
+        def check(value: Any) -> Any:
+            if self.rule is not None:
+                self.rule(value)
+            return value
+
+        return core_schema.no_info_after_validator_function(
+            check, core_schema.no_info_before_validator_function(expand, handler(source))
+        )
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return {"anyOf": [{"type": "boolean"}, handler(core)]}
+
+
+def _noise_rule(noise: Any) -> None:
+    if noise.samples > noise.min_observations:
+        raise BadValue(
+            f"samples ({noise.samples}) cannot exceed min_observations ({noise.min_observations})",
+            "a path is noisy when it differed in 'samples' of at least 'min_observations' pairs",
+        )
+
+
+CONFIRM: Final = Switch("confirm: {enabled: true, max_share: 10%}")
+NOISE: Final = Switch(
+    "noise: {enabled: true, samples: 2, min_observations: 20, share: 50%, window: 10m}",
+    _noise_rule,
+)
+
+
+# ---------------------------------------------------------------- a route's migrate
+
+STAGES_EXAMPLE: Final = (
+    "like stages: [{canary: {percent: [5%, 25%, 50%], step_every: 15m}}, migrated]"
+)
+PARITY: Final = _more_than_none("the share of compared answers that must agree, like 99.9%")
+
+
+def _steps(value: object) -> tuple[float, ...]:
+    """Canary shares, each in (0, 1), growing; one share may be written alone."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise BadValue("is empty", "list the shares in order, like [1%, 5%, 25%]")
+    steps: list[float] = []
+    for item in items:
+        share = float(_unit(units.percent)(item))
+        if not 0.0 < share < 1.0:
+            raise BadValue(
+                f"{share:.4%} is not a canary share",
+                "each share is above 0% and below 100%; the migrated stage is 100%",
+            )
+        if steps and share <= steps[-1]:
+            raise BadValue("must grow step by step", "sticky cohorts only ever grow")
+        steps.append(share)
+    return tuple(steps)
+
+
+_STEP_SCHEMA: Final = {"type": "string", "pattern": _SHARE_TEXT}
+CANARY_STEPS: Final = Kind(
+    _steps,
+    {
+        "anyOf": [{"type": "array", "items": _STEP_SCHEMA, "minItems": 1}, _STEP_SCHEMA],
+        "examples": [["5%", "25%", "50%"]],
+    },
+)
+
+
+def _increase(value: object) -> float:
+    """``+0.5%`` (the sign is optional): an allowed increase, as a ratio."""
+    text = value.strip().removeprefix("+") if isinstance(value, str) else value
+    try:
+        return units.percent(text)
+    except ValueError as err:
+        raise BadValue(str(err), "an allowed increase, like +0.5%") from None
+
+
+INCREASE: Final = Kind(
+    _increase,
+    {
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*\+?\s*\d+(\.\d+)?\s*%\s*$"},
+            {"type": "number", "minimum": 0, "maximum": 100},
+        ],
+        "examples": ["+0.5%"],
+    },
+)
+
+
+def _factor(value: object) -> float:
+    """``1.2x`` or ``1.2``: at least 1."""
+    text = value.strip().lower().removesuffix("x") if isinstance(value, str) else value
+    try:
+        number = float(text) if isinstance(text, str | int | float) else float("nan")
+    except ValueError:
+        number = float("nan")
+    if isinstance(value, bool) or not 1.0 <= number < float("inf"):
+        raise BadValue(
+            f"expected a factor of at least 1, like 1.2x, got {_shown(value)}",
+            "the new side's p99 may be at most this many times the primary's",
+        )
+    return number
+
+
+FACTOR: Final = Kind(
+    _factor,
+    {
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[xX]?\s*$"},
+            {"type": "number", "minimum": 1},
+        ],
+        "examples": ["1.2x"],
+    },
+)
+
+
+def _interval(value: object) -> float:
+    seconds = float(_unit(units.duration)(value))
+    if seconds < 0.05:
+        raise BadValue(f"must be at least 50ms, got {seconds:g}s", "like 10s")
+    return seconds
+
+
+INTERVAL: Final = Kind(_interval, DURATION.schema)
+
+
+class OneKey:
+    """A list entry that is one of ``shapes``, written ``{name: {...}}`` or just
+    ``name`` (its defaults): ``- migrated`` or ``- canary: {percent: [5%]}``."""
+
+    def __init__(self, shapes: dict[str, Any], example: str) -> None:
+        self.shapes = shapes
+        self.example = example
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        from strangler.config.walker import did_you_mean
+
+        def which(value: object) -> object:
+            if isinstance(value, str) and value in self.shapes and not self._bare(value):
+                example = getattr(self.shapes[value], "EXAMPLE", "")
+                raise BadValue(f"{value!r} needs its settings", f"for example {{{example}}}")
+            if isinstance(value, str):
+                value = {value: None}
+            if not isinstance(value, dict) or len(value) != 1:
+                raise BadValue(f"must be one stage, got {_shown(value)}", self.example)
+            (name,) = value
+            if name not in self.shapes:
+                hint = did_you_mean(str(name), self.shapes) or f"one of {', '.join(self.shapes)}"
+                raise BadValue(f"{name!r} is not one of {', '.join(self.shapes)}", hint)
+            return value
+
+        def body(name: str) -> Any:
+            bare: dict[str, Any] | None = {} if self._bare(name) else None  # null: defaults
+            return core_schema.no_info_before_validator_function(
+                lambda value: bare if value[name] is None else value[name],
+                handler.generate_schema(self.shapes[name]),
+            )
+
+        return core_schema.no_info_before_validator_function(
+            which,
+            core_schema.tagged_union_schema(
+                {name: body(name) for name in self.shapes}, discriminator=lambda v: next(iter(v))
+            ),
+        )
+
+    def _bare(self, name: str) -> bool:
+        """Whether ``name`` may be written alone: its shape needs no key."""
+        import dataclasses
+
+        return all(
+            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            for f in dataclasses.fields(self.shapes[name])
+        )
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        names = list(self.shapes)
+        return {
+            "anyOf": [
+                {"enum": [name for name in names if self._bare(name)]},
+                *(
+                    {
+                        "type": "object",
+                        "properties": {
+                            name: {"anyOf": [{"type": "null"}, handler(shape)]}
+                            if self._bare(name)
+                            else handler(shape)
+                        },
+                        "required": [name],
+                        "additionalProperties": False,
+                    }
+                    for name, shape in zip(names, core["schema"]["choices"].values(), strict=True)
+                ),
+            ]
+        }
+
+
+class NonEmpty:
+    """A list with at least one entry (``example``: the hint)."""
+
+    def __init__(self, example: str) -> None:
+        self.example = example
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def given(value: object) -> object:
+            if not isinstance(value, list) or not value:
+                got = "an empty list" if value == [] else _shown(value)
+                raise BadValue(f"must be a non-empty list, got {got}", self.example)
+            return value
+
+        return core_schema.no_info_before_validator_function(given, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return {**handler(core), "minItems": 1}
+
+
+class _OneOrMore:
+    """A list, or one entry written alone: ``approval: migrated``."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def listed(value: object) -> object:
+            return value if isinstance(value, list) else [value]
+
+        return core_schema.no_info_before_validator_function(listed, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        items = handler(core)
+        return {"anyOf": [items, items.get("items", {})]}
+
+
+ONE_OR_MORE: Final = _OneOrMore()
+
+
+# ---------------------------------------------------------------------------- translate
+# (a route's translate: and the top-level translators:, translate_model.py)
+
+
+class _Filled:
+    """pydantic's own check of a mapping or list that must not be empty (``too_short``,
+    said by ``described``)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = handler(source)
+        schema["min_length"] = 1
+        return schema
+
+
+FILLED: Final = _Filled()
+
+_MIN_STATUS: Final = 100
+_MAX_STATUS: Final = 599
+
+
+def _status(value: object) -> int:
+    """A status code; a mapping's keys may be written as strings (``'201': 200``)."""
+    number = int(value) if isinstance(value, str) and value.isdigit() else value
+    if (
+        isinstance(number, int)
+        and not isinstance(number, bool)
+        and _MIN_STATUS <= number <= _MAX_STATUS
+    ):
+        return number
+    raise BadValue(f"must be a status from {_MIN_STATUS} to {_MAX_STATUS}, got {_shown(value)}")
+
+
+STATUS: Final = Kind(_status, {"type": "integer", "minimum": _MIN_STATUS, "maximum": _MAX_STATUS})
+
+
+def _status_rule(value: object) -> Any:
+    from strangler.config.translate_values import parse_status_rule  # it imports the model
+
+    return parse_status_rule(value)
+
+
+STATUS_RULE: Final = Kind(
+    _status_rule,
+    {
+        "anyOf": [
+            {"type": ["string", "integer"]},
+            {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1},
+        ],
+        "examples": [">=400", "4xx", "500-599", 404],
+    },
+)
+
+
+def json_value(value: object, where: str = "", *, paths: bool = False) -> Any:
+    """A YAML value as a read-only JSON value (``FrozenJSON``); with ``paths``, a
+    ``"$..."`` string is a JSON path into the original body (``"$$x"`` is ``"$x"``)."""
+    from types import MappingProxyType
+
+    from strangler.config.translate_values import parse_json_path  # it imports the model
+
+    at = f" (at {where})" if where else ""
+    if paths and isinstance(value, str) and value.startswith("$$"):
+        return value[1:]
+    if paths and isinstance(value, str) and value.startswith("$"):
+        try:
+            return parse_json_path(value, root=True)
+        except BadValue as err:
+            raise BadValue(f"{err}{at}", err.hint) from None
+    if isinstance(value, list):
+        return tuple(json_value(item, where, paths=paths) for item in value)
+    if isinstance(value, dict):
+        out = {}
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise BadValue(
+                    f"JSON object keys are text, got {_shown(name)}{at}", f'quote it: "{name}"'
+                )
+            out[name] = json_value(item, f"{where}.{name}" if where else name, paths=paths)
+        return MappingProxyType(out)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadValue(f"{value!r} is not a JSON number{at}")
+    return value
+
+
+BODY_TEMPLATE: Final = Kind(
+    lambda value: json_value(value, paths=True),
+    {"description": 'JSON; a "$.path" string is that value of the original body'},
+)
+
+
+def _json_media(value: object) -> str:
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "like application/problem+json")
+    kind = value.partition(";")[0].strip().lower()
+    if not (kind.endswith("/json") or kind.endswith("+json")):
+        raise BadValue(
+            f"{value!r} is not a JSON media type",
+            "the error body is JSON: application/json, application/problem+json, ...",
+        )
+    return value
+
+
+JSON_MEDIA: Final = Kind(
+    _json_media, {"type": "string", "pattern": r"(?i)^[^;]*[/+]json\s*(;.*)?$"}
+)
+
+
+def _hook(value: object) -> Any:
+    from strangler.config.translate_model import Hook  # it imports this module
+    from strangler.config.translate_values import load_hook
+
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "like 'mypkg.hooks:fix'")
+    return Hook(target=value, function=load_hook(value))
+
+
+HOOK: Final = Kind(_hook, {"type": "string", "examples": ["mypkg.hooks:fix"]})
+
+
+def _url_path(value: object) -> str:
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "a path like /api/v1")
+    if not value.startswith("/") or any(c.isspace() or c in "?#{}" for c in value):
+        raise BadValue(f"{value!r} must be a path starting with '/', without spaces or ?#{{}}")
+    return value
+
+
+URL_PATH: Final = Kind(_url_path, {"type": "string", "pattern": r"^/[^\s?#{}]*$"})
+
+
+# ---------------------------------------------------------------------------- tracing
+
+OTEL_MODULES: Final = (
+    "opentelemetry.sdk.trace",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+)
+_TRACES_PATH: Final = "/v1/traces"
+
+
+def traces_endpoint(url: str) -> str:
+    """The OTLP/HTTP traces URL for ``url``: a base URL gets ``/v1/traces`` (as
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` does), a URL already ending with it is kept.
+
+    >>> traces_endpoint("http://collector:4318"), traces_endpoint("https://otel/v1/traces")
+    ('http://collector:4318/v1/traces', 'https://otel/v1/traces')
+    """
+    return url if url.endswith(_TRACES_PATH) else url + _TRACES_PATH
+
+
+OTLP: Final = Kind(
+    lambda value: traces_endpoint(_url(value)),
+    {**URL.schema, "examples": ["http://collector:4318"]},
+)
+
+
+def missing_otel() -> str | None:
+    """The first OpenTelemetry module tracing needs that cannot be imported, or None.
+    Looked up, not imported: checking a config stays fast."""
+    import importlib.util
+
+    for name in OTEL_MODULES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):  # a parent package missing or blocked
+            return name
+    return None
+
+
+class _NeedsOtel:
+    """``tracing:`` read where the OpenTelemetry packages are missing is a problem at
+    its line, so ``strangler check`` says so before ``serve`` would fail (after its
+    keys are read: a problem of theirs comes first)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def installed(value: Any) -> Any:
+            missing = missing_otel()
+            if missing is not None:
+                raise BadValue(
+                    "is configured but the OpenTelemetry packages are not installed "
+                    f"(no module {missing!r})",
+                    "pip install 'strangler[otel]', or remove tracing:",
+                )
+            return value
+
+        return core_schema.no_info_after_validator_function(installed, handler(source))
+
+
+NEEDS_OTEL: Final = _NeedsOtel()
