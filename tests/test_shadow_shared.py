@@ -159,7 +159,7 @@ def test_published_samples_are_the_ring_as_it_is_now(tmp_path: Path) -> None:
     ring = [s.as_dict() for s in w.results.routes["inv"].samples]
     assert json.loads(samples_file.read_text()) == ring
     data = json.loads((tmp_path / "worker-0.json").read_text())
-    assert data["routes"]["inv"] == w.results.routes["inv"].figures(samples=False)
+    assert data["routes"]["inv"] == w.results.routes["inv"].figures(samples=False, tail=True)
     assert w.detail("inv", 5) == w.results.detail("inv", 5)
 
 
@@ -179,3 +179,48 @@ def test_one_process_answers_its_own_figures() -> None:
     assert shared.summary() == results.summary()
     assert shared.detail("inv", 5) == results.detail("inv", 5)
     assert not shared.publish()
+
+
+def test_the_last_n_compared_are_the_proxys_whichever_worker_compared_them(
+    tmp_path: Path,
+) -> None:
+    """``last 10 compared`` over two workers is the proxy's newest 10 comparisons, by
+    time, not each worker's last 10 summed; a replacement worker's merge stays exact."""
+    now = [0.0]
+
+    def worker(index: int) -> SharedResults:
+        results = ShadowResults(samples=5, gate_last=10, clock=lambda: now[0])
+        return SharedResults(results, tmp_path, index)
+
+    a, b = worker(0), worker(1)
+    same = Observed(200, JSON, b'{"price": 1}')
+    other = Observed(200, JSON, b'{"price": 2}')
+    for t in range(1, 9):  # worker 0: 8 agreeing answers at t = 1..8
+        now[0] = float(t)
+        a.results.route("inv").record_verdict(compare(same, same, RULES), 0.001)
+    now[0] = 8.5  # worker 1: one unstable, then 6 differing answers at t = 9..14
+    b.results.route("inv").record_unstable(0.001)
+    for t in range(9, 15):
+        now[0] = float(t)
+        b.results.route("inv").record_verdict(compare(same, other, RULES), 0.001)
+    a.publish()
+    b.publish()
+
+    def last(w: SharedResults) -> dict[str, Any]:
+        gate: dict[str, Any] = w.detail("inv")["gate"]  # type: ignore[index,assignment]
+        assert "tail" not in gate  # the rings stay between the workers
+        return dict(gate["last"])
+
+    expected = {"compared": 10, "matches": 4, "mismatches": 6, "unstable": 1, "parity": 0.4}
+    assert last(a) == last(b) == expected  # summed per worker, it was 14 compared
+    a = worker(0)  # worker 0 replaced: its ring is folded into the retired files
+    for t in (15, 16):
+        now[0] = float(t)
+        a.results.route("inv").record_verdict(compare(same, same, RULES), 0.001)
+    a.publish()
+    assert last(a) == last(b) == expected  # 15, 16, 9..14 and 7, 8; 8.5 between
+    now[0] = 17.0
+    for _ in range(3):
+        b.results.route("inv").record_unstable(0.001)
+    b.publish()
+    assert last(a) == last(b) == {**expected, "unstable": 4}

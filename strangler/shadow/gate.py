@@ -32,6 +32,7 @@ a fixed ring of ``4 * last`` outcomes at 9 bytes each (36 KB per route for the d
 
 from __future__ import annotations
 
+import itertools
 import time
 from array import array
 from collections import deque
@@ -47,6 +48,7 @@ __all__ = [
     "Judged",
     "OutcomeWindow",
     "WindowFigures",
+    "merge_tails",
 ]
 
 GATE_LAST: Final = 1000
@@ -193,3 +195,50 @@ class OutcomeWindow:
             seconds=self.seconds,
         )
         return Gate(last_n=self.last, window=self.seconds, last=last, recent=recent)
+
+    def tail(self) -> dict[str, object]:
+        """The ring as data another process can merge (``merge_tails``): the codes
+        oldest first as digits, and their times in whole milliseconds, the first
+        absolute and the others as differences (small numbers: short JSON)."""
+        capacity = len(self._codes)
+        at = [(self._start + i) % capacity for i in range(self._size)]
+        return _tail([(round(self._times[i] * 1000), self._codes[i]) for i in at])
+
+
+def _tail(entries: list[tuple[int, int]]) -> dict[str, object]:
+    """(ms, code) pairs, oldest first, as ``OutcomeWindow.tail`` data."""
+    ms = [e[0] for e in entries]
+    return {
+        "codes": "".join("012"[e[1]] for e in entries),
+        "ms": ms[:1] + [b - a for a, b in itertools.pairwise(ms)],
+    }
+
+
+def merge_tails(last: int, tails: list[dict[str, object]]) -> tuple[dict[str, object], list[int]]:
+    """Several processes' rings (``OutcomeWindow.tail``) as the ring one process would
+    hold had it seen every outcome: the newest ``last`` compared, with the unstable
+    ones between them, at most ``4 * last`` entries. Returns that ring as a tail and
+    its counts per code. Times are monotonic milliseconds, one clock for every
+    process of a host; a tie keeps the order of ``tails``."""
+    entries: list[tuple[int, int, int]] = []  # (ms, part, code): sorted, a tie by part
+    for part, tail in enumerate(tails):
+        codes, ms = tail.get("codes"), tail.get("ms")
+        if not isinstance(codes, str) or not isinstance(ms, list) or len(ms) != len(codes):
+            continue  # a file from an older version, or damaged: left out
+        now = 0
+        for digit, step in zip(codes, ms, strict=True):
+            now += int(step)
+            entries.append((now, part, "012".index(digit)))
+    entries.sort()
+    kept: list[tuple[int, int, int]] = []
+    counts = [0, 0, 0]
+    for entry in reversed(entries):
+        code = entry[2]
+        if len(kept) == 4 * last or (
+            code != _UNSTABLE and counts[_MATCH] + counts[_MISMATCH] == last
+        ):
+            break
+        kept.append(entry)
+        counts[code] += 1
+    kept.reverse()
+    return _tail([(e[0], e[2]) for e in kept]), counts

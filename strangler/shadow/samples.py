@@ -35,14 +35,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict, cast
 from urllib.parse import quote, unquote
 
 from multidict import MultiMapping
 
 from strangler.config.shadow_model import NoiseSpec
 from strangler.shadow.compare import ABSENT, Difference, Kind, Rules, Verdict
-from strangler.shadow.gate import GATE_LAST, GATE_SECONDS, Gate, OutcomeWindow
+from strangler.shadow.gate import GATE_LAST, GATE_SECONDS, Gate, OutcomeWindow, merge_tails
 from strangler.shadow.metrics import KINDS, RouteShadowMetrics, ShadowMetrics
 from strangler.shadow.noise import NoiseLearner
 
@@ -347,10 +347,12 @@ class RouteResults:
         """Nothing to compare: the primary failed, or disagreed with itself."""
         self.skipped += 1
 
-    def figures(self, *, samples: bool = True) -> RouteFigures:
+    def figures(self, *, samples: bool = True, tail: bool = False) -> RouteFigures:
         """Everything the admin API shows of the route, as plain JSON data: what a
         worker publishes for the others, and what ``merge_figures`` adds up.
-        ``samples=False``: with an empty sample list (the caller adds them)."""
+        ``samples=False``: with an empty sample list (the caller adds them).
+        ``tail``: with the gate's ring, for an exact merge of ``last`` (``merge_gates``);
+        a few thousand entries, so only for what is published or shown."""
         return {
             "route": self.name,
             "compared": self.compared,
@@ -367,16 +369,18 @@ class RouteResults:
             "paths": dict(self.paths.top(MAX_TRACKED_PATHS)),
             "samples": [s.as_dict() for s in self.samples] if samples else [],  # oldest first
             "noise": self.noise.as_dict(),
-            "gate": self._gate_data(),
+            "gate": self._gate_data(tail),
         }
 
-    def _gate_data(self) -> dict[str, Any]:
+    def _gate_data(self, tail: bool) -> dict[str, Any]:
         """The gate windows as data every worker renders the same: without the age of
         the oldest outcome of ``last``, which changes with every read."""
         data = self.gate().as_dict()
         last = data["last"]
         if isinstance(last, dict):
             last.pop("seconds", None)
+        if tail:
+            data["tail"] = self.window.tail()  # left out of the answers (route_detail)
         return data
 
     def changes(self) -> tuple[int, ...]:
@@ -487,16 +491,25 @@ def merge_figures(parts: Sequence[RouteFigures], sample_limit: int) -> RouteFigu
 
 
 def merge_gates(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Several workers' gate windows as one: counts summed, parity recomputed, the
-    longest reach kept. ``last`` is then the last ``last_n`` compared *per worker*
-    (each worker keeps its own), ``recent`` the exact sum over the time window."""
+    """Several workers' gate windows as one. ``recent``: counts summed over the time
+    window, parity recomputed. ``last``: the proxy's last ``last_n`` compared, whichever
+    worker compared them, from the workers' rings (``gate.merge_tails``); merged again
+    with another worker's, the result stays exact (it keeps the merged ring). Without
+    every part's ring (a worker of an older version), ``last`` is summed instead."""
     if len(parts) == 1:
         return parts[0]
-    out: dict[str, Any] = {
-        "last_n": parts[0].get("last_n"),
-        "window_seconds": parts[0].get("window_seconds"),
-    }
+    last_n = parts[0].get("last_n")
+    out: dict[str, Any] = {"last_n": last_n, "window_seconds": parts[0].get("window_seconds")}
+    tails = [part.get("tail") for part in parts]
+    if isinstance(last_n, int) and all(isinstance(t, dict) for t in tails):
+        out["tail"], (m, mm, u) = merge_tails(last_n, cast("list[dict[str, object]]", tails))
+        out["last"] = {
+            "compared": m + mm, "matches": m, "mismatches": mm, "unstable": u,
+            "parity": m / (m + mm) if m + mm else None,
+        }  # fmt: skip
     for key in ("last", "recent"):
+        if key in out:
+            continue
         counts = dict.fromkeys(("compared", "matches", "mismatches", "unstable"), 0)
         seconds = 0.0
         for part in parts:
@@ -538,7 +551,7 @@ def route_detail(f: RouteFigures, top: int = 20) -> dict[str, object]:
     return {
         **route_summary(f),
         "top_paths": [{"path": p, "count": n} for p, n in ranked],
-        "gate": f["gate"],
+        "gate": {k: v for k, v in f["gate"].items() if k != "tail"},
         "noise": f["noise"],
         "samples": list(reversed(f["samples"])),  # newest first
     }

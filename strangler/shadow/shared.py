@@ -14,7 +14,8 @@ samples first: a reader that sees new counts finds samples at least as new). The
 worker that takes an admin connection answers from its own live figures plus every
 other worker's files, merged by ``merge_figures`` in a fixed order, so every worker
 computes the same answer: counts are exact sums, the samples the newest of all, the
-top paths the most counted over all. ``/api/shadow`` reads only the small files;
+top paths the most counted over all, the gate's "last N compared" the proxy's newest N
+by time (each file carries its worker's ring). ``/api/shadow`` reads only the small files;
 ``/api/shadow/{route}`` also that route's sample files.
 
 Freshness: a comparison that finished on any worker is in every worker's answer at
@@ -121,7 +122,7 @@ class SharedResults:
         cached = self._heads.get(name)
         if cached is not None and cached[0] == changes:
             return cached[1]
-        text = json.dumps(r.figures(samples=False), separators=(",", ":"))
+        text = json.dumps(r.figures(samples=False, tail=True), separators=(",", ":"))
         self._heads[name] = (changes, text)
         return text
 
@@ -197,7 +198,10 @@ class SharedResults:
     def _all(self, samples_of: str | None) -> tuple[float, list[Figures]]:
         """Every worker's figures in a fixed order (index, retired before live), this
         worker's own live; with the samples of route ``samples_of`` only."""
-        own = {n: r.figures(samples=n == samples_of) for n, r in self.results.routes.items()}
+        own = {
+            n: r.figures(samples=n == samples_of, tail=n == samples_of)
+            for n, r in self.results.routes.items()
+        }
         since = self.results.started
         directory = self.directory
         if directory is None:
