@@ -26,6 +26,7 @@ from strangler.errors import ConfigError
 from strangler.metrics import Metrics
 from strangler.migrate.figures import quantile, read_counters, window
 from strangler.migrate.machine import MigrationState
+from strangler.migrate.runner import give_up_lease
 from strangler.migrate.store import MigrateStore
 
 # the keys a route needs, for a plan alone against the route file schema
@@ -275,6 +276,29 @@ def test_one_process_holds_the_lease_until_it_expires_or_is_given_up(tmp_path: P
     assert here.leader(118.0) != here.owner
     here.release()  # not the holder: nothing happens
     assert here.leader(118.0) is not None
+
+
+async def test_a_stopping_leader_waits_briefly_for_the_lock_to_give_its_lease_up(
+    tmp_path: Path,
+) -> None:
+    """Workers stop together: one may hold the lock (a read-modify-write) when the
+    leader gives its lease up; the leader waits for it (bounded), or the next process
+    would wait out the lease."""
+    store = MigrateStore(tmp_path)
+    lease = tmp_path / "migrate.lease"
+    assert store.acquire(100.0, 10.0)
+    holder = store._lock()  # another worker's
+    assert store.release() is False  # held: nothing done, never blocks
+    asyncio.get_running_loop().call_later(0.1, os.close, holder)  # held 0.1 s: the case
+    await give_up_lease(store)
+    assert not lease.exists()
+    assert store.acquire(200.0, 10.0)
+    holder = store._lock()  # held past the wait: the lease is left to expire
+    try:
+        await give_up_lease(store, wait=0.05)
+        assert lease.exists()
+    finally:
+        os.close(holder)
 
 
 async def test_a_lock_wait_cancelled_while_another_holds_it_leaks_nothing(tmp_path: Path) -> None:

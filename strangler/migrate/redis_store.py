@@ -160,9 +160,10 @@ class RedisMigrateStore:
             return None
         return None if held is None else held.decode() if isinstance(held, bytes) else str(held)
 
-    def release(self) -> None:
+    def release(self) -> bool:
         with contextlib.suppress(redis.RedisError):
             self._give(keys=[self._lease], args=[self.owner])
+        return True  # Redis unreachable: the lease expires, nothing to wait for
 
     # -- readings
     def publish_reading(self, reading: str, ttl: float) -> None:

@@ -54,9 +54,21 @@ log = logging.getLogger("strangler.migrate")
 
 ACTIONS: Final = ("pause", "resume", "approve", "abort", "retry", "skip")
 _TICK: Final = 0.25  # seconds between lease checks; plans run at their own interval
+RELEASE_WAIT: Final = 1.0  # seconds a stopping leader waits for the lock to give its lease up
 _PUBLISH: Final = 1.0  # seconds between a process's readings published to the store
 _READING_TTL: Final = 5.0  # seconds a published reading stays (a dead process drops out)
 WHO: Final = "autopilot"
+
+
+async def give_up_lease(store: Store, wait: float = RELEASE_WAIT) -> None:
+    """Give the lease up, waiting at most ``wait`` seconds for the lock: workers stop
+    together, and another may hold it for a read-modify-write. Past that, the lease is
+    left to expire."""
+    deadline = time.monotonic() + wait
+    while not await asyncio.to_thread(store.release):
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.01)  # flock has no wait with a timeout: poll it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,7 +138,7 @@ class Autopilot:
                 await asyncio.sleep(_TICK)
         finally:
             if self.leading:
-                await asyncio.to_thread(self.store.release)
+                await give_up_lease(self.store)
 
     async def tick(self) -> None:
         routes = self.plans()

@@ -57,7 +57,7 @@ class Store(Protocol):
     def load_gates(self) -> dict[str, object]: ...
     def acquire(self, now: float, ttl: float) -> bool: ...
     def leader(self, now: float) -> str | None: ...
-    def release(self) -> None: ...
+    def release(self) -> bool: ...
     def publish_reading(self, reading: str, ttl: float) -> None: ...
     def readings(self) -> dict[str, str]: ...
 
@@ -187,13 +187,16 @@ class MigrateStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def release(self) -> None:
+    def release(self) -> bool:
         """Give the lease up (on shutdown), so another process takes over at once. Never
-        waits for the lock: when someone holds it, the lease is left to expire."""
+        waits for the lock: ``False`` when someone holds it (try again, or leave the
+        lease to expire), else ``True`` (given up, or nothing to give up)."""
         try:
             fd = self._lock(blocking=False)
-        except OSError:  # held (BlockingIOError) or the directory is gone
-            return
+        except BlockingIOError:
+            return False
+        except OSError:  # the directory is gone
+            return True
         try:
             path = self.directory / _LEASE
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
@@ -201,6 +204,7 @@ class MigrateStore:
                     path.unlink()
         finally:
             os.close(fd)
+        return True
 
     def publish_reading(self, reading: str, ttl: float) -> None:
         """Nothing to do: the evaluator reads every worker's counters on this host."""
