@@ -24,8 +24,8 @@ from pytest_aiohttp import AiohttpServer
 
 from tests.browser import Browser
 from tests.conftest import MakeProxy, RunningProxy
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy
 from tests.integration.test_status_page import ARTIFACTS
+from tests.serve_support import free_port, strangler, wait_healthy
 
 USERS: Final = 60
 DEADLINE: Final = 60.0  # seconds any one migration may take here (it takes a few)

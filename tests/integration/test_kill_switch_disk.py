@@ -26,8 +26,8 @@ from strangler.cli import main as cli_main
 from strangler.release.pending import PendingChanges
 from strangler.release.state import FileStateStore, RouteState, StateNotPersisted
 from tests.conftest import MakeProxy, RunningProxy, Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy, worker_pids
 from tests.integration.test_release import AUTH, admin, config, served_by
+from tests.serve_support import free_port, strangler, wait_healthy, worker_pids
 
 ROUTE = (
     "  - {name: inv, owner: t, match: {path_prefix: /inv}, to: legacy,"

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy
+from tests.serve_support import free_port, strangler, wait_healthy
 from tests.test_redis_store import RedisServer, running_redis
 
 TOKEN: Final = "replica-test-token"

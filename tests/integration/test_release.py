@@ -21,7 +21,7 @@ from strangler.config import load_config_text
 from strangler.metrics import Metrics
 from strangler.server import ProxyServer, ServeOptions
 from tests.conftest import MakeProxy, RunningProxy, Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy, worker_pids
+from tests.serve_support import free_port, strangler, wait_healthy, worker_pids
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -24,8 +24,8 @@ from pytest_aiohttp import AiohttpServer
 
 from strangler.cli import main as cli_main
 from tests.conftest import MakeProxy, RunningProxy, Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy
 from tests.integration.test_redis_replicas import PROPAGATION, Replica, until
+from tests.serve_support import free_port, strangler, wait_healthy
 from tests.test_redis_store import RedisServer, running_redis
 
 TOKEN = "group-token-for-tests"

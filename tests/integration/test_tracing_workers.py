@@ -13,8 +13,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy, worker_pids
 from tests.otlp_support import attrs, start_receiver
+from tests.serve_support import free_port, strangler, wait_healthy, worker_pids
 
 REQUESTS = 20
 
