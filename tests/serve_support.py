@@ -23,9 +23,8 @@ What it guarantees:
   supervisor or a worker holding a port for the next test.
 - The ports come from the log, so a test needs them only to write its config.
 
-``strangler(*args)`` is the bare process (stderr a pipe the test reads itself), for
-the tests that drive it with ``wait_healthy`` and ``worker_pids``; it kills its
-process group on the way out too.
+``worker_pids`` asks the admin port which workers answer it (fresh connections, so
+a bounded poll); ``until`` polls any other state of the process that it does not log.
 """
 
 from __future__ import annotations
@@ -92,15 +91,6 @@ async def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):  # the group is empty: all exited
         os.killpg(proc.pid, signal.SIGKILL)
     await proc.wait()
-
-
-@asynccontextmanager
-async def _cwd(cwd: Path | None) -> AsyncIterator[Path]:
-    if cwd is not None:
-        yield cwd
-        return
-    with tempfile.TemporaryDirectory() as tmp:  # its state files go there
-        yield Path(tmp)
 
 
 @dataclass(slots=True, eq=False)
@@ -215,7 +205,9 @@ async def serve(
     ``ready=False`` at once (a start expected to fail). The process group is killed
     on the way out."""
     argv = ("serve", *args, *(("--workers", str(workers)) if workers is not None else ()))
-    async with _cwd(cwd) as where:
+    with contextlib.ExitStack() as temporary:
+        # the working directory (zero-config mode keeps its state files there)
+        where = cwd or Path(temporary.enter_context(tempfile.TemporaryDirectory()))
         proc = await _start(argv, where)
         running = Serving(proc)
         reader = asyncio.get_running_loop().create_task(running._read(), name="serve-stderr")
@@ -228,18 +220,6 @@ async def serve(
             await asyncio.wait_for(reader, STOP_WITHIN)  # stderr ends with the group
 
 
-@asynccontextmanager
-async def strangler(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``strangler ARGS`` in a fresh temporary working directory, stderr a pipe the
-    caller reads; its process group is killed on the way out."""
-    async with _cwd(None) as where:
-        proc = await _start(args, where)
-        try:
-            yield proc
-        finally:
-            await _kill_group(proc)
-
-
 async def until(probe: Callable[[], Awaitable[T | None]], what: str, tries: int = 200) -> T:
     """Poll ``probe`` (bounded: ``tries`` x 50 ms) until it returns something: for a
     state of another process that it does not log (there is no event to await)."""
@@ -249,24 +229,6 @@ async def until(probe: Callable[[], Awaitable[T | None]], what: str, tries: int 
             return found
         await asyncio.sleep(POLL)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-async def wait_healthy(admin_port: int, proc: asyncio.subprocess.Process) -> None:
-    """Poll /healthz of a process started with ``strangler``; between tries, wait on
-    the process itself, so one that exits fails at once with its stderr."""
-    async with aiohttp.ClientSession() as s:
-        for _ in range(int(READY_WITHIN / POLL)):
-            try:
-                async with s.get(f"http://{HOST}:{admin_port}/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            with contextlib.suppress(TimeoutError):
-                code = await asyncio.wait_for(proc.wait(), POLL)
-                err = await proc.stderr.read() if proc.stderr else b""
-                raise AssertionError(f"strangler exited {code}: {err.decode()}")
-    raise AssertionError(f"strangler did not become healthy in {READY_WITHIN:g} s")
 
 
 async def worker_pids(admin_port: int, workers: int) -> set[int]:

@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Upstream
-from tests.serve_support import free_port, strangler, wait_healthy
+from tests.serve_support import free_port, serve
 from tests.test_redis_store import RedisServer, running_redis
 
 TOKEN: Final = "replica-test-token"
@@ -95,12 +95,9 @@ async def test_replicas_share_rollbacks_through_redis_and_survive_its_restart(
             port, admin = free_port(), free_port()
             config = tmp_path / f"{name}.yaml"
             config.write_text(replica_config(port, admin, legacy, newsvc, redis_aof.url))
-            proc = await stack.enter_async_context(
-                strangler(
-                    "serve", "--config", str(config), "--state-dir", str(tmp_path / f"state-{name}")
-                )
+            await stack.enter_async_context(
+                serve("--config", str(config), "--state-dir", str(tmp_path / f"state-{name}"))
             )
-            await wait_healthy(admin, proc)
             replicas.append(Replica(name, port, admin))
         a, b = replicas
         s = await stack.enter_async_context(aiohttp.ClientSession())
@@ -151,10 +148,9 @@ async def test_replicas_share_rollbacks_through_redis_and_survive_its_restart(
         port, admin = free_port(), free_port()
         config = tmp_path / "c.yaml"
         config.write_text(replica_config(port, admin, legacy, newsvc, redis_aof.url))
-        async with strangler("serve", "--config", str(config)) as c:
-            assert await asyncio.wait_for(c.wait(), 30) == 1
-            assert c.stderr is not None
-            assert b"cannot read the release state, not starting" in await c.stderr.read()
+        async with serve("--config", str(config), ready=False) as c:
+            assert await c.exited(30) == 1
+            assert "cannot read the release state, not starting" in c.log_text()
 
         # Redis is back with its append-only file: nothing lost, B still honours it.
         redis_aof.start()

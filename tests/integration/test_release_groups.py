@@ -25,7 +25,7 @@ from pytest_aiohttp import AiohttpServer
 from strangler.cli import main as cli_main
 from tests.conftest import MakeProxy, RunningProxy, Upstream
 from tests.integration.test_redis_replicas import PROPAGATION, Replica, until
-from tests.serve_support import free_port, strangler, wait_healthy
+from tests.serve_support import free_port, serve
 from tests.test_redis_store import RedisServer, running_redis
 
 TOKEN = "group-token-for-tests"
@@ -410,10 +410,9 @@ state:
                 .replace("{listen: 127.0.0.1:0}", f"{{listen: 127.0.0.1:{admin_port}}}")
                 + backend
             )
-            proc = await stack.enter_async_context(
-                strangler("serve", "--config", str(config), "--state-dir", str(tmp_path / name))
+            await stack.enter_async_context(
+                serve("--config", str(config), "--state-dir", str(tmp_path / name))
             )
-            await wait_healthy(admin_port, proc)
             replicas.append(Replica(name, port, admin_port))
         a, b = replicas
 
