@@ -1468,7 +1468,7 @@ def scaling_table(rows: dict[str, Row], s: Settings) -> list[str]:
         "wrk + upstream CPU (cores)",
         "others",
     ]
-    prev: tuple[int, float] | None = None  # the last measured row: workers, req/s
+    prev: tuple[int, float] | None = None  # the last row with a req/s: workers, req/s
 
     def workers_of(key: str) -> int:
         return 1 if key == "strangler" else int(key.split("-")[1].rstrip("w"))
