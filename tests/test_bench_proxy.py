@@ -159,3 +159,27 @@ def test_report_gives_ratios_spreads_scaling_and_verdicts() -> None:
     assert "| 0.42× | 2.25× | 2.62× |" in strangler
     for title in ("### Throughput", "### Latency", "### Streaming", "### Worker scaling"):
         assert title in text
+
+
+def test_each_section_lists_a_failed_row_and_hides_a_row_it_did_not_measure() -> None:
+    failed = bp.Row("strangler", "strangler, 1 worker", "1", failure="refused\ntraceback")
+    rows = {
+        "nginx": bp.Row("nginx", "nginx", "0", skipped="no nginx"),  # no figures of any kind
+        "strangler": failed,
+        "strangler-2w": bp.Row("strangler-2w", "2 workers", "0,1", skipped="not run: 1 core"),
+    }
+    s = _settings()
+
+    def dashes(n: int) -> str:
+        return " | ".join(["–"] * n)
+
+    throughput = bp.throughput_table(rows, s)
+    assert f"| strangler, 1 worker | FAILED: refused | {dashes(11)} |" in throughput
+    assert f"| nginx | no nginx | {dashes(11)} |" in throughput  # skipped: listed
+    for table, width in ((bp.latency_table, 12), (bp.streaming_table, 10)):
+        lines = table(rows, s)
+        assert f"| strangler, 1 worker | FAILED: refused | {dashes(width - 2)} |" in lines
+        assert not [line for line in lines if line.startswith("| nginx |")]  # nothing measured
+    scaling = bp.scaling_table(rows, s)
+    assert f"| 1 | FAILED: refused | {dashes(8)} |" in scaling
+    assert f"| 2 | not run: 1 core | {dashes(8)} |" in scaling

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -31,38 +32,58 @@ SHADOWED = (  # a route answered by legacy, every request mirrored to new
 )
 
 
-@pytest.fixture
-async def receiver(aiohttp_server: AiohttpServer) -> Receiver:
-    return await start_receiver(aiohttp_server)
+@dataclass(frozen=True, slots=True)
+class Traced:
+    """What a tracing test works with: the two upstreams, the OTLP receiver, the proxy
+    factory and a client."""
 
+    legacy: Upstream
+    newsvc: Upstream
+    receiver: Receiver
+    make_proxy: MakeProxy
+    client: aiohttp.ClientSession
 
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-def config(
-    legacy: Upstream, receiver: Receiver, routes: str, *, new: str = "", sample: str = "100%"
-) -> str:
-    return f"""
+    async def proxy(
+        self,
+        routes: str,
+        *,
+        new: str = "",
+        sample: str = "100%",
+        receiver: Receiver | None = None,
+        extra: str = "",
+    ) -> RunningProxy:
+        """A proxy tracing to ``receiver`` (the test's own by default), with upstream
+        ``new`` at that URL when given, then ``routes`` and ``extra`` config text."""
+        otlp = (receiver or self.receiver).url
+        return await self.make_proxy(
+            f"""
 listen: 127.0.0.1:0
 admin: {{listen: 127.0.0.1:0}}
 upstreams:
-  legacy: {legacy.url}
+  legacy: {self.legacy.url}
   {f"new: {new}" if new else ""}
-tracing: {{otlp: {receiver.url}, sample: {sample}, service_name: edge}}
+tracing: {{otlp: {otlp}, sample: {sample}, service_name: edge}}
 routes:
 {routes}
 """
+            + extra
+        )
+
+    async def get(
+        self, proxy: RunningProxy, path: str, headers: Mapping[str, str] | None = None
+    ) -> int:
+        async with self.client.get(proxy.url + path, headers=headers or {}) as resp:
+            await resp.read()
+            return resp.status
 
 
-async def get(
-    client: aiohttp.ClientSession, proxy: RunningProxy, path: str, headers: dict[str, str]
-) -> int:
-    async with client.get(proxy.url + path, headers=headers) as resp:
-        await resp.read()
-        return resp.status
+@pytest.fixture
+async def traced(
+    legacy: Upstream, newsvc: Upstream, aiohttp_server: AiohttpServer, make_proxy: MakeProxy
+) -> AsyncIterator[Traced]:
+    receiver = await start_receiver(aiohttp_server)
+    async with aiohttp.ClientSession() as client:
+        yield Traced(legacy, newsvc, receiver, make_proxy, client)
 
 
 def parse(traceparent: str) -> tuple[str, str, bool]:
@@ -73,21 +94,17 @@ def parse(traceparent: str) -> tuple[str, str, bool]:
 
 
 async def test_request_span_continues_the_client_trace_and_the_upstream_gets_the_child(
-    legacy: Upstream,
-    newsvc: Upstream,
-    receiver: Receiver,
-    make_proxy: MakeProxy,
-    client: aiohttp.ClientSession,
+    traced: Traced,
 ) -> None:
     routes = "  - {name: invoices, owner: billing-team, match: {path_prefix: /inv}, to: new}"
-    proxy = await make_proxy(config(legacy, receiver, routes, new=newsvc.url))
+    proxy = await traced.proxy(routes, new=traced.newsvc.url)
     parent = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
-    assert await get(client, proxy, "/inv/1", {"traceparent": parent}) == 200
+    assert await traced.get(proxy, "/inv/1", {"traceparent": parent}) == 200
     await proxy.server.stop()  # the drain flushes the exporter
 
-    (server,) = receiver.of_kind(Span.SPAN_KIND_SERVER)
-    (upstream_call,) = receiver.of_kind(Span.SPAN_KIND_CLIENT)
-    assert receiver.services == {"edge"}
+    (server,) = traced.receiver.of_kind(Span.SPAN_KIND_SERVER)
+    (upstream_call,) = traced.receiver.of_kind(Span.SPAN_KIND_CLIENT)
+    assert traced.receiver.services == {"edge"}
     assert server.trace_id.hex() == CLIENT_TRACE
     assert server.parent_span_id.hex() == CLIENT_SPAN
     assert server.name == "GET invoices"
@@ -108,45 +125,37 @@ async def test_request_span_continues_the_client_trace_and_the_upstream_gets_the
     assert attrs(upstream_call)["strangler.upstream"] == "new"
     assert attrs(upstream_call)["http.response.status_code"] == 200
     # The upstream continues the trace under the proxy's upstream call, not the client.
-    (sent,) = newsvc.recorder.header(0, "traceparent")
+    (sent,) = traced.newsvc.recorder.header(0, "traceparent")
     assert parse(sent) == (CLIENT_TRACE, upstream_call.span_id.hex(), True)
-    assert legacy.recorder.seen == []
+    assert traced.legacy.recorder.seen == []
 
 
-async def test_a_request_without_traceparent_starts_a_trace(
-    legacy: Upstream, receiver: Receiver, make_proxy: MakeProxy, client: aiohttp.ClientSession
-) -> None:
-    proxy = await make_proxy(config(legacy, receiver, "  []"))
-    assert await get(client, proxy, "/a", {}) == 200
+async def test_a_request_without_traceparent_starts_a_trace(traced: Traced) -> None:
+    proxy = await traced.proxy("  []")
+    assert await traced.get(proxy, "/a") == 200
     await proxy.server.stop()
 
-    (server,) = receiver.of_kind(Span.SPAN_KIND_SERVER)
-    (upstream_call,) = receiver.of_kind(Span.SPAN_KIND_CLIENT)
+    (server,) = traced.receiver.of_kind(Span.SPAN_KIND_SERVER)
+    (upstream_call,) = traced.receiver.of_kind(Span.SPAN_KIND_CLIENT)
     assert server.parent_span_id == b""
     assert server.name == "GET (unrouted)"
     assert attrs(server)["strangler.upstream"] == "legacy"
     assert attrs(server)["strangler.target"] == "legacy"
-    (sent,) = legacy.recorder.header(0, "traceparent")
+    (sent,) = traced.legacy.recorder.header(0, "traceparent")
     assert parse(sent) == (server.trace_id.hex(), upstream_call.span_id.hex(), True)
 
 
-async def test_the_release_decision_and_a_server_error_are_on_the_span(
-    legacy: Upstream,
-    newsvc: Upstream,
-    receiver: Receiver,
-    make_proxy: MakeProxy,
-    client: aiohttp.ClientSession,
-) -> None:
+async def test_the_release_decision_and_a_server_error_are_on_the_span(traced: Traced) -> None:
     routes = (
         "  - {name: orders, owner: o, match: {path_prefix: /status}, to: legacy,\n"
         "     canary: {to: new, percent: 100%}, fallback: false}"
     )
-    proxy = await make_proxy(config(legacy, receiver, routes, new=newsvc.url))
-    assert await get(client, proxy, "/status/503", {}) == 503
+    proxy = await traced.proxy(routes, new=traced.newsvc.url)
+    assert await traced.get(proxy, "/status/503") == 503
     await proxy.server.stop()
 
-    (server,) = receiver.of_kind(Span.SPAN_KIND_SERVER)
-    (call,) = receiver.of_kind(Span.SPAN_KIND_CLIENT)
+    (server,) = traced.receiver.of_kind(Span.SPAN_KIND_SERVER)
+    (call,) = traced.receiver.of_kind(Span.SPAN_KIND_CLIENT)
     assert attrs(server)["strangler.decision"] == "canary"
     assert attrs(server)["strangler.upstream"] == "new"
     assert attrs(server)["strangler.fallback"] is False
@@ -156,20 +165,18 @@ async def test_the_release_decision_and_a_server_error_are_on_the_span(
 
 
 async def test_a_fallback_is_two_upstream_calls_under_one_request_span(
-    legacy: Upstream,
-    receiver: Receiver,
-    make_proxy: MakeProxy,
-    client: aiohttp.ClientSession,
-    unused_tcp_port: int,
+    traced: Traced, unused_tcp_port: int
 ) -> None:
     routes = "  - {name: moved, owner: o, match: {path_prefix: /m}, to: new}"
     dead = f"http://127.0.0.1:{unused_tcp_port}"  # nothing listens: refused
-    proxy = await make_proxy(config(legacy, receiver, routes, new=dead))
-    assert await get(client, proxy, "/m", {}) == 200
+    proxy = await traced.proxy(routes, new=dead)
+    assert await traced.get(proxy, "/m") == 200
     await proxy.server.stop()
 
-    (server,) = receiver.of_kind(Span.SPAN_KIND_SERVER)
-    calls = sorted(receiver.of_kind(Span.SPAN_KIND_CLIENT), key=lambda s: s.start_time_unix_nano)
+    (server,) = traced.receiver.of_kind(Span.SPAN_KIND_SERVER)
+    calls = sorted(
+        traced.receiver.of_kind(Span.SPAN_KIND_CLIENT), key=lambda s: s.start_time_unix_nano
+    )
     assert [attrs(c)["strangler.upstream"] for c in calls] == ["new", "legacy"]
     assert all(c.parent_span_id == server.span_id for c in calls)
     assert attrs(calls[0])["error.type"] == "refused"
@@ -179,49 +186,37 @@ async def test_a_fallback_is_two_upstream_calls_under_one_request_span(
     assert attrs(server)["strangler.upstream"] == "legacy"
 
 
-async def test_a_translated_route_says_so_on_its_span(
-    legacy: Upstream,
-    newsvc: Upstream,
-    receiver: Receiver,
-    make_proxy: MakeProxy,
-    client: aiohttp.ClientSession,
-) -> None:
+async def test_a_translated_route_says_so_on_its_span(traced: Traced) -> None:
     routes = (
         "  - {name: customers, owner: crm, match: {path: /c}, to: new,\n"
         "     translate: {request: [{headers: {set: {X-Api-Version: '2'}}}]}}"
     )
-    proxy = await make_proxy(config(legacy, receiver, routes, new=newsvc.url))
-    assert await get(client, proxy, "/c", {}) == 200
-    assert await get(client, proxy, "/other", {}) == 200
+    proxy = await traced.proxy(routes, new=traced.newsvc.url)
+    assert await traced.get(proxy, "/c") == 200
+    assert await traced.get(proxy, "/other") == 200
     await proxy.server.stop()
 
-    spans = {attrs(s)["strangler.route"]: s for s in receiver.of_kind(Span.SPAN_KIND_SERVER)}
+    spans = {attrs(s)["strangler.route"]: s for s in traced.receiver.of_kind(Span.SPAN_KIND_SERVER)}
     assert attrs(spans["customers"])["strangler.translated"] is True
     assert attrs(spans["(unrouted)"])["strangler.translated"] is False
     # The translated request carries the proxy's traceparent too.
     (call,) = [
         c
-        for c in receiver.of_kind(Span.SPAN_KIND_CLIENT)
+        for c in traced.receiver.of_kind(Span.SPAN_KIND_CLIENT)
         if c.parent_span_id == spans["customers"].span_id
     ]
-    assert newsvc.recorder.header(0, "X-Api-Version") == ["2"]
-    assert parse(newsvc.recorder.header(0, "traceparent")[0])[1] == call.span_id.hex()
+    assert traced.newsvc.recorder.header(0, "X-Api-Version") == ["2"]
+    assert parse(traced.newsvc.recorder.header(0, "traceparent")[0])[1] == call.span_id.hex()
 
 
-async def test_a_shadow_request_is_its_own_trace_linked_to_the_primary(
-    legacy: Upstream,
-    newsvc: Upstream,
-    receiver: Receiver,
-    make_proxy: MakeProxy,
-    client: aiohttp.ClientSession,
-) -> None:
-    proxy = await make_proxy(config(legacy, receiver, SHADOWED, new=newsvc.url))
+async def test_a_shadow_request_is_its_own_trace_linked_to_the_primary(traced: Traced) -> None:
+    proxy = await traced.proxy(SHADOWED, new=traced.newsvc.url)
     parent = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
-    assert await get(client, proxy, "/search", {"traceparent": parent}) == 200
+    assert await traced.get(proxy, "/search", {"traceparent": parent}) == 200
     await proxy.server.stop()  # the drain waits for the shadow job, then flushes
 
-    (server,) = receiver.of_kind(Span.SPAN_KIND_SERVER)
-    (shadow,) = receiver.of_kind(Span.SPAN_KIND_INTERNAL)
+    (server,) = traced.receiver.of_kind(Span.SPAN_KIND_SERVER)
+    (shadow,) = traced.receiver.of_kind(Span.SPAN_KIND_INTERNAL)
     assert attrs(server)["strangler.shadow"] is True
     assert shadow.name == "shadow search"
     assert shadow.trace_id != server.trace_id
@@ -230,66 +225,57 @@ async def test_a_shadow_request_is_its_own_trace_linked_to_the_primary(
     assert (link.trace_id, link.span_id) == (server.trace_id, server.span_id)
     assert attrs(shadow)["strangler.shadow.outcome"] == "mismatch"  # served_by differs
     by_upstream = {
-        attrs(c)["strangler.upstream"]: c for c in receiver.of_kind(Span.SPAN_KIND_CLIENT)
+        attrs(c)["strangler.upstream"]: c for c in traced.receiver.of_kind(Span.SPAN_KIND_CLIENT)
     }
     assert by_upstream["legacy"].parent_span_id == server.span_id
     assert by_upstream["new"].parent_span_id == shadow.span_id
-    (to_shadow,) = newsvc.recorder.header(0, "traceparent")
+    (to_shadow,) = traced.newsvc.recorder.header(0, "traceparent")
     assert parse(to_shadow)[:2] == (shadow.trace_id.hex(), by_upstream["new"].span_id.hex())
 
 
-async def test_a_shadow_is_recorded_exactly_when_its_request_is(
-    legacy: Upstream,
-    newsvc: Upstream,
-    receiver: Receiver,
-    make_proxy: MakeProxy,
-    client: aiohttp.ClientSession,
-) -> None:
+async def test_a_shadow_is_recorded_exactly_when_its_request_is(traced: Traced) -> None:
     # 100% for new traces, but the clients decide for their own traces.
-    proxy = await make_proxy(config(legacy, receiver, SHADOWED, new=newsvc.url))
+    proxy = await traced.proxy(SHADOWED, new=traced.newsvc.url)
     unsampled = f"00-{CLIENT_TRACE[::-1]}-{CLIENT_SPAN}-00"
-    assert await get(client, proxy, "/search", {"traceparent": unsampled}) == 200
+    assert await traced.get(proxy, "/search", {"traceparent": unsampled}) == 200
     sampled = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
-    assert await get(client, proxy, "/search", {"traceparent": sampled}) == 200
+    assert await traced.get(proxy, "/search", {"traceparent": sampled}) == 200
     await proxy.server.stop()
 
-    assert len(newsvc.recorder.seen) == 2  # both were mirrored
-    (server,) = receiver.of_kind(Span.SPAN_KIND_SERVER)
-    (shadow,) = receiver.of_kind(Span.SPAN_KIND_INTERNAL)
+    assert len(traced.newsvc.recorder.seen) == 2  # both were mirrored
+    (server,) = traced.receiver.of_kind(Span.SPAN_KIND_SERVER)
+    (shadow,) = traced.receiver.of_kind(Span.SPAN_KIND_INTERNAL)
     assert server.trace_id.hex() == CLIENT_TRACE
     assert [link.span_id for link in shadow.links] == [server.span_id]
 
 
-async def test_sample_0_records_no_new_trace_but_follows_a_sampled_client(
-    legacy: Upstream, receiver: Receiver, make_proxy: MakeProxy, client: aiohttp.ClientSession
-) -> None:
-    proxy = await make_proxy(config(legacy, receiver, "  []", sample="0%"))
-    assert await get(client, proxy, "/new-trace", {}) == 200
+async def test_sample_0_records_no_new_trace_but_follows_a_sampled_client(traced: Traced) -> None:
+    proxy = await traced.proxy("  []", sample="0%")
+    assert await traced.get(proxy, "/new-trace") == 200
     # The upstream still gets a traceparent (not sampled): its own sampler decides.
-    (unsampled,) = legacy.recorder.header(0, "traceparent")
+    (unsampled,) = traced.legacy.recorder.header(0, "traceparent")
     assert parse(unsampled)[2] is False
     sampled = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
-    assert await get(client, proxy, "/client-sampled", {"traceparent": sampled}) == 200
+    assert await traced.get(proxy, "/client-sampled", {"traceparent": sampled}) == 200
     not_sampled = f"00-{CLIENT_TRACE[::-1]}-{CLIENT_SPAN}-00"
-    assert await get(client, proxy, "/client-not-sampled", {"traceparent": not_sampled}) == 200
+    assert await traced.get(proxy, "/client-not-sampled", {"traceparent": not_sampled}) == 200
     await proxy.server.stop()
 
-    (server,) = receiver.of_kind(Span.SPAN_KIND_SERVER)
+    (server,) = traced.receiver.of_kind(Span.SPAN_KIND_SERVER)
     assert attrs(server)["url.path"] == "/client-sampled"
-    assert len(receiver.spans) == 2  # and its upstream call
-    assert parse(legacy.recorder.header(2, "traceparent")[0])[::2] == (CLIENT_TRACE[::-1], False)
+    assert len(traced.receiver.spans) == 2  # and its upstream call
+    assert parse(traced.legacy.recorder.header(2, "traceparent")[0])[::2] == (
+        CLIENT_TRACE[::-1],
+        False,
+    )
 
 
 async def test_a_collector_that_is_down_does_not_hold_the_drain(
-    legacy: Upstream,
-    make_proxy: MakeProxy,
-    client: aiohttp.ClientSession,
-    unused_tcp_port: int,
-    caplog: pytest.LogCaptureFixture,
+    traced: Traced, unused_tcp_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     down = Receiver(url=f"http://127.0.0.1:{unused_tcp_port}")  # refused: the exporter retries
-    proxy = await make_proxy(config(legacy, down, "  []") + "drain: 1s\n")
-    assert await get(client, proxy, "/a", {}) == 200
+    proxy = await traced.proxy("  []", receiver=down, extra="drain: 1s\n")
+    assert await traced.get(proxy, "/a") == 200
     started = time.monotonic()
     await proxy.server.stop()
     # The exporter's retries take about 7 s; the drain waits min(drain, 5 s) for them,
@@ -302,14 +288,14 @@ async def test_a_collector_that_is_down_does_not_hold_the_drain(
             assert not thread.is_alive()
 
 
-async def test_tracing_off_passes_the_client_traceparent_through_untouched(
-    legacy: Upstream, make_proxy: MakeProxy, client: aiohttp.ClientSession
-) -> None:
-    proxy = await make_proxy(f"listen: 127.0.0.1:0\nupstreams: {{legacy: {legacy.url}}}\n")
+async def test_tracing_off_passes_the_client_traceparent_through_untouched(traced: Traced) -> None:
+    proxy = await traced.make_proxy(
+        f"listen: 127.0.0.1:0\nupstreams: {{legacy: {traced.legacy.url}}}\n"
+    )
     assert proxy.server.tracing is None
     parent = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
-    assert await get(client, proxy, "/a", {"traceparent": parent}) == 200
-    assert legacy.recorder.header(0, "traceparent") == [parent]
+    assert await traced.get(proxy, "/a", {"traceparent": parent}) == 200
+    assert traced.legacy.recorder.header(0, "traceparent") == [parent]
 
 
 # ---------------------------------------------------------------------------- config

@@ -1224,13 +1224,32 @@ def _table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> list[str]:
     return out
 
 
-def _unmeasured(row: Row, width: int) -> list[str] | None:
-    """The cells of a row that failed or was skipped, else None."""
-    if row.failure:
-        return [row.label, "FAILED: " + row.failure.splitlines()[0]] + ["–"] * (width - 2)
-    if row.skipped:
-        return [row.label, row.skipped] + ["–"] * (width - 2)
-    return None
+def _section_table(
+    header: Sequence[str],
+    rows: dict[str, Row],
+    keys: Sequence[str],
+    cells: Callable[[str, Row], list[str]],
+    *,
+    shown: Callable[[Row], object] = lambda row: True,
+    label: Callable[[str, Row], str] = lambda key, row: row.label,
+) -> list[str]:
+    """One section's table: a line per target in ``keys`` order that has a row and is
+    ``shown`` by the section (or failed). A failed or skipped row gets its ``label``, the
+    reason and dashes; a measured one ``cells(key, row)``, called in ``keys`` order."""
+    lines = []
+    for key in keys:
+        row = rows.get(key)
+        if row is None or not (shown(row) or row.failure):
+            continue
+        if row.failure:
+            reason = "FAILED: " + row.failure.splitlines()[0]
+        elif row.skipped:
+            reason = row.skipped
+        else:
+            lines.append(cells(key, row))
+            continue
+        lines.append([label(key, row), reason] + ["–"] * (len(header) - 2))
+    return _table(header, lines)
 
 
 def machine() -> str:
@@ -1298,37 +1317,31 @@ def throughput_table(rows: dict[str, Row], s: Settings) -> list[str]:
         "× minimal (asyncio)",
         "others",
     ]
-    lines = []
-    for key in THROUGHPUT_ROWS:
-        row = rows.get(key)
-        if row is None or not (row.wrk_runs or row.failure or row.skipped):
-            continue
-        if (cells := _unmeasured(row, len(header))) is not None:
-            lines.append(cells)
-            continue
+
+    def cells(key: str, row: Row) -> list[str]:
         baseline = key in ("upstream", "nginx")
         cpu = row.wrk_median("cpu_us")
-        lines.append(
-            [
-                row.label,
-                row.config or "–",
-                _fmt(row.rps),
-                row.spread or "–",
-                _fmt(cpu, ".1f"),
-                row.wrk_spread("cpu_us") or "–",
-                _fmt(row.wrk_median("p50_ms"), ".2f"),
-                _fmt(row.wrk_median("p99_ms"), ".2f"),
-                "–" if baseline else _ratio(row.rps, nginx_rps),
-                "–" if baseline else _ratio(cpu, nginx_cpu),
-                "–"
-                if baseline or key == "minimal-uvloop"
-                else _ratio(row.rps, uv.rps if uv else None),
-                "–"
-                if baseline or key == "minimal"
-                else _ratio(row.rps, minimal.rps if minimal else None),
-                _fmt(row.foreign_cores, ".2f"),
-            ]
-        )
+        return [
+            row.label,
+            row.config or "–",
+            _fmt(row.rps),
+            row.spread or "–",
+            _fmt(cpu, ".1f"),
+            row.wrk_spread("cpu_us") or "–",
+            _fmt(row.wrk_median("p50_ms"), ".2f"),
+            _fmt(row.wrk_median("p99_ms"), ".2f"),
+            "–" if baseline else _ratio(row.rps, nginx_rps),
+            "–" if baseline else _ratio(cpu, nginx_cpu),
+            "–" if baseline or key == "minimal-uvloop" else _ratio(row.rps, uv.rps if uv else None),
+            "–"
+            if baseline or key == "minimal"
+            else _ratio(row.rps, minimal.rps if minimal else None),
+            _fmt(row.foreign_cores, ".2f"),
+        ]
+
+    table = _section_table(
+        header, rows, THROUGHPUT_ROWS, cells, shown=lambda row: row.wrk_runs or row.skipped
+    )
     return [
         f"### Throughput: /small (200-byte answer), wrk -t1 -c{s.connections}, "
         f"{s.rounds} × {s.duration:g} s",
@@ -1337,7 +1350,7 @@ def throughput_table(rows: dict[str, Row], s: Settings) -> list[str]:
         "round, divided by the requests answered. The minimal proxy is the baseline in "
         "like-for-like terms with uvloop, as strangler runs on uvloop.",
         "",
-        *_table(header, lines),
+        *table,
     ]
 
 
@@ -1356,33 +1369,29 @@ def latency_table(rows: dict[str, Row], s: Settings) -> list[str]:
         "errors",
         "others",
     ]
-    lines = []
-    for key in SECTION_TARGETS["latency"]:
-        row = rows.get(key)
-        if row is None or not (row.rate or row.failure):
-            continue
-        if (cells := _unmeasured(row, len(header))) is not None:
-            lines.append(cells)
-            continue
+
+    def cells(_key: str, row: Row) -> list[str]:
         r, d = row.rate, row.direct_rate
         assert r is not None  # set with direct_rate
         assert d is not None
-        lines.append(
-            [
-                row.label,
-                _fmt(r.p50_ms, ".2f"),
-                _fmt(r.p99_ms, ".2f"),
-                _fmt(r.p999_ms, ".2f"),
-                _fmt(r.max_ms, ".1f"),
-                f"{_fmt(d.p50_ms, '.2f')} / {_fmt(d.p99_ms, '.2f')}",
-                f"{r.p50_ms - d.p50_ms:+.2f}",
-                f"{r.p99_ms - d.p99_ms:+.2f}",
-                " / ".join(_fmt(x, ".2f") for x in r.p99_rounds),
-                " / ".join(_fmt(x, ".2f") for x in d.p99_rounds),
-                str(r.errors + d.errors),
-                _fmt(row.foreign_cores, ".2f"),
-            ]
-        )
+        return [
+            row.label,
+            _fmt(r.p50_ms, ".2f"),
+            _fmt(r.p99_ms, ".2f"),
+            _fmt(r.p999_ms, ".2f"),
+            _fmt(r.max_ms, ".1f"),
+            f"{_fmt(d.p50_ms, '.2f')} / {_fmt(d.p99_ms, '.2f')}",
+            f"{r.p50_ms - d.p50_ms:+.2f}",
+            f"{r.p99_ms - d.p99_ms:+.2f}",
+            " / ".join(_fmt(x, ".2f") for x in r.p99_rounds),
+            " / ".join(_fmt(x, ".2f") for x in d.p99_rounds),
+            str(r.errors + d.errors),
+            _fmt(row.foreign_cores, ".2f"),
+        ]
+
+    table = _section_table(
+        header, rows, SECTION_TARGETS["latency"], cells, shown=lambda row: row.rate
+    )
     return [
         f"### Latency at a fixed {s.rate:,} req/s (open loop), {s.rounds} × {s.rate_duration:g} s",
         "",
@@ -1392,7 +1401,7 @@ def latency_table(rows: dict[str, Row], s: Settings) -> list[str]:
         "upstream ('direct'); each percentile is the median of the rounds' percentiles; "
         "added = the proxy's minus the direct one's. wrk2 is not packaged in Debian.",
         "",
-        *_table(header, lines),
+        *table,
     ]
 
 
@@ -1410,31 +1419,27 @@ def streaming_table(rows: dict[str, Row], s: Settings) -> list[str]:
         "peak RSS MiB",
         "others",
     ]
-    lines = []
-    for key in SECTION_TARGETS["streaming"]:
-        row = rows.get(key)
-        if row is None or not (row.stream or row.failure):
-            continue
-        if (cells := _unmeasured(row, len(header))) is not None:
-            lines.append(cells)
-            continue
+
+    def cells(key: str, row: Row) -> list[str]:
         st, ns = row.stream, nginx.stream if nginx else None
         assert st is not None
         proxied = key not in ("upstream", "nginx")
-        lines.append(
-            [
-                row.label,
-                _fmt(st.down_mbs),
-                spread(st.downs) or "–",
-                _ratio(st.down_mbs, ns.down_mbs if ns else None) if proxied else "–",
-                _fmt(st.up_mbs),
-                spread(st.ups) or "–",
-                _ratio(st.up_mbs, ns.up_mbs if ns else None) if proxied else "–",
-                _fmt(st.cpu_s_per_gib, ".2f"),
-                _fmt(row.rss_peak_mib, ".1f") + (f" ({row.rss_notes})" if row.rss_notes else ""),
-                _fmt(row.foreign_cores, ".2f"),
-            ]
-        )
+        return [
+            row.label,
+            _fmt(st.down_mbs),
+            spread(st.downs) or "–",
+            _ratio(st.down_mbs, ns.down_mbs if ns else None) if proxied else "–",
+            _fmt(st.up_mbs),
+            spread(st.ups) or "–",
+            _ratio(st.up_mbs, ns.up_mbs if ns else None) if proxied else "–",
+            _fmt(st.cpu_s_per_gib, ".2f"),
+            _fmt(row.rss_peak_mib, ".1f") + (f" ({row.rss_notes})" if row.rss_notes else ""),
+            _fmt(row.foreign_cores, ".2f"),
+        ]
+
+    table = _section_table(
+        header, rows, SECTION_TARGETS["streaming"], cells, shown=lambda row: row.stream
+    )
     return [
         f"### Streaming: {s.stream_size / GIB:g} GiB with curl, median of {s.stream_runs}",
         "",
@@ -1443,7 +1448,7 @@ def streaming_table(rows: dict[str, Row], s: Settings) -> list[str]:
         "s/GiB: the target's CPU per GiB moved, both ways. Peak RSS: VmHWM of strangler's "
         "process, reset before the streams.",
         "",
-        *_table(header, lines),
+        *table,
     ]
 
 
@@ -1463,16 +1468,14 @@ def scaling_table(rows: dict[str, Row], s: Settings) -> list[str]:
         "wrk + upstream CPU (cores)",
         "others",
     ]
-    lines = []
-    prev: tuple[int, float] | None = None
-    for key in keys:
-        row = rows.get(key)
-        if row is None:
-            continue
-        workers = 1 if key == "strangler" else int(key.split("-")[1].rstrip("w"))
-        if (cells := _unmeasured(row, len(header))) is not None:
-            lines.append([str(workers), *cells[1:]])
-            continue
+    prev: tuple[int, float] | None = None  # the last row with a req/s: workers, req/s
+
+    def workers_of(key: str) -> int:
+        return 1 if key == "strangler" else int(key.split("-")[1].rstrip("w"))
+
+    def cells(key: str, row: Row) -> list[str]:
+        nonlocal prev
+        workers = workers_of(key)
         rps = row.rps
         efficiency = per_added = None
         if rps and one_rps:
@@ -1481,20 +1484,20 @@ def scaling_table(rows: dict[str, Row], s: Settings) -> list[str]:
                 per_added = (rps - prev[1]) / (workers - prev[0]) / one_rps
         if rps:
             prev = (workers, rps)
-        lines.append(
-            [
-                str(workers),
-                row.cores,
-                _fmt(rps),
-                row.spread or "–",
-                _ratio(rps, one_rps) if workers > 1 else "–",
-                _fmt(efficiency, ".0%") if workers > 1 else "–",
-                _fmt(per_added, ".0%") if per_added is not None else "–",
-                _fmt(row.wrk_median("proxy_cores"), ".2f"),
-                _fmt(row.wrk_median("load_cores"), ".2f"),
-                _fmt(row.foreign_cores, ".2f"),
-            ]
-        )
+        return [
+            str(workers),
+            row.cores,
+            _fmt(rps),
+            row.spread or "–",
+            _ratio(rps, one_rps) if workers > 1 else "–",
+            _fmt(efficiency, ".0%") if workers > 1 else "–",
+            _fmt(per_added, ".0%") if per_added is not None else "–",
+            _fmt(row.wrk_median("proxy_cores"), ".2f"),
+            _fmt(row.wrk_median("load_cores"), ".2f"),
+            _fmt(row.foreign_cores, ".2f"),
+        ]
+
+    table = _section_table(header, rows, keys, cells, label=lambda key, _row: str(workers_of(key)))
     cores = len(usable_cores())
     honest = (
         f"This machine has {cores} usable cores. One worker has core {PROXY_CORE} to itself "
@@ -1523,7 +1526,7 @@ def scaling_table(rows: dict[str, Row], s: Settings) -> list[str]:
         "",
         honest,
         "",
-        *_table(header, lines),
+        *table,
     ]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 import textwrap
 import time
@@ -24,8 +23,8 @@ from pytest_aiohttp import AiohttpServer
 
 from tests.browser import Browser
 from tests.conftest import MakeProxy, RunningProxy
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy
 from tests.integration.test_status_page import ARTIFACTS
+from tests.serve_support import free_port, serve
 
 USERS: Final = 60
 DEADLINE: Final = 60.0  # seconds any one migration may take here (it takes a few)
@@ -286,17 +285,14 @@ async def test_with_three_workers_one_process_advances_the_plan(
     text = text.replace("admin: {listen: 127.0.0.1:0}", f"admin: {{listen: 127.0.0.1:{admin}}}")
     cfg = tmp_path / "strangler.yaml"
     cfg.write_text(text + f"state: {{dir: '{tmp_path / 'state'}'}}\n")
-    async with strangler("serve", "--config", str(cfg), "--workers", "3") as proc:
-        await wait_healthy(admin, proc)
-        load, view = await drive_until(
-            f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", {"done"}
-        )
+    async with serve("--config", str(cfg), workers=3) as running:
+        load, view = await drive_until(running.url, running.admin_url, {"done"})
         assert [a for a in load.answers if a.status != 200] == []
         history = view["history"]
         assert isinstance(history, list)
         assert len(history) == 5
         # Every worker's /metrics sums every worker's transitions: exactly one each.
-        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{admin}/metrics") as r:
+        async with aiohttp.ClientSession() as s, s.get(f"{running.admin_url}/metrics") as r:
             text = await r.text()
         counted = sum(
             float(line.rsplit(" ", 1)[1])
@@ -310,8 +306,7 @@ async def test_with_three_workers_one_process_advances_the_plan(
             for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()
         ]
         assert overrides(events, "autopilot") == [0.0, 0.1, 0.25, 0.5, 1.0]
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        assert await running.stop() == 0
     assert not (tmp_path / "state" / "migrate.lease").exists()  # given up on stop
 
 

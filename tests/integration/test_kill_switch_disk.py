@@ -26,8 +26,8 @@ from strangler.cli import main as cli_main
 from strangler.release.pending import PendingChanges
 from strangler.release.state import FileStateStore, RouteState, StateNotPersisted
 from tests.conftest import MakeProxy, RunningProxy, Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy, worker_pids
 from tests.integration.test_release import AUTH, admin, config, served_by
+from tests.serve_support import free_port, serve, worker_pids
 
 ROUTE = (
     "  - {name: inv, owner: t, match: {path_prefix: /inv}, to: legacy,"
@@ -308,8 +308,7 @@ async def test_every_worker_applies_a_rollback_the_disk_refused(
         .replace("{listen: 127.0.0.1:0}", f"{{listen: 127.0.0.1:{admin_port}}}")
         + f"state: {{dir: {state_dir}, file_poll: 100ms}}\n"
     )
-    async with strangler("serve", "--config", str(cfg), "--workers", "2") as proc:
-        await wait_healthy(admin_port, proc)
+    async with serve("--config", str(cfg), workers=2) as running:
         pids = await worker_pids(admin_port, 2)
         with replaced_by_a_file(state_dir):
             async with (
@@ -346,5 +345,4 @@ async def test_every_worker_applies_a_rollback_the_disk_refused(
                 break
             await asyncio.sleep(0.02)
         assert stored["inv"]["killed"] is True
-        proc.terminate()
-        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        assert await running.stop() == 0

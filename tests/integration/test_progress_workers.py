@@ -5,10 +5,7 @@ worker holds for all of them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy, worker_pids
+from tests.serve_support import free_port, listen_args, serve, until, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -64,21 +61,20 @@ routes:
   - {{name: customers, owner: team-crm, match: {{path_prefix: /customers}}, to: legacy}}
 """
     )
-    async with strangler("serve", "--config", str(cfg), "--workers", "3") as proc:
-        await wait_healthy(admin, proc)
+    async with serve("--config", str(cfg), workers=3) as running:
         assert len(await worker_pids(admin, 3)) == 3
-        base, api = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"
+        base, api = running.url, running.admin_url
         for i in range(REQUESTS):  # fresh connections: every worker answers some
             path = ("/invoices/", "/customers/", "/users/")[i % 3] + str(i)
             await fresh_get(base + path)
         # Wait (bounded) until every worker's file holds its requests: then any
         # worker's answer is complete.
         state_dir = tmp_path / ".strangler"
-        for _ in range(300):
-            if saved_requests(state_dir) == REQUESTS:
-                break
-            await asyncio.sleep(0.05)
-        assert saved_requests(state_dir) == REQUESTS
+
+        async def all_saved() -> bool | None:
+            return True if saved_requests(state_dir) == REQUESTS else None
+
+        await until(all_saved, f"{REQUESTS} requests in the workers' files", tries=300)
 
         async def twenty_reads() -> list[dict[str, Any]]:
             return [
@@ -116,43 +112,20 @@ routes:
         audit = (state_dir / "audit.jsonl").read_text()
         assert '"progress-reset"' in audit
         assert TOKEN not in audit
-        proc.send_signal(signal.SIGTERM)  # the supervisor stops its workers too
-        assert await asyncio.wait_for(proc.wait(), 15) == 0
-
-
-async def serve_in(cwd: Path, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "strangler",
-        "serve",
-        *args,
-        "--access-log",
-        "off",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-    )
-
-
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    proc.send_signal(signal.SIGTERM)  # the last flush saves the counters
-    await asyncio.wait_for(proc.communicate(), 15)
-    assert proc.returncode == 0
+        assert await running.stop() == 0  # the supervisor stops its workers too
 
 
 async def test_discovery_in_zero_config_mode_survives_the_switch_to_a_config_file(
     tmp_path: Path, legacy: Upstream
 ) -> None:
     port, admin = free_port(), free_port()
-    listen = ("--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}")
-    proc = await serve_in(tmp_path, "--legacy", legacy.url, *listen)
-    try:
-        await wait_healthy(admin, proc)
+    quiet = ("--access-log", "off")
+    async with serve(
+        "--legacy", legacy.url, *listen_args(port, admin), *quiet, cwd=tmp_path
+    ) as running:
         for path in ("/users/1", "/users/2", "/reports/q1"):
-            await fresh_get(f"http://127.0.0.1:{port}{path}")
-    finally:
-        await stop(proc)
+            await fresh_get(running.url + path)
+        assert await running.stop() == 0  # the last flush saves the counters
     # The config lives in its own folder: its default state dir is beside it.
     conf = tmp_path / "deploy"
     conf.mkdir()
@@ -160,15 +133,12 @@ async def test_discovery_in_zero_config_mode_survives_the_switch_to_a_config_fil
         f"listen: 127.0.0.1:{port}\nadmin: {{listen: 127.0.0.1:{admin}}}\n"
         f"upstreams: {{legacy: {legacy.url}}}\n"
     )
-    proc = await serve_in(tmp_path, "--config", "deploy/strangler.yaml")
-    try:
-        await wait_healthy(admin, proc)
-        backlog = await fresh_get(f"http://127.0.0.1:{admin}/api/backlog")
+    async with serve("--config", "deploy/strangler.yaml", *quiet, cwd=tmp_path) as running:
+        backlog = await fresh_get(running.admin_url + "/api/backlog")
         assert {e["endpoint"]: e["requests"] for e in backlog["endpoints"]} == {
             "GET /users/{id}": 2,
             "GET /reports/q1": 1,
         }
-    finally:
-        await stop(proc)
+        assert await running.stop() == 0
     assert (conf / ".strangler" / "progress-0.json").exists()
     assert (tmp_path / ".strangler" / "progress-0.json").exists()  # copied, not moved

@@ -20,8 +20,7 @@ import asyncio
 import json
 import math
 import shutil
-import socket
-import sys
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Upstream
+from tests.serve_support import Serving, free_port, serve
 from tests.test_grafana_dashboard import all_panels, dashboard_queries, load_dashboard, substitute
 
 pytestmark = pytest.mark.slow
@@ -44,12 +44,6 @@ NEW_SHARE: Final = 0.3  # of them on the route to the new service
 POLL: Final = 0.1  # seconds between polls of an external process
 START_DEADLINE: Final = 15.0  # seconds a process gets to answer its readiness endpoint
 SCRAPE_DEADLINE: Final = 20.0  # seconds Prometheus gets to show what it should
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def prometheus_binary() -> str:
@@ -211,25 +205,16 @@ async def test_prometheus_records_the_migration_ratio_over_two_processes(
                 tmp_path / "prometheus.log",
             )
         )
-        proxies: list[Proc] = []
+        proxies: list[Serving] = []
         for i, (port, admin) in enumerate(ports):
             cfg = tmp_path / f"strangler-{i}.yaml"
             cfg.write_text(strangler_config(port, admin, legacy, newsvc))
             proxies.append(
-                await stack.enter_async_context(
-                    spawned(
-                        f"strangler {i}",
-                        [sys.executable, "-m", "strangler", "serve", "--config", str(cfg)],
-                        tmp_path / f"strangler-{i}.log",
-                    )
-                )
+                await stack.enter_async_context(serve("--config", str(cfg), ready=False))
             )
         await asyncio.gather(
             wait_ready(session, f"http://{HOST}:{prom_port}/-/ready", prom),
-            *(
-                wait_ready(session, f"http://{HOST}:{admin}/healthz", proc)
-                for (_, admin), proc in zip(ports, proxies, strict=True)
-            ),
+            *(proxy.serving(1) for proxy in proxies),
         )
         api = PromAPI(session, f"http://{HOST}:{prom_port}", prom)
 
@@ -332,8 +317,10 @@ async def test_prometheus_records_the_migration_ratio_over_two_processes(
         firing = await api.query('ALERTS{alertstate="firing"}')
         assert firing == []
 
-        for proc in (*proxies, prom):
-            proc.process.terminate()
-        for proc in (*proxies, prom):
-            code = await asyncio.wait_for(proc.process.wait(), 15)
-            assert code == 0, f"{proc.name} exited {code}:\n{log_tail(proc.log)}"
+        for proxy in proxies:
+            proxy.send_signal(signal.SIGTERM)
+        prom.process.terminate()
+        for proxy in proxies:
+            assert await proxy.exited() == 0, proxy.log_text()
+        code = await asyncio.wait_for(prom.process.wait(), 15)
+        assert code == 0, f"prometheus exited {code}:\n{log_tail(prom.log)}"

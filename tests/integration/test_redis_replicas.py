@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -22,28 +21,13 @@ import aiohttp
 import pytest
 
 from tests.conftest import Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy
+from tests.serve_support import Serving, free_port, serve
 from tests.test_redis_store import RedisServer, running_redis
 
 TOKEN: Final = "replica-test-token"
 AUTH: Final = {"Authorization": f"Bearer {TOKEN}"}
 PROPAGATION: Final = 1.0  # seconds a change may take to reach the other replica
 POLL: Final = 0.02  # seconds between looks at the other process
-
-
-@dataclass(frozen=True, slots=True)
-class Replica:
-    name: str
-    port: int
-    admin: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin}"
 
 
 def replica_config(port: int, admin: int, legacy: Upstream, new: Upstream, redis_url: str) -> str:
@@ -95,29 +79,24 @@ async def test_replicas_share_rollbacks_through_redis_and_survive_its_restart(
             port, admin = free_port(), free_port()
             config = tmp_path / f"{name}.yaml"
             config.write_text(replica_config(port, admin, legacy, newsvc, redis_aof.url))
-            proc = await stack.enter_async_context(
-                strangler(
-                    "serve", "--config", str(config), "--state-dir", str(tmp_path / f"state-{name}")
-                )
-            )
-            await wait_healthy(admin, proc)
-            replicas.append(Replica(name, port, admin))
+            state = ("--state-dir", str(tmp_path / f"state-{name}"))
+            replicas.append(await stack.enter_async_context(serve("--config", str(config), *state)))
         a, b = replicas
         s = await stack.enter_async_context(aiohttp.ClientSession())
 
-        async def served_by(r: Replica) -> str:
+        async def served_by(r: Serving) -> str:
             async with s.get(r.url + "/inv/1") as resp:
                 assert resp.status == 200, await resp.text()
                 return str((await resp.json())["served_by"])
 
-        async def store(r: Replica) -> dict[str, object]:
+        async def store(r: Serving) -> dict[str, object]:
             async with s.get(r.admin_url + "/readyz") as resp:
                 assert resp.status == 200  # Redis down never takes a replica out
                 details = (await resp.json())["state_store"]
                 assert isinstance(details, dict)
                 return details
 
-        async def admin_post(r: Replica, path: str) -> int:
+        async def admin_post(r: Serving, path: str) -> int:
             async with s.post(r.admin_url + path, headers=AUTH) as resp:
                 return resp.status
 
@@ -151,10 +130,9 @@ async def test_replicas_share_rollbacks_through_redis_and_survive_its_restart(
         port, admin = free_port(), free_port()
         config = tmp_path / "c.yaml"
         config.write_text(replica_config(port, admin, legacy, newsvc, redis_aof.url))
-        async with strangler("serve", "--config", str(config)) as c:
-            assert await asyncio.wait_for(c.wait(), 30) == 1
-            assert c.stderr is not None
-            assert b"cannot read the release state, not starting" in await c.stderr.read()
+        async with serve("--config", str(config), ready=False) as c:
+            assert await c.exited(30) == 1
+            assert "cannot read the release state, not starting" in c.log_text()
 
         # Redis is back with its append-only file: nothing lost, B still honours it.
         redis_aof.start()

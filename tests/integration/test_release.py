@@ -21,7 +21,7 @@ from strangler.config import load_config_text
 from strangler.metrics import Metrics
 from strangler.server import ProxyServer, ServeOptions
 from tests.conftest import MakeProxy, RunningProxy, Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy, worker_pids
+from tests.serve_support import free_port, serve, worker_pids
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -426,8 +426,7 @@ async def test_kill_switch_reaches_every_worker_within_a_second(
         .replace("listen: 127.0.0.1:0", f"listen: 127.0.0.1:{port}", 1)
         .replace("{listen: 127.0.0.1:0}", f"{{listen: 127.0.0.1:{admin_port}}}")
     )
-    async with strangler("serve", "--config", str(cfg), "--workers", "2") as proc:
-        await wait_healthy(admin_port, proc)
+    async with serve("--config", str(cfg), workers=2) as running:
         await worker_pids(admin_port, 2)
         async with (
             aiohttp.ClientSession() as s,
@@ -438,5 +437,4 @@ async def test_kill_switch_reaches_every_worker_within_a_second(
         for _ in range(30):  # fresh connections: both workers answer some
             async with aiohttp.ClientSession() as s:
                 assert await served_by(s, f"http://127.0.0.1:{port}/inv/1") == "legacy"
-        proc.terminate()
-        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        assert await running.stop() == 0

@@ -24,8 +24,8 @@ from pytest_aiohttp import AiohttpServer
 
 from strangler.cli import main as cli_main
 from tests.conftest import MakeProxy, RunningProxy, Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy
-from tests.integration.test_redis_replicas import PROPAGATION, Replica, until
+from tests.integration.test_redis_replicas import PROPAGATION, until
+from tests.serve_support import Serving, free_port, serve
 from tests.test_redis_store import RedisServer, running_redis
 
 TOKEN = "group-token-for-tests"
@@ -410,14 +410,11 @@ state:
                 .replace("{listen: 127.0.0.1:0}", f"{{listen: 127.0.0.1:{admin_port}}}")
                 + backend
             )
-            proc = await stack.enter_async_context(
-                strangler("serve", "--config", str(config), "--state-dir", str(tmp_path / name))
-            )
-            await wait_healthy(admin_port, proc)
-            replicas.append(Replica(name, port, admin_port))
+            state = ("--state-dir", str(tmp_path / name))
+            replicas.append(await stack.enter_async_context(serve("--config", str(config), *state)))
         a, b = replicas
 
-        async def group_on(r: Replica) -> set[str]:
+        async def group_on(r: Serving) -> set[str]:
             seen = set()
             for route in ORDERS:
                 method, path = PATHS[route]

@@ -4,16 +4,14 @@ on new connections while an open keep-alive connection goes on working."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 import trustme
 
 from tests.conftest import Upstream
-from tests.integration.test_workers import free_port, until
+from tests.serve_support import free_port, serve, until
 from tests.tls_support import client_context, peer_names, write_leaf
 
 
@@ -32,36 +30,16 @@ upstreams:
   legacy: {legacy.url}
 """
     )
-    log = tmp_path / "serve.log"
-    with log.open("wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "strangler",
-            "serve",
-            "--config",
-            str(cfg),
-            "--listen",
-            f"127.0.0.1:{port}",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=err,
-            cwd=tmp_path,
-        )
-    try:
-
-        async def names() -> list[str] | None:
-            try:
-                return await peer_names(port, ca, "127.0.0.1")
-            except OSError:
-                return None  # not listening yet
-
-        assert "gen0.example" in await until(names, "the TLS listener")
+    args = ("--config", str(cfg), "--listen", f"127.0.0.1:{port}")
+    async with serve(*args, cwd=tmp_path) as running:
+        assert running.port == port
+        assert "gen0.example" in await peer_names(port, ca, "127.0.0.1")
         connector = aiohttp.TCPConnector(ssl=client_context(ca), limit=1)
         async with aiohttp.ClientSession(connector=connector) as session:
             async with session.get(f"https://127.0.0.1:{port}/before") as r:
                 assert r.status == 200
             write_leaf(ca, tmp_path, "proxy", "127.0.0.1", "gen1.example")
-            proc.send_signal(signal.SIGHUP)
+            running.send_signal(signal.SIGHUP)
 
             async def rotated() -> list[str] | None:
                 found = await peer_names(port, ca, "127.0.0.1")
@@ -71,11 +49,5 @@ upstreams:
             async with session.get(f"https://127.0.0.1:{port}/after") as r:
                 assert r.status == 200
         assert [s.raw_path for s in legacy.recorder.seen] == ["/before", "/after"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-    assert "Traceback" not in log.read_text(errors="replace")
+        assert await running.stop(within=10) == 0
+    assert "Traceback" not in running.log_text()

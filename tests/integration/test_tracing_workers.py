@@ -3,8 +3,6 @@ flushes them when SIGTERM drains it. Real processes, a real OTLP/HTTP receiver."
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import socket
 from pathlib import Path
 
@@ -13,8 +11,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import Upstream
-from tests.integration.test_lifecycle import free_port, strangler, wait_healthy, worker_pids
 from tests.otlp_support import attrs, start_receiver
+from tests.serve_support import free_port, serve, worker_pids
 
 REQUESTS = 20
 
@@ -32,8 +30,7 @@ async def test_each_worker_exports_its_spans_and_flushes_them_on_drain(
         # span arrives through the flush at the drain.
         f"tracing: {{otlp: {receiver.url}, sample: 100%}}\n"
     )
-    async with strangler("serve", "--config", str(path), "--workers", "2") as proc:
-        await wait_healthy(admin, proc)
+    async with serve("--config", str(path), workers=2) as running:
         pids = await worker_pids(admin, 2)
         for i in range(REQUESTS):  # fresh connections: spread over both workers
             async with (
@@ -41,8 +38,7 @@ async def test_each_worker_exports_its_spans_and_flushes_them_on_drain(
                 s.get(f"http://127.0.0.1:{port}/r{i}") as r,
             ):
                 assert r.status == 200
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        assert await running.stop(within=30) == 0
 
     servers = receiver.of_kind(Span.SPAN_KIND_SERVER)
     assert sorted(str(attrs(s)["url.path"]) for s in servers) == sorted(

@@ -8,8 +8,8 @@ real upstreams, 127.0.0.1 only.
 - a worker that replaces one that exited serves the newest config, and with a broken
   file on disk the last config the workers accepted, never the start-up one.
 
-The processes are outside the test's event loop, so waiting on them is a bounded poll
-(``until``): there is no event to await.
+The processes are outside the test's event loop: readiness is each worker's log line
+(``tests.serve_support``); what they do not log is a bounded poll (``until``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
@@ -32,73 +27,10 @@ import pytest
 from strangler.config import load_config
 from strangler.shadow.shared import PUBLISH_INTERVAL
 from tests.conftest import Upstream
+from tests.serve_support import Serving, free_port, serve, until
 
 TOKEN = "workers-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass(frozen=True, slots=True)
-class Running:
-    proc: asyncio.subprocess.Process
-    port: int
-    admin: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin}"
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@asynccontextmanager
-async def serve(cfg: Path, port: int, admin: int, workers: int) -> AsyncIterator[Running]:
-    """``strangler serve --config CFG --workers N``, its log in a file beside CFG."""
-    log = cfg.with_suffix(".log")
-    with log.open("wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "strangler",
-            "serve",
-            "--config",
-            str(cfg),
-            "--workers",
-            str(workers),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=err,
-            cwd=cfg.parent,
-        )
-    running = Running(proc, port, admin, log)
-    try:
-        await _ready(running, workers)
-        yield running
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
-async def until(probe: Callable[[], Awaitable[T | None]], what: str, tries: int = 200) -> T:
-    """Poll ``probe`` (bounded: ``tries`` x 50 ms) until it returns something."""
-    for _ in range(tries):
-        found = await probe()
-        if found is not None:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def get(url: str, **kw: Any) -> Any:
@@ -116,23 +48,7 @@ async def post(url: str, body: object = None) -> Any:
         return await r.json()
 
 
-async def _ready(running: Running, workers: int) -> set[int]:
-    """The live workers' pids, once each has answered on the admin port (so each
-    listens: the proxy listener starts first)."""
-    answered: set[int] = set()
-
-    async def probe() -> set[int] | None:
-        body = await _readyz(running)
-        if body is None:
-            return None
-        answered.add(body["worker_pid"])
-        pids = set(body["workers"])
-        return pids if len(pids) == workers and pids <= answered else None
-
-    return await until(probe, f"{workers} workers answering")
-
-
-async def _readyz(running: Running) -> dict[str, Any] | None:
+async def _readyz(running: Serving) -> dict[str, Any] | None:
     if running.proc.returncode is not None:
         raise AssertionError(f"strangler exited {running.proc.returncode}: {running.log_text()}")
     try:
@@ -143,7 +59,7 @@ async def _readyz(running: Running) -> dict[str, Any] | None:
     return body if r.status == 200 else None  # 503: a worker draining
 
 
-async def replace_one(running: Running, before: set[int]) -> set[int]:
+async def replace_one(running: Serving, before: set[int]) -> set[int]:
     """SIGTERM one of the workers ``before``; once its replacement answers, the live
     pids."""
     gone = min(before)
@@ -160,7 +76,7 @@ async def replace_one(running: Running, before: set[int]) -> set[int]:
     return await until(probe, f"a worker replacing {gone}")
 
 
-async def config_info(running: Running) -> dict[int, str]:
+async def config_info(running: Serving) -> dict[int, str]:
     """``strangler_config_info`` from ``/metrics``: worker pid -> version (one series
     per pid, asserted)."""
     text = await get(running.admin_url + "/metrics")
@@ -211,7 +127,7 @@ async def test_every_worker_gives_the_same_admin_answers(
     port, admin = free_port(), free_port()
     cfg = tmp_path / "strangler.yaml"
     version = write_config(cfg, port, admin, legacy, newsvc, "legacy", "t")
-    async with serve(cfg, port, admin, 3) as running:
+    async with serve("--config", str(cfg), workers=3, cwd=tmp_path) as running:
         # Traffic on fresh connections: each worker mirrors and compares its share.
         for i in range(30):
             body = await get(f"{running.url}/m/{i}")
@@ -259,8 +175,7 @@ async def test_every_worker_gives_the_same_admin_answers(
         # One config_info series per live worker, for the version it serves.
         assert await config_info(running) == dict.fromkeys(workers, version)
 
-        running.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(running.proc.wait(), 15) == 0
+        assert await running.stop() == 0
     log_text = running.log_text()
     assert "Warning" not in log_text, log_text
     assert "Traceback" not in log_text, log_text
@@ -273,7 +188,7 @@ async def test_a_replacement_worker_serves_the_newest_config(
     cfg = tmp_path / "strangler.yaml"
     write_config(cfg, port, admin, legacy, newsvc, "legacy", "t0")
     newest = ""
-    async with serve(cfg, port, admin, 3) as running:
+    async with serve("--config", str(cfg), workers=3, cwd=tmp_path) as running:
         # Several reloads; the last moves route r to the new service.
         for n, to in enumerate(("legacy", "legacy", "legacy", "billing"), start=1):
             newest = version = write_config(cfg, port, admin, legacy, newsvc, to, f"t{n}")
@@ -304,8 +219,7 @@ async def test_a_replacement_worker_serves_the_newest_config(
         assert running.proc.returncode is None
         assert "serving version " + newest in running.log_text()
 
-        running.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(running.proc.wait(), 15) == 0
+        assert await running.stop() == 0
 
 
 async def test_workers_stop_when_the_supervisor_is_killed(
@@ -316,8 +230,8 @@ async def test_workers_stop_when_the_supervisor_is_killed(
     port, admin = free_port(), free_port()
     cfg = tmp_path / "strangler.yaml"
     write_config(cfg, port, admin, legacy, newsvc, "legacy", "t0")
-    async with serve(cfg, port, admin, 2) as running:
-        pids = await _ready(running, 2)
+    async with serve("--config", str(cfg), workers=2, cwd=tmp_path) as running:
+        pids = running.workers
         running.proc.kill()
         await running.proc.wait()
 
@@ -359,7 +273,7 @@ routes:
     slo: {{error_rate: 10%, min_requests: 30, window: 5m}}
 """
     )
-    async with serve(cfg, port, admin, 3) as running:
+    async with serve("--config", str(cfg), workers=3, cwd=tmp_path) as running:
         for _ in range(30):  # fresh connections: the kernel spreads them over the workers
             async with aiohttp.ClientSession() as s, s.get(f"{running.url}/status/500") as r:
                 assert r.status == 500
