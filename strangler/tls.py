@@ -78,17 +78,17 @@ def _load(spec: ListenTls) -> _Contexts:
     """Every certificate of ``spec`` loaded; ``BadValue`` if any does not."""
     exact: dict[str, ssl.SSLContext] = {}
     wildcard: dict[str, ssl.SSLContext] = {}
-    for host, pair in spec.sni:
-        ctx = server_context(pair, spec.min_version)
+    for host, pair in spec.sni.items():
+        ctx = server_context(pair.cert, pair.key, spec.min_version)
         if host.startswith("*."):
-            wildcard[host[2:]] = ctx
+            wildcard[host[2:].lower()] = ctx
         else:
-            exact[host] = ctx
-    return _Contexts(server_context(spec.default, spec.min_version), exact, wildcard)
+            exact[host.lower()] = ctx
+    return _Contexts(server_context(spec.cert, spec.key, spec.min_version), exact, wildcard)
 
 
 def _files(spec: ListenTls) -> tuple[str, ...]:
-    pairs: list[CertKey] = [spec.default, *(pair for _, pair in spec.sni)]
+    pairs: list[CertKey | ListenTls] = [spec, *spec.sni.values()]
     return tuple(path for pair in pairs for path in (pair.cert, pair.key))
 
 
@@ -117,7 +117,7 @@ class ListenerTls:
         self.spec = spec
         self._current = _load(spec)  # BadValue at start: the server cannot start
         self._seen = _fingerprint(_files(spec))
-        self.context = server_context(spec.default, spec.min_version)
+        self.context = server_context(spec.cert, spec.key, spec.min_version)
         self.context.sni_callback = self._on_hello
         self.reloads = 0  # certificate sets loaded after the first
         self.failed = 0  # attempts that found files that do not load

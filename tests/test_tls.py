@@ -394,8 +394,8 @@ upstreams:
 def test_listen_tls_spec_is_hashable() -> None:
     from strangler.config.model import CertKey
 
-    spec = ListenTls(default=CertKey(cert="a", key="b"))
-    assert hash(spec) == hash(ListenTls(default=CertKey(cert="a", key="b")))
+    spec = ListenTls(cert="a", key="b", sni={"x": CertKey(cert="c", key="d")})
+    assert hash(spec) == hash(ListenTls(cert="a", key="b", sni={"x": CertKey(cert="c", key="d")}))
 
 
 async def test_min_version_is_enforced(
