@@ -326,7 +326,12 @@ upstreams:
             assert (await server.reload())[0] == "unchanged"
             async with s.get(proxy_url) as r:
                 assert r.status == 200
-        assert len(recorder.seen) == 1
+            # a CA file that does not load: the reload is refused, the context stays
+            ca_file.write_text("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
+            assert (await server.reload())[0] == "rejected"
+            async with s.get(proxy_url) as r:
+                assert r.status == 200
+        assert len(recorder.seen) == 2
     finally:
         await server.stop()
 
