@@ -123,6 +123,7 @@ class ProxyServer:
         self.metrics.set_config_version(config.version)
         self.tracing = _tracing(config)  # None: off; chosen once, at start
         self.forwarder = Forwarder() if self.tracing is None else Forwarder(h1=self.tracing.h1_pool)
+        self.forwarder.tls_watch = options.watch_interval  # upstreams' TLS files, as listen's
         self._access_stream = access_stream
         self.access_log = self._open_access_log(config)
         self.state_dir = options.state_dir or Path(config.state.dir)
@@ -334,7 +335,7 @@ class ProxyServer:
                 self._fingerprint = _fingerprint(config.files)
                 if self.tls is not None:  # certificate files may change with no config change
                     await self.tls.update(config.listen.tls)
-                self.forwarder.refresh_tls()
+                await self.forwarder.refresh_tls()
                 if config.version == self.config.version:
                     self.metrics.config_reloads.labels("unchanged").inc()
                     return "unchanged", f"version {config.version} is already loaded"

@@ -326,7 +326,12 @@ upstreams:
             assert (await server.reload())[0] == "unchanged"
             async with s.get(proxy_url) as r:
                 assert r.status == 200
-        assert len(recorder.seen) == 1
+            # a CA file that does not load: the reload is refused, the context stays
+            ca_file.write_text("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
+            assert (await server.reload())[0] == "rejected"
+            async with s.get(proxy_url) as r:
+                assert r.status == 200
+        assert len(recorder.seen) == 2
     finally:
         await server.stop()
 
@@ -394,8 +399,8 @@ upstreams:
 def test_listen_tls_spec_is_hashable() -> None:
     from strangler.config.model import CertKey
 
-    spec = ListenTls(default=CertKey(cert="a", key="b"))
-    assert hash(spec) == hash(ListenTls(default=CertKey(cert="a", key="b")))
+    spec = ListenTls(cert="a", key="b", sni={"x": CertKey(cert="c", key="d")})
+    assert hash(spec) == hash(ListenTls(cert="a", key="b", sni={"x": CertKey(cert="c", key="d")}))
 
 
 async def test_min_version_is_enforced(

@@ -14,7 +14,7 @@ import trustme
 from strangler.cli import main
 from strangler.config import tls_files, validate_tls
 from strangler.config.check import format_json, format_text, run_check
-from strangler.config.model import CertKey, Listen
+from strangler.config.model import Listen
 from strangler.errors import ConfigError
 from strangler.tls import upstream_ssl
 from tests.tls_support import Pems, write_ca, write_leaf
@@ -70,10 +70,10 @@ def test_the_mapping_form_with_tls(tmp_path: Path, pems: Pems, ca: trustme.CA) -
     assert (listen.host, listen.port) == ("127.0.0.1", 8443)
     assert listen.redirect_http == Listen(host="127.0.0.1", port=8080)
     assert listen.tls is not None
-    assert listen.tls.default.cert == str(pems.cert)
-    assert listen.tls.default.key == str(pems.key)
+    assert listen.tls.cert == str(pems.cert)
+    assert listen.tls.key == str(pems.key)
     assert listen.tls.min_version == "1.3"
-    assert [(h, p.cert) for h, p in listen.tls.sni] == [("api.example.com", str(api.cert))]
+    assert [(h, p.cert) for h, p in listen.tls.sni.items()] == [("API.example.com", str(api.cert))]
 
 
 def test_a_cert_without_its_key(tmp_path: Path, pems: Pems) -> None:
@@ -83,8 +83,9 @@ def test_a_cert_without_its_key(tmp_path: Path, pems: Pems) -> None:
         "upstreams: {legacy: http://l:1}\n",
     )
     assert problems(path) == [
-        f"{path}:4: listen.tls has cert but no key "
-        "(hint: add key: the certificate's private key file)"
+        f"{path}:4: listen.tls is missing required key 'key' "
+        "(hint: for example tls: {cert: a.pem, key: a.key, sni: "
+        "{api.example.com: {cert: b.pem, key: b.key}}})"
     ]
 
 
@@ -119,7 +120,7 @@ def test_a_key_that_does_not_fit_its_certificate(
         "upstreams: {legacy: http://l:1}\n",
     )
     [found] = problems(path)
-    assert found.startswith(f"{path}:3: listen.tls: cannot use certificate ")
+    assert found.startswith(f"{path}:3: listen.tls.key: cannot use certificate ")
     assert "key values mismatch" in found
     assert "(hint: the key must be the one the certificate was issued for)" in found
 
@@ -153,7 +154,7 @@ def test_listen_keys_and_values(tmp_path: Path, pems: Pems) -> None:
     assert any(
         p.startswith(f"{path}:3: listen.tls.min_version must be one of 1.2, 1.3") for p in found
     )
-    assert any(p.startswith(f"{path}:3: listen.tls.sni must map host names") for p in found)
+    assert any(p.startswith(f"{path}:3: listen.tls.sni must be a mapping") for p in found)
 
 
 def test_redirect_needs_tls(tmp_path: Path) -> None:
@@ -180,7 +181,7 @@ def test_upstream_tls(tmp_path: Path, pems: Pems, ca: trustme.CA) -> None:
 
     tls = load_config(path).upstreams["billing"].tls
     assert tls.ca == str(ca_file)
-    assert tls.client == CertKey(cert=str(pems.cert), key=str(pems.key), at=tls.client.at)  # type: ignore[union-attr]
+    assert (tls.cert, tls.key) == (str(pems.cert), str(pems.key))
     assert tls.server_name == "Billing.svc"
     assert tls.verify is True
     built = upstream_ssl(load_config(path).upstreams["billing"])
@@ -203,12 +204,12 @@ def test_upstream_tls_problems(tmp_path: Path, pems: Pems) -> None:
     )
     found = problems(path)
     assert found[0] == (
-        f"{path}:4: upstream 'legacy' has tls but its url 'http://l:1' is not https:// "
+        f"{path}:4: upstreams.legacy has tls but its url 'http://l:1' is not https:// "
         "(hint: use an https:// URL, or remove tls)"
     )
-    assert any(p.startswith(f"{path}:7: upstream 'billing' tls.ca: file ") for p in found)
-    assert f"{path}:7: upstream 'billing' tls.verify must be true or false, got 'no'" in found
-    assert any("upstream 'billing' tls has key but no cert" in p for p in found)
+    assert any(p.startswith(f"{path}:7: upstreams.billing.tls.ca: file ") for p in found)
+    assert f"{path}:7: upstreams.billing.tls.verify must be true or false, got 'no'" in found
+    assert any("upstreams.billing.tls has key but no cert" in p for p in found)
 
 
 def test_verify_false_is_a_warning_that_does_not_fail_check(
@@ -257,7 +258,8 @@ def test_check_on_a_bad_tls_config_prints_no_traceback(
     assert main(["check", str(path)]) == 1
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
-    assert f"{path}:1: listen.tls: cannot use certificate" in captured.out
+    assert f"{path}:1: listen.tls.cert: cannot load a certificate from " in captured.out
+    assert "its PEM block does not decode" in captured.out
 
 
 def test_load_errors_are_config_errors(tmp_path: Path) -> None:
@@ -295,9 +297,9 @@ def test_every_pair_that_does_not_fit_is_reported(
     )
     found = problems(path)
     assert [p.split(": ")[0:2] for p in found] == [
-        [f"{path}:4", "listen.tls"],
-        [f"{path}:7", "listen.tls.sni 'a.example'"],
-        [f"{path}:8", "listen.tls.sni 'b.example' has cert but no key (hint"],
+        [f"{path}:5", "listen.tls.key"],
+        [f"{path}:7", "listen.tls.sni.a.example.key"],
+        [f"{path}:8", "listen.tls.sni.b.example is missing required key 'key' (hint"],
     ]
     assert "key values mismatch" in found[1]
 

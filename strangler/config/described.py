@@ -15,9 +15,8 @@ attribute docstrings say what each key accepts and means. From that one descript
 
 What pydantic cannot say stays code in ``validate*``: cross-references (a route's
 upstream exists), shadowed routes, the admin port against the proxy's. Sections not
-described yet (``UNDESCRIBED``: ``listen``, a route's ``UNDESCRIBED_ROUTE_KEYS``,
-``translators``, an upstream's ``tls``) pass here unchecked and are read by the
-hand-written walkers: see ``REWRITE.md``.
+described yet (``UNDESCRIBED``, a route's ``UNDESCRIBED_ROUTE_KEYS``) pass here
+unchecked and are read by the hand-written walkers: see ``REWRITE.md``.
 
 >>> from strangler.config.source import read_text
 >>> from strangler.config.walker import Walker
@@ -40,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, TypeAlias
 
-from strangler.config import kinds
+from strangler.config import kinds, tls_files
 from strangler.config.migrate_model import MigratePlan
 from strangler.config.model import (
     AccessLog,
@@ -51,6 +50,7 @@ from strangler.config.model import (
     Forwarded,
     Limits,
     Listen,
+    ListenEntry,
     MatchSpec,
     Overrides,
     ProgressSettings,
@@ -59,6 +59,7 @@ from strangler.config.model import (
     Timeouts,
     TracingSettings,
     Upstream,
+    UpstreamTls,
 )
 from strangler.config.shadow_model import ShadowSpec
 from strangler.config.source import Map, Node, Seq, describe
@@ -82,7 +83,7 @@ __all__ = [
 DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
 
 
-UNDESCRIBED: Final = ("listen", "include", "translators")
+UNDESCRIBED: Final = ("include", "translators")
 """Top-level keys still read by the walkers (``validate*``), route files too: here
 they pass unchecked, and the schema shows their outline only."""
 
@@ -140,7 +141,7 @@ _UPSTREAM: Final = Upstream(name="", url="")  # the defaults
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpstreamEntry:
     """An upstream as written: ``NAME: URL`` or ``NAME: {url, timeout, ...}``; ``validate``
-    makes it an ``Upstream`` (with its name, its line and its ``tls`` read)."""
+    makes it an ``Upstream`` (with its name and its line)."""
 
     url: Annotated[str, kinds.URL]
     """http(s)://host[:port][/base-path]; a base path is prepended to every request path."""
@@ -151,12 +152,8 @@ class UpstreamEntry:
     host_header: Literal["preserve", "upstream"] = _UPSTREAM.host_header
     """preserve: the upstream sees the client's Host (absolute URLs it builds point at the
     proxy); upstream: the upstream's own host."""
-    tls: Annotated[
-        Any,
-        _undescribed(
-            "for an https:// URL: {ca, cert, key, server_name, verify}", {"type": "object"}
-        ),
-    ] = None
+    tls: UpstreamTls | None = None
+    """For an https:// URL: how to verify it, and a client certificate (mutual TLS)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,13 +162,10 @@ class MainFile:
 
     __pydantic_config__: ClassVar[dict[str, Any]] = {**kinds.READ, "title": "strangler config"}
 
-    listen: Annotated[
-        Any,
-        _undescribed(
-            "the proxy's address host:port, or {address, tls, redirect_http}",
-            {"anyOf": [{"type": "string"}, {"type": "object"}]},
-        ),
-    ] = "0.0.0.0:8080"
+    listen: Annotated[ListenEntry, tls_files.LISTEN_FORMS] = ListenEntry(  # noqa: RUF009
+        address=Listen(host="0.0.0.0", port=8080)
+    )
+    """The proxy's address host:port, or {address, tls, redirect_http}."""
     admin: Admin = Admin()  # noqa: RUF009 - frozen
     """The admin API (status page, runtime controls) and who may use it."""
     upstreams: Mapping[
@@ -428,7 +422,7 @@ def main_schema() -> dict[str, Any]:
         default is ``{}`` (each of its keys shows its own)."""
 
         def encode_default(self, dft: Any) -> Any:
-            if isinstance(dft, Listen):
+            if isinstance(dft, Listen | ListenEntry):
                 return str(dft)
             if dataclasses.is_dataclass(dft):
                 return {}

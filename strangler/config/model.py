@@ -39,7 +39,7 @@ upstream wants to see its failure).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal
 
@@ -73,9 +73,12 @@ NOWHERE: Final = Location("<built-in>", 0)
 class CertKey:
     """A certificate chain file and its private key file (PEM), as absolute paths."""
 
-    cert: str
-    key: str
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "{cert: certs/api.pem, key: certs/api.key}"
+
+    cert: Annotated[str, tls_files.CERT]
+    """The certificate chain (PEM)."""
+    key: Annotated[str, tls_files.KEY, tls_files.FITS]
+    """Its private key (PEM, unencrypted)."""
 
 
 TlsVersion = Literal["1.2", "1.3"]
@@ -83,14 +86,26 @@ TlsVersion = Literal["1.2", "1.3"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListenTls:
-    """``listen.tls``: the listener terminates TLS with ``default`` (and, by the
-    client's SNI name, one of ``sni``: exact host or ``*.example.com``, lower-case).
-    The files are read again when they change and on SIGHUP (see ``strangler.tls``)."""
+    """TLS on the proxy's listener: ``cert`` by default, one of ``sni`` by the client's
+    server name. The files are read again when they change and on SIGHUP."""
 
-    default: CertKey
-    sni: tuple[tuple[str, CertKey], ...] = ()  # (host pattern, files), in file order
-    min_version: TlsVersion = "1.2"
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = (
+        "tls: {cert: a.pem, key: a.key, sni: {api.example.com: {cert: b.pem, key: b.key}}}"
+    )
+
+    cert: Annotated[str, tls_files.CERT]
+    """The certificate chain (PEM) served by default."""
+    key: Annotated[str, tls_files.KEY, tls_files.FITS]
+    """Its private key (PEM, unencrypted)."""
+    min_version: Annotated[TlsVersion, tls_files.VERSION] = "1.2"
+    """The oldest TLS version accepted."""
+    sni: Mapping[Annotated[str, kinds.HOST], CertKey] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Other certificates, by the client's server name: api.example.com or *.example.org."""
+
+    def __hash__(self) -> int:  # the listener compares specs; a Mapping is not hashable
+        return hash((self.cert, self.key, self.min_version, tuple(self.sni.items())))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -113,18 +128,44 @@ class Listen:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UpstreamTls:
-    """``upstreams.NAME.tls`` for an https:// upstream. ``ca``: the CA bundle (PEM) to
-    verify against, else the system store; ``client``: a certificate presented to the
-    upstream (mutual TLS); ``server_name``: the SNI and verified name, else the URL's
-    host; ``verify: false`` turns verification off (``strangler check`` warns, at
-    ``verify_at``)."""
+class ListenEntry:
+    """``listen`` as written: ``HOST:PORT``, or a mapping with TLS."""
 
-    ca: str | None = None
-    client: CertKey | None = None
-    server_name: str | None = None
-    verify: bool = True
-    verify_at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "listen: {address: 0.0.0.0:8443, tls: {cert: FILE, key: FILE}}"
+
+    address: Annotated[Listen, kinds.LISTEN]
+    """host:port; :8443 is every IPv4 interface."""
+    tls: ListenTls | None = None
+    """Terminate TLS here, with these certificates."""
+    redirect_http: Annotated[Listen, kinds.LISTEN] | None = None
+    """A plain-HTTP address answering 308 to https:// (needs tls)."""
+
+    def __str__(self) -> str:  # the schema's default
+        return str(self.address)
+
+    @property
+    def listen(self) -> Listen:
+        return replace(self.address, tls=self.tls, redirect_http=self.redirect_http)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamTls:
+    """``upstreams.NAME.tls`` for an https:// upstream (``strangler check`` warns about
+    ``verify: false``, at ``verify_at``)."""
+
+    EXAMPLE: ClassVar[str] = "tls: {ca: certs/internal-ca.pem, server_name: billing.internal}"
+
+    ca: Annotated[str, tls_files.CA] | None = None
+    """The CA bundle (PEM) to verify the upstream against (default: the system store)."""
+    cert: Annotated[str, tls_files.CERT] | None = None
+    """A client certificate presented to the upstream (mutual TLS; with key)."""
+    key: Annotated[str, tls_files.KEY, tls_files.FITS] | None = None
+    """Its private key (PEM, unencrypted)."""
+    server_name: Annotated[str, kinds.HOST] | None = None
+    """The name sent as SNI and verified (default: the URL's host)."""
+    verify: Annotated[bool, kinds.STRICT] = True
+    """false: accept any certificate (check warns: anyone on the path can impersonate it)."""
+    verify_at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -550,4 +591,4 @@ class Config:
 
 # Last: the kinds module reads values, which reads this module's Listen. The field
 # annotations above are strings, resolved only when pydantic reads them.
-from strangler.config import kinds  # noqa: E402
+from strangler.config import kinds, tls_files  # noqa: E402

@@ -1,26 +1,48 @@
 """TLS contexts from PEM files, with one clear line for every way a file can be wrong.
 
 Used twice, so that ``strangler check`` and the running proxy agree: by validation
-(does every certificate, key and CA file load, and does each key fit its
-certificate?) and by ``strangler.tls`` when it builds the listener's and the
-upstreams' ``ssl.SSLContext`` (at start, and again when the files change).
+(the kinds ``CERT``, ``KEY``, ``CA``: does every file load, and ``FITS``: does each
+key fit its certificate?) and by ``strangler.tls`` when it builds the listener's and
+the upstreams' ``ssl.SSLContext`` (at start, and again when the files change).
 
 Every function raises ``BadValue`` (message + hint), never an ``ssl`` traceback.
 An encrypted private key is refused up front: OpenSSL would otherwise ask for its
 passphrase on the terminal.
+
+>>> try:
+...     KEY.parse("no-such.key", "/etc")
+... except BadValue as err:
+...     print(err, "|", err.hint)
+file '/etc/no-such.key' does not exist | the path to a private key (PEM)
 """
 
 from __future__ import annotations
 
+import re
 import ssl
-from typing import Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
-from strangler.config.model import CertKey, TlsVersion, UpstreamTls
+from strangler.config import kinds
 from strangler.config.values import BadValue
 
-__all__ = ["TLS_VERSIONS", "check_pem", "client_context", "server_context"]
+if TYPE_CHECKING:
+    from strangler.config.model import TlsVersion, UpstreamTls
 
-TLS_VERSIONS: Final[dict[TlsVersion, ssl.TLSVersion]] = {
+__all__ = [
+    "CA",
+    "CERT",
+    "FITS",
+    "KEY",
+    "LISTEN_FORMS",
+    "TLS_VERSIONS",
+    "VERSION",
+    "check_pem",
+    "client_context",
+    "server_context",
+]
+
+TLS_VERSIONS: Final[dict[str, ssl.TLSVersion]] = {
     "1.2": ssl.TLSVersion.TLSv1_2,
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
@@ -56,6 +78,11 @@ def check_pem(path: str, kind: str) -> None:
             f"the private key {path!r} is encrypted",
             "strangler needs it unencrypted: openssl pkey -in KEY -out KEY.plain",
         )
+    if kind != "key":  # a key loads only with its certificate: FITS
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+        except ssl.SSLError as e:
+            raise BadValue(f"cannot load {what} from {path!r}: {_reason(e)}") from None
 
 
 def _reason(e: ssl.SSLError) -> str:
@@ -63,20 +90,21 @@ def _reason(e: ssl.SSLError) -> str:
     mismatch``."""
     if e.reason:
         return str(e.reason).lower().replace("_", " ")
-    return str(e.strerror or e)
+    text = re.sub(r"^\[\w+\] | \(_ssl\.c:\d+\)$", "", str(e.strerror or e))
+    return "its PEM block does not decode" if text == "PEM lib" else text
 
 
 def _no_passphrase() -> bytes:
     raise BadValue("the private key is encrypted")  # check_pem reports it first
 
 
-def load_pair(ctx: ssl.SSLContext, pair: CertKey) -> None:
-    """Load ``pair`` into ``ctx``; a key that does not fit its certificate is a
-    ``BadValue``."""
-    check_pem(pair.cert, "cert")
-    check_pem(pair.key, "key")
+def load_pair(ctx: ssl.SSLContext, cert: str, key: str) -> None:
+    """Load ``cert`` and its ``key`` into ``ctx``; a key that does not fit its
+    certificate is a ``BadValue``."""
+    check_pem(cert, "cert")
+    check_pem(key, "key")
     try:
-        ctx.load_cert_chain(pair.cert, pair.key, password=_no_passphrase)
+        ctx.load_cert_chain(cert, key, password=_no_passphrase)
     except ssl.SSLError as e:
         hint = (
             "the key must be the one the certificate was issued for"
@@ -84,22 +112,22 @@ def load_pair(ctx: ssl.SSLContext, pair: CertKey) -> None:
             else "both must be PEM: the certificate chain, then its private key"
         )
         raise BadValue(
-            f"cannot use certificate {pair.cert!r} with key {pair.key!r}: {_reason(e)}", hint
+            f"cannot use certificate {cert!r} with key {key!r}: {_reason(e)}", hint
         ) from None
 
 
-def server_context(pair: CertKey, min_version: TlsVersion = "1.2") -> ssl.SSLContext:
-    """A listener context serving ``pair``, at least TLS ``min_version``."""
+def server_context(cert: str, key: str, min_version: TlsVersion = "1.2") -> ssl.SSLContext:
+    """A listener context serving ``cert`` with ``key``, at least TLS ``min_version``."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = TLS_VERSIONS[min_version]
     ctx.set_alpn_protocols(["http/1.1"])  # the listener speaks HTTP/1.1 only
-    load_pair(ctx, pair)
+    load_pair(ctx, cert, key)
     return ctx
 
 
 def client_context(tls: UpstreamTls) -> ssl.SSLContext:
     """The context for an https:// upstream: verifies against ``tls.ca`` (only) or the
-    system store, checks the host name, presents ``tls.client`` when given; TLS 1.2+."""
+    system store, checks the host name, presents ``tls.cert`` when given; TLS 1.2+."""
     if tls.ca is not None:
         check_pem(tls.ca, "ca")
     try:
@@ -110,6 +138,73 @@ def client_context(tls: UpstreamTls) -> ssl.SSLContext:
     if not tls.verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    if tls.client is not None:
-        load_pair(ctx, tls.client)
+    if tls.cert is not None and tls.key is not None:
+        load_pair(ctx, tls.cert, tls.key)
     return ctx
+
+
+# ---------------------------------------------------------------- the kinds (model.py)
+
+
+def _pem(kind: str) -> kinds.Kind:
+    """A PEM file holding ``kind`` that loads (``check_pem``), relative to the main file."""
+
+    def parse(value: object, base_dir: str) -> str:
+        path: str = kinds.FILE.parse(value, base_dir)
+        check_pem(path, kind)
+        return path
+
+    example = {"cert": "certs/proxy.pem", "key": "certs/proxy.key", "ca": "certs/ca.pem"}[kind]
+    return kinds.Kind(parse, {**kinds.FILE.schema, "examples": [example]}, with_base=True)
+
+
+CERT: Final = _pem("cert")
+KEY: Final = _pem("key")
+CA: Final = _pem("ca")
+
+
+class _Fits:
+    """On a ``key`` field: the key is the one its sibling ``cert`` was issued for (not
+    checked when ``cert`` has a problem of its own, or is not given)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def check(key: str, info: Any) -> str:
+            cert = info.data.get("cert")
+            if cert is not None:
+                load_pair(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert, key)
+            return key
+
+        return core_schema.with_info_after_validator_function(check, handler(source))
+
+
+FITS: Final = _Fits()
+
+
+class _Before:
+    """The value as written, ``convert``ed before pydantic reads it; the schema allows
+    what is written that way (``written``) too."""
+
+    def __init__(self, convert: Callable[[object], object], written: dict[str, Any]) -> None:
+        self.convert = convert
+        self.written = written
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_before_validator_function(self.convert, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return {"anyOf": [dict(self.written), handler(core)]}
+
+
+VERSION: Final = _Before(
+    lambda value: f"{value:g}" if isinstance(value, float) else value,  # YAML read 1.2
+    {"enum": [float(version) for version in TLS_VERSIONS]},
+)
+LISTEN_FORMS: Final = _Before(
+    # HOST:PORT, and anything but a mapping, is the address: its kind says what is wrong
+    lambda value: value if isinstance(value, dict) else {"address": value},
+    {"type": "string", "examples": ["0.0.0.0:8443"]},
+)

@@ -44,7 +44,7 @@ from strangler.config.model import (
 )
 from strangler.config.source import Map, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable
-from strangler.config.validate_tls import TlsReader
+from strangler.config.validate_tls import check_listen, check_upstream_tls
 from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import BadValue, check_url, mask_url_password, parse_listen
 from strangler.config.walker import Walker, suggest
@@ -79,7 +79,8 @@ class _Validator(Walker):
         described = read_main(self, root)
         f = {key.value: value for key, value in root.entries if isinstance(key.value, str)}
 
-        listen = _CONFIG.listen if "listen" not in f else TlsReader(self).listen(f["listen"])
+        listen = None if described is None else described.listen.listen
+        check_listen(self, f.get("listen"))
         if listen is not None and described is not None:
             self.check_ports(listen, described.admin.listen, root.key_at("admin"))
         upstreams, known = self.upstreams(described, root)
@@ -177,15 +178,9 @@ class _Validator(Walker):
         result: dict[str, Upstream] = {}
         for key, value in node.entries:
             name = str(key.value)
-            tls: UpstreamTls | None = UpstreamTls()
-            if isinstance(value, Map) and (tls_node := value.get("tls")) is not None:
-                url = value.get("url")
-                shown = url.value if isinstance(url, Scalar) else None
-                tls = TlsReader(self).upstream_tls(
-                    tls_node, f"upstream '{name}'", shown if isinstance(shown, str) else None
-                )
+            verify_at = check_upstream_tls(self, name, value)
             entry = entries.get(name) if entries is not None else None
-            if entry is None or tls is None:
+            if entry is None:
                 ok = False
                 continue
             result[name] = Upstream(
@@ -194,7 +189,7 @@ class _Validator(Walker):
                 timeouts=entry.timeout,
                 max_connections=entry.max_connections,
                 host_header=entry.host_header,
-                tls=tls,
+                tls=replace(entry.tls or UpstreamTls(), verify_at=verify_at),
                 at=value.at,
             )
         return (result if ok else None), known

@@ -24,7 +24,7 @@ from yarl import URL
 from strangler.config.model import Upstream
 from strangler.errors import ForwardError, ForwardErrorKind, ForwardStage
 from strangler.forward.h1 import H1Pool
-from strangler.tls import tls_error, upstream_ssl
+from strangler.tls import UpstreamSsl, follow_upstream, tls_error, upstream_ssl
 
 # Headers aiohttp's client would add on its own; a transparent proxy adds none of them.
 _SKIP_AUTO: Final = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
@@ -36,7 +36,7 @@ class UpstreamPool:
     for WebSocket upgrades."""
 
     __slots__ = (
-        "_idle", "_origin", "_session", "base", "h1", "host_header", "inflight",
+        "_idle", "_origin", "_session", "base", "files", "h1", "host_header", "inflight",
         "preserve_host", "tls", "upstream",
     )  # fmt: skip
 
@@ -62,6 +62,11 @@ class UpstreamPool:
         self.host_header = url.raw_authority  # Host when not preserving the client's
         self.inflight = 0
         self._idle: asyncio.Event | None = None
+        # its tls files (ca, cert, key), followed as the listener's: None for http://
+        self.files = follow_upstream(upstream, self.tls, self._adopt)
+
+    def _adopt(self, tls: UpstreamSsl) -> None:
+        self.tls = self.h1.tls = tls  # new connections use it, open ones keep theirs
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -76,12 +81,6 @@ class UpstreamPool:
                 trust_env=False,
             )
         return self._session
-
-    def refresh_tls(self) -> None:
-        """Build the upstream's TLS context from its files again: new connections use
-        it, open ones keep theirs."""
-        if self.h1.tls is not None:
-            self.tls = self.h1.tls = upstream_ssl(self.upstream)
 
     def target(self, raw_path_qs: str) -> str:
         """The request target sent upstream: the upstream's base path + the client's."""
@@ -104,6 +103,8 @@ class UpstreamPool:
         await self.close()
 
     async def close(self) -> None:
+        if self.files is not None:
+            await self.files.close()
         await self.h1.close()
         if self._session is not None:
             await self._session.close()
@@ -138,18 +139,22 @@ def classify(upstream: str, e: BaseException, *, headers_seen: bool) -> ForwardE
 class Forwarder:
     """Every upstream's pool. Owned by the server; closed on shutdown."""
 
-    __slots__ = ("_h1", "_pools", "_retiring")
+    __slots__ = ("_h1", "_pools", "_retiring", "tls_watch")
 
-    def __init__(self, h1: Callable[..., H1Pool] = H1Pool) -> None:
-        """``h1``: the connection pool class (tracing: one whose sends are spans)."""
+    def __init__(self, h1: Callable[..., H1Pool] = H1Pool, *, tls_watch: float = 0.0) -> None:
+        """``h1``: the connection pool class (tracing: one whose sends are spans);
+        ``tls_watch``: seconds between looks at an upstream's TLS files (0: on reload only)."""
         self._h1 = h1
         self._pools: dict[Upstream, UpstreamPool] = {}
         self._retiring: set[asyncio.Task[None]] = set()
+        self.tls_watch = tls_watch
 
     def pool(self, upstream: Upstream) -> UpstreamPool:
         pool = self._pools.get(upstream)
         if pool is None:
             pool = self._pools[upstream] = UpstreamPool(upstream, self._h1)
+            if pool.files is not None:
+                pool.files.watch(self.tls_watch, f"upstream-tls-{upstream.name}")
         return pool
 
     def reconcile(self, upstreams: Iterable[Upstream], grace: float) -> None:
@@ -166,11 +171,13 @@ class Forwarder:
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
 
-    def refresh_tls(self) -> None:
-        """Read every https:// upstream's CA and client certificate files again
-        (a reload: rotated certificates take effect without a config change)."""
-        for pool in self._pools.values():
-            pool.refresh_tls()
+    async def refresh_tls(self) -> None:
+        """Read every https:// upstream's CA and client certificate files again (a
+        reload: rotated certificates take effect without a config change; files that
+        do not load are logged, and the previous context stays)."""
+        for pool in list(self._pools.values()):
+            if pool.files is not None:
+                await pool.files.update(pool.upstream)
 
     async def close(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
