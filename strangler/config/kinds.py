@@ -31,7 +31,18 @@ if TYPE_CHECKING:
     from strangler.config.model import Listen
 
 from strangler.config import units
-from strangler.config.values import NAME, BadValue, check_redis_url, check_url, parse_listen
+from strangler.config.model import READ  # re-exported: the model's classes use it too
+from strangler.config.values import (
+    METHODS,
+    NAME,
+    BadValue,
+    check_host,
+    check_path,
+    check_path_template,
+    check_redis_url,
+    check_url,
+    parse_listen,
+)
 
 __all__ = [
     "BODY_TEMPLATE",
@@ -71,18 +82,13 @@ __all__ = [
     "glob_regex",
     "json_value",
     "key",
+    "named",
     "text_like",
     "within",
 ]
 
 _DURATION_TEXT: Final = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 _SIZE_TEXT: Final = r"(?i)^\s*\d+\s*(b|kb|kib|mb|mib|gb|gib)?\s*$"
-
-
-READ: Final[dict[str, Any]] = {"extra": "forbid", "use_attribute_docstrings": True}
-"""pydantic's config (a ``ConfigDict``) for a class read on its own (``__pydantic_config__``):
-unknown keys are problems, attribute docstrings describe the keys. Nested classes
-take their reader's."""
 
 
 class Kind:
@@ -191,17 +197,27 @@ SIZE: Final = Kind(
 """``512``, ``64kb``, ``1MiB``, ``1gib``; to int bytes."""
 
 
-def within(kind: Kind, most: tuple[float, str] | None = None, hint: str = "") -> Kind:
-    """``kind`` whose value must be more than 0, and at most ``most`` (the limit in
-    seconds and as written) when given."""
+def within(
+    kind: Kind,
+    most: tuple[float, str] | None = None,
+    hint: str = "",
+    *,
+    least: tuple[float, str] | None = None,
+) -> Kind:
+    """``kind`` whose value must be more than 0 (at least ``least`` when given), and at
+    most ``most`` when given: the limits in seconds and as written."""
 
     def parse(value: object) -> Any:
         got = kind.parse(value)
-        if most is None and got <= 0:
-            raise BadValue("must be more than 0", hint)
-        if most is not None and not 0 < got <= most[0]:
+        if (got >= least[0] if least else got > 0) and (most is None or got <= most[0]):
+            return got
+        if least and most:
+            raise BadValue(f"must be from {least[1]} to {most[1]}, got {got:g}s", hint)
+        if least:
+            raise BadValue(f"must be at least {least[1]}, got {got:g}s", hint)
+        if most:
             raise BadValue(f"must be more than 0 and at most {most[1]}, got {got:g}s", hint)
-        return got
+        raise BadValue("must be more than 0", hint)
 
     return Kind(parse, kind.schema)
 
@@ -286,30 +302,24 @@ RESYNC: Final = within(
 )
 
 
-def _redis_url(value: object) -> str:
-    return check_redis_url(_text(value))
-
-
 REDIS_URL: Final = Kind(
-    _redis_url, {"type": "string", "pattern": "^(redis|rediss|unix)://", "format": "uri"}
+    lambda value: check_redis_url(_text(value)),
+    {"type": "string", "pattern": "^(redis|rediss|unix)://", "format": "uri"},
 )
 
 
-# A bare number this large in a timeout was most likely meant as milliseconds.
-CONNECT_TIMEOUT: Final = within(
-    Kind(_unit(units.bare_seconds_below(100)), DURATION.schema), hint="write null for no limit"
-)
-TIMEOUT: Final = within(
-    Kind(_unit(units.bare_seconds_below(1000)), DURATION.schema), hint="write null for no limit"
-)
+def _bare_below(limit: float, hint: str = "") -> Kind:
+    """A duration more than 0; a bare number of ``limit`` or more was most likely meant
+    as milliseconds (``units.bare_seconds_below``)."""
+    return within(Kind(_unit(units.bare_seconds_below(limit)), DURATION.schema), hint=hint)
 
 
-def _url(value: object) -> str:
-    return check_url(_text(value, "for example http://127.0.0.1:8000"))
+CONNECT_TIMEOUT: Final = _bare_below(100, "write null for no limit")
+TIMEOUT: Final = _bare_below(1000, "write null for no limit")
 
 
 URL: Final = Kind(
-    _url,
+    lambda value: check_url(_text(value, "for example http://127.0.0.1:8000")),
     {
         "type": "string",
         # what check_url allows but for the port's range: no credentials, query, fragment
@@ -320,16 +330,26 @@ URL: Final = Kind(
 )
 
 
-def _name(value: object) -> str:
-    if not isinstance(value, str) or not NAME.fullmatch(value):
-        raise BadValue(
-            f"name {value!r} must be letters, digits, '.', '_' and '-'",
-            "names appear in metrics and logs, like 'billing' or 'legacy'",
-        )
-    return value
+def named(example: str, hint: str = "", *, key: bool = False) -> Kind:
+    """A name (``NAME``) like ``example``; ``hint`` says where it shows. ``key``: the
+    name is a mapping's key (any scalar), named "name" in the problem."""
+
+    def parse(value: object) -> str:
+        text = value if key else _text(value, f"like {example!r}")
+        if not isinstance(text, str) or not NAME.fullmatch(text):
+            raise BadValue(
+                f"{'name ' if key else ''}{text!r} must be letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit",
+                hint or f"like {example!r}",
+            )
+        return text
+
+    return Kind(parse, {"type": "string", "pattern": f"^{NAME.pattern}$", "examples": [example]})
 
 
-UPSTREAM_NAME: Final = Kind(_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+UPSTREAM_NAME: Final = named(
+    "billing", "names appear in metrics and logs, like 'billing' or 'legacy'", key=True
+)
 
 
 class ShortForm:
@@ -377,17 +397,10 @@ _PERCENT: Final = {
     "examples": ["1%"],
 }
 ERROR_RATE: Final = Kind(_error_rate, _PERCENT)
-P99: Final = within(Kind(_unit(units.bare_seconds_below(10)), DURATION.schema))
+P99: Final = _bare_below(10)
 
 
-def _slo_window(value: object) -> float:
-    seconds = float(_unit(units.duration)(value))
-    if not 1.0 <= seconds <= 86400.0:
-        raise BadValue(f"must be from 1s to 24h, got {seconds:g}s", "like 5m")
-    return seconds
-
-
-SLO_WINDOW: Final = Kind(_slo_window, DURATION.schema)
+SLO_WINDOW: Final = within(DURATION, (86400.0, "24h"), "like 5m", least=(1.0, "1s"))
 
 
 def key(name: str) -> Any:
@@ -449,14 +462,7 @@ STICKY: Final = Kind(
 )
 
 
-def _group(value: object) -> str:
-    text = _text(value, "a name, like 'checkout'")
-    if not NAME.fullmatch(text):
-        raise BadValue(f"{text!r} must be letters, digits, '.', '_' and '-'")
-    return text
-
-
-GROUP: Final = Kind(_group, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+GROUP: Final = named("checkout")
 
 
 def _debug_headers(value: object) -> str:
@@ -492,37 +498,33 @@ LISTEN: Final = Kind(_listen, {"type": "string", "examples": ["127.0.0.1:8081", 
 """``host:port``; ``:8080`` is every IPv4 interface, port 0 any free port."""
 
 _DAYS: Final = re.compile(r"(\d+(?:\.\d+)?)\s*d")
-_MIN_IDLE: Final = 3600.0
-_MAX_IDLE: Final = 400 * 86400.0
 
 
-def _idle_after(value: object) -> float:
-    """A duration (``units.duration``) or a number of days (``14d``), 1h to 400d."""
+def _days(value: object) -> float:
+    """A duration (``units.duration``) or a number of days (``14d``)."""
     if isinstance(value, str) and (m := _DAYS.fullmatch(value.strip())):
-        seconds = float(m.group(1)) * 86400.0
-    else:
-        try:
-            seconds = units.duration(value)
-        except ValueError:
-            raise ValueError(f"expected a duration like '14d' or '36h', got {value!r}") from None
-    if not _MIN_IDLE <= seconds <= _MAX_IDLE:
-        raise BadValue(
-            f"must be from 1h to 400d, got {seconds:g}s",
-            "how long legacy must be unused before its code can go: 14d, or 35d for "
-            "month-end jobs, 95d for quarterly ones",
-        )
-    return seconds
+        return float(m.group(1)) * 86400.0
+    try:
+        return units.duration(value)
+    except ValueError:
+        raise ValueError(f"expected a duration like '14d' or '36h', got {value!r}") from None
 
 
-IDLE_AFTER: Final = Kind(
-    _idle_after,
-    {
-        "anyOf": [
-            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
-            {"type": "number", "minimum": 3600},
-        ],
-        "examples": ["14d", "35d"],
-    },
+IDLE_AFTER: Final = within(
+    Kind(
+        _days,
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+                {"type": "number", "minimum": 3600},
+            ],
+            "examples": ["14d", "35d"],
+        },
+    ),
+    (400 * 86400.0, "400d"),
+    "how long legacy must be unused before its code can go: 14d, or 35d for month-end "
+    "jobs, 95d for quarterly ones",
+    least=(3600.0, "1h"),
 )
 
 
@@ -582,7 +584,6 @@ def _shown(value: object) -> str:
 
 def _method(value: object) -> str:
     """An HTTP method, upper-cased: ``get`` is ``GET``."""
-    from strangler.config.values import METHODS
     from strangler.config.walker import did_you_mean
 
     if not isinstance(value, str):
@@ -678,15 +679,9 @@ OVERRIDE_NAME: Final = Kind(
 )
 
 
-def _path(value: object) -> str:
-    from strangler.config.values import check_path_template
-
-    return check_path_template(_text(value, "like /api/invoices/{id:int}"))
-
-
 _SEGMENT: Final = r"(?:[^\s?#/{}]*|\{[A-Za-z_][A-Za-z0-9_]*(?::(?:str|int|uuid))?\})"
 PATH: Final = Kind(
-    _path,
+    lambda value: check_path_template(_text(value, "like /api/invoices/{id:int}")),
     {
         # but a parameter named twice: what check_path_template says, as a pattern
         "pattern": rf"^(?=/)(?:/{_SEGMENT})*(?:/\{{[A-Za-z_][A-Za-z0-9_]*:path\}})?$",
@@ -699,8 +694,6 @@ PATH: Final = Kind(
 
 
 def _path_prefix(value: object) -> str:
-    from strangler.config.values import check_path
-
     prefix = check_path(_text(value, "like /api/invoices"))
     if "{" in prefix or "}" in prefix:
         raise BadValue(
@@ -715,13 +708,10 @@ PATH_PREFIX: Final = Kind(
 )
 
 
-def _host(value: object) -> str:
-    from strangler.config.values import check_host
-
-    return check_host(_text(value, "like api.example.com or *.example.com"))
-
-
-HOST: Final = Kind(_host, {"type": "string", "examples": ["api.example.com", "*.example.com"]})
+HOST: Final = Kind(
+    lambda value: check_host(_text(value, "like api.example.com or *.example.com")),
+    {"type": "string", "examples": ["api.example.com", "*.example.com"]},
+)
 
 
 def _condition(value: object) -> Any:
@@ -779,17 +769,9 @@ QUERY_ONLY: Final = Kind(
 )
 
 
-def _route_name(value: object) -> str:
-    text = _text(value, "like 'invoices-read'")
-    if not NAME.fullmatch(text):
-        raise BadValue(
-            f"{text!r} must be letters, digits, '.', '_' and '-', starting with a letter or digit",
-            "names appear in metrics, logs and admin URLs, like 'invoices-read'",
-        )
-    return text
-
-
-ROUTE_NAME: Final = Kind(_route_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+ROUTE_NAME: Final = named(
+    "invoices-read", "names appear in metrics, logs and admin URLs, like 'invoices-read'"
+)
 
 
 class _OrBoolean:
@@ -1078,14 +1060,7 @@ FACTOR: Final = Kind(
 )
 
 
-def _interval(value: object) -> float:
-    seconds = float(_unit(units.duration)(value))
-    if seconds < 0.05:
-        raise BadValue(f"must be at least 50ms, got {seconds:g}s", "like 10s")
-    return seconds
-
-
-INTERVAL: Final = Kind(_interval, DURATION.schema)
+INTERVAL: Final = within(DURATION, hint="like 10s", least=(0.05, "50ms"))
 
 
 class OneKey:
@@ -1350,7 +1325,7 @@ def traces_endpoint(url: str) -> str:
 
 
 OTLP: Final = Kind(
-    lambda value: traces_endpoint(_url(value)),
+    lambda value: traces_endpoint(URL.parse(value)),
     {**URL.schema, "examples": ["http://collector:4318"]},
 )
 

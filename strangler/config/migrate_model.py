@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 
-from strangler.config.model import NOWHERE, Location
+from strangler.config.model import NOWHERE, READ, Location
 
 __all__ = [
     "STAGE_KINDS",
@@ -116,10 +116,7 @@ class Gates:
 class MigratePlan:
     """The autopilot: stages that move the route's canary share, gated."""
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "migrate: {stages: [{canary: {percent: [5%, 50%]}}, migrated]}"
 
     stages: Annotated[

@@ -68,6 +68,11 @@ class Location:
 
 NOWHERE: Final = Location("<built-in>", 0)
 
+READ: Final[dict[str, object]] = {"extra": "forbid", "use_attribute_docstrings": True}
+"""pydantic's config (a ``ConfigDict``) for a class read on its own (``__pydantic_config__``):
+unknown keys are problems, attribute docstrings describe the keys. Nested classes
+take their reader's."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CertKey:
@@ -177,10 +182,7 @@ class MatchSpec:
     not its paging or search variants. ``None``: any other parameter is fine.
     """
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "match: {path_prefix: /api/invoices, methods: [GET]}"
 
     path: Annotated[str | None, kinds.PATH] = None
@@ -246,10 +248,7 @@ class Canary:
     ``ratio``), so a user is on the new side for every route of the group or none.
     """
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "canary: {to: billing, percent: 10%, sticky: header:X-User-Id}"
 
     to: Annotated[str, kinds.text_like("billing")]
@@ -282,10 +281,7 @@ class Overrides:
     override; empty means every client.
     """
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "overrides: {header: X-Strangler-Backend, networks: [10.0.0.0/8]}"
     OR_BOOLEAN: ClassVar[bool] = True  # true: the defaults; false: none (kinds.OR_BOOLEAN)
 
@@ -324,10 +320,7 @@ class Fallback:
     streams once and cannot fall back.
     """
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "fallback: {methods: [GET, HEAD], on: [refused, timeout]}"
     OR_BOOLEAN: ClassVar[bool] = True  # true/false: enabled with the defaults, or not
 
@@ -361,10 +354,7 @@ class Slo:
     holds ``min_requests`` answers.
     """
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "slo: {error_rate: 1%, latency_p99: 300ms, window: 5m}"
 
     error_rate: Annotated[float, kinds.ERROR_RATE] | None = None

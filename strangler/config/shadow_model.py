@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Final, TypeAlias
 
-from strangler.config.model import NOWHERE, Location
+from strangler.config.model import NOWHERE, READ, Location
 from strangler.config.values import BadValue
 
 __all__ = [
@@ -319,10 +319,7 @@ class ShadowSpec:
     run, from its start to its verdict (including waiting for the primary's body).
     """
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "shadow: {to: billing, percent: 10%}"
 
     to: Annotated[str, kinds.text_like("billing")]
