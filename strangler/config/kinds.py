@@ -43,6 +43,7 @@ from strangler.config.values import (
     check_url,
     parse_listen,
 )
+from strangler.config.values import shown as _shown
 
 __all__ = [
     "BODY_TEMPLATE",
@@ -563,20 +564,6 @@ def glob_regex(glob: str) -> str:
         else:
             out.append(re.escape(part))
     return "".join(out)
-
-
-def _shown(value: object) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return repr(value)
 
 
 # ---------------------------------------------------------------- a route (schema-routes)

@@ -33,12 +33,10 @@ from strangler.config.model import (
 )
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.validate_migrate import check_migrate
-from strangler.config.validate_shadow import check_shadow
+from strangler.config.validate_shadow import check_shadow, known_upstream
 from strangler.config.validate_translate import TranslateReader
-from strangler.config.values import (
-    NAME,
-)
-from strangler.config.walker import Walker, did_you_mean, join_hints
+from strangler.config.values import NAME
+from strangler.config.walker import Walker
 
 __all__ = [
     "ROUTE_FILE_KEYS",
@@ -126,7 +124,8 @@ class RouteTable:
         label = f"route {shown!r}" if isinstance(shown, str) and NAME.fullmatch(shown) else "route"
         before = len(self.w.problems)
         self.name(written_name)
-        to = self.upstream_name(f["to"], label, sends=True) if _written(f.get("to")) else None
+        to_node = f.get("to")
+        to = self.upstream_name(to_node, label, sends=True) if _written(to_node) else None
         entry: RouteEntry | None = read_part(self.w, node, RouteEntry, label)
         if not isinstance(node, Map):
             return None
@@ -252,20 +251,11 @@ class RouteTable:
                     "be on the new side for some of them only",
                 )
 
-    def upstream_name(self, node: Node, what: str, *, sends: bool = False) -> str | None:
-        """A known upstream's name (the hint lists the known ones); ``sends``: a
-        route's ``to``."""
-        name = self.w.string(node, what, hint="the name of an upstream, like 'legacy'")
-        if name is None or name in self.upstreams:
-            return name
-        known = sorted(self.upstreams)
-        hint = join_hints(
-            f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
-            did_you_mean(name, known),
-        )
+    def upstream_name(self, node: Scalar, what: str, *, sends: bool = False) -> str | None:
+        """The name ``node`` gives (a string: ``_written``) when it is a known upstream;
+        ``sends``: a route's ``to``."""
         problem = f"{what} sends to unknown upstream" if sends else f"{what}: unknown upstream"
-        self.w.report(node.at, f"{problem} {name!r}", hint)
-        return None
+        return str(node.value) if known_upstream(self.w, node, problem, self.upstreams) else None
 
     def canary(self, node: Node, label: str, to: str | None) -> tuple[bool, str | None]:
         """``(ok, canary.to)``: the canary names a known upstream other than the route's

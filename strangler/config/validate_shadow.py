@@ -20,7 +20,7 @@ from strangler.config.shadow_model import ShadowSpec
 from strangler.config.source import Map, Node, Scalar
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
-__all__ = ["check_shadow", "read_shadow"]
+__all__ = ["check_shadow", "known_upstream", "read_shadow"]
 
 
 def read_shadow(
@@ -54,15 +54,9 @@ def check_shadow(
     what = f"{label} shadow"
     target = node.get("to") if isinstance(node, Map) else node
     to = target.value if isinstance(target, Scalar) else None
-    if target is None or not isinstance(to, str) or not to.strip():
+    if not isinstance(target, Scalar) or not isinstance(to, str) or not to.strip():
         return True
-    if to not in upstreams:
-        known = sorted(upstreams)
-        hint = join_hints(
-            f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
-            did_you_mean(to, known),
-        )
-        w.report(target.at, f"{what} sends to unknown upstream {to!r}", hint)
+    if not known_upstream(w, target, f"{what} sends to unknown upstream", upstreams):
         return False
     if to == own:
         w.report(
@@ -73,3 +67,18 @@ def check_shadow(
         )
         return False
     return True
+
+
+def known_upstream(w: Walker, node: Scalar, problem: str, upstreams: Collection[str]) -> bool:
+    """``node`` names one of ``upstreams``; else the problem ``{problem} 'name'``, with
+    the known names and the closest one as the hint."""
+    name = str(node.value)
+    if name in upstreams:
+        return True
+    known = sorted(upstreams)
+    hint = join_hints(
+        f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
+        did_you_mean(name, known),
+    )
+    w.report(node.at, f"{problem} {name!r}", hint)
+    return False
