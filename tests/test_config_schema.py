@@ -28,9 +28,14 @@ from strangler.config.described import (
     UNDESCRIBED_ROUTE_KEYS,
     _plain,
     main_schema,
+    read_part,
     routes_schema,
 )
+from strangler.config.migrate_model import Gates, ShadowStage
+from strangler.config.model import NOWHERE, TracingSettings
+from strangler.config.shadow_model import ConfirmSpec, NoiseSpec, ShadowSpec
 from strangler.config.source import Map, Sources, read_file, read_text
+from strangler.config.walker import Walker
 from strangler.errors import Problem
 from tests.fuzz_support import cases
 
@@ -176,3 +181,45 @@ def test_schema_and_check_agree_on_broken_configs() -> None:
     assert disagreements == [], "\n".join(disagreements[:20])
     assert both > 50  # the corpus does exercise what the schema describes
     assert only_check > 50
+
+
+@pytest.mark.parametrize(
+    ("part", "key", "needs", "shown"),  # key: the field's config name
+    [
+        (TracingSettings, "sample", "otlp: http://c:4318\n", "100%"),
+        (ShadowSpec, "percent", "to: b\n", "100%"),  # the field: ratio
+        (ConfirmSpec, "max_share", "", "10%"),
+        (NoiseSpec, "share", "", "50%"),
+        (ShadowStage, "parity", "", "99.9%"),
+        (Gates, "error_rate_vs_primary", "", "0.5%"),
+    ],
+)
+def test_a_share_default_is_shown_as_a_file_must_write_it(
+    part: type, key: str, needs: str, shown: str
+) -> None:
+    """The schema shows a ratio's default as a percentage (a bare 1.0 is refused), and
+    the reader takes what it shows for that very default."""
+    assert main_schema()["$defs"][part.__name__]["properties"][key]["default"] == shown
+    w = Walker("p.yaml")
+    given, omitted = (
+        read_part(w, read_text(text, "p.yaml").files[0].root or Map((), NOWHERE), part, "")
+        for text in (f"{needs}{key}: {shown}\n", needs)
+    )
+    assert w.problems == []
+    field = "ratio" if key == "percent" else key
+    assert getattr(given, field) == pytest.approx(getattr(omitted, field))
+
+
+def test_a_percentage_with_an_exponent_is_refused_by_both() -> None:
+    """``1e2%`` is 100% to Python's float(), but no pattern of the schema's: both refuse."""
+    sources = read_text(
+        "upstreams: {legacy: http://l:1, b: http://b:1}\n"
+        "routes:\n"
+        "  - {name: r, owner: o, match: {path: /}, to: legacy, shadow: {to: b, percent: 1e2%}}\n",
+        "m.yaml",
+    )
+    report = check_sources(sources, "m.yaml")
+    assert [p.message for p in report.problems] == [
+        "route 'r' shadow.percent: expected a percentage like '10%', got '1e2%'"
+    ]
+    assert _schema_errors(sources) != []

@@ -436,6 +436,14 @@ def main_schema() -> dict[str, Any]:
                 return sorted(dft)
             return super().encode_default(dft)
 
+        def default_schema(self, schema: Any) -> Any:
+            inner = schema["schema"]  # a kind's shown (kinds.Kind), maybe in "| None"
+            inner = inner["schema"] if inner["type"] == "nullable" else inner
+            shown = inner.get("metadata", {}).get("shown")
+            if shown is not None and schema.get("default") is not None:
+                schema = {**schema, "default": shown(schema["default"])}
+            return super().default_schema(schema)
+
     schema = _adapter().json_schema(schema_generator=_Schema)
     routes = _adapter(tuple[RouteEntry, ...]).json_schema(schema_generator=_Schema)
     schema.setdefault("$defs", {}).update(routes.pop("$defs", {}))

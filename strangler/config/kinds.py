@@ -96,6 +96,8 @@ class Kind:
     """A value read by ``parse`` and shown in the JSON Schema as ``schema``.
 
     ``with_base``: ``parse`` also takes the main config file's directory (file paths).
+    ``shown``: how the schema writes a default (``described`` reads it): ``1.0`` as
+    ``100%``, as the file must.
     """
 
     def __init__(
@@ -104,22 +106,25 @@ class Kind:
         schema: dict[str, Any],
         *,
         with_base: bool = False,
+        shown: Callable[[Any], Any] | None = None,
     ) -> None:
         self.parse = parse
         self.schema = schema
         self.with_base = with_base
+        self.shown = shown
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
+        meta = {"shown": self.shown}
         if self.with_base:
             parse = self.parse
 
             def based(value: object, info: Any) -> Any:
                 return parse(value, (info.context or {}).get("base_dir", ""))
 
-            return core_schema.with_info_plain_validator_function(based)
-        return core_schema.no_info_plain_validator_function(self.parse)
+            return core_schema.with_info_plain_validator_function(based, metadata=meta)
+        return core_schema.no_info_plain_validator_function(self.parse, metadata=meta)
 
     def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
         return dict(self.schema)
@@ -393,10 +398,22 @@ def _error_rate(value: object) -> float:
     return float(ratio)
 
 
-_PERCENT: Final = {
-    "anyOf": [{"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}, {"type": "number"}],
+_SHARE_TEXT: Final = r"^\s*(100(\.0+)?|\d{1,2}(\.\d+)?)\s*%\s*$"  # units.percent, to 100%
+_PERCENT: Final = {  # units.config_percent: a bare 0 < n <= 1 is refused (0.5% or 50%?)
+    "anyOf": [
+        {"type": "string", "pattern": _SHARE_TEXT},
+        {"const": 0},
+        {"type": "number", "exclusiveMinimum": 1, "maximum": 100},
+    ],
     "examples": ["1%"],
 }
+
+
+def _as_percent(ratio: float) -> str:
+    """A ratio as a file writes it (the schema's default): 0.1 is ``10%``."""
+    return f"{ratio * 100:g}%"
+
+
 ERROR_RATE: Final = Kind(_error_rate, _PERCENT)
 P99: Final = _bare_below(10)
 
@@ -782,17 +799,21 @@ OR_BOOLEAN: Final = _OrBoolean()
 
 # ---------------------------------------------------------------- a route's shadow (and migrate)
 
-_SHARE_TEXT: Final = r"^\s*(100(\.0*)?|\d{1,2}(\.\d*)?)\s*%\s*$"
-_SHARE: Final = {
-    "anyOf": [
-        {"type": "string", "pattern": _SHARE_TEXT},
-        {"type": "number", "minimum": 0, "maximum": 100},
-    ],
-    "examples": ["10%"],
-}
-SHARE: Final = Kind(_unit(units.config_percent), _SHARE)
+SHARE: Final = Kind(
+    _unit(units.config_percent), {**_PERCENT, "examples": ["10%"]}, shown=_as_percent
+)
 """A share from 0% to 100% (a bare 0.5 is ambiguous: refused)."""
-PERCENT: Final = Kind(_unit(units.percent), _SHARE)
+PERCENT: Final = Kind(
+    _unit(units.percent),
+    {
+        "anyOf": [
+            {"type": "string", "pattern": _SHARE_TEXT},
+            {"type": "number", "minimum": 0, "maximum": 100},
+        ],
+        "examples": ["10%"],
+    },
+    shown=_as_percent,
+)
 """A share from 0% to 100%; a bare number is a number of percent."""
 
 
@@ -812,6 +833,7 @@ def _more_than_none(hint: str) -> Kind:
             ],
             "examples": ["50%"],
         },
+        shown=_as_percent,
     )
 
 
@@ -1017,6 +1039,7 @@ INCREASE: Final = Kind(
         ],
         "examples": ["+0.5%"],
     },
+    shown=_as_percent,
 )
 
 
