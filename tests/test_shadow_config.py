@@ -199,7 +199,7 @@ PROBLEMS = [
     ),
     (
         "shadow:\n  to: billing\n  compare:\n    headers: ['bad header']\n",
-        "r.yaml:4: route 'r' shadow.compare.headers entry: 'bad header' is not a header name",
+        "r.yaml:4: route 'r' shadow.compare.headers entry: 'bad header' is not a valid header name",
     ),
     (
         "shadow:\n  to: billing\n  compare:\n    float_tolerance: 2\n",

@@ -299,7 +299,7 @@ def _report(
     if kind in ("unexpected_keyword_argument", "invalid_key"):
         key = error["input"] if kind == "invalid_key" else names[-1]
         parent = _dotted(names[:-1])
-        allowed = _field_names(_field_type_path(top, names[skip:-1]))
+        allowed = list(_keys(_field_type_path(top, names[skip:-1])))
         where = f"in {parent}" if parent else "at the top level"
         message = f"unknown key {key!r} {where}"
         best = suggest(key, allowed) if isinstance(key, str) else None
@@ -310,17 +310,12 @@ def _report(
         if (_dotted(names[:-1]), names[-1]) in guessed:
             return
         message = f"{_dotted(names[:-1]) or 'the config'} is missing required key {names[-1]!r}"
-        example = getattr(_unwrap(_field_type_path(top, names[skip:-1])), "EXAMPLE", "")
-        hint = f"for example {example}" if example else ""
+        hint = _example(_field_type_path(top, names[skip:-1]))
     elif kind in ("dataclass_type", "dict_type", "model_type"):
         either = "true, false or " if getattr(_unwrap(shape), "OR_BOOLEAN", False) else ""
-        message = f"{what} must be {either}a mapping, got {got}"
-        example = getattr(_unwrap(shape), "EXAMPLE", "") or getattr(_unwrap(holder), "EXAMPLE", "")
-        hint = f"for example {example}" if example else ""
+        message, hint = f"{what} must be {either}a mapping, got {got}", _example(shape, holder)
     elif kind == "too_short":
-        message = f"{what} must not be empty"
-        example = getattr(_unwrap(holder), "EXAMPLE", "")
-        hint = f"for example {example}" if example else ""
+        message, hint = f"{what} must not be empty", _example(holder)
     elif kind in ("list_type", "tuple_type", "frozen_set_type", "set_type"):
         message = f"{what} must be a list, got {got}"
         examples = _examples(_item_type(shape))
@@ -368,6 +363,12 @@ def _unwrap(shape: Any) -> Any:
             return shape
 
 
+def _example(*shapes: Any) -> str:
+    """``for example X``: the ``EXAMPLE`` of the first of ``shapes`` that has one."""
+    found = [e for shape in shapes if (e := getattr(_unwrap(shape), "EXAMPLE", ""))]
+    return f"for example {found[0]}" if found else ""
+
+
 def _examples(shape: Any) -> list[str]:
     """The ``examples`` of the kind that ``shape`` is annotated with, if any."""
     for meta in getattr(shape, "__metadata__", ()):
@@ -410,10 +411,6 @@ def _field_type_path(top: type, names: list[str | None]) -> Any:
     for name in names:
         shape = _item_type(shape) if name is None else _field_type(shape, name)
     return shape
-
-
-def _field_names(shape: Any) -> list[str]:
-    return list(_keys(shape))
 
 
 # ---------------------------------------------------------------------------- the schema

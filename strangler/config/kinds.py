@@ -737,18 +737,18 @@ def _condition(value: object) -> Any:
 CONDITION: Final = Kind(_condition, {"type": ["string", "boolean"]})
 
 
-def field_name(kind: str) -> Kind:
+def field_name(kind: str, example: str = "") -> Kind:
     """The name of a header or cookie (a token), or of a query parameter (any text)."""
+    token = kind != "query parameter"
 
     def parse(value: object) -> str:
-        ok = isinstance(value, str) and (
-            TOKEN.fullmatch(value) if kind != "query parameter" else value
-        )
-        if not ok:
-            raise BadValue(f"{value!r} is not a valid {kind} name")
-        return str(value)
+        if not isinstance(value, str) or not (TOKEN.fullmatch(value) if token else value):
+            hint = f"like {example}" if example else ""
+            raise BadValue(f"{_shown(value)} is not a valid {kind} name", hint)
+        return value
 
-    return Kind(parse, {"type": "string", "minLength": 1})
+    schema = {"type": "string", "pattern": f"^{TOKEN.pattern}$" if token else "."}
+    return Kind(parse, {**schema, **({"examples": [example]} if example else {})})
 
 
 _QUERY_ONLY_HINT: Final = (
@@ -879,15 +879,7 @@ FLOAT_TOLERANCE: Final = Kind(
 )
 
 
-def _header_name(value: object) -> str:
-    if not isinstance(value, str) or not TOKEN.fullmatch(value):
-        raise BadValue(f"{_shown(value)} is not a header name", "like Content-Type")
-    return value
-
-
-HEADER_NAME: Final = Kind(
-    _header_name, {"type": "string", "pattern": f"^{TOKEN.pattern}$", "examples": ["Content-Type"]}
-)
+HEADER_NAME: Final = field_name("header", "Content-Type")
 _PATH_HINT: Final = "write a JSON path like $.generated_at or $.items[*].id"
 
 

@@ -133,7 +133,7 @@ class RouteTable:
         sides = _Sides.of(to, new, canary_ok=canary_ok)
         if "fallback" in f:
             primary = self.fallback(f["fallback"], label, sides)
-            sides = sides if primary is None else sides.with_primary(primary)
+            sides = sides if primary is None else dataclasses.replace(sides, primary=primary)
         if "overrides" in f:
             self.overrides(f["overrides"], label)
         if "slo" in f:
@@ -292,21 +292,15 @@ class RouteTable:
         if not isinstance(node, Map):
             return
         allow = node.get("allow")
-        if allow is not None:
-            self.known(allow, f"{what}.allow")
+        for item in allow.items if isinstance(allow, Seq) else ():
+            if _written(item):  # read_part reports what is not a name
+                self.upstream_name(item, f"{what}.allow")
         if _is(node.get("header"), False) and _is(node.get("cookie"), False):
             self.w.report(
                 node.at,
                 f"{what} turns off both the header and the cookie, so nothing can override",
                 "remove overrides, or keep one of them",
             )
-
-    def known(self, node: Node, what: str) -> bool:
-        """Every string in the list ``node`` names a known upstream (``read_part``
-        reports what is not a string)."""
-        items = node.items if isinstance(node, Seq) else ()
-        names = [i for i in items if _written(i)]
-        return all([self.upstream_name(i, what) is not None for i in names])
 
     def fallback(self, node: Node, label: str, sides: _Sides) -> str | None:
         """``fallback.to`` (the primary) when it names a known upstream other than the
@@ -427,11 +421,6 @@ class _Sides:
             return cls(known=known, to=to, new=canary, primary=to, canary=canary)
         new = None if to is None or to == LEGACY else to
         return cls(known=known, to=to, new=new, primary=LEGACY, canary=None)
-
-    def with_primary(self, primary: str) -> _Sides:
-        return _Sides(
-            known=self.known, to=self.to, new=self.new, primary=primary, canary=self.canary
-        )
 
     def default_allow(self) -> tuple[str, ...]:
         """What overrides may force by default: ``to``, ``canary.to`` and the primary."""
