@@ -170,17 +170,9 @@ class ValueMatch:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MatchSpec:
-    """What a request must look like. Every given condition must hold (AND).
-
-    ``path`` is exact, or a template with ``{name}``, ``{name:int}``, ``{name:uuid}``
-    or a final ``{name:path}`` segment; ``path_prefix`` matches whole segments
-    (``/api`` matches ``/api`` and ``/api/x`` but not ``/apix``). At most one of the
-    two is set; neither means every path. ``methods`` are upper-case; ``None`` means
-    any. ``host`` is exact or ``*.example.com`` (without port), compared lower-case.
-    ``query_only``: when set, the query string may hold no parameter but those
-    ``query`` names and those in this set (which may be absent): a plain list call,
-    not its paging or search variants. ``None``: any other parameter is fine.
-    """
+    """What a request must look like: every condition given must hold (none: every
+    request); a host is compared lower-case. ``query_only`` tells a plain list call from
+    its paging or search variants."""
 
     __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "match: {path_prefix: /api/invoices, methods: [GET]}"
@@ -272,14 +264,9 @@ OVERRIDE_COOKIE: Final = "strangler_backend"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Overrides:
-    """Let a request force one of ``allow``'s upstreams by name.
-
-    The header (``X-Strangler-Backend: billing``) wins over the cookie; either may be
-    ``None`` (turned off). The value must be exactly an allowed upstream name, else
-    it is ignored. ``allow`` is resolved by validation: by default the route's
-    ``to`` and ``canary.to``. ``networks``: client networks (CIDR) allowed to
-    override; empty means every client.
-    """
+    """Let a request force one of ``allow``'s upstreams by name: the header
+    (``X-Strangler-Backend: billing``) wins over the cookie; a value that is not exactly
+    an allowed upstream's name is ignored."""
 
     __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "overrides: {header: X-Strangler-Backend, networks: [10.0.0.0/8]}"
@@ -311,14 +298,9 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT",
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fallback:
-    """Per-request fallback to the primary when the new side fails.
-
-    Effective only on routes with a new side (see the module docstring), for the
-    ``methods`` listed, on the failures in ``on``. ``to`` overrides the route's
-    primary (it is the primary). ``buffer_bytes``: the most of a request body kept
-    in memory so the request can be sent again; a longer body (or any body when 0)
-    streams once and cannot fall back.
-    """
+    """Per-request fallback to the primary when the new side fails (only on routes with
+    a new side: see the module docstring); a body longer than ``buffer_bytes`` streams
+    once and cannot fall back."""
 
     __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "fallback: {methods: [GET, HEAD], on: [refused, timeout]}"
@@ -346,13 +328,8 @@ class Fallback:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Slo:
-    """What the new side of a route must deliver; breaching it trips the guard.
-
-    ``error_rate``: the largest acceptable share of failed answers (ratio in (0, 1));
-    ``latency_p99``: seconds that 99% of answers must beat. At least one is set.
-    Both are judged over the last ``window`` seconds, and only once the window
-    holds ``min_requests`` answers.
-    """
+    """What the new side of a route must deliver (one target at least); breaching it
+    trips the guard."""
 
     __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "slo: {error_rate: 1%, latency_p99: 300ms, window: 5m}"
