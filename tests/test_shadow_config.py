@@ -185,7 +185,7 @@ PROBLEMS = [
     ),
     (
         "shadow:\n  to: billing\n  compare:\n    ignore: [$.a, $.a]\n",
-        "r.yaml:4: route 'r' shadow.compare.ignore must not list '$.a' twice",
+        "r.yaml:4: route 'r' shadow.compare.ignore entry: '$.a' is listed twice",
     ),
     (
         "shadow:\n  to: billing\n  compare:\n    ignore: $.a\n",
@@ -194,7 +194,7 @@ PROBLEMS = [
     ),
     (
         "shadow:\n  to: billing\n  compare:\n    headers: [Content-Type, content-type]\n",
-        "r.yaml:4: route 'r' shadow.compare.headers must not list 'content-type' twice "
+        "r.yaml:4: route 'r' shadow.compare.headers entry: 'content-type' is listed twice "
         "(hint: header names are case-insensitive)",
     ),
     (

@@ -603,12 +603,20 @@ METHOD: Final = Kind(_method, {"type": "string", "examples": ["GET", "HEAD"]})
 
 
 class Listed:
-    """A list that is not empty (``empty`` ends the message, ``empty_hint`` is its hint)
-    and names nothing twice (compared upper-cased when ``upper``): a repeat is a problem
-    at its own entry, reported with the entries' own problems."""
+    """A list that names nothing twice (entries compared as ``same`` makes them): a
+    repeat is a problem at its own entry (``hint``), reported with the entries' own
+    problems. With ``empty``, it must not be empty either (``empty`` ends the message,
+    ``empty_hint`` is its hint)."""
 
-    def __init__(self, empty: str, empty_hint: str = "", *, upper: bool = False) -> None:
-        self.empty, self.empty_hint, self.upper = empty, empty_hint, upper
+    def __init__(
+        self,
+        empty: str = "",
+        empty_hint: str = "",
+        *,
+        same: Callable[[str], str] = str,
+        hint: str = "",
+    ) -> None:
+        self.empty, self.empty_hint, self.same, self.hint = empty, empty_hint, same, hint
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import ValidationError, core_schema
@@ -616,16 +624,16 @@ class Listed:
         def check(value: object, read: Callable[[object], Any]) -> Any:
             if not isinstance(value, list):
                 return read(value)  # pydantic names what it is
-            if not value:
+            if not value and self.empty:
                 raise BadValue(f"is empty, {self.empty}", self.empty_hint)
             seen: set[str] = set()
             again: list[Any] = []  # pydantic_core's InitErrorDetails
             for n, item in enumerate(value):
                 if not isinstance(item, str):
                     continue  # pydantic names what it is
-                folded = item.upper() if self.upper else item
+                folded = self.same(item)
                 if folded in seen:
-                    error = BadValue(f"{folded!r} is listed twice")
+                    error = BadValue(f"{folded!r} is listed twice", self.hint)
                     again.append(
                         {"type": "value_error", "loc": (n,), "input": item, "ctx": {"error": error}}
                     )
@@ -645,7 +653,8 @@ class Listed:
         return core_schema.no_info_wrap_validator_function(check, handler(source))
 
     def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
-        return {**handler(core), "minItems": 1, "uniqueItems": True}
+        at_least = {"minItems": 1} if self.empty else {}  # uniqueItems: 'A' and 'a' differ
+        return {**handler(core), **at_least, "uniqueItems": True}
 
 
 def _failure(value: object) -> str:
@@ -900,30 +909,6 @@ JSON_PATH: Final = Kind(
         "examples": ["$.generated_at"],
     },
 )
-
-
-class Unique:
-    """A list that names no entry twice (entries compared by ``same``)."""
-
-    def __init__(self, same: Callable[[Any], Any] = str, hint: str = "") -> None:
-        self.same = same
-        self.hint = hint
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        def once(items: Any) -> Any:
-            seen = set()
-            for item in items:
-                if self.same(item) in seen:
-                    raise BadValue(f"must not list {str(item)!r} twice", self.hint)
-                seen.add(self.same(item))
-            return items
-
-        return core_schema.no_info_after_validator_function(once, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        return {**handler(core), "uniqueItems": True}  # exact: 'A' and 'a' differ there
 
 
 class Switch:

@@ -185,7 +185,7 @@ class MatchSpec:
         Annotated[
             frozenset[Annotated[str, kinds.METHOD]],
             kinds.Listed(
-                "so the route would match nothing", "leave methods out to match any", upper=True
+                "so the route would match nothing", "leave methods out to match any", same=str.upper
             ),
         ]
         | None
@@ -312,7 +312,7 @@ class Fallback:
     """Where a failed request goes instead (default: the route's primary)."""
     methods: Annotated[
         frozenset[Annotated[str, kinds.METHOD]],
-        kinds.Listed("so no request could fall back", "write fallback: false", upper=True),
+        kinds.Listed("so no request could fall back", "write fallback: false", same=str.upper),
     ] = IDEMPOTENT_METHODS
     """The methods that may be sent again (default: the idempotent ones)."""
     on: Annotated[

@@ -230,15 +230,15 @@ class CompareRules:
     """Compare status codes."""
     headers: Annotated[
         tuple[Annotated[str, kinds.HEADER_NAME], ...],
-        kinds.Unique(str.lower, "header names are case-insensitive"),
+        kinds.Listed(same=str.lower, hint="header names are case-insensitive"),
     ] = DEFAULT_COMPARE_HEADERS
     """Response headers whose values must agree; [] compares none."""
-    ignore: Annotated[tuple[Annotated[JsonPath, kinds.JSON_PATH], ...], kinds.Unique()] = ()
+    ignore: Annotated[tuple[Annotated[JsonPath, kinds.JSON_PATH], ...], kinds.Listed()] = ()
     """JSON paths never compared."""
     float_tolerance: Annotated[float, kinds.FLOAT_TOLERANCE] = 1e-9
     """Numbers agree when math.isclose(rel_tol=abs_tol=this)."""
     unordered_arrays: Annotated[
-        tuple[Annotated[JsonPath, kinds.JSON_PATH], ...], kinds.Unique()
+        tuple[Annotated[JsonPath, kinds.JSON_PATH], ...], kinds.Listed()
     ] = ()
     """JSON paths of arrays compared as multisets."""
     confirm: Annotated[ConfirmSpec, kinds.CONFIRM] = ConfirmSpec()
