@@ -10,7 +10,7 @@ import pytest
 
 import strangler.config.shadow_model as shadow_model
 import strangler.config.validate_shadow as validate_shadow
-from strangler.config.described import _plain, routes_schema
+from strangler.config.described import SHADOW, _plain, read_part, routes_schema
 from strangler.config.shadow_model import (
     ANY,
     CompareRules,
@@ -21,7 +21,7 @@ from strangler.config.shadow_model import (
     parse_json_path,
 )
 from strangler.config.source import read_text
-from strangler.config.validate_shadow import read_shadow
+from strangler.config.validate_shadow import check_shadow
 from strangler.config.values import BadValue
 from strangler.config.walker import Walker
 
@@ -39,8 +39,9 @@ def read(text: str, own: str | None = "legacy") -> tuple[ShadowSpec | None, list
     node = root.get("shadow")  # type: ignore[union-attr]
     assert node is not None
     w = Walker("r.yaml")
-    spec = read_shadow(w, node, "route 'r'", upstreams=UPSTREAMS, own=own)
-    return spec, [str(p) for p in w.problems]
+    spec = read_part(w, node, SHADOW, "route 'r' shadow")  # as the route reader does
+    checked = check_shadow(w, node, "route 'r'", upstreams=UPSTREAMS, own=own)
+    return spec if checked else None, [str(p) for p in w.problems]
 
 
 def test_doctests() -> None:

@@ -1,40 +1,25 @@
 """A route's ``shadow:``: its keys are read by pydantic with the route
 (``described.RouteEntry.shadow``); the upstream it names is checked here
-(``check_shadow``, from the nodes). ``read_shadow`` reads a shadow node alone (both).
+(``check_shadow``, from the nodes).
 
 >>> from strangler.config.source import read_text
->>> root = read_text("shadow: {to: billing, percent: 5%, compare: {ignore: [$.at]}}", "r.yaml")
->>> node = root.files[0].root.get("shadow")
+>>> node = read_text("shadow: {to: bling, percent: 5%}", "r.yaml").files[0].root.get("shadow")
 >>> w = Walker("r.yaml")
->>> spec = read_shadow(w, node, "route 'a'", upstreams={"legacy", "billing"}, own="legacy")
->>> spec.to, spec.ratio, [str(p) for p in spec.compare.ignore], w.problems
-('billing', 0.05, ['$.at'], [])
+>>> check_shadow(w, node, "route 'a'", upstreams={"legacy", "billing"}, own="legacy")
+False
+>>> print(w.problems[0])
+r.yaml:1: route 'a' shadow sends to unknown upstream 'bling' \
+(hint: known upstreams: billing, legacy; did you mean 'billing'?)
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from strangler.config.described import SHADOW, read_part
-from strangler.config.shadow_model import ShadowSpec
 from strangler.config.source import Map, Node, Scalar
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
-__all__ = ["check_shadow", "known_upstream", "read_shadow"]
-
-
-def read_shadow(
-    w: Walker,
-    node: Node,
-    label: str,
-    *,
-    upstreams: Collection[str],
-    own: str | None,
-) -> ShadowSpec | None:
-    """A route's ``shadow`` node alone: its keys (``described.SHADOW``), then
-    ``check_shadow``; ``None`` after any problem."""
-    spec: ShadowSpec | None = read_part(w, node, SHADOW, f"{label} shadow")
-    return spec if check_shadow(w, node, label, upstreams=upstreams, own=own) else None
+__all__ = ["check_shadow", "known_upstream"]
 
 
 def check_shadow(
