@@ -956,8 +956,7 @@ def _noise_rule(noise: Any) -> None:
 
 CONFIRM: Final = Switch("confirm: {enabled: true, max_share: 10%}")
 NOISE: Final = Switch(
-    "noise: {enabled: true, samples: 2, min_observations: 20, share: 50%, window: 10m}",
-    _noise_rule,
+    "noise: {enabled: true, samples: 2, min_observations: 20, share: 50%, window: 10m}", _noise_rule
 )
 
 

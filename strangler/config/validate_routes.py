@@ -23,14 +23,7 @@ from types import MappingProxyType
 from typing import Any, Final, TypeGuard
 
 from strangler.config.described import RouteEntry, read_part
-from strangler.config.model import (
-    LEGACY,
-    Fallback,
-    Location,
-    Overrides,
-    Route,
-    Sticky,
-)
+from strangler.config.model import LEGACY, Fallback, Location, Overrides, Route, Sticky
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.validate_migrate import check_migrate
 from strangler.config.validate_shadow import check_shadow, known_upstream
@@ -38,10 +31,7 @@ from strangler.config.validate_translate import TranslateReader
 from strangler.config.values import NAME
 from strangler.config.walker import Walker
 
-__all__ = [
-    "ROUTE_FILE_KEYS",
-    "RouteTable",
-]
+__all__ = ["ROUTE_FILE_KEYS", "RouteTable"]
 
 ROUTE_FILE_KEYS: Final = ("routes", "include")
 

@@ -23,12 +23,7 @@ __all__ = ["check_shadow", "known_upstream"]
 
 
 def check_shadow(
-    w: Walker,
-    node: Node,
-    label: str,
-    *,
-    upstreams: Collection[str],
-    own: str | None,
+    w: Walker, node: Node, label: str, *, upstreams: Collection[str], own: str | None
 ) -> bool:
     """The upstream a route's ``shadow`` node names (``label`` names the route in
     messages, like ``route 'invoices'``) is declared and not ``own``; false after
