@@ -285,16 +285,14 @@ def _network(value: object) -> str:
     if not isinstance(value, str):
         raise BadValue(f"must be a string, got {_shown(value)}", "a network like '10.0.0.0/8'")
     try:
-        return str(ipaddress.ip_network(value, strict=True))
-    except ValueError:
-        pass
-    try:
         fixed = ipaddress.ip_network(value, strict=False)
     except ValueError:
         raise BadValue(
             f"{value!r} is not an IP network", "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
         ) from None
-    raise BadValue(f"{value!r} has host bits set", f"did you mean '{fixed}'?")
+    if ipaddress.ip_interface(value).ip != fixed.network_address:
+        raise BadValue(f"{value!r} has host bits set", f"did you mean '{fixed}'?")
+    return str(fixed)
 
 
 NETWORK: Final = Kind(_network, {"type": "string", "examples": ["10.0.0.0/8", "127.0.0.1"]})
@@ -562,6 +560,7 @@ PATH_GLOB: Final = Kind(
 )
 """A request path glob: ``*`` one segment's characters, ``**`` any depth, ``?`` one."""
 _GLOB: Final = re.compile(r"\*\*|\*|\?|[^*?]+")
+_GLOB_REGEX: Final = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
 
 
 def glob_regex(glob: str) -> str:
@@ -570,17 +569,7 @@ def glob_regex(glob: str) -> str:
     >>> glob_regex("/static/**"), glob_regex("/users/*/a.png")
     ('/static/.*', '/users/[^/]*/a\\\\.png')
     """
-    out = []
-    for part in _GLOB.findall(glob):
-        if part == "**":
-            out.append(".*")
-        elif part == "*":
-            out.append("[^/]*")
-        elif part == "?":
-            out.append("[^/]")
-        else:
-            out.append(re.escape(part))
-    return "".join(out)
+    return "".join(_GLOB_REGEX.get(part) or re.escape(part) for part in _GLOB.findall(glob))
 
 
 # ---------------------------------------------------------------- a route (schema-routes)
