@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -22,6 +23,7 @@ import jsonschema
 import pytest
 
 from strangler.cli import main
+from strangler.config import described, migrate_model, model, shadow_model
 from strangler.config.check import check_sources
 from strangler.config.described import (
     UNDESCRIBED,
@@ -208,6 +210,26 @@ def test_a_share_default_is_shown_as_a_file_must_write_it(
     assert w.problems == []
     field = "ratio" if key == "percent" else key
     assert getattr(given, field) == pytest.approx(getattr(omitted, field))
+
+
+def test_every_default_the_schema_shows_is_one_the_reader_takes() -> None:
+    """No default the file could not write: no ratio 1.0 for 100%, no null for a key
+    that refuses null, no [] for a list that must not be empty."""
+    parts = {
+        c.__name__: c
+        for module in (model, shadow_model, migrate_model, described)
+        for c in vars(module).values()
+        if isinstance(c, type) and dataclasses.is_dataclass(c)
+    }
+    refused = []
+    for name, shape in main_schema()["$defs"].items():
+        for key, prop in shape.get("properties", {}).items():
+            if "default" in prop:
+                w = Walker("d.yaml")
+                node = read_text(json.dumps({key: prop["default"]}), "d.yaml").files[0].root
+                read_part(w, node or Map((), NOWHERE), parts[name], "")
+                refused += [f"{name}: {p}" for p in w.problems if "missing" not in p.message]
+    assert refused == []
 
 
 def test_a_percentage_with_an_exponent_is_refused_by_both() -> None:

@@ -439,7 +439,10 @@ def main_schema() -> dict[str, Any]:
             shown = inner.get("metadata", {}).get("shown")
             if shown is not None and schema.get("default") is not None:
                 schema = {**schema, "default": shown(schema["default"])}
-            return super().default_schema(schema)
+            out = super().default_schema(schema)
+            if out.get("default") == [] and out.get("minItems"):  # filled in by validate
+                del out["default"]  # (overrides.allow: the route's own upstreams)
+            return out
 
     schema = _adapter().json_schema(schema_generator=_Schema)
     routes = _adapter(tuple[RouteEntry, ...]).json_schema(schema_generator=_Schema)

@@ -177,9 +177,9 @@ class MatchSpec:
     __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "match: {path_prefix: /api/invoices, methods: [GET]}"
 
-    path: Annotated[str | None, kinds.PATH] = None
+    path: Annotated[str, kinds.PATH] | None = None
     """One exact path or template, like /invoices/{id:int} (not with path_prefix)."""
-    path_prefix: Annotated[str | None, kinds.PATH_PREFIX] = None
+    path_prefix: Annotated[str, kinds.PATH_PREFIX] | None = None
     """A whole subtree: /api matches /api and /api/x, not /apix (not with path)."""
     methods: (
         Annotated[
@@ -191,7 +191,7 @@ class MatchSpec:
         | None
     ) = None
     """The methods matched (default: any)."""
-    host: Annotated[str | None, kinds.HOST] = None
+    host: Annotated[str, kinds.HOST] | None = None
     """The request's host, exact or *.example.com, without port."""
     headers: Mapping[
         Annotated[str, kinds.field_name("header")], Annotated[ValueMatch, kinds.CONDITION]
@@ -205,7 +205,7 @@ class MatchSpec:
         Annotated[str, kinds.field_name("cookie")], Annotated[ValueMatch, kinds.CONDITION]
     ] = field(default_factory=lambda: MappingProxyType({}))
     """Cookie -> exact value, true (present) or false (absent)."""
-    query_only: Annotated[frozenset[str] | None, kinds.QUERY_ONLY] = None
+    query_only: Annotated[frozenset[str], kinds.QUERY_ONLY] | None = None
     """true: no query parameter but those query names; a list: those may be there too."""
 
 

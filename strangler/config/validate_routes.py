@@ -341,7 +341,7 @@ class RouteTable:
         what = f"{label} match"
         if not isinstance(node, Map):
             return
-        if node.get("path") is not None and node.get("path_prefix") is not None:
+        if not _is(node.get("path"), None) and not _is(node.get("path_prefix"), None):
             later = max(node.key_at("path"), node.key_at("path_prefix"), key=lambda a: a.line)
             self.w.report(
                 later,
