@@ -386,16 +386,6 @@ class ShortForm:
         return {"anyOf": [dict(self.kind.schema), handler(core)]}
 
 
-def _error_rate(value: object) -> float:
-    ratio = _unit(units.config_percent)(value)
-    if not 0.0 < ratio < 1.0:
-        raise BadValue(
-            f"must be more than 0% and less than 100%, got {ratio * 100:g}%",
-            "the share of failed answers the new side may give, like 1%",
-        )
-    return float(ratio)
-
-
 _SHARE_TEXT: Final = r"^\s*(100(\.0+)?|\d{1,2}(\.\d+)?)\s*%\s*$"  # units.percent, to 100%
 _PERCENT: Final = {  # units.config_percent: a bare 0 < n <= 1 is refused (0.5% or 50%?)
     "anyOf": [
@@ -412,7 +402,24 @@ def _as_percent(ratio: float) -> str:
     return f"{ratio * 100:g}%"
 
 
-ERROR_RATE: Final = Kind(_error_rate, _PERCENT)
+def _more_than_none(hint: str, schema: dict[str, Any], *, below_all: bool = False) -> Kind:
+    """A share more than 0%; with ``below_all``, less than 100% too, and a bare 0.5 is
+    refused (``units.config_percent``)."""
+    read = _unit(units.config_percent if below_all else units.percent)
+
+    def parse(value: object) -> float:
+        share = float(read(value))
+        if share <= 0.0 or (below_all and share >= 1.0):
+            most = " and less than 100%" if below_all else ""
+            raise BadValue(f"must be more than 0%{most}, got {share * 100:g}%", hint)
+        return share
+
+    return Kind(parse, schema, shown=_as_percent)
+
+
+ERROR_RATE: Final = _more_than_none(
+    "the share of failed answers the new side may give, like 1%", _PERCENT, below_all=True
+)
 P99: Final = _bare_below(10)
 
 
@@ -815,28 +822,15 @@ PERCENT: Final = Kind(
 """A share from 0% to 100%; a bare number is a number of percent."""
 
 
-def _more_than_none(hint: str) -> Kind:
-    def parse(value: object) -> float:
-        share = float(_unit(units.percent)(value))
-        if share <= 0.0:
-            raise BadValue("must be more than 0%", hint)
-        return share
-
-    return Kind(
-        parse,
-        {
-            "anyOf": [
-                {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _SHARE_TEXT[1:]},
-                {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-            ],
-            "examples": ["50%"],
-        },
-        shown=_as_percent,
-    )
-
-
+_SOME: Final = {
+    "anyOf": [
+        {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _SHARE_TEXT[1:]},
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+    ],
+    "examples": ["50%"],
+}
 NOISE_SHARE: Final = _more_than_none(
-    "the share of pairs a path must differ in to be noisy, like 50%"
+    "the share of pairs a path must differ in to be noisy, like 50%", _SOME
 )
 SHADOW_TIMEOUT: Final = Kind(
     within(DURATION, (3600.0, "1h")).parse,
@@ -954,7 +948,7 @@ NOISE: Final = Switch(
 STAGES_EXAMPLE: Final = (
     "like stages: [{canary: {percent: [5%, 25%, 50%], step_every: 15m}}, migrated]"
 )
-PARITY: Final = _more_than_none("the share of compared answers that must agree, like 99.9%")
+PARITY: Final = _more_than_none("the share of compared answers that must agree, like 99.9%", _SOME)
 
 
 def _steps(value: object) -> tuple[float, ...]:
