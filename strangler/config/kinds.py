@@ -30,19 +30,9 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from strangler.config.model import Listen
 
-from strangler.config import units
+from strangler.config import units, values
 from strangler.config.model import READ  # re-exported: the model's classes use it too
-from strangler.config.values import (
-    METHODS,
-    NAME,
-    BadValue,
-    check_host,
-    check_path,
-    check_path_template,
-    check_redis_url,
-    check_url,
-    parse_listen,
-)
+from strangler.config.values import NAME, BadValue
 from strangler.config.values import shown as _shown
 
 __all__ = [
@@ -307,7 +297,7 @@ RESYNC: Final = within(
 
 
 REDIS_URL: Final = Kind(
-    lambda value: check_redis_url(_text(value)),
+    lambda value: values.check_redis_url(_text(value)),
     {"type": "string", "pattern": "^(redis|rediss|unix)://", "format": "uri"},
 )
 
@@ -323,10 +313,10 @@ TIMEOUT: Final = _bare_below(1000, "write null for no limit")
 
 
 URL: Final = Kind(
-    lambda value: check_url(_text(value, "for example http://127.0.0.1:8000")),
+    lambda value: values.check_url(_text(value, "for example http://127.0.0.1:8000")),
     {
         "type": "string",
-        # what check_url allows but for the port's range: no credentials, query, fragment
+        # what values.check_url allows but for the port's range: no credentials, query, fragment
         "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+)"
         r"(:[0-9]{1,5})?(/[^\s?#]*)?$",
         "examples": ["http://127.0.0.1:9000"],
@@ -514,7 +504,7 @@ def _listen(value: object) -> Listen:
         )
     if not isinstance(value, str) or not value.strip():
         raise BadValue(f"must be host:port, got {_shown(value)}", "for example '0.0.0.0:8080'")
-    return parse_listen(value)
+    return values.parse_listen(value)
 
 
 LISTEN: Final = Kind(_listen, {"type": "string", "examples": ["127.0.0.1:8081", ":8080"]})
@@ -589,8 +579,8 @@ def _method(value: object) -> str:
     if not isinstance(value, str):
         raise BadValue(f"expected a method like GET, got {_shown(value)}")
     method = value.upper()
-    if method not in METHODS:
-        hint = did_you_mean(method, METHODS) or f"known methods: {', '.join(METHODS)}"
+    if method not in values.METHODS:
+        hint = did_you_mean(method, values.METHODS) or f"known methods: {', '.join(values.METHODS)}"
         raise BadValue(f"unknown HTTP method {value!r}", hint)
     return method
 
@@ -690,9 +680,9 @@ OVERRIDE_NAME: Final = Kind(
 
 _SEGMENT: Final = r"(?:[^\s?#/{}]*|\{[A-Za-z_][A-Za-z0-9_]*(?::(?:str|int|uuid))?\})"
 PATH: Final = Kind(
-    lambda value: check_path_template(_text(value, "like /api/invoices/{id:int}")),
+    lambda value: values.check_path_template(_text(value, "like /api/invoices/{id:int}")),
     {
-        # but a parameter named twice: what check_path_template says, as a pattern
+        # but a parameter named twice: what values.check_path_template says, as a pattern
         "pattern": rf"^(?=/)(?:/{_SEGMENT})*(?:/\{{[A-Za-z_][A-Za-z0-9_]*:path\}})?$",
         "type": "string",
         "examples": ["/invoices/{id:int}"],
@@ -703,7 +693,7 @@ PATH: Final = Kind(
 
 
 def _path_prefix(value: object) -> str:
-    prefix = check_path(_text(value, "like /api/invoices"))
+    prefix = values.check_path(_text(value, "like /api/invoices"))
     if "{" in prefix or "}" in prefix:
         raise BadValue(
             f"{prefix!r}: a prefix cannot hold parameters",
@@ -718,7 +708,7 @@ PATH_PREFIX: Final = Kind(
 
 
 HOST: Final = Kind(
-    lambda value: check_host(_text(value, "like api.example.com or *.example.com")),
+    lambda value: values.check_host(_text(value, "like api.example.com or *.example.com")),
     {"type": "string", "examples": ["api.example.com", "*.example.com"]},
 )
 
