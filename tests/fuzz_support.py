@@ -118,27 +118,35 @@ def seeds(data: Path = DATA) -> list[Seed]:
     return found
 
 
-def vocabulary(all_seeds: list[Seed]) -> tuple[list[str], list[str]]:
-    """The keys and the values the seeds use, to swap between places."""
-    keys: set[str] = set()
-    values: set[str] = set()
+def vocabulary(all_seeds: list[Seed]) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """The keys and the values the seeds use, to swap between places, and each key's
+    values (a value another seed gives the same key is often valid there too)."""
+    by_key: dict[str, set[str]] = collections.defaultdict(set)
     for seed in all_seeds:
         for line in seed.text.splitlines():
             m = _KEY_LINE.match(line)
             if m:
-                keys.add(m.group(2))
+                given = by_key[m.group(2)]  # a key is known even with no value
                 if m.group(4) and len(m.group(4)) < 200:
-                    values.add(m.group(4))
-    return sorted(keys), sorted(values)
+                    given.add(m.group(4))
+    values = {v for vs in by_key.values() for v in vs}
+    return sorted(by_key), sorted(values), {k: sorted(v) for k, v in by_key.items() if v}
 
 
 class Mutator:
     """Seeded text mutations of a config."""
 
-    def __init__(self, rng: random.Random, keys: list[str], values: list[str]) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        keys: list[str],
+        values: list[str],
+        by_key: dict[str, list[str]] | None = None,
+    ) -> None:
         self.rng = rng
         self.keys = keys
         self.values = values
+        self.by_key = by_key or {}
 
     def mutate(self, text: str) -> str:
         for _ in range(self.rng.randint(1, 4)):
@@ -171,6 +179,16 @@ class Mutator:
     def replace_key(self, text: str) -> str:
         key = self.rng.choice(self.keys) if self.keys else "x"
         return self._edit_key_line(text, lambda m: f"{m.group(1)}{key}{m.group(3)}{m.group(4)}")
+
+    def other_value(self, text: str) -> str:
+        """A key's value replaced by one another seed gives that key (``percent: 10%``
+        to ``percent: 25%``): a mild edit, often still a valid config."""
+
+        def edit(m: re.Match[str]) -> str:
+            value = self.rng.choice(self.by_key.get(m.group(2)) or [m.group(4)])
+            return f"{m.group(1)}{m.group(2)}{m.group(3)}{value}"
+
+        return self._edit_key_line(text, edit)
 
     def drop_line(self, text: str) -> str:
         lines = self._lines(text)
@@ -230,15 +248,27 @@ class Case:
     text: str
 
 
-def cases(n: int, seed: int = 0) -> Iterator[Case]:
-    """``n`` mutated configs, reproducibly for one ``seed``."""
+def cases(n: int, seed: int = 0, *, mild: float = 0.0) -> Iterator[Case]:
+    """``n`` mutated configs, reproducibly for one ``seed``. ``mild``: the share of
+    cases that start from a seed ``strangler check`` accepts and only take other
+    values of the seeds' for one or two keys, so that a good part of them are valid
+    (what a reload test needs: configs applied between the rejected ones)."""
     all_seeds = seeds()
-    keys, values = vocabulary(all_seeds)
+    keys, values, by_key = vocabulary(all_seeds)
     rng = random.Random(seed)
-    mutator = Mutator(rng, keys, values)
+    mutator = Mutator(rng, keys, values, by_key)
+    valid = [s for s in all_seeds if mild and check_text(s.text, s.file)]
     for number in range(n):
-        start = rng.choice(all_seeds)
-        yield Case(number, start.name, start.file, mutator.mutate(start.text))
+        if mild and rng.random() < mild:
+            start = rng.choice(valid)
+            text = start.text
+            for _ in range(rng.randint(1, 2)):
+                text = mutator.other_value(text)
+            text += f"\n# case {number}\n"  # never the config already loaded
+        else:
+            start = rng.choice(all_seeds)
+            text = mutator.mutate(start.text)
+        yield Case(number, start.name, start.file, text)
 
 
 def check_text(text: str, file: str) -> bool:
@@ -273,7 +303,8 @@ class ReloadRun:
 
 async def through_reload(work: Path, legacy_url: str, n: int, seed: int) -> ReloadRun:
     """``n`` mutated configs through ``ProxyServer.reload()`` of a running server, in
-    ``work`` (a copy of tests/data/configs, so includes resolve); then the good one."""
+    ``work`` (a copy of tests/data/configs, so includes resolve); then the good one.
+    A third of them are mild (``cases``): valid configs get applied between the rest."""
     tree = work / "configs"
     shutil.copytree(DATA, tree)
     path = tree / "valid" / "live.yaml"
@@ -288,7 +319,7 @@ async def through_reload(work: Path, legacy_url: str, n: int, seed: int) -> Relo
     run = ReloadRun()
     try:
         async with aiohttp.ClientSession() as session:
-            for case in cases(n, seed):
+            for case in cases(n, seed, mild=0.33):
                 path.write_text(case.text)
                 try:
                     result, message = await server.reload()

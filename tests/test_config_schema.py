@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -22,15 +23,21 @@ import jsonschema
 import pytest
 
 from strangler.cli import main
+from strangler.config import described, migrate_model, model, shadow_model
 from strangler.config.check import check_sources
 from strangler.config.described import (
     UNDESCRIBED,
     UNDESCRIBED_ROUTE_KEYS,
     _plain,
     main_schema,
+    read_part,
     routes_schema,
 )
+from strangler.config.migrate_model import Gates, ShadowStage
+from strangler.config.model import NOWHERE, TracingSettings
+from strangler.config.shadow_model import ConfirmSpec, NoiseSpec, ShadowSpec
 from strangler.config.source import Map, Sources, read_file, read_text
+from strangler.config.walker import Walker
 from strangler.errors import Problem
 from tests.fuzz_support import cases
 
@@ -175,3 +182,65 @@ def test_schema_and_check_agree_on_broken_configs() -> None:
     assert disagreements == [], "\n".join(disagreements[:20])
     assert both > 50  # the corpus does exercise what the schema describes
     assert only_check > 50
+
+
+@pytest.mark.parametrize(
+    ("part", "key", "needs", "shown"),  # key: the field's config name
+    [
+        (TracingSettings, "sample", "otlp: http://c:4318\n", "100%"),
+        (ShadowSpec, "percent", "to: b\n", "100%"),  # the field: ratio
+        (ConfirmSpec, "max_share", "", "10%"),
+        (NoiseSpec, "share", "", "50%"),
+        (ShadowStage, "parity", "", "99.9%"),
+        (Gates, "error_rate_vs_primary", "", "0.5%"),
+    ],
+)
+def test_a_share_default_is_shown_as_a_file_must_write_it(
+    part: type, key: str, needs: str, shown: str
+) -> None:
+    """The schema shows a ratio's default as a percentage (a bare 1.0 is refused), and
+    the reader takes what it shows for that very default."""
+    assert main_schema()["$defs"][part.__name__]["properties"][key]["default"] == shown
+    w = Walker("p.yaml")
+    given, omitted = (
+        read_part(w, read_text(text, "p.yaml").files[0].root or Map((), NOWHERE), part, "")
+        for text in (f"{needs}{key}: {shown}\n", needs)
+    )
+    assert w.problems == []
+    field = "ratio" if key == "percent" else key
+    assert getattr(given, field) == pytest.approx(getattr(omitted, field))
+
+
+def test_every_default_the_schema_shows_is_one_the_reader_takes() -> None:
+    """No default the file could not write: no ratio 1.0 for 100%, no null for a key
+    that refuses null, no [] for a list that must not be empty."""
+    parts = {
+        c.__name__: c
+        for module in (model, shadow_model, migrate_model, described)
+        for c in vars(module).values()
+        if isinstance(c, type) and dataclasses.is_dataclass(c)
+    }
+    refused = []
+    for name, shape in main_schema()["$defs"].items():
+        for key, prop in shape.get("properties", {}).items():
+            if "default" in prop:
+                w = Walker("d.yaml")
+                node = read_text(json.dumps({key: prop["default"]}), "d.yaml").files[0].root
+                read_part(w, node or Map((), NOWHERE), parts[name], "")
+                refused += [f"{name}: {p}" for p in w.problems if "missing" not in p.message]
+    assert refused == []
+
+
+def test_a_percentage_with_an_exponent_is_refused_by_both() -> None:
+    """``1e2%`` is 100% to Python's float(), but no pattern of the schema's: both refuse."""
+    sources = read_text(
+        "upstreams: {legacy: http://l:1, b: http://b:1}\n"
+        "routes:\n"
+        "  - {name: r, owner: o, match: {path: /}, to: legacy, shadow: {to: b, percent: 1e2%}}\n",
+        "m.yaml",
+    )
+    report = check_sources(sources, "m.yaml")
+    assert [p.message for p in report.problems] == [
+        "route 'r' shadow.percent: expected a percentage like '10%', got '1e2%'"
+    ]
+    assert _schema_errors(sources) != []

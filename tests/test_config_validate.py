@@ -714,7 +714,8 @@ def test_docstring_examples(module: ModuleType) -> None:
     [
         (
             "upstreams: {legacy: http://l, 5: http://x}\n",
-            "m.yaml:1: upstreams: name 5 must be letters, digits, '.', '_' and '-' "
+            "m.yaml:1: upstreams: name 5 must be letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit "
             "(hint: names appear in metrics and logs, like 'billing' or 'legacy')",
         ),
         ("upstreams: null\n", "m.yaml:1: upstreams must be a mapping, got nothing (null)"),

@@ -17,10 +17,9 @@ from prometheus_client import CollectorRegistry
 
 import strangler.migrate.figures
 from strangler.config import load_config_text
-from strangler.config.described import _plain, routes_schema
-from strangler.config.migrate_model import CanaryStage, MigratedStage, ShadowStage
+from strangler.config.described import _plain, read_part, routes_schema
+from strangler.config.migrate_model import CanaryStage, MigratedStage, MigratePlan, ShadowStage
 from strangler.config.source import read_text
-from strangler.config.validate_migrate import read_migrate
 from strangler.config.walker import Walker
 from strangler.errors import ConfigError
 from strangler.metrics import Metrics
@@ -353,9 +352,7 @@ def test_the_route_file_schema_describes_the_plan(plan: str) -> None:
     node = root.get("migrate")  # type: ignore[union-attr]
     assert node is not None
     w = Walker("m.yaml")
-    assert (
-        read_migrate(w, node, "route 'a'", has_canary=True, has_shadow=True, has_slo=True) is None
-    )
+    assert read_part(w, node, MigratePlan, "route 'a' migrate") is None
     assert w.problems
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import strangler.config.shadow_model as shadow_model
 import strangler.config.validate_shadow as validate_shadow
-from strangler.config.described import _plain, routes_schema
+from strangler.config.described import SHADOW, _plain, read_part, routes_schema
 from strangler.config.shadow_model import (
     ANY,
     CompareRules,
@@ -21,7 +21,7 @@ from strangler.config.shadow_model import (
     parse_json_path,
 )
 from strangler.config.source import read_text
-from strangler.config.validate_shadow import read_shadow
+from strangler.config.validate_shadow import check_shadow
 from strangler.config.values import BadValue
 from strangler.config.walker import Walker
 
@@ -39,8 +39,9 @@ def read(text: str, own: str | None = "legacy") -> tuple[ShadowSpec | None, list
     node = root.get("shadow")  # type: ignore[union-attr]
     assert node is not None
     w = Walker("r.yaml")
-    spec = read_shadow(w, node, "route 'r'", upstreams=UPSTREAMS, own=own)
-    return spec, [str(p) for p in w.problems]
+    spec = read_part(w, node, SHADOW, "route 'r' shadow")  # as the route reader does
+    checked = check_shadow(w, node, "route 'r'", upstreams=UPSTREAMS, own=own)
+    return spec if checked else None, [str(p) for p in w.problems]
 
 
 def test_doctests() -> None:
@@ -185,7 +186,7 @@ PROBLEMS = [
     ),
     (
         "shadow:\n  to: billing\n  compare:\n    ignore: [$.a, $.a]\n",
-        "r.yaml:4: route 'r' shadow.compare.ignore must not list '$.a' twice",
+        "r.yaml:4: route 'r' shadow.compare.ignore entry: '$.a' is listed twice",
     ),
     (
         "shadow:\n  to: billing\n  compare:\n    ignore: $.a\n",
@@ -194,12 +195,12 @@ PROBLEMS = [
     ),
     (
         "shadow:\n  to: billing\n  compare:\n    headers: [Content-Type, content-type]\n",
-        "r.yaml:4: route 'r' shadow.compare.headers must not list 'content-type' twice "
+        "r.yaml:4: route 'r' shadow.compare.headers entry: 'content-type' is listed twice "
         "(hint: header names are case-insensitive)",
     ),
     (
         "shadow:\n  to: billing\n  compare:\n    headers: ['bad header']\n",
-        "r.yaml:4: route 'r' shadow.compare.headers entry: 'bad header' is not a header name",
+        "r.yaml:4: route 'r' shadow.compare.headers entry: 'bad header' is not a valid header name",
     ),
     (
         "shadow:\n  to: billing\n  compare:\n    float_tolerance: 2\n",

@@ -81,7 +81,7 @@ def test_percent(text: object, ratio: float) -> None:
     assert units.percent(text) == pytest.approx(ratio)
 
 
-@pytest.mark.parametrize("bad", ["10", "ten%", "%", True, None])
+@pytest.mark.parametrize("bad", ["10", "ten%", "%", True, None, "1e2%", "nan%", "+5%", "5.%"])
 def test_percent_rejects(bad: object) -> None:
     with pytest.raises(ValueError, match=r"^expected a percentage like '10%', got "):
         units.percent(bad)

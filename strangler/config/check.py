@@ -134,9 +134,7 @@ def shadowed_routes(config: Config) -> list[Problem]:
                 f"move {dead.name!r} above {winner.name!r}, or narrow {winner.name!r}",
             )
         )
-    rank = {file: n for n, file in enumerate(config.files)}
-    problems.sort(key=lambda p: (rank.get(p.file, len(rank)), p.line))
-    return problems
+    return _in_file_order(problems, config.files)
 
 
 def warnings(config: Config) -> list[Problem]:
@@ -153,9 +151,12 @@ def warnings(config: Config) -> list[Problem]:
         for up in config.upstreams.values()
         if up.url.startswith("https://") and not up.tls.verify
     ]
-    rank = {file: n for n, file in enumerate(config.files)}
-    found.sort(key=lambda p: (rank.get(p.file, len(rank)), p.line))
-    return found
+    return _in_file_order(found, config.files)
+
+
+def _in_file_order(problems: list[Problem], files: tuple[str, ...]) -> list[Problem]:
+    rank = {file: n for n, file in enumerate(files)}
+    return sorted(problems, key=lambda p: (rank.get(p.file, len(rank)), p.line))
 
 
 def _warning_line(p: Problem) -> str:

@@ -293,7 +293,7 @@ def _report(
     if kind in ("unexpected_keyword_argument", "invalid_key"):
         key = error["input"] if kind == "invalid_key" else names[-1]
         parent = _dotted(names[:-1])
-        allowed = _field_names(_field_type_path(top, names[skip:-1]))
+        allowed = list(_keys(_field_type_path(top, names[skip:-1])))
         where = f"in {parent}" if parent else "at the top level"
         message = f"unknown key {key!r} {where}"
         best = suggest(key, allowed) if isinstance(key, str) else None
@@ -304,17 +304,12 @@ def _report(
         if (_dotted(names[:-1]), names[-1]) in guessed:
             return
         message = f"{_dotted(names[:-1]) or 'the config'} is missing required key {names[-1]!r}"
-        example = getattr(_unwrap(_field_type_path(top, names[skip:-1])), "EXAMPLE", "")
-        hint = f"for example {example}" if example else ""
+        hint = _example(_field_type_path(top, names[skip:-1]))
     elif kind in ("dataclass_type", "dict_type", "model_type"):
         either = "true, false or " if getattr(_unwrap(shape), "OR_BOOLEAN", False) else ""
-        message = f"{what} must be {either}a mapping, got {got}"
-        example = getattr(_unwrap(shape), "EXAMPLE", "") or getattr(_unwrap(holder), "EXAMPLE", "")
-        hint = f"for example {example}" if example else ""
+        message, hint = f"{what} must be {either}a mapping, got {got}", _example(shape, holder)
     elif kind == "too_short":
-        message = f"{what} must not be empty"
-        example = getattr(_unwrap(holder), "EXAMPLE", "")
-        hint = f"for example {example}" if example else ""
+        message, hint = f"{what} must not be empty", _example(holder)
     elif kind in ("list_type", "tuple_type", "frozen_set_type", "set_type"):
         message = f"{what} must be a list, got {got}"
         examples = _examples(_item_type(shape))
@@ -362,6 +357,12 @@ def _unwrap(shape: Any) -> Any:
             return shape
 
 
+def _example(*shapes: Any) -> str:
+    """``for example X``: the ``EXAMPLE`` of the first of ``shapes`` that has one."""
+    found = [e for shape in shapes if (e := getattr(_unwrap(shape), "EXAMPLE", ""))]
+    return f"for example {found[0]}" if found else ""
+
+
 def _examples(shape: Any) -> list[str]:
     """The ``examples`` of the kind that ``shape`` is annotated with, if any."""
     for meta in getattr(shape, "__metadata__", ()):
@@ -406,10 +407,6 @@ def _field_type_path(top: type, names: list[str | None]) -> Any:
     return shape
 
 
-def _field_names(shape: Any) -> list[str]:
-    return list(_keys(shape))
-
-
 # ---------------------------------------------------------------------------- the schema
 
 
@@ -429,6 +426,17 @@ def main_schema() -> dict[str, Any]:
             if isinstance(dft, frozenset):  # in a stable order
                 return sorted(dft)
             return super().encode_default(dft)
+
+        def default_schema(self, schema: Any) -> Any:
+            inner = schema["schema"]  # a kind's shown (kinds.Kind), maybe in "| None"
+            inner = inner["schema"] if inner["type"] == "nullable" else inner
+            shown = inner.get("metadata", {}).get("shown")
+            if shown is not None and schema.get("default") is not None:
+                schema = {**schema, "default": shown(schema["default"])}
+            out = super().default_schema(schema)
+            if out.get("default") == [] and out.get("minItems"):  # filled in by validate
+                del out["default"]  # (overrides.allow: the route's own upstreams)
+            return out
 
     schema = _adapter().json_schema(schema_generator=_Schema)
     routes = _adapter(tuple[RouteEntry, ...]).json_schema(schema_generator=_Schema)

@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from strangler.config.model import Listen
 
-from strangler.config import units
-from strangler.config.values import NAME, BadValue, check_redis_url, check_url, parse_listen
+from strangler.config import units, values
+from strangler.config.model import READ  # re-exported: the model's classes use it too
+from strangler.config.values import NAME, BadValue
+from strangler.config.values import shown as _shown
 
 __all__ = [
     "BODY_TEMPLATE",
@@ -71,6 +73,7 @@ __all__ = [
     "glob_regex",
     "json_value",
     "key",
+    "named",
     "text_like",
     "within",
 ]
@@ -79,16 +82,12 @@ _DURATION_TEXT: Final = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 _SIZE_TEXT: Final = r"(?i)^\s*\d+\s*(b|kb|kib|mb|mib|gb|gib)?\s*$"
 
 
-READ: Final[dict[str, Any]] = {"extra": "forbid", "use_attribute_docstrings": True}
-"""pydantic's config (a ``ConfigDict``) for a class read on its own (``__pydantic_config__``):
-unknown keys are problems, attribute docstrings describe the keys. Nested classes
-take their reader's."""
-
-
 class Kind:
     """A value read by ``parse`` and shown in the JSON Schema as ``schema``.
 
     ``with_base``: ``parse`` also takes the main config file's directory (file paths).
+    ``shown``: how the schema writes a default (``described`` reads it): ``1.0`` as
+    ``100%``, as the file must.
     """
 
     def __init__(
@@ -97,22 +96,25 @@ class Kind:
         schema: dict[str, Any],
         *,
         with_base: bool = False,
+        shown: Callable[[Any], Any] | None = None,
     ) -> None:
         self.parse = parse
         self.schema = schema
         self.with_base = with_base
+        self.shown = shown
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
+        meta = {"shown": self.shown}
         if self.with_base:
             parse = self.parse
 
             def based(value: object, info: Any) -> Any:
                 return parse(value, (info.context or {}).get("base_dir", ""))
 
-            return core_schema.with_info_plain_validator_function(based)
-        return core_schema.no_info_plain_validator_function(self.parse)
+            return core_schema.with_info_plain_validator_function(based, metadata=meta)
+        return core_schema.no_info_plain_validator_function(self.parse, metadata=meta)
 
     def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
         return dict(self.schema)
@@ -191,17 +193,27 @@ SIZE: Final = Kind(
 """``512``, ``64kb``, ``1MiB``, ``1gib``; to int bytes."""
 
 
-def within(kind: Kind, most: tuple[float, str] | None = None, hint: str = "") -> Kind:
-    """``kind`` whose value must be more than 0, and at most ``most`` (the limit in
-    seconds and as written) when given."""
+def within(
+    kind: Kind,
+    most: tuple[float, str] | None = None,
+    hint: str = "",
+    *,
+    least: tuple[float, str] | None = None,
+) -> Kind:
+    """``kind`` whose value must be more than 0 (at least ``least`` when given), and at
+    most ``most`` when given: the limits in seconds and as written."""
 
     def parse(value: object) -> Any:
         got = kind.parse(value)
-        if most is None and got <= 0:
-            raise BadValue("must be more than 0", hint)
-        if most is not None and not 0 < got <= most[0]:
+        if (got >= least[0] if least else got > 0) and (most is None or got <= most[0]):
+            return got
+        if least and most:
+            raise BadValue(f"must be from {least[1]} to {most[1]}, got {got:g}s", hint)
+        if least:
+            raise BadValue(f"must be at least {least[1]}, got {got:g}s", hint)
+        if most:
             raise BadValue(f"must be more than 0 and at most {most[1]}, got {got:g}s", hint)
-        return got
+        raise BadValue("must be more than 0", hint)
 
     return Kind(parse, kind.schema)
 
@@ -263,16 +275,14 @@ def _network(value: object) -> str:
     if not isinstance(value, str):
         raise BadValue(f"must be a string, got {_shown(value)}", "a network like '10.0.0.0/8'")
     try:
-        return str(ipaddress.ip_network(value, strict=True))
-    except ValueError:
-        pass
-    try:
         fixed = ipaddress.ip_network(value, strict=False)
     except ValueError:
         raise BadValue(
             f"{value!r} is not an IP network", "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
         ) from None
-    raise BadValue(f"{value!r} has host bits set", f"did you mean '{fixed}'?")
+    if ipaddress.ip_interface(value).ip != fixed.network_address:
+        raise BadValue(f"{value!r} has host bits set", f"did you mean '{fixed}'?")
+    return str(fixed)
 
 
 NETWORK: Final = Kind(_network, {"type": "string", "examples": ["10.0.0.0/8", "127.0.0.1"]})
@@ -286,33 +296,27 @@ RESYNC: Final = within(
 )
 
 
-def _redis_url(value: object) -> str:
-    return check_redis_url(_text(value))
-
-
 REDIS_URL: Final = Kind(
-    _redis_url, {"type": "string", "pattern": "^(redis|rediss|unix)://", "format": "uri"}
+    lambda value: values.check_redis_url(_text(value)),
+    {"type": "string", "pattern": "^(redis|rediss|unix)://", "format": "uri"},
 )
 
 
-# A bare number this large in a timeout was most likely meant as milliseconds.
-CONNECT_TIMEOUT: Final = within(
-    Kind(_unit(units.bare_seconds_below(100)), DURATION.schema), hint="write null for no limit"
-)
-TIMEOUT: Final = within(
-    Kind(_unit(units.bare_seconds_below(1000)), DURATION.schema), hint="write null for no limit"
-)
+def _bare_below(limit: float, hint: str = "") -> Kind:
+    """A duration more than 0; a bare number of ``limit`` or more was most likely meant
+    as milliseconds (``units.bare_seconds_below``)."""
+    return within(Kind(_unit(units.bare_seconds_below(limit)), DURATION.schema), hint=hint)
 
 
-def _url(value: object) -> str:
-    return check_url(_text(value, "for example http://127.0.0.1:8000"))
+CONNECT_TIMEOUT: Final = _bare_below(100, "write null for no limit")
+TIMEOUT: Final = _bare_below(1000, "write null for no limit")
 
 
 URL: Final = Kind(
-    _url,
+    lambda value: values.check_url(_text(value, "for example http://127.0.0.1:8000")),
     {
         "type": "string",
-        # what check_url allows but for the port's range: no credentials, query, fragment
+        # what values.check_url allows but for the port's range: no credentials, query, fragment
         "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+)"
         r"(:[0-9]{1,5})?(/[^\s?#]*)?$",
         "examples": ["http://127.0.0.1:9000"],
@@ -320,16 +324,26 @@ URL: Final = Kind(
 )
 
 
-def _name(value: object) -> str:
-    if not isinstance(value, str) or not NAME.fullmatch(value):
-        raise BadValue(
-            f"name {value!r} must be letters, digits, '.', '_' and '-'",
-            "names appear in metrics and logs, like 'billing' or 'legacy'",
-        )
-    return value
+def named(example: str, hint: str = "", *, key: bool = False) -> Kind:
+    """A name (``NAME``) like ``example``; ``hint`` says where it shows. ``key``: the
+    name is a mapping's key (any scalar), named "name" in the problem."""
+
+    def parse(value: object) -> str:
+        text = value if key else _text(value, f"like {example!r}")
+        if not isinstance(text, str) or not NAME.fullmatch(text):
+            raise BadValue(
+                f"{'name ' if key else ''}{text!r} must be letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit",
+                hint or f"like {example!r}",
+            )
+        return text
+
+    return Kind(parse, {"type": "string", "pattern": f"^{NAME.pattern}$", "examples": [example]})
 
 
-UPSTREAM_NAME: Final = Kind(_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+UPSTREAM_NAME: Final = named(
+    "billing", "names appear in metrics and logs, like 'billing' or 'legacy'", key=True
+)
 
 
 class ShortForm:
@@ -362,32 +376,44 @@ class ShortForm:
         return {"anyOf": [dict(self.kind.schema), handler(core)]}
 
 
-def _error_rate(value: object) -> float:
-    ratio = _unit(units.config_percent)(value)
-    if not 0.0 < ratio < 1.0:
-        raise BadValue(
-            f"must be more than 0% and less than 100%, got {ratio * 100:g}%",
-            "the share of failed answers the new side may give, like 1%",
-        )
-    return float(ratio)
-
-
-_PERCENT: Final = {
-    "anyOf": [{"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%\s*$"}, {"type": "number"}],
+_SHARE_TEXT: Final = r"^\s*(100(\.0+)?|\d{1,2}(\.\d+)?)\s*%\s*$"  # units.percent, to 100%
+_PERCENT: Final = {  # units.config_percent: a bare 0 < n <= 1 is refused (0.5% or 50%?)
+    "anyOf": [
+        {"type": "string", "pattern": _SHARE_TEXT},
+        {"const": 0},
+        {"type": "number", "exclusiveMinimum": 1, "maximum": 100},
+    ],
     "examples": ["1%"],
 }
-ERROR_RATE: Final = Kind(_error_rate, _PERCENT)
-P99: Final = within(Kind(_unit(units.bare_seconds_below(10)), DURATION.schema))
 
 
-def _slo_window(value: object) -> float:
-    seconds = float(_unit(units.duration)(value))
-    if not 1.0 <= seconds <= 86400.0:
-        raise BadValue(f"must be from 1s to 24h, got {seconds:g}s", "like 5m")
-    return seconds
+def _as_percent(ratio: float) -> str:
+    """A ratio as a file writes it (the schema's default): 0.1 is ``10%``."""
+    return f"{ratio * 100:g}%"
 
 
-SLO_WINDOW: Final = Kind(_slo_window, DURATION.schema)
+def _more_than_none(hint: str, schema: dict[str, Any], *, below_all: bool = False) -> Kind:
+    """A share more than 0%; with ``below_all``, less than 100% too, and a bare 0.5 is
+    refused (``units.config_percent``)."""
+    read = _unit(units.config_percent if below_all else units.percent)
+
+    def parse(value: object) -> float:
+        share = float(read(value))
+        if share <= 0.0 or (below_all and share >= 1.0):
+            most = " and less than 100%" if below_all else ""
+            raise BadValue(f"must be more than 0%{most}, got {share * 100:g}%", hint)
+        return share
+
+    return Kind(parse, schema, shown=_as_percent)
+
+
+ERROR_RATE: Final = _more_than_none(
+    "the share of failed answers the new side may give, like 1%", _PERCENT, below_all=True
+)
+P99: Final = _bare_below(10)
+
+
+SLO_WINDOW: Final = within(DURATION, (86400.0, "24h"), "like 5m", least=(1.0, "1s"))
 
 
 def key(name: str) -> Any:
@@ -449,14 +475,7 @@ STICKY: Final = Kind(
 )
 
 
-def _group(value: object) -> str:
-    text = _text(value, "a name, like 'checkout'")
-    if not NAME.fullmatch(text):
-        raise BadValue(f"{text!r} must be letters, digits, '.', '_' and '-'")
-    return text
-
-
-GROUP: Final = Kind(_group, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+GROUP: Final = named("checkout")
 
 
 def _debug_headers(value: object) -> str:
@@ -485,44 +504,40 @@ def _listen(value: object) -> Listen:
         )
     if not isinstance(value, str) or not value.strip():
         raise BadValue(f"must be host:port, got {_shown(value)}", "for example '0.0.0.0:8080'")
-    return parse_listen(value)
+    return values.parse_listen(value)
 
 
 LISTEN: Final = Kind(_listen, {"type": "string", "examples": ["127.0.0.1:8081", ":8080"]})
 """``host:port``; ``:8080`` is every IPv4 interface, port 0 any free port."""
 
 _DAYS: Final = re.compile(r"(\d+(?:\.\d+)?)\s*d")
-_MIN_IDLE: Final = 3600.0
-_MAX_IDLE: Final = 400 * 86400.0
 
 
-def _idle_after(value: object) -> float:
-    """A duration (``units.duration``) or a number of days (``14d``), 1h to 400d."""
+def _days(value: object) -> float:
+    """A duration (``units.duration``) or a number of days (``14d``)."""
     if isinstance(value, str) and (m := _DAYS.fullmatch(value.strip())):
-        seconds = float(m.group(1)) * 86400.0
-    else:
-        try:
-            seconds = units.duration(value)
-        except ValueError:
-            raise ValueError(f"expected a duration like '14d' or '36h', got {value!r}") from None
-    if not _MIN_IDLE <= seconds <= _MAX_IDLE:
-        raise BadValue(
-            f"must be from 1h to 400d, got {seconds:g}s",
-            "how long legacy must be unused before its code can go: 14d, or 35d for "
-            "month-end jobs, 95d for quarterly ones",
-        )
-    return seconds
+        return float(m.group(1)) * 86400.0
+    try:
+        return units.duration(value)
+    except ValueError:
+        raise ValueError(f"expected a duration like '14d' or '36h', got {value!r}") from None
 
 
-IDLE_AFTER: Final = Kind(
-    _idle_after,
-    {
-        "anyOf": [
-            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
-            {"type": "number", "minimum": 3600},
-        ],
-        "examples": ["14d", "35d"],
-    },
+IDLE_AFTER: Final = within(
+    Kind(
+        _days,
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
+                {"type": "number", "minimum": 3600},
+            ],
+            "examples": ["14d", "35d"],
+        },
+    ),
+    (400 * 86400.0, "400d"),
+    "how long legacy must be unused before its code can go: 14d, or 35d for month-end "
+    "jobs, 95d for quarterly ones",
+    least=(3600.0, "1h"),
 )
 
 
@@ -542,6 +557,7 @@ PATH_GLOB: Final = Kind(
 )
 """A request path glob: ``*`` one segment's characters, ``**`` any depth, ``?`` one."""
 _GLOB: Final = re.compile(r"\*\*|\*|\?|[^*?]+")
+_GLOB_REGEX: Final = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
 
 
 def glob_regex(glob: str) -> str:
@@ -550,31 +566,7 @@ def glob_regex(glob: str) -> str:
     >>> glob_regex("/static/**"), glob_regex("/users/*/a.png")
     ('/static/.*', '/users/[^/]*/a\\\\.png')
     """
-    out = []
-    for part in _GLOB.findall(glob):
-        if part == "**":
-            out.append(".*")
-        elif part == "*":
-            out.append("[^/]*")
-        elif part == "?":
-            out.append("[^/]")
-        else:
-            out.append(re.escape(part))
-    return "".join(out)
-
-
-def _shown(value: object) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return repr(value)
+    return "".join(_GLOB_REGEX.get(part) or re.escape(part) for part in _GLOB.findall(glob))
 
 
 # ---------------------------------------------------------------- a route (schema-routes)
@@ -582,14 +574,13 @@ def _shown(value: object) -> str:
 
 def _method(value: object) -> str:
     """An HTTP method, upper-cased: ``get`` is ``GET``."""
-    from strangler.config.values import METHODS
     from strangler.config.walker import did_you_mean
 
     if not isinstance(value, str):
         raise BadValue(f"expected a method like GET, got {_shown(value)}")
     method = value.upper()
-    if method not in METHODS:
-        hint = did_you_mean(method, METHODS) or f"known methods: {', '.join(METHODS)}"
+    if method not in values.METHODS:
+        hint = did_you_mean(method, values.METHODS) or f"known methods: {', '.join(values.METHODS)}"
         raise BadValue(f"unknown HTTP method {value!r}", hint)
     return method
 
@@ -598,12 +589,20 @@ METHOD: Final = Kind(_method, {"type": "string", "examples": ["GET", "HEAD"]})
 
 
 class Listed:
-    """A list that is not empty (``empty`` ends the message, ``empty_hint`` is its hint)
-    and names nothing twice (compared upper-cased when ``upper``): a repeat is a problem
-    at its own entry, reported with the entries' own problems."""
+    """A list that names nothing twice (entries compared as ``same`` makes them): a
+    repeat is a problem at its own entry (``hint``), reported with the entries' own
+    problems. With ``empty``, it must not be empty either (``empty`` ends the message,
+    ``empty_hint`` is its hint)."""
 
-    def __init__(self, empty: str, empty_hint: str = "", *, upper: bool = False) -> None:
-        self.empty, self.empty_hint, self.upper = empty, empty_hint, upper
+    def __init__(
+        self,
+        empty: str = "",
+        empty_hint: str = "",
+        *,
+        same: Callable[[str], str] = str,
+        hint: str = "",
+    ) -> None:
+        self.empty, self.empty_hint, self.same, self.hint = empty, empty_hint, same, hint
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import ValidationError, core_schema
@@ -611,16 +610,16 @@ class Listed:
         def check(value: object, read: Callable[[object], Any]) -> Any:
             if not isinstance(value, list):
                 return read(value)  # pydantic names what it is
-            if not value:
+            if not value and self.empty:
                 raise BadValue(f"is empty, {self.empty}", self.empty_hint)
             seen: set[str] = set()
             again: list[Any] = []  # pydantic_core's InitErrorDetails
             for n, item in enumerate(value):
                 if not isinstance(item, str):
                     continue  # pydantic names what it is
-                folded = item.upper() if self.upper else item
+                folded = self.same(item)
                 if folded in seen:
-                    error = BadValue(f"{folded!r} is listed twice")
+                    error = BadValue(f"{folded!r} is listed twice", self.hint)
                     again.append(
                         {"type": "value_error", "loc": (n,), "input": item, "ctx": {"error": error}}
                     )
@@ -640,7 +639,8 @@ class Listed:
         return core_schema.no_info_wrap_validator_function(check, handler(source))
 
     def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
-        return {**handler(core), "minItems": 1, "uniqueItems": True}
+        at_least = {"minItems": 1} if self.empty else {}  # uniqueItems: 'A' and 'a' differ
+        return {**handler(core), **at_least, "uniqueItems": True}
 
 
 def _failure(value: object) -> str:
@@ -678,17 +678,11 @@ OVERRIDE_NAME: Final = Kind(
 )
 
 
-def _path(value: object) -> str:
-    from strangler.config.values import check_path_template
-
-    return check_path_template(_text(value, "like /api/invoices/{id:int}"))
-
-
 _SEGMENT: Final = r"(?:[^\s?#/{}]*|\{[A-Za-z_][A-Za-z0-9_]*(?::(?:str|int|uuid))?\})"
 PATH: Final = Kind(
-    _path,
+    lambda value: values.check_path_template(_text(value, "like /api/invoices/{id:int}")),
     {
-        # but a parameter named twice: what check_path_template says, as a pattern
+        # but a parameter named twice: what values.check_path_template says, as a pattern
         "pattern": rf"^(?=/)(?:/{_SEGMENT})*(?:/\{{[A-Za-z_][A-Za-z0-9_]*:path\}})?$",
         "type": "string",
         "examples": ["/invoices/{id:int}"],
@@ -699,9 +693,7 @@ PATH: Final = Kind(
 
 
 def _path_prefix(value: object) -> str:
-    from strangler.config.values import check_path
-
-    prefix = check_path(_text(value, "like /api/invoices"))
+    prefix = values.check_path(_text(value, "like /api/invoices"))
     if "{" in prefix or "}" in prefix:
         raise BadValue(
             f"{prefix!r}: a prefix cannot hold parameters",
@@ -715,13 +707,10 @@ PATH_PREFIX: Final = Kind(
 )
 
 
-def _host(value: object) -> str:
-    from strangler.config.values import check_host
-
-    return check_host(_text(value, "like api.example.com or *.example.com"))
-
-
-HOST: Final = Kind(_host, {"type": "string", "examples": ["api.example.com", "*.example.com"]})
+HOST: Final = Kind(
+    lambda value: values.check_host(_text(value, "like api.example.com or *.example.com")),
+    {"type": "string", "examples": ["api.example.com", "*.example.com"]},
+)
 
 
 def _condition(value: object) -> Any:
@@ -743,18 +732,18 @@ def _condition(value: object) -> Any:
 CONDITION: Final = Kind(_condition, {"type": ["string", "boolean"]})
 
 
-def field_name(kind: str) -> Kind:
+def field_name(kind: str, example: str = "") -> Kind:
     """The name of a header or cookie (a token), or of a query parameter (any text)."""
+    token = kind != "query parameter"
 
     def parse(value: object) -> str:
-        ok = isinstance(value, str) and (
-            TOKEN.fullmatch(value) if kind != "query parameter" else value
-        )
-        if not ok:
-            raise BadValue(f"{value!r} is not a valid {kind} name")
-        return str(value)
+        if not isinstance(value, str) or not (TOKEN.fullmatch(value) if token else value):
+            hint = f"like {example}" if example else ""
+            raise BadValue(f"{_shown(value)} is not a valid {kind} name", hint)
+        return value
 
-    return Kind(parse, {"type": "string", "minLength": 1})
+    schema = {"type": "string", "pattern": f"^{TOKEN.pattern}$" if token else "."}
+    return Kind(parse, {**schema, **({"examples": [example]} if example else {})})
 
 
 _QUERY_ONLY_HINT: Final = (
@@ -779,17 +768,9 @@ QUERY_ONLY: Final = Kind(
 )
 
 
-def _route_name(value: object) -> str:
-    text = _text(value, "like 'invoices-read'")
-    if not NAME.fullmatch(text):
-        raise BadValue(
-            f"{text!r} must be letters, digits, '.', '_' and '-', starting with a letter or digit",
-            "names appear in metrics, logs and admin URLs, like 'invoices-read'",
-        )
-    return text
-
-
-ROUTE_NAME: Final = Kind(_route_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+ROUTE_NAME: Final = named(
+    "invoices-read", "names appear in metrics, logs and admin URLs, like 'invoices-read'"
+)
 
 
 class _OrBoolean:
@@ -813,41 +794,33 @@ OR_BOOLEAN: Final = _OrBoolean()
 
 # ---------------------------------------------------------------- a route's shadow (and migrate)
 
-_SHARE_TEXT: Final = r"^\s*(100(\.0*)?|\d{1,2}(\.\d*)?)\s*%\s*$"
-_SHARE: Final = {
-    "anyOf": [
-        {"type": "string", "pattern": _SHARE_TEXT},
-        {"type": "number", "minimum": 0, "maximum": 100},
-    ],
-    "examples": ["10%"],
-}
-SHARE: Final = Kind(_unit(units.config_percent), _SHARE)
+SHARE: Final = Kind(
+    _unit(units.config_percent), {**_PERCENT, "examples": ["10%"]}, shown=_as_percent
+)
 """A share from 0% to 100% (a bare 0.5 is ambiguous: refused)."""
-PERCENT: Final = Kind(_unit(units.percent), _SHARE)
+PERCENT: Final = Kind(
+    _unit(units.percent),
+    {
+        "anyOf": [
+            {"type": "string", "pattern": _SHARE_TEXT},
+            {"type": "number", "minimum": 0, "maximum": 100},
+        ],
+        "examples": ["10%"],
+    },
+    shown=_as_percent,
+)
 """A share from 0% to 100%; a bare number is a number of percent."""
 
 
-def _more_than_none(hint: str) -> Kind:
-    def parse(value: object) -> float:
-        share = float(_unit(units.percent)(value))
-        if share <= 0.0:
-            raise BadValue("must be more than 0%", hint)
-        return share
-
-    return Kind(
-        parse,
-        {
-            "anyOf": [
-                {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _SHARE_TEXT[1:]},
-                {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-            ],
-            "examples": ["50%"],
-        },
-    )
-
-
+_SOME: Final = {
+    "anyOf": [
+        {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _SHARE_TEXT[1:]},
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+    ],
+    "examples": ["50%"],
+}
 NOISE_SHARE: Final = _more_than_none(
-    "the share of pairs a path must differ in to be noisy, like 50%"
+    "the share of pairs a path must differ in to be noisy, like 50%", _SOME
 )
 SHADOW_TIMEOUT: Final = Kind(
     within(DURATION, (3600.0, "1h")).parse,
@@ -888,15 +861,7 @@ FLOAT_TOLERANCE: Final = Kind(
 )
 
 
-def _header_name(value: object) -> str:
-    if not isinstance(value, str) or not TOKEN.fullmatch(value):
-        raise BadValue(f"{_shown(value)} is not a header name", "like Content-Type")
-    return value
-
-
-HEADER_NAME: Final = Kind(
-    _header_name, {"type": "string", "pattern": f"^{TOKEN.pattern}$", "examples": ["Content-Type"]}
-)
+HEADER_NAME: Final = field_name("header", "Content-Type")
 _PATH_HINT: Final = "write a JSON path like $.generated_at or $.items[*].id"
 
 
@@ -917,30 +882,6 @@ JSON_PATH: Final = Kind(
         "examples": ["$.generated_at"],
     },
 )
-
-
-class Unique:
-    """A list that names no entry twice (entries compared by ``same``)."""
-
-    def __init__(self, same: Callable[[Any], Any] = str, hint: str = "") -> None:
-        self.same = same
-        self.hint = hint
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        def once(items: Any) -> Any:
-            seen = set()
-            for item in items:
-                if self.same(item) in seen:
-                    raise BadValue(f"must not list {str(item)!r} twice", self.hint)
-                seen.add(self.same(item))
-            return items
-
-        return core_schema.no_info_after_validator_function(once, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        return {**handler(core), "uniqueItems": True}  # exact: 'A' and 'a' differ there
 
 
 class Switch:
@@ -988,8 +929,7 @@ def _noise_rule(noise: Any) -> None:
 
 CONFIRM: Final = Switch("confirm: {enabled: true, max_share: 10%}")
 NOISE: Final = Switch(
-    "noise: {enabled: true, samples: 2, min_observations: 20, share: 50%, window: 10m}",
-    _noise_rule,
+    "noise: {enabled: true, samples: 2, min_observations: 20, share: 50%, window: 10m}", _noise_rule
 )
 
 
@@ -998,7 +938,7 @@ NOISE: Final = Switch(
 STAGES_EXAMPLE: Final = (
     "like stages: [{canary: {percent: [5%, 25%, 50%], step_every: 15m}}, migrated]"
 )
-PARITY: Final = _more_than_none("the share of compared answers that must agree, like 99.9%")
+PARITY: Final = _more_than_none("the share of compared answers that must agree, like 99.9%", _SOME)
 
 
 def _steps(value: object) -> tuple[float, ...]:
@@ -1048,6 +988,7 @@ INCREASE: Final = Kind(
         ],
         "examples": ["+0.5%"],
     },
+    shown=_as_percent,
 )
 
 
@@ -1078,14 +1019,7 @@ FACTOR: Final = Kind(
 )
 
 
-def _interval(value: object) -> float:
-    seconds = float(_unit(units.duration)(value))
-    if seconds < 0.05:
-        raise BadValue(f"must be at least 50ms, got {seconds:g}s", "like 10s")
-    return seconds
-
-
-INTERVAL: Final = Kind(_interval, DURATION.schema)
+INTERVAL: Final = within(DURATION, hint="like 10s", least=(0.05, "50ms"))
 
 
 class OneKey:
@@ -1350,7 +1284,7 @@ def traces_endpoint(url: str) -> str:
 
 
 OTLP: Final = Kind(
-    lambda value: traces_endpoint(_url(value)),
+    lambda value: traces_endpoint(URL.parse(value)),
     {**URL.schema, "examples": ["http://collector:4318"]},
 )
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Final, Literal, TypeAlias
 
-from strangler.config.model import NOWHERE, Location
+from strangler.config.model import NOWHERE, READ, Location
 
 __all__ = [
     "STAGE_KINDS",
@@ -88,16 +88,8 @@ Stage: TypeAlias = ShadowStage | CanaryStage | MigratedStage
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Gates:
-    """What the new side must show against the primary, over the current step's window.
-
-    ``error_rate_vs_primary``: the new side's error ratio may exceed the primary's by
-    at most this (absolute, ``+0.5%`` is 0.005). ``p99_vs_primary``: the new side's p99
-    may be at most this many times the primary's (``1.2x``), and never fails below
-    ``p99_floor`` seconds (histogram resolution). ``error_budget_left``: the route's
-    ``slo`` must have at least this share of its error budget left (needs ``slo:``).
-    ``min_primary``: answers the primary must have given in the window before a
-    comparison with it counts (else: waiting for traffic). ``None``: not checked.
-    """
+    """What the new side must show against the primary, over the current step's window
+    (``None``: not checked); an error-rate increase is absolute: ``+0.5%`` is 0.005."""
 
     EXAMPLE: ClassVar[str] = "gates: {error_rate_vs_primary: +0.5%, p99_vs_primary: 1.2x}"
     error_rate_vs_primary: Annotated[float, kinds.INCREASE] | None = 0.005
@@ -116,10 +108,7 @@ class Gates:
 class MigratePlan:
     """The autopilot: stages that move the route's canary share, gated."""
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "migrate: {stages: [{canary: {percent: [5%, 50%]}}, migrated]}"
 
     stages: Annotated[

@@ -68,6 +68,11 @@ class Location:
 
 NOWHERE: Final = Location("<built-in>", 0)
 
+READ: Final[dict[str, object]] = {"extra": "forbid", "use_attribute_docstrings": True}
+"""pydantic's config (a ``ConfigDict``) for a class read on its own (``__pydantic_config__``):
+unknown keys are problems, attribute docstrings describe the keys. Nested classes
+take their reader's."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CertKey:
@@ -206,39 +211,28 @@ class ValueMatch:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MatchSpec:
-    """What a request must look like. Every given condition must hold (AND).
+    """What a request must look like: every condition given must hold (none: every
+    request); a host is compared lower-case. ``query_only`` tells a plain list call from
+    its paging or search variants."""
 
-    ``path`` is exact, or a template with ``{name}``, ``{name:int}``, ``{name:uuid}``
-    or a final ``{name:path}`` segment; ``path_prefix`` matches whole segments
-    (``/api`` matches ``/api`` and ``/api/x`` but not ``/apix``). At most one of the
-    two is set; neither means every path. ``methods`` are upper-case; ``None`` means
-    any. ``host`` is exact or ``*.example.com`` (without port), compared lower-case.
-    ``query_only``: when set, the query string may hold no parameter but those
-    ``query`` names and those in this set (which may be absent): a plain list call,
-    not its paging or search variants. ``None``: any other parameter is fine.
-    """
-
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "match: {path_prefix: /api/invoices, methods: [GET]}"
 
-    path: Annotated[str | None, kinds.PATH] = None
+    path: Annotated[str, kinds.PATH] | None = None
     """One exact path or template, like /invoices/{id:int} (not with path_prefix)."""
-    path_prefix: Annotated[str | None, kinds.PATH_PREFIX] = None
+    path_prefix: Annotated[str, kinds.PATH_PREFIX] | None = None
     """A whole subtree: /api matches /api and /api/x, not /apix (not with path)."""
     methods: (
         Annotated[
             frozenset[Annotated[str, kinds.METHOD]],
             kinds.Listed(
-                "so the route would match nothing", "leave methods out to match any", upper=True
+                "so the route would match nothing", "leave methods out to match any", same=str.upper
             ),
         ]
         | None
     ) = None
     """The methods matched (default: any)."""
-    host: Annotated[str | None, kinds.HOST] = None
+    host: Annotated[str, kinds.HOST] | None = None
     """The request's host, exact or *.example.com, without port."""
     headers: Mapping[
         Annotated[str, kinds.field_name("header")], Annotated[ValueMatch, kinds.CONDITION]
@@ -252,7 +246,7 @@ class MatchSpec:
         Annotated[str, kinds.field_name("cookie")], Annotated[ValueMatch, kinds.CONDITION]
     ] = field(default_factory=lambda: MappingProxyType({}))
     """Cookie -> exact value, true (present) or false (absent)."""
-    query_only: Annotated[frozenset[str] | None, kinds.QUERY_ONLY] = None
+    query_only: Annotated[frozenset[str], kinds.QUERY_ONLY] | None = None
     """true: no query parameter but those query names; a list: those may be there too."""
 
 
@@ -287,10 +281,7 @@ class Canary:
     ``ratio``), so a user is on the new side for every route of the group or none.
     """
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "canary: {to: billing, percent: 10%, sticky: header:X-User-Id}"
 
     to: Annotated[str, kinds.text_like("billing")]
@@ -314,19 +305,11 @@ OVERRIDE_COOKIE: Final = "strangler_backend"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Overrides:
-    """Let a request force one of ``allow``'s upstreams by name.
+    """Let a request force one of ``allow``'s upstreams by name: the header
+    (``X-Strangler-Backend: billing``) wins over the cookie; a value that is not exactly
+    an allowed upstream's name is ignored."""
 
-    The header (``X-Strangler-Backend: billing``) wins over the cookie; either may be
-    ``None`` (turned off). The value must be exactly an allowed upstream name, else
-    it is ignored. ``allow`` is resolved by validation: by default the route's
-    ``to`` and ``canary.to``. ``networks``: client networks (CIDR) allowed to
-    override; empty means every client.
-    """
-
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "overrides: {header: X-Strangler-Backend, networks: [10.0.0.0/8]}"
     OR_BOOLEAN: ClassVar[bool] = True  # true: the defaults; false: none (kinds.OR_BOOLEAN)
 
@@ -356,19 +339,11 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT",
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fallback:
-    """Per-request fallback to the primary when the new side fails.
+    """Per-request fallback to the primary when the new side fails (only on routes with
+    a new side: see the module docstring); a body longer than ``buffer_bytes`` streams
+    once and cannot fall back."""
 
-    Effective only on routes with a new side (see the module docstring), for the
-    ``methods`` listed, on the failures in ``on``. ``to`` overrides the route's
-    primary (it is the primary). ``buffer_bytes``: the most of a request body kept
-    in memory so the request can be sent again; a longer body (or any body when 0)
-    streams once and cannot fall back.
-    """
-
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "fallback: {methods: [GET, HEAD], on: [refused, timeout]}"
     OR_BOOLEAN: ClassVar[bool] = True  # true/false: enabled with the defaults, or not
 
@@ -378,7 +353,7 @@ class Fallback:
     """Where a failed request goes instead (default: the route's primary)."""
     methods: Annotated[
         frozenset[Annotated[str, kinds.METHOD]],
-        kinds.Listed("so no request could fall back", "write fallback: false", upper=True),
+        kinds.Listed("so no request could fall back", "write fallback: false", same=str.upper),
     ] = IDEMPOTENT_METHODS
     """The methods that may be sent again (default: the idempotent ones)."""
     on: Annotated[
@@ -394,18 +369,10 @@ class Fallback:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Slo:
-    """What the new side of a route must deliver; breaching it trips the guard.
+    """What the new side of a route must deliver (one target at least); breaching it
+    trips the guard."""
 
-    ``error_rate``: the largest acceptable share of failed answers (ratio in (0, 1));
-    ``latency_p99``: seconds that 99% of answers must beat. At least one is set.
-    Both are judged over the last ``window`` seconds, and only once the window
-    holds ``min_requests`` answers.
-    """
-
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "slo: {error_rate: 1%, latency_p99: 300ms, window: 5m}"
 
     error_rate: Annotated[float, kinds.ERROR_RATE] | None = None

@@ -1,29 +1,9 @@
 """The shadow part of the config model: frozen, slotted, keyword-only dataclasses.
 
 A route's ``shadow:`` key mirrors a share of its requests to a second upstream in the
-background and compares the two answers; the user only ever sees the primary's.
-
-.. code-block:: yaml
-
-    shadow:
-      to: billing              # required: the upstream that gets the copy
-      percent: 100%            # share of the route's eligible requests mirrored
-      writes: false            # mirror only GET/HEAD/OPTIONS unless true
-      max_body: 1MiB           # most body bytes captured per side (and per request copy)
-      concurrency: 16          # shadow exchanges in flight at once (per route, per worker)
-      queue: 64                # jobs waiting for a slot; more are dropped and counted
-      timeout: 30s             # the longest one shadow job may take, end to end
-      compare:
-        status: true           # compare status codes
-        headers: [Content-Type]              # response headers whose values must agree
-        ignore: [$.generated_at, $.items[*].id]   # JSON paths never compared
-        float_tolerance: 1e-9  # numbers agree when math.isclose(rel_tol=abs_tol=this)
-        unordered_arrays: [$.tags]           # arrays compared as multisets
-        confirm: {enabled: true, max_share: 10%}  # re-read the primary before a mismatch counts
-        noise: {enabled: false, samples: 2, min_observations: 20, share: 50%, window: 10m}
-
-``shadow: billing`` is short for ``shadow: {to: billing}``. Every default above is the
-dataclass default below.
+background and compares the two answers; the user only ever sees the primary's. Each
+key, its default and its meaning are the dataclasses' below (README: "Shadow traffic").
+``shadow: billing`` is short for ``shadow: {to: billing}``.
 
 JSON paths are a small JSONPath subset: ``$`` then any of ``.name``, ``['any key']``,
 ``[3]``, ``[*]`` and ``.*`` (both wildcards match every array element and every
@@ -37,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Final, TypeAlias
 
-from strangler.config.model import NOWHERE, Location
+from strangler.config.model import NOWHERE, READ, Location
 from strangler.config.values import BadValue
 
 __all__ = [
@@ -207,27 +187,10 @@ def _bracket(text: str, start: int) -> tuple[int, Step]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NoiseSpec:
-    """Learn which JSON paths keep differing between two answers of the *primary*.
-
-    With ``enabled``, every shadowed request with a safe method (GET, HEAD, OPTIONS;
-    never a write, whatever ``writes`` says) is also sent a second time to the
-    upstream that answered the user (usually legacy), after the shadow's answer
-    arrived. Paths where those two answers differ are noise for that request and are
-    not counted against parity. Across requests, a path is *noisy* (excluded from
-    every comparison of the route) only while it keeps flipping: over the last
-    ``window`` seconds there were at least ``min_observations`` such pairs, the path
-    differed in at least ``samples`` of them, and in at least ``share`` of them. A
-    field that differs every time (a timestamp, a request id) stays noisy; a record
-    that changed once because a user wrote to it (a race) never reaches the share,
-    and a path that stops flipping is compared again once the window has moved on.
-    Paths are learned as they are, with their array indices (``$.items[3].at``), and
-    never a path that ends at an array element: one changed element never blinds
-    the comparison of a whole array. This doubles the primary's load for shadowed
-    requests; lower ``percent`` to bound it.
-
-    In the config, ``noise: true`` turns it on with the defaults, and a mapping turns
-    it on unless it says ``enabled: false``.
-    """
+    """Learn which JSON paths keep differing between two answers of the *primary*: each
+    shadowed safe request (GET, HEAD, OPTIONS) is read from it twice, doubling its load
+    for them. A path is noisy, and not compared, only while it keeps flipping (README:
+    "Noise"); paths keep their array indices, and never end at an array element."""
 
     enabled: Annotated[bool, kinds.STRICT] = False
     """Learn the primary's noise (a mapping turns it on unless it says false)."""
@@ -243,24 +206,10 @@ class NoiseSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfirmSpec:
-    """Confirm a mismatch before it counts (Diffy's primary, secondary, candidate).
-
-    With ``enabled`` (the default), when the shadow's answer to a safe request (GET,
-    HEAD, OPTIONS; never a write) differs from the primary's, the request is sent to
-    the primary once more (with the shadow marker, in the background) after the
-    shadow's answer arrived. A difference that the second primary answer also shows
-    against the first is a race with a write or noise, not a regression: the job
-    counts as ``unstable`` (apart from parity) instead of ``mismatch``.
-
-    ``max_share`` bounds the extra load on the primary: at most that share of the
-    route's compared requests get a confirming re-read (a budget that refills with
-    every comparison); a mismatch past the budget counts as a mismatch, unconfirmed.
-    With noise learning on, every safe request is re-read anyway and confirms for
-    free.
-
-    In the config, ``confirm: false`` turns it off; a mapping turns it on unless it
-    says ``enabled: false``.
-    """
+    """Confirm a mismatch before it counts (Diffy's primary, secondary, candidate): a
+    safe request whose answers differ is read from the primary once more; a difference
+    the two primary answers show too is a race or noise, and the job counts as
+    ``unstable`` (README: "Confirming a mismatch"). With noise on, it confirms for free."""
 
     enabled: Annotated[bool, kinds.STRICT] = True
     """Re-read the primary before a mismatch counts."""
@@ -273,29 +222,23 @@ DEFAULT_COMPARE_HEADERS: Final = ("Content-Type",)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompareRules:
-    """How two answers are compared (see ``strangler.shadow.compare``).
-
-    ``status``: compare status codes. ``headers``: response header names whose values
-    must agree (all values, in order; names case-insensitive). Bodies: after
-    Content-Encoding (gzip, deflate, br) is decoded, two JSON bodies are compared
-    structurally (key order never matters; arrays in order unless their path is in
-    ``unordered_arrays``; numbers equal within ``float_tolerance``, relative and
-    absolute; anything under an ``ignore`` path skipped), any other body by SHA-256.
-    """
+    """How two answers are compared (``strangler.shadow.compare``): headers by all their
+    values, in order. Bodies, once decoded (gzip, deflate, br): two JSON bodies
+    structurally (key order never matters), any other body by SHA-256."""
 
     status: Annotated[bool, kinds.STRICT] = True
     """Compare status codes."""
     headers: Annotated[
         tuple[Annotated[str, kinds.HEADER_NAME], ...],
-        kinds.Unique(str.lower, "header names are case-insensitive"),
+        kinds.Listed(same=str.lower, hint="header names are case-insensitive"),
     ] = DEFAULT_COMPARE_HEADERS
     """Response headers whose values must agree; [] compares none."""
-    ignore: Annotated[tuple[Annotated[JsonPath, kinds.JSON_PATH], ...], kinds.Unique()] = ()
+    ignore: Annotated[tuple[Annotated[JsonPath, kinds.JSON_PATH], ...], kinds.Listed()] = ()
     """JSON paths never compared."""
     float_tolerance: Annotated[float, kinds.FLOAT_TOLERANCE] = 1e-9
     """Numbers agree when math.isclose(rel_tol=abs_tol=this)."""
     unordered_arrays: Annotated[
-        tuple[Annotated[JsonPath, kinds.JSON_PATH], ...], kinds.Unique()
+        tuple[Annotated[JsonPath, kinds.JSON_PATH], ...], kinds.Listed()
     ] = ()
     """JSON paths of arrays compared as multisets."""
     confirm: Annotated[ConfirmSpec, kinds.CONFIRM] = ConfirmSpec()
@@ -306,23 +249,12 @@ class CompareRules:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShadowSpec:
-    """Mirror a share of a route's requests to ``to`` and compare the answers.
+    """Mirror a share of a route's requests to ``to`` and compare the answers. A request
+    carrying ``X-Strangler-Shadow`` is never mirrored; an answer over ``max_body`` is
+    compared on status and headers only (``truncated``); past ``concurrency`` and
+    ``queue``, a request is not mirrored (``dropped``)."""
 
-    ``ratio``: the share of eligible requests mirrored, in [0, 1] (config
-    ``percent``). Eligible: the method is GET, HEAD or OPTIONS (any method when
-    ``writes``), and the request does not carry ``X-Strangler-Shadow``.
-    ``max_body``: the most bytes captured of each response body (an answer over it is
-    compared on status and headers only, and the verdict says ``truncated``) and of a
-    mirrored request body (a longer one is not mirrored). ``concurrency`` and
-    ``queue`` bound the route's background work per worker: past both, a request is
-    not mirrored and counts as ``dropped``. ``timeout``: the longest a shadow job may
-    run, from its start to its verdict (including waiting for the primary's body).
-    """
-
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "shadow: {to: billing, percent: 10%}"
 
     to: Annotated[str, kinds.text_like("billing")]

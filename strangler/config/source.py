@@ -48,6 +48,7 @@ from typing import Final, TypeAlias, final
 import yaml
 
 from strangler.config.model import Location
+from strangler.config.values import shown
 from strangler.errors import Problem
 
 ScalarValue: TypeAlias = str | int | float | bool | None
@@ -110,18 +111,9 @@ def describe(node: Node) -> str:
     >>> describe(Scalar(3, Location("f", 1))), describe(Seq((), Location("f", 1)))
     ('the number 3', 'a list')
     """
-    if isinstance(node, Map):
-        return "a mapping"
-    if isinstance(node, Seq):
-        return "a list"
-    value = node.value
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    return f"{value!r}"
+    if isinstance(node, Map | Seq):
+        return "a mapping" if isinstance(node, Map) else "a list"
+    return shown(node.value)
 
 
 @final
@@ -326,6 +318,9 @@ class _Converter:
         self._height: dict[int, int] = {}
         self._count: dict[int, int] = {}
 
+    def _problem(self, line: int, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(self.file, line, message, hint))
+
     def _at(self, node: yaml.Node) -> Location:
         mark = node.start_mark
         return Location(self.file, mark.line + 1 if mark is not None else 0)
@@ -336,7 +331,7 @@ class _Converter:
             return self._done[key]
         at = self._at(node)
         if key in self._active:
-            self.problems.append(Problem(self.file, at.line, "recursive YAML alias"))
+            self._problem(at.line, "recursive YAML alias")
             return Scalar(None, at)
         if self.too_big:
             return Scalar(None, at)
@@ -366,13 +361,10 @@ class _Converter:
             self.problems.append(_too_deep(self.file, node.at.line))
         elif count > MAX_NODES:
             self.too_big = True
-            self.problems.append(
-                Problem(
-                    self.file,
-                    node.at.line,
-                    f"this expands to more than {MAX_NODES:,} values",
-                    "YAML aliases (*name) repeat what they point at; use fewer of them",
-                )
+            self._problem(
+                node.at.line,
+                f"this expands to more than {MAX_NODES:,} values",
+                "YAML aliases (*name) repeat what they point at; use fewer of them",
             )
 
     def _convert(self, node: yaml.Node, at: Location) -> Node:
@@ -390,29 +382,23 @@ class _Converter:
         except LookupError:
             self._bad_tag(node.tag, at)
         except _TooLarge:
-            shown = text if len(text) <= 40 else f"{text[:20]}...{text[-8:]}"
-            self.problems.append(
-                Problem(
-                    self.file,
-                    at.line,
-                    f"the number {shown} is too large",
-                    "numbers must fit in 64 bits; durations and sizes take units, like 5m or 1GiB",
-                )
+            short = text if len(text) <= 40 else f"{text[:20]}...{text[-8:]}"
+            self._problem(
+                at.line,
+                f"the number {short} is too large",
+                "numbers must fit in 64 bits; durations and sizes take units, like 5m or 1GiB",
             )
         except ValueError:
             kind = node.tag.removeprefix(_TAG)
-            self.problems.append(Problem(self.file, at.line, f"{text!r} is not a valid {kind}"))
+            self._problem(at.line, f"{text!r} is not a valid {kind}")
         return Scalar(text, at)
 
     def _bad_tag(self, tag: str, at: Location) -> None:
-        shown = "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
-        self.problems.append(
-            Problem(
-                self.file,
-                at.line,
-                f"unsupported YAML tag {shown!r}",
-                "use plain strings, numbers, true/false, lists and mappings",
-            )
+        name = "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
+        self._problem(
+            at.line,
+            f"unsupported YAML tag {name!r}",
+            "use plain strings, numbers, true/false, lists and mappings",
         )
 
     def _mapping(self, node: yaml.MappingNode, at: Location) -> Map:
@@ -425,22 +411,15 @@ class _Converter:
                 continue
             key = self.convert(yaml_key)
             if not isinstance(key, Scalar):
-                self.problems.append(
-                    Problem(
-                        self.file, key.at.line, f"a key must be a plain value, not {describe(key)}"
-                    )
-                )
+                self._problem(key.at.line, f"a key must be a plain value, not {describe(key)}")
                 continue
             identity = (type(key.value).__name__, key.value)
             if identity in seen:
                 first = seen[identity]
-                self.problems.append(
-                    Problem(
-                        self.file,
-                        key.at.line,
-                        f"duplicate key {key.value!r} (first at line {first.line})",
-                        "YAML would silently keep only the last one; remove one of them",
-                    )
+                self._problem(
+                    key.at.line,
+                    f"duplicate key {key.value!r} (first at line {first.line})",
+                    "YAML would silently keep only the last one; remove one of them",
                 )
                 continue
             seen[identity] = key.at
@@ -459,13 +438,7 @@ class _Converter:
             if isinstance(item, Map):
                 yield from item.entries
             else:
-                self.problems.append(
-                    Problem(
-                        self.file,
-                        item.at.line,
-                        f"'<<' merges mappings, got {describe(item)}",
-                    )
-                )
+                self._problem(item.at.line, f"'<<' merges mappings, got {describe(item)}")
 
 
 def _too_deep(file: str, line: int) -> Problem:
@@ -528,6 +501,9 @@ class _Reader:
         # real path -> the include entry that first pulled it in (None: the main file)
         self._seen: dict[str, Location | None] = {}
 
+    def _problem(self, at: Location, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(at.file, at.line, message, hint))
+
     def result(self) -> Sources:
         return Sources(tuple(self.files), tuple(self.problems))
 
@@ -553,31 +529,25 @@ class _Reader:
 
     def _include(self, parent: str, node: Node, chain: tuple[tuple[str, str], ...]) -> None:
         if not isinstance(node, Seq):
-            self.problems.append(
-                Problem(
-                    parent,
-                    node.at.line,
-                    f"include must be a list of file globs, got {describe(node)}",
-                    "for example: include: [routes/*.yaml]",
-                )
+            self._problem(
+                node.at,
+                f"include must be a list of file globs, got {describe(node)}",
+                "for example: include: [routes/*.yaml]",
             )
             return
         base = os.path.dirname(parent)
         for item in node.items:
             if not isinstance(item, Scalar) or not isinstance(item.value, str) or not item.value:
-                self.problems.append(
-                    Problem(
-                        parent,
-                        item.at.line,
-                        f"an include entry must be a file glob, got {describe(item)}",
-                        "for example: routes/*.yaml",
-                    )
+                self._problem(
+                    item.at,
+                    f"an include entry must be a file glob, got {describe(item)}",
+                    "for example: routes/*.yaml",
                 )
                 continue
-            for path in self._expand(parent, base, item):
+            for path in self._expand(base, item):
                 self._include_one(path, item.at, chain)
 
-    def _expand(self, parent: str, base: str, item: Scalar) -> list[str]:
+    def _expand(self, base: str, item: Scalar) -> list[str]:
         pattern = str(item.value)
         if os.path.isabs(pattern):
             found = sorted(glob.glob(pattern, recursive=True))
@@ -587,13 +557,10 @@ class _Reader:
         files = [f for f in found if os.path.isfile(f)]
         if not files:
             where = f"'{base}'" if base else "the current directory"
-            self.problems.append(
-                Problem(
-                    parent,
-                    item.at.line,
-                    f"include {pattern!r} matches no file",
-                    f"include globs are relative to the including file's directory ({where})",
-                )
+            self._problem(
+                item.at,
+                f"include {pattern!r} matches no file",
+                f"include globs are relative to the including file's directory ({where})",
             )
         return files
 
@@ -602,32 +569,24 @@ class _Reader:
         reals = [r for r, _ in chain]
         if real in reals:
             names = [shown for _, shown in chain[reals.index(real) :]] + [path]
-            self.problems.append(
-                Problem(
-                    at.file,
-                    at.line,
-                    f"include cycle: {' -> '.join(names)}",
-                    "a file must not include itself, directly or through other files",
-                )
+            self._problem(
+                at,
+                f"include cycle: {' -> '.join(names)}",
+                "a file must not include itself, directly or through other files",
             )
             return
         if real in self._seen:
             first = self._seen[real]
             by = f" (by {first})" if first is not None else " (it is the main config file)"
-            self.problems.append(
-                Problem(
-                    at.file,
-                    at.line,
-                    f"{path} is already included{by}",
-                    "include each file once; make the globs narrower",
-                )
+            self._problem(
+                at,
+                f"{path} is already included{by}",
+                "include each file once; make the globs narrower",
             )
             return
         try:
             data = _read_bounded(path)
         except OSError as err:
-            self.problems.append(
-                Problem(at.file, at.line, f"cannot read included file {path}: {_reason(err)}")
-            )
+            self._problem(at, f"cannot read included file {path}: {_reason(err)}")
             return
         self.add(path, data, included_at=at, chain=chain)

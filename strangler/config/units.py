@@ -36,6 +36,7 @@ _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_SCALE: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 MAX_DURATION: Final = 366 * 24 * 3600.0
 """The longest duration (a year): longer ones overflow event-loop timers."""
+_PERCENT: Final = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%\s*$")
 _SIZE: Final = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_SCALE: Final = {
     "b": 1, "kb": 10**3, "kib": 1 << 10, "mb": 10**6, "mib": 1 << 20,
@@ -80,14 +81,11 @@ def percent(value: object) -> float:
     number: float
     if isinstance(value, int | float):
         number = float(value)
-    elif isinstance(value, str) and value.strip().endswith("%"):
-        try:
-            number = float(value.strip()[:-1])
-        except ValueError:
-            raise ValueError(f"expected a percentage like '10%', got {value!r}") from None
+    elif isinstance(value, str) and (m := _PERCENT.match(value)):
+        number = float(m.group(1))  # not 1e2%, nan%, +5%: the schema's pattern refuses them
     else:
         raise ValueError(f"expected a percentage like '10%', got {value!r}")
-    if not 0.0 <= number <= 100.0:
+    if not 0.0 <= number <= 100.0 or str(value).lstrip().startswith("-"):  # -0%
         raise ValueError(f"a percentage must be between 0% and 100%, got {value!r}")
     return number / 100.0
 

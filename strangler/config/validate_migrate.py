@@ -1,7 +1,6 @@
 """A route's ``migrate:``: its keys are read by pydantic with the route
 (``described.RouteEntry.migrate``); what a plan needs of its route, and the stages'
-order, are checked here (``check_migrate``, from the nodes). ``read_migrate`` reads a
-migrate node alone (both).
+order, are checked here (``check_migrate``, from the nodes).
 
 ``check_migrate`` is called by the route reader for a route with a ``migrate`` key:
 a plan moves the canary's
@@ -9,34 +8,26 @@ share, so it needs a ``canary``; a ``shadow`` stage needs the route's ``shadow``
 ``error_budget_left`` gate needs its ``slo``. A plan with any problem is left out.
 
 >>> from strangler.config.source import read_text
->>> text = "migrate: {stages: [{canary: {percent: [5%, 50%], step_every: 1m}}, migrated]}"
+>>> text = "migrate: {stages: [migrated, {canary: {percent: [5%]}}], approval: shadow}"
 >>> node = read_text(text, "r.yaml").files[0].root.get("migrate")
 >>> w = Walker("r.yaml")
->>> plan = read_migrate(w, node, "route 'a'", has_canary=True, has_shadow=False, has_slo=False)
->>> [s.kind for s in plan.stages], plan.stages[0].steps, plan.on_breach, w.problems
-(['canary', 'migrated'], (0.05, 0.5), 'rollback', [])
+>>> check_migrate(w, node, "route 'a'", has_canary=True, has_shadow=False, has_slo=False)
+>>> for p in w.problems:
+...     print(p)
+r.yaml:1: route 'a' migrate.stages[1] canary comes too late \
+(hint: stages go shadow, canary, migrated)
+r.yaml:1: route 'a' migrate.approval: 'shadow' is not a stage of this plan \
+(hint: this plan's stages: canary, migrated)
 """
 
 from __future__ import annotations
 
-from strangler.config.described import read_part
 from strangler.config.kinds import STAGES_EXAMPLE
-from strangler.config.migrate_model import STAGE_KINDS, MigratePlan
+from strangler.config.migrate_model import STAGE_KINDS
 from strangler.config.source import Map, Node, Scalar, Seq
 from strangler.config.walker import Walker, did_you_mean
 
-__all__ = ["check_migrate", "read_migrate"]
-
-
-def read_migrate(
-    w: Walker, node: Node, label: str, *, has_canary: bool, has_shadow: bool, has_slo: bool
-) -> MigratePlan | None:
-    """A route's ``migrate`` node alone: its keys (``MigratePlan``), then
-    ``check_migrate``; ``None`` after any problem."""
-    before = len(w.problems)
-    plan: MigratePlan | None = read_part(w, node, MigratePlan, f"{label} migrate")
-    check_migrate(w, node, label, has_canary=has_canary, has_shadow=has_shadow, has_slo=has_slo)
-    return plan if len(w.problems) == before else None
+__all__ = ["check_migrate"]
 
 
 def check_migrate(

@@ -23,27 +23,15 @@ from types import MappingProxyType
 from typing import Any, Final, TypeGuard
 
 from strangler.config.described import RouteEntry, read_part
-from strangler.config.model import (
-    LEGACY,
-    Fallback,
-    Location,
-    Overrides,
-    Route,
-    Sticky,
-)
+from strangler.config.model import LEGACY, Fallback, Location, Overrides, Route, Sticky
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.validate_migrate import check_migrate
-from strangler.config.validate_shadow import check_shadow
+from strangler.config.validate_shadow import check_shadow, known_upstream
 from strangler.config.validate_translate import TranslateReader
-from strangler.config.values import (
-    NAME,
-)
-from strangler.config.walker import Walker, did_you_mean, join_hints
+from strangler.config.values import NAME
+from strangler.config.walker import Walker
 
-__all__ = [
-    "ROUTE_FILE_KEYS",
-    "RouteTable",
-]
+__all__ = ["ROUTE_FILE_KEYS", "RouteTable"]
 
 ROUTE_FILE_KEYS: Final = ("routes", "include")
 
@@ -126,7 +114,8 @@ class RouteTable:
         label = f"route {shown!r}" if isinstance(shown, str) and NAME.fullmatch(shown) else "route"
         before = len(self.w.problems)
         self.name(written_name)
-        to = self.upstream_name(f["to"], label, sends=True) if _written(f.get("to")) else None
+        to_node = f.get("to")
+        to = self.upstream_name(to_node, label, sends=True) if _written(to_node) else None
         entry: RouteEntry | None = read_part(self.w, node, RouteEntry, label)
         if not isinstance(node, Map):
             return None
@@ -134,7 +123,7 @@ class RouteTable:
         sides = _Sides.of(to, new, canary_ok=canary_ok)
         if "fallback" in f:
             primary = self.fallback(f["fallback"], label, sides)
-            sides = sides if primary is None else sides.with_primary(primary)
+            sides = sides if primary is None else dataclasses.replace(sides, primary=primary)
         if "overrides" in f:
             self.overrides(f["overrides"], label)
         if "slo" in f:
@@ -252,20 +241,11 @@ class RouteTable:
                     "be on the new side for some of them only",
                 )
 
-    def upstream_name(self, node: Node, what: str, *, sends: bool = False) -> str | None:
-        """A known upstream's name (the hint lists the known ones); ``sends``: a
-        route's ``to``."""
-        name = self.w.string(node, what, hint="the name of an upstream, like 'legacy'")
-        if name is None or name in self.upstreams:
-            return name
-        known = sorted(self.upstreams)
-        hint = join_hints(
-            f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
-            did_you_mean(name, known),
-        )
+    def upstream_name(self, node: Scalar, what: str, *, sends: bool = False) -> str | None:
+        """The name ``node`` gives (a string: ``_written``) when it is a known upstream;
+        ``sends``: a route's ``to``."""
         problem = f"{what} sends to unknown upstream" if sends else f"{what}: unknown upstream"
-        self.w.report(node.at, f"{problem} {name!r}", hint)
-        return None
+        return str(node.value) if known_upstream(self.w, node, problem, self.upstreams) else None
 
     def canary(self, node: Node, label: str, to: str | None) -> tuple[bool, str | None]:
         """``(ok, canary.to)``: the canary names a known upstream other than the route's
@@ -302,21 +282,15 @@ class RouteTable:
         if not isinstance(node, Map):
             return
         allow = node.get("allow")
-        if allow is not None:
-            self.known(allow, f"{what}.allow")
+        for item in allow.items if isinstance(allow, Seq) else ():
+            if _written(item):  # read_part reports what is not a name
+                self.upstream_name(item, f"{what}.allow")
         if _is(node.get("header"), False) and _is(node.get("cookie"), False):
             self.w.report(
                 node.at,
                 f"{what} turns off both the header and the cookie, so nothing can override",
                 "remove overrides, or keep one of them",
             )
-
-    def known(self, node: Node, what: str) -> bool:
-        """Every string in the list ``node`` names a known upstream (``read_part``
-        reports what is not a string)."""
-        items = node.items if isinstance(node, Seq) else ()
-        names = [i for i in items if _written(i)]
-        return all([self.upstream_name(i, what) is not None for i in names])
 
     def fallback(self, node: Node, label: str, sides: _Sides) -> str | None:
         """``fallback.to`` (the primary) when it names a known upstream other than the
@@ -367,7 +341,7 @@ class RouteTable:
         what = f"{label} match"
         if not isinstance(node, Map):
             return
-        if node.get("path") is not None and node.get("path_prefix") is not None:
+        if not _is(node.get("path"), None) and not _is(node.get("path_prefix"), None):
             later = max(node.key_at("path"), node.key_at("path_prefix"), key=lambda a: a.line)
             self.w.report(
                 later,
@@ -437,11 +411,6 @@ class _Sides:
             return cls(known=known, to=to, new=canary, primary=to, canary=canary)
         new = None if to is None or to == LEGACY else to
         return cls(known=known, to=to, new=new, primary=LEGACY, canary=None)
-
-    def with_primary(self, primary: str) -> _Sides:
-        return _Sides(
-            known=self.known, to=self.to, new=self.new, primary=primary, canary=self.canary
-        )
 
     def default_allow(self) -> tuple[str, ...]:
         """What overrides may force by default: ``to``, ``canary.to`` and the primary."""

@@ -1,49 +1,29 @@
 """A route's ``shadow:``: its keys are read by pydantic with the route
 (``described.RouteEntry.shadow``); the upstream it names is checked here
-(``check_shadow``, from the nodes). ``read_shadow`` reads a shadow node alone (both).
+(``check_shadow``, from the nodes).
 
 >>> from strangler.config.source import read_text
->>> root = read_text("shadow: {to: billing, percent: 5%, compare: {ignore: [$.at]}}", "r.yaml")
->>> node = root.files[0].root.get("shadow")
+>>> node = read_text("shadow: {to: bling, percent: 5%}", "r.yaml").files[0].root.get("shadow")
 >>> w = Walker("r.yaml")
->>> spec = read_shadow(w, node, "route 'a'", upstreams={"legacy", "billing"}, own="legacy")
->>> spec.to, spec.ratio, [str(p) for p in spec.compare.ignore], w.problems
-('billing', 0.05, ['$.at'], [])
+>>> check_shadow(w, node, "route 'a'", upstreams={"legacy", "billing"}, own="legacy")
+False
+>>> print(w.problems[0])
+r.yaml:1: route 'a' shadow sends to unknown upstream 'bling' \
+(hint: known upstreams: billing, legacy; did you mean 'billing'?)
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from strangler.config.described import SHADOW, read_part
-from strangler.config.shadow_model import ShadowSpec
 from strangler.config.source import Map, Node, Scalar
 from strangler.config.walker import Walker, did_you_mean, join_hints
 
-__all__ = ["check_shadow", "read_shadow"]
-
-
-def read_shadow(
-    w: Walker,
-    node: Node,
-    label: str,
-    *,
-    upstreams: Collection[str],
-    own: str | None,
-) -> ShadowSpec | None:
-    """A route's ``shadow`` node alone: its keys (``described.SHADOW``), then
-    ``check_shadow``; ``None`` after any problem."""
-    spec: ShadowSpec | None = read_part(w, node, SHADOW, f"{label} shadow")
-    return spec if check_shadow(w, node, label, upstreams=upstreams, own=own) else None
+__all__ = ["check_shadow", "known_upstream"]
 
 
 def check_shadow(
-    w: Walker,
-    node: Node,
-    label: str,
-    *,
-    upstreams: Collection[str],
-    own: str | None,
+    w: Walker, node: Node, label: str, *, upstreams: Collection[str], own: str | None
 ) -> bool:
     """The upstream a route's ``shadow`` node names (``label`` names the route in
     messages, like ``route 'invoices'``) is declared and not ``own``; false after
@@ -54,15 +34,9 @@ def check_shadow(
     what = f"{label} shadow"
     target = node.get("to") if isinstance(node, Map) else node
     to = target.value if isinstance(target, Scalar) else None
-    if target is None or not isinstance(to, str) or not to.strip():
+    if not isinstance(target, Scalar) or not isinstance(to, str) or not to.strip():
         return True
-    if to not in upstreams:
-        known = sorted(upstreams)
-        hint = join_hints(
-            f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
-            did_you_mean(to, known),
-        )
-        w.report(target.at, f"{what} sends to unknown upstream {to!r}", hint)
+    if not known_upstream(w, target, f"{what} sends to unknown upstream", upstreams):
         return False
     if to == own:
         w.report(
@@ -73,3 +47,18 @@ def check_shadow(
         )
         return False
     return True
+
+
+def known_upstream(w: Walker, node: Scalar, problem: str, upstreams: Collection[str]) -> bool:
+    """``node`` names one of ``upstreams``; else the problem ``{problem} 'name'``, with
+    the known names and the closest one as the hint."""
+    name = str(node.value)
+    if name in upstreams:
+        return True
+    known = sorted(upstreams)
+    hint = join_hints(
+        f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
+        did_you_mean(name, known),
+    )
+    w.report(node.at, f"{problem} {name!r}", hint)
+    return False

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Final
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from strangler.config.model import Listen
 
@@ -37,7 +37,7 @@ __all__ = [
     "check_url",
     "hide_userinfo",
     "parse_listen",
-    "split_url",
+    "shown",
 ]
 
 METHODS: Final = (
@@ -64,6 +64,23 @@ class BadValue(ValueError):
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
+
+
+def shown(value: object) -> str:
+    """A value as a problem shows it ("must be X, got Y").
+
+    >>> shown(3), shown(None), shown([]), shown("x")
+    ('the number 3', 'nothing (null)', 'a list', "'x'")
+    """
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, list | tuple | dict):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return repr(value)
 
 
 def parse_listen(text: str) -> Listen:
@@ -109,23 +126,6 @@ def hide_userinfo(url: str) -> str:
     return f"{scheme}{sep}***@{netloc.rpartition('@')[2]}{rest[end:]}"
 
 
-def split_url(url: str, shown: str) -> SplitResult:
-    """``urlsplit(url)``, its ``ValueError`` (a bracket left open: ``http://[::1``)
-    turned into ``BadValue`` naming ``shown``, the URL as messages may show it."""
-    try:
-        parts = urlsplit(url)
-    except ValueError as err:
-        raise BadValue(
-            f"URL {shown!r} is not a valid URL: {err}",
-            "an IPv6 host goes in brackets, the port after them: http://[::1]:8000",
-        ) from None
-    try:
-        parts.port  # noqa: B018 - parses the port, raising ValueError when it is bad
-    except ValueError:
-        raise BadValue(f"URL {shown!r} has an invalid port", "a number from 1 to 65535") from None
-    return parts
-
-
 def check_url(url: str) -> str:
     """An upstream URL, normalised: lower-case scheme, no trailing ``/``.
 
@@ -137,31 +137,41 @@ def check_url(url: str) -> str:
     ...
     strangler.config.values.BadValue: URL 'billing:9000' must start with http:// or https://
     """
-    shown = hide_userinfo(url)  # a password must not reach a log or a terminal
+    masked = hide_userinfo(url)  # a password must not reach a log or a terminal
     if not url or any(c.isspace() for c in url):
-        raise BadValue(f"URL {shown!r} must not be empty or contain spaces")
+        raise BadValue(f"URL {masked!r} must not be empty or contain spaces")
     if "://" not in url:
         raise BadValue(
-            f"URL {shown!r} must start with http:// or https://",
-            f"did you mean 'http://{shown}'?",
+            f"URL {masked!r} must start with http:// or https://",
+            f"did you mean 'http://{masked}'?",
         )
-    parts = split_url(url, shown)
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # a bracket left open: http://[::1
+        raise BadValue(
+            f"URL {masked!r} is not a valid URL: {err}",
+            "an IPv6 host goes in brackets, the port after them: http://[::1]:8000",
+        ) from None
+    try:
+        parts.port  # noqa: B018 - parses the port, raising ValueError when it is bad
+    except ValueError:
+        raise BadValue(f"URL {masked!r} has an invalid port", "a number from 1 to 65535") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise BadValue(f"URL {shown!r} has scheme {parts.scheme!r}; only http and https work")
+        raise BadValue(f"URL {masked!r} has scheme {parts.scheme!r}; only http and https work")
     if "@" in parts.netloc:
         raise BadValue(
-            f"URL {shown!r} must not contain credentials",
+            f"URL {masked!r} must not contain credentials",
             "strangler adds none of its own; the client's pass through",
         )
     if not parts.hostname:
-        raise BadValue(f"URL {shown!r} has no host", "for example http://127.0.0.1:8000")
+        raise BadValue(f"URL {masked!r} has no host", "for example http://127.0.0.1:8000")
     if parts.query or "?" in url:
         raise BadValue(
-            f"URL {shown!r} must not have a query string",
+            f"URL {masked!r} must not have a query string",
             "each request's query string comes from the client",
         )
     if parts.fragment or "#" in url:
-        raise BadValue(f"URL {shown!r} must not have a fragment (#...)")
+        raise BadValue(f"URL {masked!r} must not have a fragment (#...)")
     return f"{parts.scheme.lower()}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
@@ -210,9 +220,9 @@ def check_path_template(path: str) -> str:
             )
         name, colon, converter = raw[1:-1].partition(":")
         if not _PARAM.fullmatch(name):
-            shown = f"'{name}'" if name else "an empty name"
+            which = f"'{name}'" if name else "an empty name"
             raise BadValue(
-                f"{path!r}: bad parameter name {shown} in '{raw}'",
+                f"{path!r}: bad parameter name {which} in '{raw}'",
                 "use letters, digits and '_', not starting with a digit",
             )
         if colon and converter not in CONVERTERS:
@@ -238,10 +248,10 @@ def check_host(host: str) -> str:
     """A ``match.host``: a host name or IPv4 address, or ``*.example.com``; no port."""
     if "://" in host or "/" in host:
         try:
-            shown = urlsplit(host).hostname or "api.example.com"
+            bare = urlsplit(host).hostname or "api.example.com"
         except ValueError:  # http://[::1 : the message needs no host to be right
-            shown = "api.example.com"
-        raise BadValue(f"{host!r} is a URL, not a host name", f"write only the host: {shown!r}")
+            bare = "api.example.com"
+        raise BadValue(f"{host!r} is a URL, not a host name", f"write only the host: {bare!r}")
     if host.startswith("[") or host.count(":") > 1:
         raise BadValue(f"{host!r}: IPv6 hosts are not supported in match.host")
     if ":" in host:
@@ -270,46 +280,46 @@ def check_redis_url(url: str) -> str:
 be a number, like /0
     """
     example = "for example redis://127.0.0.1:6379/0"
-    shown = mask_url_password(url)
+    masked = mask_url_password(url)
     if not url or any(c.isspace() for c in url):
         raise BadValue("a Redis URL must not be empty or contain spaces", example)
     if "://" not in url:
-        raise BadValue(f"{shown!r} must start with redis://, rediss:// or unix://", example)
+        raise BadValue(f"{masked!r} must start with redis://, rediss:// or unix://", example)
     try:
         parts = urlsplit(url)
     except ValueError as err:  # redis://[::1 : a bracket left open
-        raise BadValue(f"{shown!r} is not a valid URL: {err}", example) from None
+        raise BadValue(f"{masked!r} is not a valid URL: {err}", example) from None
     scheme = parts.scheme.lower()
     if scheme not in ("redis", "rediss", "unix"):
         raise BadValue(
-            f"{shown!r} has scheme {parts.scheme!r}; use redis://, rediss:// (TLS) or unix://",
+            f"{masked!r} has scheme {parts.scheme!r}; use redis://, rediss:// (TLS) or unix://",
             example,
         )
     if parts.fragment or "#" in url:
-        raise BadValue(f"{shown!r} must not have a fragment (#...)")
+        raise BadValue(f"{masked!r} must not have a fragment (#...)")
     if scheme == "unix":
         if parts.hostname or not parts.path:
             raise BadValue(
-                f"{shown!r} must name the socket by its absolute path",
+                f"{masked!r} must name the socket by its absolute path",
                 "three slashes: unix:///run/redis/redis.sock",
             )
         query = parse_qsl(parts.query, keep_blank_values=True)
         if any(key != "db" or not value.isdigit() for key, value in query):
-            raise BadValue(f"{shown!r}: the only query a unix:// URL takes here is ?db=N")
+            raise BadValue(f"{masked!r}: the only query a unix:// URL takes here is ?db=N")
         return url
     if not parts.hostname:
-        raise BadValue(f"{shown!r} has no host", example)
+        raise BadValue(f"{masked!r} has no host", example)
     try:
         parts.port  # noqa: B018 - parses the port, raising ValueError when it is bad
     except ValueError:
-        raise BadValue(f"{shown!r} has an invalid port", "a number from 1 to 65535") from None
+        raise BadValue(f"{masked!r} has an invalid port", "a number from 1 to 65535") from None
     if parts.query or "?" in url:
         raise BadValue(
-            f"{shown!r} must not have a query string", "put the database in the path: /0"
+            f"{masked!r} must not have a query string", "put the database in the path: /0"
         )
     db = parts.path.strip("/")
     if db and not db.isdigit():
-        raise BadValue(f"the database in {shown!r} must be a number, like /0")
+        raise BadValue(f"the database in {masked!r} must be a number, like /0")
     return url
 
 
