@@ -25,7 +25,6 @@ from strangler.cli import main
 from strangler.config.check import check_sources
 from strangler.config.described import (
     UNDESCRIBED,
-    UNDESCRIBED_ROUTE_KEYS,
     _plain,
     main_schema,
     routes_schema,
@@ -63,11 +62,6 @@ ACROSS: Final = re.compile(
     r"needs the route's (canary|shadow|slo)|is not a stage of this plan|comes too late|"
     r"stage already|needs a canary or a migrated stage|already carries the plan"
 )
-# a route's parts not described yet (described.UNDESCRIBED_ROUTE_KEYS)
-ROUTE_PART: Final = re.compile(
-    rf"^route '[^']*' ({'|'.join(UNDESCRIBED_ROUTE_KEYS)})\b"
-    rf"|in route '[^']*' ({'|'.join(UNDESCRIBED_ROUTE_KEYS)})$"
-)
 # upstreams.NAME.tls is not described yet (REWRITE.md)
 UPSTREAM_TLS: Final = re.compile(r"^upstream '[^']+' (has )?tls|in upstream '[^']+' tls\b")
 
@@ -80,8 +74,6 @@ def _only_check(sources: Sources, problem: Problem) -> str | None:
         return "a rule across keys or files"
     if UPSTREAM_TLS.search(problem.message):
         return "upstreams.NAME.tls (not described yet: REWRITE.md)"
-    if ROUTE_PART.search(problem.message):
-        return "a route's translate (not described yet: REWRITE.md)"
     file = next((f for f in sources.files if f.path == problem.file), sources.files[0])
     if isinstance(file.root, Map):
         keys = [k for k, _ in file.root.entries if k.at.line <= problem.line]

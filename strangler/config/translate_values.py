@@ -1,8 +1,10 @@
-"""Checks of single translate values: JSON paths, status rules, regexes, date formats, hooks.
+"""The kinds of a translate step's values, and the readers of its step lists.
 
-Pure functions without file positions, like ``strangler.config.values``: each returns
-the parsed value or raises ``BadValue`` (message and ``hint``);
-``strangler.config.validate_translate`` adds the file:line.
+``translate_model``'s fields name these in ``Annotated`` (as ``tv.X``); pydantic
+(``described``) reads them, as it does ``kinds``. A parse function returns the value
+read or raises ``BadValue`` (message and ``hint``); ``described`` adds the file:line.
+A rule across a class's keys raises ``problem(key, ...)``, reported at that key.
+``Steps`` reads a list of one-key mappings (``- path: {...}``, ``- rename: {...}``).
 
 >>> parse_json_path("$.lines[*].price").segments
 ('lines', <Wildcard.ANY: '*'>, 'price')
@@ -14,25 +16,66 @@ the parsed value or raises ``BadValue`` (message and ``hint``);
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
+import math
 import re
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Final, cast
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Final, TypeAlias, cast
 
-from strangler.config.translate_model import JsonPath, Segment, StatusRule, Wildcard
-from strangler.config.values import BadValue
-from strangler.config.walker import did_you_mean
+from strangler.config import kinds
+from strangler.config.kinds import Kind, _shown
+from strangler.config.translate_model import (
+    ErrorStep,
+    HeadersStep,
+    HookStep,
+    JsonConvert,
+    JsonDate,
+    JsonDefault,
+    JsonDrop,
+    JsonEach,
+    JsonMap,
+    JsonMove,
+    JsonPath,
+    JsonRename,
+    JsonRequire,
+    JsonScale,
+    JsonSet,
+    JsonStep,
+    JsonUnwrap,
+    JsonWrap,
+    PathStep,
+    QueryStep,
+    Segment,
+    StatusRule,
+    StatusStep,
+    Translator,
+    Use,
+    Wildcard,
+)
+from strangler.config.values import NAME, BadValue
+from strangler.config.walker import did_you_mean, join_hints
 
 __all__ = [
+    "JSON_OPS",
     "MAX_STATUS",
     "MIN_STATUS",
+    "PARAM",
+    "REQUEST_STEPS",
+    "RESPONSE_STEPS",
+    "TRANSLATE",
+    "TRANSLATORS",
+    "Steps",
     "check_regex",
     "check_strftime",
     "load_hook",
     "parse_json_path",
     "parse_status_rule",
+    "problem",
     "template_params",
 ]
 
@@ -45,6 +88,30 @@ _TEMPLATE_PARAM: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}
 _RULE: Final = re.compile(r"(>=|<=|>|<|==)?\s*(\d{3})")
 _RANGE: Final = re.compile(r"(\d{3})\s*-\s*(\d{3})")
 _CLASS: Final = re.compile(r"([1-5])xx", re.IGNORECASE)
+PARAM: Final = re.compile(
+    r"\{(?:(?P<query>query\.)(?P<qname>[A-Za-z0-9_.~\[\]-]+)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?)\}"
+)
+"""A route parameter in a template (``name``), or in a path ``{query.NAME}`` (``qname``)."""
+
+
+def problem(*lines: tuple[str | tuple[str, ...], str, str]) -> Exception:
+    """Problems at keys of the mapping being read, ``(key, message, hint)`` (raised from
+    a ``__post_init__`` or a reader), for ``described`` to report at each key's line."""
+    from pydantic_core import ValidationError
+
+    return ValidationError.from_exception_data(
+        "translate",
+        [
+            {
+                "type": "value_error",
+                "loc": key if isinstance(key, tuple) else (key,),
+                "input": None,
+                "ctx": {"error": BadValue(message, hint)},
+            }
+            for key, message, hint in lines
+        ],
+    )
 
 
 def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
@@ -273,4 +340,418 @@ def check_strftime(fmt: str) -> str:
     return fmt
 
 
-# ---------------------------------------------------------------------------- the reader
+# ---------------------------------------------------------------------------- value kinds
+
+
+def _string(value: object, hint: str = "") -> str:
+    if not isinstance(value, str):
+        shown = f'quote it: "{value}"' if isinstance(value, int | float) else ""
+        raise BadValue(f"must be a string, got {_shown(value)}", hint or shown)
+    return value
+
+
+def _template(value: object) -> str:
+    """A value with ``{param}`` parts (the route's parameters), ``{id:int}`` as ``{id}``."""
+    text = _string(value)
+    bare = _TEMPLATE_PARAM.sub("", text)
+    if "{" in bare or "}" in bare:
+        raise BadValue(
+            f"{text!r} has a malformed parameter",
+            "parameters look like {id}, and name a parameter of the route's match.path",
+        )
+    return _TEMPLATE_PARAM.sub(lambda m: "{" + m.group(1) + "}", text)
+
+
+def _rewrite(value: object) -> str:
+    """A path template, with ``{param}`` and ``{query.NAME}`` (a query parameter moved
+    into the path), then optionally ``?name={param}&...``, set on the query string."""
+    text = _string(value, "a path like /customers/{id}")
+    path, mark, query = text.partition("?")
+    if not path.startswith("/") or any(c.isspace() or c == "#" for c in text):
+        raise BadValue(
+            f"{text!r} must be a path starting with '/', without spaces or '#'",
+            "a query part like ?customer={id} is set on the client's query string",
+        )
+    bare = PARAM.sub("", path)
+    if "{" in bare or "}" in bare:
+        raise BadValue(
+            f"{text!r} has a malformed parameter",
+            "parameters look like {id} (a parameter of the route's match.path) "
+            "or {query.name} (a query parameter, moved into the path)",
+        )
+    out = PARAM.sub(lambda m: "{" + (m.group("name") or "query." + m.group("qname")) + "}", path)
+    pairs = [pair.partition("=") for pair in query.split("&")] if mark else []
+    for name, eq, _ in pairs:
+        if not name or not eq or "{" in name or "}" in name:
+            raise BadValue(
+                f"{name + eq!r} in the query part is not name=value",
+                "like /v2/orders?customer={id}&v=2",
+            )
+    return out + mark + "&".join(f"{name}={_template(v)}" for name, _, v in pairs)
+
+
+REWRITE: Final = Kind(_rewrite, {"type": "string", "pattern": "^/", "examples": ["/c/{id}"]})
+TEMPLATE: Final = Kind(_template, {"type": "string"})
+_HOST: Final = re.compile(r"[A-Za-z0-9._-]+(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?")
+
+
+def _host(value: object) -> str:
+    text = _string(value, "like new.example or new:8443")
+    if not _HOST.fullmatch(text):
+        raise BadValue(
+            f"{text!r} is not a host[:port]",
+            "write only the host, like new.example or new.example:8443",
+        )
+    return text
+
+
+HOST: Final = Kind(_host, {"type": "string", "pattern": f"^({_HOST.pattern})$"})
+_MANAGED: Final = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer",
+     "upgrade", "proxy-connection"}
+)  # fmt: skip
+
+
+def _header(value: object) -> str:
+    if not isinstance(value, str) or not kinds.TOKEN.fullmatch(value):
+        raise BadValue(f"{value!r} is not a valid header name", "like X-Request-Id")
+    if value.lower() in _MANAGED:
+        raise BadValue(
+            f"{value} is managed by the proxy (framing, connection); it cannot be changed"
+        )
+    return value
+
+
+HEADER: TypeAlias = Annotated[
+    str, Kind(_header, {"type": "string", "pattern": f"^{kinds.TOKEN.pattern}$"})
+]
+
+
+def _header_value(value: object) -> str:
+    if "\r" in _string(value) or "\n" in cast(str, value):
+        raise BadValue("a header value cannot hold a line break")
+    return cast(str, value)
+
+
+HEADER_VALUE: Final = Kind(_header_value, {"type": "string", "pattern": "^[^\\r\\n]*$"})
+LISTED: Final = kinds.NonEmpty("write one or more entries, or leave the key out")
+NAMES: TypeAlias = Annotated[tuple[Annotated[str, kinds.STRICT], ...], LISTED, kinds.ONE_OR_MORE]
+_PATH_HINT: Final = "a JSON path like customer.name or lines[*].price"
+JSON_PATH: Final = Kind(
+    lambda value: parse_json_path(_string(value, _PATH_HINT)),
+    {"type": "string", "examples": ["customer.name", "lines[*].price"]},
+)
+PATH: TypeAlias = Annotated[JsonPath, JSON_PATH]
+PATHS: TypeAlias = Annotated[tuple[PATH, ...], LISTED, kinds.ONE_OR_MORE]
+
+
+def _keys(value: object) -> tuple[str, ...]:
+    path = parse_json_path(_string(value, "like data or result.data"))
+    keys = tuple(s for s in path.segments if isinstance(s, str))
+    if len(keys) != len(path.segments):
+        raise BadValue(f"{path} must be keys only, like data or result.data")
+    return keys
+
+
+KEYS: Final = Kind(_keys, {"type": "string", "examples": ["data"]})
+JSON: Final = Kind(kinds.json_value, {"description": "any JSON value"})
+
+
+def _json_map(value: object) -> tuple[tuple[Any, Any], ...]:
+    if not isinstance(value, dict) or not value:
+        raise BadValue(
+            f"must be a non-empty mapping of old value to new, got {_shown(value)}",
+            "like values: {OPEN: open, PAID: paid}",
+        )
+    pairs = getattr(value, "pairs", None) or value.items()  # described.Pairs: 1 and true
+    return tuple((old, kinds.json_value(new, str(old))) for old, new in pairs)
+
+
+JSON_MAP: Final = Kind(_json_map, {"type": "object", "minProperties": 1})
+DATE_NAMED: Final = ("iso8601", "epoch", "epoch_ms")
+
+
+def _date_format(value: object) -> str:
+    text = _string(value, "iso8601, epoch, epoch_ms or like '%Y-%m-%d'")
+    if text in DATE_NAMED:
+        return text
+    if "%" not in text:
+        raise BadValue(
+            f"{text!r} is not a date format",
+            join_hints(
+                did_you_mean(text, DATE_NAMED),
+                "iso8601, epoch, epoch_ms or strftime codes like '%Y-%m-%d'",
+            ),
+        )
+    return check_strftime(text)
+
+
+DATE_FORMAT: Final = Kind(
+    _date_format,
+    {"type": "string", "examples": ["iso8601", "epoch", "epoch_ms", "%d/%m/%Y"]},
+)
+_FACTOR: Final = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _factor(value: object) -> str:
+    """A positive decimal, as text (``Decimal(text)``): a float is its shortest repr."""
+    text = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, float) and math.isfinite(value):
+        text = repr(value)
+    elif isinstance(value, str) and _FACTOR.fullmatch(value.strip()):
+        text = value.strip()
+    try:
+        if text is not None and Decimal(text) > 0:
+            return text
+    except InvalidOperation:
+        pass
+    raise BadValue(
+        f"must be a positive number, got {_shown(value)}",
+        "like 100, or '0.01' as text to keep it exact",
+    )
+
+
+FACTOR: Final = Kind(
+    _factor, {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}
+)
+
+
+def _places(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 30:
+        raise BadValue(f"must be a whole number from 0 to 30, got {_shown(value)}")
+    return value
+
+
+PLACES: Final = Kind(_places, {"type": "integer", "minimum": 0, "maximum": 30})
+MAX_BODY: Final = kinds.within(kinds.SIZE, hint="it caps what a body step buffers, like 1MiB")
+
+
+def _translator_name(value: object) -> str:
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise BadValue(f"translator name {value!r} must be letters, digits, '.', '_' and '-'")
+    return value
+
+
+TRANSLATOR_NAME: Final = Kind(_translator_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+
+
+# ---------------------------------------------------------------------------- readers
+
+
+class Steps(kinds.OneKey):
+    """A list entry written ``{name: settings}``, read by ``shapes[name]``: a step of a
+    side, or a JSON operation. ``elsewhere``: the hint for a name that belongs
+    somewhere else; ``refuse``: a step's key that is not for this side (message, hint).
+    ``described`` names such an entry by its index (``request[2]``)."""
+
+    indexed = True
+
+    def __init__(
+        self,
+        shapes: dict[str, Any],
+        noun: str,
+        listing: str,
+        elsewhere: Mapping[str, str],
+        refuse: Mapping[tuple[str, str], tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__(shapes, "")
+        self.noun, self.listing, self.elsewhere = noun, listing, elsewhere
+        self.refuse = refuse or {}
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        names = ", ".join(self.shapes)
+
+        def which(value: object) -> object:
+            if not isinstance(value, dict) or not value:
+                raise BadValue(
+                    f"a {self.noun} is a mapping with one key ({names}), got {_shown(value)}"
+                )
+            first, *extra = value
+            if extra:
+                raise problem(
+                    (
+                        extra[0],
+                        f"a {self.noun} has one key; {extra[0]!r} follows {first!r}",
+                        f"write '{extra[0]}' as its own list item: - {extra[0]}: ...",
+                    )
+                )
+            if first not in self.shapes:
+                hint = self.elsewhere.get(first) or join_hints(
+                    did_you_mean(str(first), self.shapes), f"{self.listing}: {names}"
+                )
+                raise BadValue(f"unknown {self.noun} {first!r}", hint)
+            for (step, key), (message, hint) in self.refuse.items():
+                if step == first and isinstance(value[first], dict) and key in value[first]:
+                    raise problem(((first, key), message, hint))
+            return value
+
+        def body(name: str) -> Any:
+            return core_schema.no_info_before_validator_function(
+                lambda value: value[name], handler.generate_schema(self.shapes[name])
+            )
+
+        return core_schema.no_info_before_validator_function(
+            which,
+            core_schema.tagged_union_schema(
+                {name: body(name) for name in self.shapes}, discriminator=lambda v: next(iter(v))
+            ),
+        )
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        choices = core["schema"]["choices"]
+        return {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "properties": {name: handler(choices[name])},
+                    "required": [name],
+                    "additionalProperties": False,
+                }
+                for name in self.shapes
+            ]
+        }
+
+
+class Bare:
+    """A class written as the value of its one ``key``: ``wrap: data``, ``drop: [a, b]``,
+    ``json: [...]``; a mapping is refused (``noun``: what it must be instead)."""
+
+    def __init__(self, key: str, noun: str) -> None:
+        self.key, self.noun = key, noun
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def wrap(value: object) -> object:
+            if isinstance(value, dict):
+                raise BadValue(f"must be {self.noun}, got a mapping")
+            return {self.key: value}
+
+        hints = typing.get_type_hints(source, include_extras=True)
+        return core_schema.no_info_before_validator_function(
+            wrap, handler(source), json_schema_input_schema=handler.generate_schema(hints[self.key])
+        )
+
+
+class _Ordered:
+    """A step whose keys are operations that run in the order written (``order``)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def ordered(value: object, read: Callable[[object], Any]) -> Any:
+            got = read(value)
+            return dataclasses.replace(got, order=tuple(cast(dict[str, Any], value)))
+
+        return core_schema.no_info_wrap_validator_function(ordered, handler(source))
+
+
+class _Layer:
+    """A translator, or ``{use: NAME}`` (``Use``); ``named``: under translators:, where
+    ``use`` is refused."""
+
+    indexed = True
+
+    def __init__(self, *, named: bool) -> None:
+        self.named = named
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def either(value: object, read: Callable[[object], Any]) -> Any:
+            if not isinstance(value, dict) or "use" not in value:
+                return read(value)
+            if self.named:
+                raise BadValue(
+                    "a named translator cannot 'use' another",
+                    "list both under the route instead: translate: [{use: a}, {use: b}]",
+                )
+            hint = "'use' takes the named translator as it is; change it under translators:"
+            others = [k for k in value if k != "use"]
+            if others:
+                raise problem(*((k, f"{k!r} cannot go with 'use'", hint) for k in others))
+            if not isinstance(value["use"], str):
+                raise problem(("use", "must be the name of an entry under translators:", ""))
+            return Use(use=value["use"])
+
+        return core_schema.no_info_wrap_validator_function(either, handler(source))
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        if self.named:
+            return dict(handler(core))
+        use = {"type": "object", "properties": {"use": {"type": "string"}}, "required": ["use"]}
+        return {"anyOf": [{**use, "additionalProperties": False}, handler(core)]}
+
+
+ORDERED: Final = _Ordered()
+LAYER: Final = _Layer(named=False)
+NAMED: Final = _Layer(named=True)
+_STEPS: Final = {
+    "path": PathStep,
+    "query": Annotated[QueryStep, ORDERED],
+    "headers": Annotated[HeadersStep, ORDERED],
+    "json": Annotated[JsonStep, Bare("ops", "a non-empty list of operations")],
+    "hook": Annotated[HookStep, kinds.ShortForm("call", kinds.HOOK, noun="'module:function'")],
+    "status": StatusStep,
+    "error": ErrorStep,
+}
+_PATHS_NOUN: Final = "a JSON path or a list of them"
+JSON_OPS: Final = Steps(
+    {
+        "rename": JsonRename,
+        "move": JsonMove,
+        "drop": Annotated[JsonDrop, Bare("paths", _PATHS_NOUN)],
+        "set": JsonSet,
+        "default": JsonDefault,
+        "wrap": Annotated[JsonWrap, Bare("keys", "a key path like data")],
+        "unwrap": Annotated[JsonUnwrap, Bare("keys", "a key path like data")],
+        "map": JsonMap,
+        "convert": JsonConvert,
+        "date": JsonDate,
+        "scale": JsonScale,
+        "each": JsonEach,
+        "require": Annotated[JsonRequire, Bare("paths", _PATHS_NOUN)],
+    },
+    "JSON operation",
+    "operations",
+    {},
+)
+
+
+def _side(side: str, names: tuple[str, ...], other: tuple[str, ...]) -> Steps:
+    across = "response" if side == "request" else "request"
+    elsewhere = {k: f"'{k}' is a {across} step; move it under {across}:" for k in other}
+    for op in JSON_OPS.shapes:
+        elsewhere[op] = (
+            f"'{op}' is a JSON operation; put it in a json list: - json: [{{{op}: ...}}]"
+        )
+    refuse = {
+        ("headers", "rewrite_paths"): (
+            "is for the response side (Location, Link...)",
+            "on the request side, use a path step",
+        )
+    }
+    return Steps(
+        {name: _STEPS[name] for name in names},
+        f"{side} step",
+        f"{side} steps",
+        {k: v for k, v in elsewhere.items() if k not in names},
+        refuse if side == "request" else None,
+    )
+
+
+_REQUEST: Final = ("path", "query", "headers", "json", "hook")
+_RESPONSE: Final = ("status", "headers", "json", "error", "hook")
+REQUEST_STEPS: Final = _side("request", _REQUEST, _RESPONSE)
+RESPONSE_STEPS: Final = _side("response", _RESPONSE, _REQUEST)
+TRANSLATE: TypeAlias = Annotated[
+    tuple[Annotated[Translator, LAYER], ...],
+    kinds.NonEmpty("leave translate out for none"),
+    kinds.ONE_OR_MORE,
+]
+"""A route's ``translate:`` as written: translators and ``{use: NAME}``, outermost first."""
+TRANSLATORS: TypeAlias = Mapping[Annotated[str, TRANSLATOR_NAME], Annotated[Translator, NAMED]]
