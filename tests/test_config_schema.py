@@ -60,7 +60,8 @@ ACROSS: Final = re.compile(
     r"parameter name '[^']*' is used twice|"  # a template's names: not a pattern
     r"the upstream that already answers this route|cannot exceed min_observations|"
     r"needs the route's (canary|shadow|slo)|is not a stage of this plan|comes too late|"
-    r"stage already|needs a canary or a migrated stage|already carries the plan"
+    r"stage already|needs a canary or a migrated stage|already carries the plan|"
+    r"which the route's path template does not have|uses unknown translator"
 )
 # upstreams.NAME.tls is not described yet (REWRITE.md)
 UPSTREAM_TLS: Final = re.compile(r"^upstream '[^']+' (has )?tls|in upstream '[^']+' tls\b")

@@ -420,6 +420,9 @@ def _field_type(shape: Any, name: str) -> Any:
 
 
 def _item_type(shape: Any) -> Any:
+    for meta in getattr(shape, "__metadata__", ()):
+        if hasattr(meta, "written_as"):  # a class written as its one key's value (a list)
+            shape = _keys(shape)[meta.written_as]
     args = typing.get_args(_unwrap(shape))
     return args[0] if args else Any
 

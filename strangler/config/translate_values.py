@@ -459,8 +459,9 @@ JSON: Final = Kind(kinds.json_value, {"description": "any JSON value"})
 
 def _json_map(value: object) -> tuple[tuple[Any, Any], ...]:
     if not isinstance(value, dict) or not value:
+        got = "an empty mapping" if value == {} else _shown(value)
         raise BadValue(
-            f"must be a non-empty mapping of old value to new, got {_shown(value)}",
+            f"must be a non-empty mapping of old value to new, got {got}",
             "like values: {OPEN: open, PAID: paid}",
         )
     pairs = getattr(value, "pairs", None) or value.items()  # described.Pairs: 1 and true
@@ -621,7 +622,7 @@ class Bare:
     ``json: [...]``; a mapping is refused (``noun``: what it must be instead)."""
 
     def __init__(self, key: str, noun: str) -> None:
-        self.key, self.noun = key, noun
+        self.written_as, self.noun = key, noun
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
@@ -629,11 +630,13 @@ class Bare:
         def wrap(value: object) -> object:
             if isinstance(value, dict):
                 raise BadValue(f"must be {self.noun}, got a mapping")
-            return {self.key: value}
+            return {self.written_as: value}
 
         hints = typing.get_type_hints(source, include_extras=True)
         return core_schema.no_info_before_validator_function(
-            wrap, handler(source), json_schema_input_schema=handler.generate_schema(hints[self.key])
+            wrap,
+            handler(source),
+            json_schema_input_schema=handler.generate_schema(hints[self.written_as]),
         )
 
 

@@ -146,10 +146,14 @@ class RouteTable:
             check_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
         translate = None
         if "translate" in f:
-            template = entry.match.path if entry is not None else None
-            layers = entry.translate if entry is not None else None
+            match = f.get("match")
+            path = match.get("path") if isinstance(match, Map) else None
+            template = path.value if isinstance(path, Scalar) else None  # as written
             translate = self.translators.spec(
-                f["translate"], layers, label=label, template=template
+                f["translate"],
+                entry.translate if entry is not None else None,
+                label=label,
+                template=template if isinstance(template, str) else None,
             )
         if "migrate" in f:
             check_migrate(
