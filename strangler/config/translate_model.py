@@ -161,9 +161,9 @@ class Prefix:
     """``prefix: {strip, add}``: take whole leading segments off the path (the request
     fails when they are not there), then put ``add`` in front."""
 
-    strip: Annotated[str, kinds.URL_PATH] | None = None
+    strip: Annotated[str, tv.URL_PATH] | None = None
     """Whole leading segments to take off, like /api/v1."""
-    add: Annotated[str, kinds.URL_PATH] | None = None
+    add: Annotated[str, tv.URL_PATH] | None = None
     """Put in front of the path, like /v2."""
 
     def __post_init__(self) -> None:
@@ -218,17 +218,17 @@ class QueryStep:
     """``query:``, request only; its operations run in the order written."""
 
     kind: ClassVar[str] = "query"
-    rename: Annotated[Mapping[str, Annotated[str, kinds.STRICT]], kinds.FILLED] | None = None
+    rename: Annotated[Mapping[str, Annotated[str, kinds.STRICT]], tv.FILLED] | None = None
     """{old: new}: every parameter named old takes the name new, in place."""
     drop: tv.NAMES | None = None
     """Remove every parameter of these names."""
-    set: Annotated[Mapping[str, Annotated[str, tv.TEMPLATE]], kinds.FILLED] | None = None
+    set: Annotated[Mapping[str, Annotated[str, tv.TEMPLATE]], tv.FILLED] | None = None
     """{name: value}: the first parameter of that name takes the value ({param}: the
     route's), the others of the name go; appended when there is none."""
     map: (
         Annotated[
-            Mapping[str, Annotated[Mapping[str, Annotated[str, kinds.STRICT]], kinds.FILLED]],
-            kinds.FILLED,
+            Mapping[str, Annotated[Mapping[str, Annotated[str, kinds.STRICT]], tv.FILLED]],
+            tv.FILLED,
         ]
         | None
     ) = None
@@ -258,9 +258,9 @@ class RewritePaths:
     legacy app that answers absolute URLs sent); ``False`` always a relative one."""
 
     EXAMPLE: ClassVar[str] = "rewrite_paths: {from: /api/v2, to: /api/v1}"
-    from_: Annotated[str, kinds.key("from"), kinds.URL_PATH]
+    from_: Annotated[str, kinds.key("from"), tv.URL_PATH]
     """The new service's path prefix, like /api/v2."""
-    to: Annotated[str, kinds.URL_PATH]
+    to: Annotated[str, tv.URL_PATH]
     """The legacy path prefix written instead, like /api/v1."""
     absolute: Annotated[bool, kinds.STRICT] | None = None
     """true: always an absolute URL on the client's origin; false: always relative;
@@ -272,15 +272,13 @@ class HeadersStep:
     """``headers:``, either side; its operations run in the order written."""
 
     kind: ClassVar[str] = "headers"
-    set: Annotated[Mapping[tv.HEADER, Annotated[str, tv.HEADER_VALUE]], kinds.FILLED] | None = None
+    set: Annotated[Mapping[tv.HEADER, Annotated[str, tv.HEADER_VALUE]], tv.FILLED] | None = None
     """{Name: value}: replace every value of the header with one."""
-    rename: Annotated[Mapping[tv.HEADER, tv.HEADER], kinds.FILLED] | None = None
+    rename: Annotated[Mapping[tv.HEADER, tv.HEADER], tv.FILLED] | None = None
     """{Old: New}: every Old value moves to New (replacing New)."""
     remove: Annotated[tuple[tv.HEADER, ...], tv.LISTED, kinds.ONE_OR_MORE] | None = None
     """Header names to remove."""
-    from_param: Annotated[Mapping[tv.HEADER, Annotated[str, kinds.STRICT]], kinds.FILLED] | None = (
-        None
-    )
+    from_param: Annotated[Mapping[tv.HEADER, Annotated[str, kinds.STRICT]], tv.FILLED] | None = None
     """{Header: param}: set the header to a route template parameter."""
     rewrite_paths: RewritePaths | None = None
     """Response only: URL paths in Location, Content-Location and Link."""
@@ -527,9 +525,7 @@ class StatusStep:
 
     EXAMPLE: ClassVar[str] = "status: {map: {201: 200}}"
     kind: ClassVar[str] = "status"
-    map: Annotated[
-        Mapping[Annotated[int, kinds.STATUS], Annotated[int, kinds.STATUS]], kinds.FILLED
-    ]
+    map: Annotated[Mapping[Annotated[int, tv.STATUS], Annotated[int, tv.STATUS]], tv.FILLED]
     """The new service's status -> the one legacy answered with, like {201: 200}."""
 
 
@@ -562,13 +558,13 @@ class ErrorStep:
 
     EXAMPLE: ClassVar[str] = "error: {when: '>=500', body: {message: $.detail}, status: 502}"
     kind: ClassVar[str] = "error"
-    when: Annotated[StatusRule, kinds.STATUS_RULE] = StatusRule(ranges=((400, 599),), text=">=400")
+    when: Annotated[StatusRule, tv.STATUS_RULE] = StatusRule(ranges=((400, 599),), text=">=400")
     """The statuses whose body is rewritten, like '>=400', '4xx', '500-599', 404, or a list."""
-    body: Annotated[BodyTemplate, kinds.BODY_TEMPLATE]
+    body: Annotated[BodyTemplate, tv.BODY_TEMPLATE]
     """The legacy error body; a "$.path" string is that value of the new service's body."""
-    status: Annotated[int, kinds.STATUS] | None = None
+    status: Annotated[int, tv.STATUS] | None = None
     """Replaces the status; left out, the status stays."""
-    content_type: Annotated[str, kinds.JSON_MEDIA] | None = None
+    content_type: Annotated[str, tv.JSON_MEDIA] | None = None
     """A JSON media type; left out, legacy's own for that status, else JSON UTF-8."""
 
 
@@ -597,7 +593,7 @@ class HookStep:
         "hook: 'mypkg.hooks:fix' or hook: {call: 'mypkg.hooks:fix', body: false}"
     )
     kind: ClassVar[str] = "hook"
-    call: Annotated[Hook, kinds.HOOK]
+    call: Annotated[Hook, tv.HOOK]
     """The function, 'module:function' (or 'module.function'): one argument, not async."""
     body: Annotated[bool, kinds.STRICT] = True
     """false: the route keeps streaming and the hook sees body None."""

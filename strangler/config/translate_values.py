@@ -25,6 +25,7 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Annotated, Any, Final, TypeAlias, cast
 
 from strangler.config import kinds
@@ -32,6 +33,7 @@ from strangler.config.kinds import Kind, _shown
 from strangler.config.translate_model import (
     ErrorStep,
     HeadersStep,
+    Hook,
     HookStep,
     JsonConvert,
     JsonDate,
@@ -454,7 +456,7 @@ def _keys(value: object) -> tuple[str, ...]:
 
 
 KEYS: Final = Kind(_keys, {"type": "string", "examples": ["data"]})
-JSON: Final = Kind(kinds.json_value, {"description": "any JSON value"})
+JSON: Final = Kind(lambda value: json_value(value), {"description": "any JSON value"})
 
 
 def _json_map(value: object) -> tuple[tuple[Any, Any], ...]:
@@ -465,7 +467,7 @@ def _json_map(value: object) -> tuple[tuple[Any, Any], ...]:
             "like values: {OPEN: open, PAID: paid}",
         )
     pairs = getattr(value, "pairs", None) or value.items()  # described.Pairs: 1 and true
-    return tuple((old, kinds.json_value(new, str(old))) for old, new in pairs)
+    return tuple((old, json_value(new, str(old))) for old, new in pairs)
 
 
 JSON_MAP: Final = Kind(_json_map, {"type": "object", "minProperties": 1})
@@ -536,6 +538,119 @@ def _translator_name(value: object) -> str:
 
 
 TRANSLATOR_NAME: Final = Kind(_translator_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
+
+
+# ---------------------------------------------------------------------------- more kinds
+
+
+class _Filled:
+    """pydantic's own check of a mapping or list that must not be empty (``too_short``,
+    said by ``described``)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = handler(source)
+        schema["min_length"] = 1
+        return schema
+
+
+FILLED: Final = _Filled()
+
+
+def _status(value: object) -> int:
+    """A status code; a mapping's keys may be written as strings (``'201': 200``)."""
+    number = int(value) if isinstance(value, str) and value.isdigit() else value
+    if (
+        isinstance(number, int)
+        and not isinstance(number, bool)
+        and MIN_STATUS <= number <= MAX_STATUS
+    ):
+        return number
+    raise BadValue(f"must be a status from {MIN_STATUS} to {MAX_STATUS}, got {_shown(value)}")
+
+
+STATUS: Final = Kind(_status, {"type": "integer", "minimum": MIN_STATUS, "maximum": MAX_STATUS})
+
+
+STATUS_RULE: Final = Kind(
+    parse_status_rule,
+    {
+        "anyOf": [
+            {"type": ["string", "integer"]},
+            {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1},
+        ],
+        "examples": [">=400", "4xx", "500-599", 404],
+    },
+)
+
+
+def json_value(value: object, where: str = "", *, paths: bool = False) -> Any:
+    """A YAML value as a read-only JSON value (``FrozenJSON``); with ``paths``, a
+    ``"$..."`` string is a JSON path into the original body (``"$$x"`` is ``"$x"``)."""
+    at = f" (at {where})" if where else ""
+    if paths and isinstance(value, str) and value.startswith("$$"):
+        return value[1:]
+    if paths and isinstance(value, str) and value.startswith("$"):
+        try:
+            return parse_json_path(value, root=True)
+        except BadValue as err:
+            raise BadValue(f"{err}{at}", err.hint) from None
+    if isinstance(value, list):
+        return tuple(json_value(item, where, paths=paths) for item in value)
+    if isinstance(value, dict):
+        out = {}
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise BadValue(
+                    f"JSON object keys are text, got {_shown(name)}{at}", f'quote it: "{name}"'
+                )
+            out[name] = json_value(item, f"{where}.{name}" if where else name, paths=paths)
+        return MappingProxyType(out)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadValue(f"{value!r} is not a JSON number{at}")
+    return value
+
+
+BODY_TEMPLATE: Final = Kind(
+    lambda value: json_value(value, paths=True),
+    {"description": 'JSON; a "$.path" string is that value of the original body'},
+)
+
+
+def _json_media(value: object) -> str:
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "like application/problem+json")
+    kind = value.partition(";")[0].strip().lower()
+    if not (kind.endswith("/json") or kind.endswith("+json")):
+        raise BadValue(
+            f"{value!r} is not a JSON media type",
+            "the error body is JSON: application/json, application/problem+json, ...",
+        )
+    return value
+
+
+JSON_MEDIA: Final = Kind(
+    _json_media, {"type": "string", "pattern": r"(?i)^[^;]*[/+]json\s*(;.*)?$"}
+)
+
+
+def _hook(value: object) -> Any:
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "like 'mypkg.hooks:fix'")
+    return Hook(target=value, function=load_hook(value))
+
+
+HOOK: Final = Kind(_hook, {"type": "string", "examples": ["mypkg.hooks:fix"]})
+
+
+def _url_path(value: object) -> str:
+    if not isinstance(value, str):
+        raise BadValue(f"must be a string, got {_shown(value)}", "a path like /api/v1")
+    if not value.startswith("/") or any(c.isspace() or c in "?#{}" for c in value):
+        raise BadValue(f"{value!r} must be a path starting with '/', without spaces or ?#{{}}")
+    return value
+
+
+URL_PATH: Final = Kind(_url_path, {"type": "string", "pattern": r"^/[^\s?#{}]*$"})
 
 
 # ---------------------------------------------------------------------------- readers
@@ -698,7 +813,7 @@ _STEPS: Final = {
     "query": Annotated[QueryStep, ORDERED],
     "headers": Annotated[HeadersStep, ORDERED],
     "json": Annotated[JsonStep, Bare("ops", "a non-empty list of operations")],
-    "hook": Annotated[HookStep, kinds.ShortForm("call", kinds.HOOK, noun="'module:function'")],
+    "hook": Annotated[HookStep, kinds.ShortForm("call", HOOK, noun="'module:function'")],
     "status": StatusStep,
     "error": ErrorStep,
 }
