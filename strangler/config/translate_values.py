@@ -59,7 +59,7 @@ from strangler.config.translate_model import (
     Use,
     Wildcard,
 )
-from strangler.config.values import NAME, BadValue
+from strangler.config.values import BadValue
 from strangler.config.walker import did_you_mean, join_hints
 
 __all__ = [
@@ -382,14 +382,15 @@ def _rewrite(value: object) -> str:
             "or {query.name} (a query parameter, moved into the path)",
         )
     out = PARAM.sub(lambda m: "{" + (m.group("name") or "query." + m.group("qname")) + "}", path)
-    pairs = [pair.partition("=") for pair in query.split("&")] if mark else []
-    for name, eq, _ in pairs:
+    filled = []
+    for pair in query.split("&") if mark else ():
+        name, eq, template = pair.partition("=")
         if not name or not eq or "{" in name or "}" in name:
             raise BadValue(
-                f"{name + eq!r} in the query part is not name=value",
-                "like /v2/orders?customer={id}&v=2",
+                f"{pair!r} in the query part is not name=value", "like /v2/orders?customer={id}&v=2"
             )
-    return out + mark + "&".join(f"{name}={_template(v)}" for name, _, v in pairs)
+        filled.append(f"{name}={_template(template)}")
+    return out + mark + "&".join(filled)
 
 
 REWRITE: Final = Kind(_rewrite, {"type": "string", "pattern": "^/", "examples": ["/c/{id}"]})
@@ -430,9 +431,10 @@ HEADER: TypeAlias = Annotated[
 
 
 def _header_value(value: object) -> str:
-    if "\r" in _string(value) or "\n" in cast(str, value):
+    text = _string(value)
+    if "\r" in text or "\n" in text:
         raise BadValue("a header value cannot hold a line break")
-    return cast(str, value)
+    return text
 
 
 HEADER_VALUE: Final = Kind(_header_value, {"type": "string", "pattern": "^[^\\r\\n]*$"})
@@ -517,7 +519,13 @@ def _factor(value: object) -> str:
 
 
 FACTOR: Final = Kind(
-    _factor, {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}
+    _factor,
+    {
+        "anyOf": [
+            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "string", "pattern": r"^\s*(?=[^1-9]*[1-9])\d+(\.\d+)?\s*$"},
+        ]
+    },
 )
 
 
@@ -529,15 +537,6 @@ def _places(value: object) -> int:
 
 PLACES: Final = Kind(_places, {"type": "integer", "minimum": 0, "maximum": 30})
 MAX_BODY: Final = kinds.within(kinds.SIZE, hint="it caps what a body step buffers, like 1MiB")
-
-
-def _translator_name(value: object) -> str:
-    if not isinstance(value, str) or not NAME.fullmatch(value):
-        raise BadValue(f"translator name {value!r} must be letters, digits, '.', '_' and '-'")
-    return value
-
-
-TRANSLATOR_NAME: Final = Kind(_translator_name, {"type": "string", "pattern": f"^{NAME.pattern}$"})
 
 
 # ---------------------------------------------------------------------------- more kinds
@@ -617,15 +616,13 @@ BODY_TEMPLATE: Final = Kind(
 
 
 def _json_media(value: object) -> str:
-    if not isinstance(value, str):
-        raise BadValue(f"must be a string, got {_shown(value)}", "like application/problem+json")
-    kind = value.partition(";")[0].strip().lower()
+    kind = _string(value, "like application/problem+json").partition(";")[0].strip().lower()
     if not (kind.endswith("/json") or kind.endswith("+json")):
         raise BadValue(
             f"{value!r} is not a JSON media type",
             "the error body is JSON: application/json, application/problem+json, ...",
         )
-    return value
+    return cast(str, value)
 
 
 JSON_MEDIA: Final = Kind(
@@ -634,20 +631,18 @@ JSON_MEDIA: Final = Kind(
 
 
 def _hook(value: object) -> Any:
-    if not isinstance(value, str):
-        raise BadValue(f"must be a string, got {_shown(value)}", "like 'mypkg.hooks:fix'")
-    return Hook(target=value, function=load_hook(value))
+    target = _string(value, "like 'mypkg.hooks:fix'")
+    return Hook(target=target, function=load_hook(target))
 
 
 HOOK: Final = Kind(_hook, {"type": "string", "examples": ["mypkg.hooks:fix"]})
 
 
 def _url_path(value: object) -> str:
-    if not isinstance(value, str):
-        raise BadValue(f"must be a string, got {_shown(value)}", "a path like /api/v1")
-    if not value.startswith("/") or any(c.isspace() or c in "?#{}" for c in value):
-        raise BadValue(f"{value!r} must be a path starting with '/', without spaces or ?#{{}}")
-    return value
+    path = _string(value, "a path like /api/v1")
+    if not path.startswith("/") or any(c.isspace() or c in "?#{}" for c in path):
+        raise BadValue(f"{path!r} must be a path starting with '/', without spaces or ?#{{}}")
+    return path
 
 
 URL_PATH: Final = Kind(_url_path, {"type": "string", "pattern": r"^/[^\s?#{}]*$"})
@@ -872,4 +867,4 @@ TRANSLATE: TypeAlias = Annotated[
     kinds.ONE_OR_MORE,
 ]
 """A route's ``translate:`` as written: translators and ``{use: NAME}``, outermost first."""
-TRANSLATORS: TypeAlias = Mapping[Annotated[str, TRANSLATOR_NAME], Annotated[Translator, NAMED]]
+TRANSLATORS: TypeAlias = Mapping[Annotated[str, kinds.UPSTREAM_NAME], Annotated[Translator, NAMED]]
