@@ -293,38 +293,15 @@ def check_regex(pattern: str, replace: str) -> re.Pattern[str]:
             f"regex {pattern!r} does not compile: {err.msg} at position {err.pos}",
             "it is a Python regular expression; quote it in YAML with single quotes",
         ) from None
-    i = 0
-    while i < len(replace):
-        if replace[i] != "\\":
-            i += 1
-            continue
-        nxt = replace[i + 1 : i + 2]
-        if nxt.isdigit():
-            m = re.match(r"\d{1,2}", replace[i + 1 :])
-            assert m is not None
-            group = int(m.group())
-            if group > compiled.groups:
-                raise BadValue(
-                    f"replacement {replace!r} refers to group {group}; "
-                    f"the regex has {compiled.groups}"
-                )
-            i += 1 + len(m.group())
-        elif nxt == "g":
-            m = re.match(r"g<([^>]*)>", replace[i + 1 :])
-            if m is None:
-                raise BadValue(f"replacement {replace!r}: '\\g' needs '<name>'")
-            ref = m.group(1)
-            known = ref.isdigit() and int(ref) <= compiled.groups
-            if not known and ref not in compiled.groupindex:
-                raise BadValue(
-                    f"replacement {replace!r} refers to group {ref!r}, which the regex lacks",
-                    did_you_mean(ref, compiled.groupindex),
-                )
-            i += 1 + len(m.group())
-        elif nxt and nxt in "\\ntrfvab":
-            i += 2
-        else:
-            raise BadValue(f"replacement {replace!r} has a bad escape '\\{nxt}'")
+    empty = re.compile(pattern + "|").match("")  # the empty branch: a match, same groups
+    try:
+        cast(re.Match[str], empty).expand(replace)
+    except (re.error, IndexError) as err:
+        names = "".join(f", {name!r}" for name in compiled.groupindex)
+        raise BadValue(
+            f"replacement {replace!r} does not fit the regex: {err}",
+            f"the regex has {compiled.groups} group(s){names}; \\1 or \\g<name> names one",
+        ) from None
     return compiled
 
 
