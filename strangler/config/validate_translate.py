@@ -97,9 +97,13 @@ class Translators:
         return self.spec(node, got and got.translate, label=label, template=template)
 
     def spec(
-        self, node: Node, layers: tuple[Translator | Use, ...] | None, *, label: str,
+        self,
+        node: Node,
+        layers: tuple[Translator | Use, ...] | None,
+        *,
+        label: str,
         template: str | None,
-    ) -> TranslateSpec | None:  # fmt: skip
+    ) -> TranslateSpec | None:
         """A route's ``translate`` (``layers``: as pydantic read it, ``None`` after a
         problem) with its names checked; ``template`` is the route's ``match.path``."""
         before = len(self.w.problems)
