@@ -169,3 +169,22 @@ def test_schema_and_check_agree_on_broken_configs() -> None:
     assert disagreements == [], "\n".join(disagreements[:20])
     assert both > 50  # the corpus does exercise what the schema describes
     assert only_check > 50
+
+
+@pytest.mark.parametrize(
+    ("step", "ok"),
+    [
+        ({"path": {"rewrite": "/v2/{id}"}}, True),
+        ({"json": [{"rename": {"from": "a", "to": "b"}}, {"drop": "c"}]}, True),
+        ({"status": {"map": {"201": 200}}}, False),  # a response step
+        ({"path": {"rewrite": "/a"}, "query": {"drop": "x"}}, False),  # two keys
+        ({"json": [{"renam": {"from": "a", "to": "b"}}]}, False),
+        ({"headers": {"set": {"X-A": 1}}}, False),
+    ],
+)
+def test_the_schema_describes_translate_steps(step: dict[str, Any], ok: bool) -> None:
+    """An editor flags a translate step the way check does (but the names: ACROSS)."""
+    main_v, _ = _validators()
+    config = {"translators": {"t": {"request": [step]}}, "routes": []}
+    errors = [e.message for e in main_v.iter_errors(config)]
+    assert (errors == []) == ok, errors
