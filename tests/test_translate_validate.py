@@ -29,6 +29,7 @@ from strangler.config.translate_values import (
     JSON_OPS,
     REQUEST_STEPS,
     RESPONSE_STEPS,
+    check_regex,
     load_hook,
     parse_json_path,
     parse_status_rule,
@@ -236,6 +237,24 @@ def test_bad_json_paths(text: str) -> None:
 )  # fmt: skip
 def test_status_rules(rule: object, ranges: tuple[tuple[int, int], ...]) -> None:
     assert parse_status_rule(rule).ranges == ranges
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replace", "problem"),
+    [
+        ("^/(a)", "/\\1\\n", None),
+        ("(?x) ^/(a)  # a comment", "/\\1", None),  # the check's own branch after a comment
+        ("^/(?P<id>a)", "\\g<di>", "unknown group name 'di'"),
+        ("^/(a)", "/\\2", "invalid group reference 2"),
+        ("^/(a)", "\\q", "bad escape \\q"),
+    ],
+)
+def test_regex_replacements(pattern: str, replace: str, problem: str | None) -> None:
+    if problem is None:
+        assert check_regex(pattern, replace).pattern == pattern
+        return
+    with pytest.raises(BadValue, match=re.escape(problem)):
+        check_regex(pattern, replace)
 
 
 # ---------------------------------------------------------------------------- hooks

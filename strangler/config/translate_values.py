@@ -293,7 +293,8 @@ def check_regex(pattern: str, replace: str) -> re.Pattern[str]:
             f"regex {pattern!r} does not compile: {err.msg} at position {err.pos}",
             "it is a Python regular expression; quote it in YAML with single quotes",
         ) from None
-    empty = re.compile(pattern + "|").match("")  # the empty branch: a match, same groups
+    # an empty branch always matches, with the pattern's groups ("\n" ends a (?x) comment)
+    empty = re.compile(pattern + "\n|").match("")
     try:
         cast(re.Match[str], empty).expand(replace)
     except (re.error, IndexError) as err:
