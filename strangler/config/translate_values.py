@@ -754,7 +754,13 @@ class _Layer:
         from pydantic_core import core_schema
 
         def either(value: object, read: Callable[[object], Any]) -> Any:
-            if not isinstance(value, dict) or "use" not in value:
+            if not isinstance(value, dict):
+                kind = "steps" if self.named else "steps, or {use: NAME}"
+                raise BadValue(
+                    f"must be a mapping ({kind}), got {_shown(value)}",
+                    f"for example {Translator.EXAMPLE}",
+                )
+            if "use" not in value:
                 return read(value)
             if self.named:
                 raise BadValue(
