@@ -102,7 +102,8 @@ def test_every_problem_of_the_fixture_and_no_other() -> None:
          "unwrap, map, convert, date, scale, each, require)"),
         ("translate: [5]", None,
          "t.yaml:1: route 'r' translate[0] must be a mapping (steps, or {use: NAME}), got the "
-         "number 5 (hint: for example {request: [{path: {rewrite: /v2/c/{id}}}], response: [...]})"),
+         "number 5 (hint: for example {request: [{path: {rewrite: /v2/c/{id}}}], "
+         "response: [...]})"),
         ("translate: {respons: []}", None,
          "t.yaml:1: unknown key 'respons' in route 'r' translate (hint: did you mean 'response'?)"),
         ("translate:\n  request:\n    - path: {rewrite: '/c/{idd}'}\n", "/c/{id}",
