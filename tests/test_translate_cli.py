@@ -120,10 +120,10 @@ def test_a_spec_with_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )
     assert run("--spec", str(spec), "--request", str(DATA / "request.http")) == 1
     assert capsys.readouterr().err.splitlines() == [
-        f"{spec}:4: spec translate.request[0].json[1]: unknown JSON operation 'requre' (hint: did "
+        f"{spec}:4: translate.request[0].json[1]: unknown JSON operation 'requre' (hint: did "
         "you mean 'require'?; operations: rename, move, drop, set, default, wrap, unwrap, map, "
         "convert, date, scale, each, require)",
-        f"{spec}:5: unknown key 'respons' in spec translate (hint: did you mean 'response'?)",
+        f"{spec}:5: unknown key 'respons' in translate (hint: did you mean 'response'?)",
     ]
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from strangler.config.model import Location
 from strangler.config.source import Map, Scalar, Seq, read_file
 from strangler.config.translate_model import (
     HeadersStep,
@@ -22,17 +21,25 @@ from strangler.config.translate_model import (
     JsonScale,
     JsonStep,
     PathStep,
+    Prefix,
     StatusStep,
     Wildcard,
 )
-from strangler.config.translate_values import load_hook, parse_json_path, parse_status_rule
-from strangler.config.validate_translate import REQUEST_STEPS, RESPONSE_STEPS, TranslateReader
-from strangler.config.validate_translate_json import JSON_OPS
+from strangler.config.translate_values import (
+    JSON_OPS,
+    REQUEST_STEPS,
+    RESPONSE_STEPS,
+    check_regex,
+    load_hook,
+    parse_json_path,
+    parse_status_rule,
+)
+from strangler.config.validate_translate import Translators
 from strangler.config.values import BadValue
 from strangler.config.walker import Walker
 from strangler.translate import json_body
 from strangler.translate.registry import REQUEST_FACTORIES, RESPONSE_FACTORIES
-from tests.translate_support import FILE, problems_of, spec_of
+from tests.translate_support import problems_of, spec_of
 
 DATA = Path(__file__).parent / "data" / "translate"
 _EXPECT = re.compile(r"#\s*expect:\s*(.+?)\s*$")
@@ -45,10 +52,9 @@ def read_cases(path: Path) -> list[tuple[int, str]]:
     root = sources.files[0].root
     assert isinstance(root, Map)
     w = Walker(str(path))
-    reader = TranslateReader(w)
     named = root.get("translators")
     assert named is not None
-    reader.read_translators(named)
+    reader = Translators.read(w, named)
     cases = root.get("cases")
     assert isinstance(cases, Seq)
     for case in cases.items:
@@ -59,7 +65,7 @@ def read_cases(path: Path) -> list[tuple[int, str]]:
         text = template.value if isinstance(template, Scalar) else None
         assert text is None or isinstance(text, str)
         assert isinstance(name, Scalar)
-        spec = reader.read_route(node, label=f"route '{name.value}'", path_template=text)
+        spec = reader.route(node, label=f"route '{name.value}'", template=text)
         assert spec is None or name.value == "params"
     assert all(p.file == str(path) for p in w.problems)
     return [(p.line, p.message) for p in w.problems]
@@ -94,6 +100,10 @@ def test_every_problem_of_the_fixture_and_no_other() -> None:
          "t.yaml:1: route 'r' translate.request[0].json[0]: unknown JSON operation 'requier' "
          "(hint: did you mean 'require'?; operations: rename, move, drop, set, default, wrap, "
          "unwrap, map, convert, date, scale, each, require)"),
+        ("translate: [5]", None,
+         "t.yaml:1: route 'r' translate[0] must be a mapping (steps, or {use: NAME}), got the "
+         "number 5 (hint: for example {request: [{path: {rewrite: /v2/c/{id}}}], "
+         "response: [...]})"),
         ("translate: {respons: []}", None,
          "t.yaml:1: unknown key 'respons' in route 'r' translate (hint: did you mean 'response'?)"),
         ("translate:\n  request:\n    - path: {rewrite: '/c/{idd}'}\n", "/c/{id}",
@@ -103,13 +113,13 @@ def test_every_problem_of_the_fixture_and_no_other() -> None:
          "t.yaml:1: route 'r' translate: parameter 'id', which the route's path template does not "
          "have (hint: only a route with match.path can use {parameters})"),
         ("translate: {request: [{json: [{drop: ['lines[x]']}]}]}", None,
-         "t.yaml:1: route 'r' translate.request[0].json[0].drop: JSON path 'lines[x]': bad index "
-         "at position 5 (hint: an index is [0], [-1], [*] or ['key'])"),
+         "t.yaml:1: route 'r' translate.request[0].json[0].drop entry: JSON path 'lines[x]': bad "
+         "index at position 5 (hint: an index is [0], [-1], [*] or ['key'])"),
         ("translate: {response: [{error: {when: 600, body: {}}}]}", None,
          "t.yaml:1: route 'r' translate.response[0].error.when: status rule 600 goes outside "
          "100-599"),
         ("translate: {request: [{hook: 'json:lods'}]}", None,
-         "t.yaml:1: route 'r' translate.request[0].hook.call: hook 'json:lods': module 'json' has "
+         "t.yaml:1: route 'r' translate.request[0].hook: hook 'json:lods': module 'json' has "
          "no 'lods' (hint: did you mean 'loads'?)"),
         ("translate: {response: [{path: {rewrite: /a}}]}", None,
          "t.yaml:1: route 'r' translate.response[0]: unknown response step 'path' (hint: 'path' is "
@@ -168,21 +178,20 @@ def test_a_valid_spec_becomes_frozen_dataclasses_with_locations() -> None:
     assert (layer.on_error, layer.max_body, layer.name) == ("passthrough", 64_000, None)
     path, json_step = layer.request
     assert isinstance(path, PathStep)
-    assert (path.strip, path.add) == ("/api/v1", "/v2")
-    assert path.at == Location(FILE, 5)
+    assert path.prefix == Prefix(strip="/api/v1", add="/v2")
     assert isinstance(json_step, JsonStep)
     move, scale = json_step.ops
     assert isinstance(move, JsonMove)
-    assert move.from_.segments == ("lines", Wildcard.ANY, "price")
-    assert move.at == Location(FILE, 7)
+    assert (move.op, move.from_.segments) == ("rename", ("lines", Wildcard.ANY, "price"))
     assert isinstance(scale, JsonScale)
-    assert (scale.factor, scale.divide, scale.as_) == ("100", False, "int")
+    assert (scale.multiply, scale.divide, scale.as_) == ("100", None, None)
     status, headers = layer.response
     assert isinstance(status, StatusStep)
     assert dict(status.map) == {201: 200}
     assert isinstance(headers, HeadersStep)
+    assert headers.ops == (("remove", ("X-Debug",)),)
     with pytest.raises(AttributeError):
-        path.strip = "/x"  # type: ignore[misc]
+        path.host = "x"  # type: ignore[misc]
 
 
 def test_named_translators_are_shared() -> None:
@@ -195,10 +204,10 @@ def test_named_translators_are_shared() -> None:
 
 
 def test_the_validator_knows_the_registry_kinds() -> None:
-    assert set(REQUEST_STEPS) == set(REQUEST_FACTORIES)
-    assert set(RESPONSE_STEPS) == set(RESPONSE_FACTORIES)
+    assert set(REQUEST_STEPS.shapes) == set(REQUEST_FACTORIES)
+    assert set(RESPONSE_STEPS.shapes) == set(RESPONSE_FACTORIES)
     compiled_ops = re.findall(r"isinstance\(op, (Json\w+)", Path(json_body.__file__).read_text())
-    assert len(JSON_OPS) == 13
+    assert len(JSON_OPS.shapes) == 13
     assert len(set(compiled_ops)) >= 11
 
 
@@ -232,6 +241,24 @@ def test_bad_json_paths(text: str) -> None:
 )  # fmt: skip
 def test_status_rules(rule: object, ranges: tuple[tuple[int, int], ...]) -> None:
     assert parse_status_rule(rule).ranges == ranges
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replace", "problem"),
+    [
+        ("^/(a)", "/\\1\\n", None),
+        ("(?x) ^/(a)  # a comment", "/\\1", None),  # the check's own branch after a comment
+        ("^/(?P<id>a)", "\\g<di>", "unknown group name 'di'"),
+        ("^/(a)", "/\\2", "invalid group reference 2"),
+        ("^/(a)", "\\q", "bad escape \\q"),
+    ],
+)
+def test_regex_replacements(pattern: str, replace: str, problem: str | None) -> None:
+    if problem is None:
+        assert check_regex(pattern, replace).pattern == pattern
+        return
+    with pytest.raises(BadValue, match=re.escape(problem)):
+        check_regex(pattern, replace)
 
 
 # ---------------------------------------------------------------------------- hooks

@@ -9,7 +9,7 @@ from multidict import CIMultiDict
 
 from strangler.config.source import Map, read_text
 from strangler.config.translate_model import TranslateSpec
-from strangler.config.validate_translate import TranslateReader
+from strangler.config.validate_translate import Translators
 from strangler.config.walker import Walker
 from strangler.translate import build_plan
 from strangler.translate.base import JSON, Plan, TranslateRequest, TranslateResponse
@@ -25,13 +25,10 @@ def read(text: str, template: str | None = None) -> tuple[TranslateSpec | None, 
     root = sources.files[0].root
     assert isinstance(root, Map)
     w = Walker(FILE)
-    reader = TranslateReader(w)
-    named = root.get("translators")
-    if named is not None:
-        reader.read_translators(named)
+    reader = Translators.read(w, root.get("translators"))
     node = root.get("translate")
     assert node is not None
-    spec = reader.read_route(node, label="route 'r'", path_template=template)
+    spec = reader.route(node, label="route 'r'", template=template)
     return spec, [str(p) for p in w.problems]
 
 

@@ -14,9 +14,8 @@ attribute docstrings say what each key accepts and means. From that one descript
   ``strangler schema`` prints for editors.
 
 What pydantic cannot say stays code in ``validate*``: cross-references (a route's
-upstream exists), shadowed routes, the admin port against the proxy's. Sections not
-described yet (``UNDESCRIBED``, a route's ``UNDESCRIBED_ROUTE_KEYS``) pass here
-unchecked and are read by the hand-written walkers: see ``REWRITE.md``.
+upstream exists), shadowed routes, the admin port against the proxy's. ``include``
+(``UNDESCRIBED``) passes here unchecked: ``source.py`` follows it. See ``REWRITE.md``.
 
 >>> from strangler.config.source import read_text
 >>> from strangler.config.walker import Walker
@@ -63,6 +62,7 @@ from strangler.config.model import (
 )
 from strangler.config.shadow_model import ShadowSpec
 from strangler.config.source import Map, Node, Seq, describe
+from strangler.config.translate_values import TRANSLATE, TRANSLATORS
 from strangler.config.walker import Walker, did_you_mean, suggest
 
 if TYPE_CHECKING:  # pydantic itself is imported at the first load, not with this module
@@ -71,7 +71,6 @@ if TYPE_CHECKING:  # pydantic itself is imported at the first load, not with thi
 __all__ = [
     "SHADOW",
     "UNDESCRIBED",
-    "UNDESCRIBED_ROUTE_KEYS",
     "MainFile",
     "RouteEntry",
     "main_schema",
@@ -83,9 +82,9 @@ __all__ = [
 DRAFT: Final = "https://json-schema.org/draft/2020-12/schema"
 
 
-UNDESCRIBED: Final = ("include", "translators")
-"""Top-level keys still read by the walkers (``validate*``), route files too: here
-they pass unchecked, and the schema shows their outline only."""
+UNDESCRIBED: Final = ("include",)
+"""Top-level keys read before this module (``source.py`` follows ``include``), route
+files too: here they pass unchecked, and the schema shows their outline only."""
 
 
 def _undescribed(what: str, schema: dict[str, Any]) -> kinds.Kind:
@@ -101,7 +100,7 @@ SHADOW: TypeAlias = Annotated[
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RouteEntry:
     """A route as written; ``validate_routes`` makes it a ``Route`` (its index, its
-    upstreams checked, its translate read by its walker)."""
+    upstreams checked, its translate's {use: NAME} resolved)."""
 
     __pydantic_config__: ClassVar[dict[str, Any]] = {**kinds.READ, "title": "route"}
     EXAMPLE: ClassVar[str] = "{name: invoices, owner: billing, match: {path: /i}, to: legacy}"
@@ -124,15 +123,12 @@ class RouteEntry:
     """What the new side must deliver; breaching it trips the guard."""
     shadow: SHADOW | None = None
     """Mirror requests to a second upstream and compare the answers (NAME: to it)."""
-    translate: Annotated[Any, _undescribed("translation steps or {use: NAME}", {})] = None
+    translate: TRANSLATE | None = None
+    """Translation between the two sides: a translator, {use: NAME} or a list of them."""
     migrate: MigratePlan | None = None
     """The autopilot: stages that move the canary's share, and the gates that hold it."""
     debug_headers: Annotated[DebugHeaders, kinds.DEBUG_HEADERS] | None = None
     """The top-level debug_headers, for this route only."""
-
-
-UNDESCRIBED_ROUTE_KEYS: Final = ("translate",)
-"""A route's keys still read by their walkers (``validate_translate``)."""
 
 
 _UPSTREAM: Final = Upstream(name="", url="")  # the defaults
@@ -192,9 +188,8 @@ class MainFile:
     """How long SIGTERM waits for in-flight requests."""
     state: StateFiles = StateFiles()  # noqa: RUF009 - frozen
     """Where runtime state (kill switches, overrides, guard trips) and the audit log live."""
-    translators: Annotated[
-        Any, _undescribed("named translation steps that routes refer to", {"type": "object"})
-    ] = None
+    translators: TRANSLATORS = field(default_factory=dict)
+    """Named translators that routes use with translate: {use: NAME}."""
     debug_headers: Annotated[DebugHeaders, kinds.DEBUG_HEADERS] = "off"
     """on (true): every answer says which route and backend answered and why; overrides:
     only answers to requests carrying a valid override; off (false). A route's own wins."""
@@ -240,11 +235,22 @@ def read_part(w: Walker, node: Node, shape: type, what: str) -> Any:
     return dataclasses.replace(got, at=node.at) if "at" in fields else got
 
 
+class Pairs(dict[Any, Any]):
+    """A mapping whose keys Python takes as equal (``1``, ``1.0``, ``true``): ``pairs``
+    has every entry, for a kind that tells them apart (a JSON ``map``'s values)."""
+
+    pairs: list[tuple[Any, Any]]
+
+
 def _plain(node: Node) -> Any:
     """Nodes to the dicts, lists and scalars pydantic reads (a key that is not a string
     stays what it is, for pydantic to refuse)."""
     if isinstance(node, Map):
-        return {key.value: _plain(value) for key, value in node.entries}
+        plain = {key.value: _plain(value) for key, value in node.entries}
+        if len(plain) < len(node.entries):
+            plain = Pairs(plain)
+            plain.pairs = [(key.value, _plain(value)) for key, value in node.entries]
+        return plain
     if isinstance(node, Seq):
         return [_plain(item) for item in node.items]
     return node.value
@@ -259,7 +265,7 @@ def _report(
     node: Node = root
     at = root.at
     skip = 1 if what else 0  # names[0] is ``what`` when given, not a key
-    names: list[str | None] = [what] if what else []  # the keys walked; None: a list entry
+    names: list[str | int | None] = [what] if what else []  # the keys walked; None: a list entry
     shape: Any = top
     holder: Any = top  # the dataclass that holds the key at fault (its EXAMPLE is a hint)
     for part in error["loc"]:
@@ -269,6 +275,8 @@ def _report(
             break
         if isinstance(node, Map) and isinstance(part, str | int):
             entry = next(((k, v) for k, v in node.entries if k.value == part), None)
+            if entry is None and isinstance(part, int):  # one entry written alone
+                continue
             if entry is None:  # a missing key: the problem is the mapping's
                 names.append(str(part))
                 at = node.at
@@ -281,8 +289,11 @@ def _report(
         elif isinstance(node, Seq) and isinstance(part, int) and 0 <= part < len(node.items):
             node = node.items[part]
             at = node.at
-            names.append(None)
             shape = _item_type(shape)
+            indexed = any(getattr(m, "indexed", False) for m in getattr(shape, "__metadata__", ()))
+            names.append(part if indexed else None)
+        elif isinstance(part, str) and part in _keys(shape):  # a class written as one value
+            shape = _field_type(shape, part)
         # anything else is pydantic's name for a branch of a union: not a key
     if not isinstance(node, Map):
         at = node.at
@@ -335,13 +346,17 @@ def _report(
     w.report(at, message, hint)
 
 
-def _dotted(names: list[str | None]) -> str:
-    """``["forwarded", "trusted", None]`` -> ``forwarded.trusted entry``; after a route's
-    label: ``["route 'a'", "canary", "to"]`` -> ``route 'a' canary.to``."""
+def _dotted(names: list[str | int | None]) -> str:
+    """``["forwarded", "trusted", None]`` -> ``forwarded.trusted entry`` (an index when
+    the entries say ``indexed``: ``request[0]``); after a route's label: ``["route 'a'",
+    "canary", "to"]`` -> ``route 'a' canary.to``."""
     out = ""
     for n, name in enumerate(names):
         label = n == 1 and (out.endswith("'") or out == "route")
-        out += " entry" if name is None else (f"{' ' if label else '.'}{name}" if out else name)
+        if isinstance(name, int):
+            out += f"[{name}]"
+        else:
+            out += " entry" if name is None else (f"{' ' if label else '.'}{name}" if out else name)
     return out
 
 
@@ -373,8 +388,10 @@ def _examples(shape: Any) -> list[str]:
 
 def _keys(shape: Any) -> dict[str, Any]:
     """A dataclass's config keys (a field's ``kinds.key`` alias, else its name) and
-    their types; ``at`` is not a key."""
+    their types; ``at`` is not a key. A list's are its entries' (one written alone)."""
     shape = _unwrap(shape)
+    if typing.get_origin(shape) is tuple:
+        shape = _unwrap(_item_type(shape))
     if not dataclasses.is_dataclass(shape):
         return {}
     hints = typing.get_type_hints(shape, include_extras=True)
@@ -387,6 +404,8 @@ def _keys(shape: Any) -> dict[str, Any]:
 
 
 def _field_type(shape: Any, name: str) -> Any:
+    if typing.get_origin(_unwrap(shape)) is tuple:  # a list's one entry, written alone
+        shape = _item_type(shape)
     for meta in getattr(shape, "__metadata__", ()):
         if isinstance(meta, kinds.OneKey):  # {name: {...}}: the shape that name reads
             return meta.shapes.get(name, Any)
@@ -396,14 +415,17 @@ def _field_type(shape: Any, name: str) -> Any:
 
 
 def _item_type(shape: Any) -> Any:
+    for meta in getattr(shape, "__metadata__", ()):
+        if hasattr(meta, "written_as"):  # a class written as its one key's value (a list)
+            shape = _keys(shape)[meta.written_as]
     args = typing.get_args(_unwrap(shape))
     return args[0] if args else Any
 
 
-def _field_type_path(top: type, names: list[str | None]) -> Any:
+def _field_type_path(top: type, names: list[str | int | None]) -> Any:
     shape: Any = top
     for name in names:
-        shape = _item_type(shape) if name is None else _field_type(shape, name)
+        shape = _field_type(shape, name) if isinstance(name, str) else _item_type(shape)
     return shape
 
 

@@ -21,7 +21,6 @@ problem reads ``"<key> <message>"`` when the message starts with "must" or "is",
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import re
 from collections.abc import Callable
@@ -36,7 +35,6 @@ from strangler.config.values import NAME, BadValue
 from strangler.config.values import shown as _shown
 
 __all__ = [
-    "BODY_TEMPLATE",
     "CANARY_SHARE",
     "DEBUG_HEADERS",
     "DURATION",
@@ -45,11 +43,8 @@ __all__ = [
     "ERROR_RATE",
     "FILE",
     "FILE_POLL",
-    "FILLED",
     "GROUP",
-    "HOOK",
     "IDLE_AFTER",
-    "JSON_MEDIA",
     "LISTEN",
     "NETWORK",
     "NOT_A_KEY",
@@ -61,17 +56,13 @@ __all__ = [
     "SIZE",
     "SIZE_POSITIVE",
     "SLO_WINDOW",
-    "STATUS",
-    "STATUS_RULE",
     "STICKY",
     "STRICT",
     "TEXT",
     "TOKEN",
-    "URL_PATH",
     "Count",
     "Kind",
     "glob_regex",
-    "json_value",
     "key",
     "named",
     "text_like",
@@ -1132,136 +1123,6 @@ class _OneOrMore:
 
 
 ONE_OR_MORE: Final = _OneOrMore()
-
-
-# ---------------------------------------------------------------------------- translate
-# (a route's translate: and the top-level translators:, translate_model.py)
-
-
-class _Filled:
-    """pydantic's own check of a mapping or list that must not be empty (``too_short``,
-    said by ``described``)."""
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        schema = handler(source)
-        schema["min_length"] = 1
-        return schema
-
-
-FILLED: Final = _Filled()
-
-_MIN_STATUS: Final = 100
-_MAX_STATUS: Final = 599
-
-
-def _status(value: object) -> int:
-    """A status code; a mapping's keys may be written as strings (``'201': 200``)."""
-    number = int(value) if isinstance(value, str) and value.isdigit() else value
-    if (
-        isinstance(number, int)
-        and not isinstance(number, bool)
-        and _MIN_STATUS <= number <= _MAX_STATUS
-    ):
-        return number
-    raise BadValue(f"must be a status from {_MIN_STATUS} to {_MAX_STATUS}, got {_shown(value)}")
-
-
-STATUS: Final = Kind(_status, {"type": "integer", "minimum": _MIN_STATUS, "maximum": _MAX_STATUS})
-
-
-def _status_rule(value: object) -> Any:
-    from strangler.config.translate_values import parse_status_rule  # it imports the model
-
-    return parse_status_rule(value)
-
-
-STATUS_RULE: Final = Kind(
-    _status_rule,
-    {
-        "anyOf": [
-            {"type": ["string", "integer"]},
-            {"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1},
-        ],
-        "examples": [">=400", "4xx", "500-599", 404],
-    },
-)
-
-
-def json_value(value: object, where: str = "", *, paths: bool = False) -> Any:
-    """A YAML value as a read-only JSON value (``FrozenJSON``); with ``paths``, a
-    ``"$..."`` string is a JSON path into the original body (``"$$x"`` is ``"$x"``)."""
-    from types import MappingProxyType
-
-    from strangler.config.translate_values import parse_json_path  # it imports the model
-
-    at = f" (at {where})" if where else ""
-    if paths and isinstance(value, str) and value.startswith("$$"):
-        return value[1:]
-    if paths and isinstance(value, str) and value.startswith("$"):
-        try:
-            return parse_json_path(value, root=True)
-        except BadValue as err:
-            raise BadValue(f"{err}{at}", err.hint) from None
-    if isinstance(value, list):
-        return tuple(json_value(item, where, paths=paths) for item in value)
-    if isinstance(value, dict):
-        out = {}
-        for name, item in value.items():
-            if not isinstance(name, str):
-                raise BadValue(
-                    f"JSON object keys are text, got {_shown(name)}{at}", f'quote it: "{name}"'
-                )
-            out[name] = json_value(item, f"{where}.{name}" if where else name, paths=paths)
-        return MappingProxyType(out)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise BadValue(f"{value!r} is not a JSON number{at}")
-    return value
-
-
-BODY_TEMPLATE: Final = Kind(
-    lambda value: json_value(value, paths=True),
-    {"description": 'JSON; a "$.path" string is that value of the original body'},
-)
-
-
-def _json_media(value: object) -> str:
-    if not isinstance(value, str):
-        raise BadValue(f"must be a string, got {_shown(value)}", "like application/problem+json")
-    kind = value.partition(";")[0].strip().lower()
-    if not (kind.endswith("/json") or kind.endswith("+json")):
-        raise BadValue(
-            f"{value!r} is not a JSON media type",
-            "the error body is JSON: application/json, application/problem+json, ...",
-        )
-    return value
-
-
-JSON_MEDIA: Final = Kind(
-    _json_media, {"type": "string", "pattern": r"(?i)^[^;]*[/+]json\s*(;.*)?$"}
-)
-
-
-def _hook(value: object) -> Any:
-    from strangler.config.translate_model import Hook  # it imports this module
-    from strangler.config.translate_values import load_hook
-
-    if not isinstance(value, str):
-        raise BadValue(f"must be a string, got {_shown(value)}", "like 'mypkg.hooks:fix'")
-    return Hook(target=value, function=load_hook(value))
-
-
-HOOK: Final = Kind(_hook, {"type": "string", "examples": ["mypkg.hooks:fix"]})
-
-
-def _url_path(value: object) -> str:
-    if not isinstance(value, str):
-        raise BadValue(f"must be a string, got {_shown(value)}", "a path like /api/v1")
-    if not value.startswith("/") or any(c.isspace() or c in "?#{}" for c in value):
-        raise BadValue(f"{value!r} must be a path starting with '/', without spaces or ?#{{}}")
-    return value
-
-
-URL_PATH: Final = Kind(_url_path, {"type": "string", "pattern": r"^/[^\s?#{}]*$"})
 
 
 # ---------------------------------------------------------------------------- tracing

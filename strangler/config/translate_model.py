@@ -1,16 +1,17 @@
 """The translate spec: what a route's ``translate:`` (and ``translators:``) says, as data.
 
-Frozen, slotted, keyword-only dataclasses, like the rest of ``strangler.config.model``;
-every step and JSON operation carries the ``Location`` it was written at, so a
-runtime error and ``strangler check`` can both point at the line. Values taken from
-the YAML into JSON bodies are ``FrozenJSON`` (tuples and read-only mappings), so a
-loaded spec can be shared by every request; ``strangler.translate`` thaws a fresh copy
-each time it writes one into a message.
+Frozen, slotted, keyword-only dataclasses, like the rest of ``strangler.config.model``,
+and like it the description the config is read by (``described``: pydantic reads the
+``Annotated`` kinds, ``kinds`` and ``translate_values``; the attribute docstrings are
+the schema's descriptions). A rule across a class's keys is its ``__post_init__``.
+Values taken from the YAML into JSON bodies are ``FrozenJSON`` (tuples and read-only
+mappings), so a loaded spec can be shared by every request; ``strangler.translate``
+thaws a fresh copy each time it writes one into a message.
 
-``strangler.config.validate_translate`` builds these from YAML nodes;
-``strangler.translate.registry.build_plan`` compiles a ``TranslateSpec`` into a
-``Plan`` once per route. The meaning of every step is documented on its class and in
-``strangler/translate/__init__.py``.
+``strangler.config.validate_translate`` resolves ``{use: NAME}`` and checks the route
+parameters steps use; ``strangler.translate.registry.build_plan`` compiles a
+``TranslateSpec`` into a ``Plan`` once per route. The meaning of every step is
+documented on its class and in ``strangler/translate/__init__.py``.
 
 The onion
 ---------
@@ -26,12 +27,14 @@ bottom, as written.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Final, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias
 
 from strangler.config.model import NOWHERE, Location
+from strangler.config.values import BadValue
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -41,11 +44,6 @@ __all__ = [
     "DateFormat",
     "ErrorStep",
     "FrozenJSON",
-    "HeaderFromParam",
-    "HeaderOp",
-    "HeaderRemove",
-    "HeaderRename",
-    "HeaderSet",
     "HeadersStep",
     "Hook",
     "HookStep",
@@ -58,6 +56,7 @@ __all__ = [
     "JsonMove",
     "JsonOp",
     "JsonPath",
+    "JsonRename",
     "JsonRequire",
     "JsonScale",
     "JsonSet",
@@ -66,11 +65,7 @@ __all__ = [
     "JsonWrap",
     "OnError",
     "PathStep",
-    "QueryDrop",
-    "QueryMap",
-    "QueryOp",
-    "QueryRename",
-    "QuerySet",
+    "Prefix",
     "QueryStep",
     "RegexRewrite",
     "RequestStep",
@@ -82,6 +77,7 @@ __all__ = [
     "StatusStep",
     "TranslateSpec",
     "Translator",
+    "Use",
     "Wildcard",
 ]
 
@@ -141,62 +137,80 @@ class RegexRewrite:
     pattern's groups when the config is loaded.
     """
 
-    pattern: str
-    replace: str
+    EXAMPLE: ClassVar[str] = "regex: {pattern: '^/v1/(.*)', replace: '/v2/\\1'}"
+    pattern: Annotated[str, kinds.STRICT]
+    """A Python regular expression, matched against the path."""
+    replace: Annotated[str, kinds.STRICT] = ""
+    """What the match becomes (\\1, \\g<name>); no spaces, '?' or '#'."""
+
+    def __post_init__(self) -> None:
+        tv.check_regex(self.pattern, self.replace)
+        if any(c in "?#" or c.isspace() for c in self.replace):
+            # the regex runs on the path alone: a '?' would sit before the client's query
+            raise tv.problem(
+                (
+                    "replace",
+                    f"{self.replace!r} must not contain spaces, '?' or '#'",
+                    "change the query with a query step, or use rewrite: /path?name={param}",
+                )
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prefix:
+    """``prefix: {strip, add}``: take whole leading segments off the path (the request
+    fails when they are not there), then put ``add`` in front."""
+
+    strip: Annotated[str, tv.URL_PATH] | None = None
+    """Whole leading segments to take off, like /api/v1."""
+    add: Annotated[str, tv.URL_PATH] | None = None
+    """Put in front of the path, like /v2."""
+
+    def __post_init__(self) -> None:
+        if self.strip is None and self.add is None:
+            raise BadValue("needs strip, add or both", "like prefix: {strip: /api/v1, add: /v2}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PathStep:
-    """``path:``, request only. At most one of ``rewrite``, ``regex`` and the prefix pair.
+    """``path:``, request only. At most one of ``rewrite``, ``regex`` and ``prefix``;
+    ``host``: the ``Host`` header sent upstream."""
 
-    ``rewrite``: a new path from a template; ``{name}`` is the route's template
-    parameter, percent-encoded (``/`` kept). ``strip``/``add``: take whole leading
-    segments off the path (the request fails when they are not there), then put
-    ``add`` in front. ``host``: the ``Host`` header sent upstream.
-    """
-
+    EXAMPLE: ClassVar[str] = "path: {rewrite: /v2/customers/{id}}"
     kind: ClassVar[str] = "path"
-    rewrite: str | None = None
+    rewrite: Annotated[str, tv.REWRITE] | None = None
+    """A new path: {name} is the route's parameter (percent-encoded, '/' kept),
+    {query.NAME} a query parameter moved into the path; ?name={param} sets one."""
     regex: RegexRewrite | None = None
-    strip: str | None = None
-    add: str | None = None
-    host: str | None = None
-    at: Location = NOWHERE
+    """re.sub once on the path."""
+    prefix: Prefix | None = None
+    """Swap a leading part of the path."""
+    host: Annotated[str, tv.HOST] | None = None
+    """The Host header sent upstream, like new.example or new.example:8443."""
+
+    def __post_init__(self) -> None:
+        forms = [k for k in ("rewrite", "regex", "prefix") if getattr(self, k) is not None]
+        if len(forms) > 1:
+            raise tv.problem(
+                (
+                    forms[1],
+                    f"use one of rewrite, regex and prefix, not {' and '.join(forms)}",
+                    "put each in its own path step if both are really meant",
+                )
+            )
+        if not forms and self.host is None:
+            raise BadValue("is empty", "give one of rewrite, regex, prefix, host")
 
 
-# ---------------------------------------------------------------------------- query
+def _ops(step: Any) -> tuple[tuple[str, Any], ...]:
+    """A query or headers step's operations in the order written: (key, value)."""
+    keys = step.order or [f.name for f in dataclasses.fields(step) if f.name != "order"]
+    return tuple((key, getattr(step, key)) for key in keys if getattr(step, key) is not None)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryRename:
-    """``rename: {old: new}``: every parameter named ``old`` takes the name ``new``, in place."""
-
-    names: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryDrop:
-    """``drop: [name]``: remove every parameter of those names."""
-
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QuerySet:
-    """``set: {name: value}``: the first parameter of that name takes the value (others
-    of the name go); when there is none it is appended."""
-
-    values: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryMap:
-    """``map: {name: {old: new}}``: translate values; a value not in the map is kept."""
-
-    maps: tuple[tuple[str, Mapping[str, str]], ...]
-
-
-QueryOp: TypeAlias = QueryRename | QueryDrop | QuerySet | QueryMap
+def _given(step: Any, keys: str) -> None:
+    if not _ops(step):
+        raise BadValue("is empty", f"give {keys}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,39 +218,32 @@ class QueryStep:
     """``query:``, request only; its operations run in the order written."""
 
     kind: ClassVar[str] = "query"
-    ops: tuple[QueryOp, ...]
-    at: Location = NOWHERE
+    rename: Annotated[Mapping[str, Annotated[str, kinds.STRICT]], tv.FILLED] | None = None
+    """{old: new}: every parameter named old takes the name new, in place."""
+    drop: tv.NAMES | None = None
+    """Remove every parameter of these names."""
+    set: Annotated[Mapping[str, Annotated[str, tv.TEMPLATE]], tv.FILLED] | None = None
+    """{name: value}: the first parameter of that name takes the value ({param}: the
+    route's), the others of the name go; appended when there is none."""
+    map: (
+        Annotated[
+            Mapping[str, Annotated[Mapping[str, Annotated[str, kinds.STRICT]], tv.FILLED]],
+            tv.FILLED,
+        ]
+        | None
+    ) = None
+    """{name: {old: new}}: translate values; a value not in the map is kept."""
+    order: Annotated[tuple[str, ...], kinds.NOT_A_KEY] = ()
+
+    def __post_init__(self) -> None:
+        _given(self, "rename, drop, set, map")
+
+    @property
+    def ops(self) -> tuple[tuple[str, Any], ...]:
+        return _ops(self)
 
 
 # ---------------------------------------------------------------------------- headers
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HeaderSet:
-    """``set: {Name: value}``: replace every value of the header with one."""
-
-    values: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HeaderRename:
-    """``rename: {Old: New}``: every ``Old`` value moves to ``New`` (replacing ``New``)."""
-
-    names: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HeaderRemove:
-    """``remove: [Name]``."""
-
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HeaderFromParam:
-    """``from_param: {Header: param}``: set the header to a route template parameter."""
-
-    params: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -250,21 +257,14 @@ class RewritePaths:
     own host); ``True`` always writes an absolute URL on the client's origin (what a
     legacy app that answers absolute URLs sent); ``False`` always a relative one."""
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
     EXAMPLE: ClassVar[str] = "rewrite_paths: {from: /api/v2, to: /api/v1}"
-    from_: Annotated[str, kinds.key("from"), kinds.URL_PATH]
+    from_: Annotated[str, kinds.key("from"), tv.URL_PATH]
     """The new service's path prefix, like /api/v2."""
-    to: Annotated[str, kinds.URL_PATH]
+    to: Annotated[str, tv.URL_PATH]
     """The legacy path prefix written instead, like /api/v1."""
     absolute: Annotated[bool, kinds.STRICT] | None = None
     """true: always an absolute URL on the client's origin; false: always relative;
     left out: the new service's form."""
-
-
-HeaderOp: TypeAlias = HeaderSet | HeaderRename | HeaderRemove | HeaderFromParam | RewritePaths
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,8 +272,24 @@ class HeadersStep:
     """``headers:``, either side; its operations run in the order written."""
 
     kind: ClassVar[str] = "headers"
-    ops: tuple[HeaderOp, ...]
-    at: Location = NOWHERE
+    set: Annotated[Mapping[tv.HEADER, Annotated[str, tv.HEADER_VALUE]], tv.FILLED] | None = None
+    """{Name: value}: replace every value of the header with one."""
+    rename: Annotated[Mapping[tv.HEADER, tv.HEADER], tv.FILLED] | None = None
+    """{Old: New}: every Old value moves to New (replacing New)."""
+    remove: Annotated[tuple[tv.HEADER, ...], tv.LISTED, kinds.ONE_OR_MORE] | None = None
+    """Header names to remove."""
+    from_param: Annotated[Mapping[tv.HEADER, Annotated[str, kinds.STRICT]], tv.FILLED] | None = None
+    """{Header: param}: set the header to a route template parameter."""
+    rewrite_paths: RewritePaths | None = None
+    """Response only: URL paths in Location, Content-Location and Link."""
+    order: Annotated[tuple[str, ...], kinds.NOT_A_KEY] = ()
+
+    def __post_init__(self) -> None:
+        _given(self, "set, rename, remove, from_param, rewrite_paths")
+
+    @property
+    def ops(self) -> tuple[tuple[str, Any], ...]:
+        return _ops(self)
 
 
 # ---------------------------------------------------------------------------- JSON body
@@ -281,56 +297,74 @@ class HeadersStep:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JsonMove:
-    """``rename``/``move: {from, to}``: take the value at ``from`` and put it at ``to``
-    (creating objects on the way). Absent ``from``: nothing happens. With ``[*]``,
-    both paths share everything up to the last ``[*]`` and the move runs per element."""
+    """``move: {from, to}``: take the value at ``from`` and put it at ``to`` (creating
+    objects on the way). Absent ``from``: nothing happens. With ``[*]``, both paths
+    share everything up to the last ``[*]`` and the move runs per element."""
 
-    op: str  # "rename" or "move", as written
-    from_: JsonPath
-    to: JsonPath
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "move: {from: customer.name, to: name}"
+    op: ClassVar[str] = "move"
+    from_: Annotated[JsonPath, kinds.key("from"), tv.JSON_PATH]
+    to: tv.PATH
+
+    def __post_init__(self) -> None:
+        stars = [i for i, s in enumerate(self.from_.segments) if s is Wildcard.ANY]
+        cut = stars[-1] + 1 if stars else 0
+        head, tail = self.to.segments[:cut], self.to.segments[cut:]
+        if head != self.from_.segments[:cut] or not tail or Wildcard.ANY in tail:
+            raise tv.problem(
+                (
+                    "to",
+                    f"with [*], 'to' must share 'from' up to its last [*] "
+                    f"({self.from_} → {self.to})",
+                    "like from: lines[*].price, to: lines[*].amount; or use each",
+                )
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JsonRename(JsonMove):
+    """``rename: {from, to}``: the same as ``move``."""
+
+    op: ClassVar[str] = "rename"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JsonDrop:
     """``drop: [paths]``: remove them; absent ones are fine."""
 
-    paths: tuple[JsonPath, ...]
-    at: Location = NOWHERE
+    paths: tv.PATHS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JsonSet:
     """``set: {path, value}``: write ``value`` (creating objects on the way)."""
 
-    path: JsonPath
-    value: FrozenJSON
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "set: {path: version, value: 2}"
+    path: tv.PATH
+    value: Annotated[FrozenJSON, tv.JSON]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JsonDefault:
     """``default: {path, value}``: write ``value`` where the path is absent or null."""
 
-    path: JsonPath
-    value: FrozenJSON
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "default: {path: currency, value: EUR}"
+    path: tv.PATH
+    value: Annotated[FrozenJSON, tv.JSON]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JsonWrap:
     """``wrap: data``: the body becomes ``{"data": body}`` (``a.b``: ``{"a": {"b": body}}``)."""
 
-    keys: tuple[str, ...]
-    at: Location = NOWHERE
+    keys: Annotated[tuple[str, ...], tv.KEYS]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JsonUnwrap:
     """``unwrap: data``: the body becomes ``body["data"]``; absent is an error."""
 
-    keys: tuple[str, ...]
-    at: Location = NOWHERE
+    keys: Annotated[tuple[str, ...], tv.KEYS]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -342,10 +376,11 @@ class JsonMap:
     ``keep``: it stays. Absent path: nothing happens.
     """
 
-    path: JsonPath
-    values: tuple[tuple[str | int | float | bool | None, FrozenJSON], ...]
+    EXAMPLE: ClassVar[str] = "map: {path: status, values: {OPEN: open, PAID: paid}}"
+    path: tv.PATH
+    values: Annotated[tuple[tuple[Any, FrozenJSON], ...], tv.JSON_MAP]
+    """{old: new}: the value each value becomes (old compared by type and value)."""
     other: Literal["error", "keep"] = "error"
-    at: Location = NOWHERE
 
 
 ConvertTo = Literal["string", "int", "float", "bool"]
@@ -361,9 +396,9 @@ class JsonConvert:
     stays ``null``; absent path: nothing happens.
     """
 
-    path: JsonPath
+    EXAMPLE: ClassVar[str] = "convert: {path: id, to: string}"
+    path: tv.PATH
     to: ConvertTo
-    at: Location = NOWHERE
 
 
 DateFormat: TypeAlias = str
@@ -379,10 +414,10 @@ class JsonDate:
     Epoch values are UTC; a naive time is taken as UTC when written as epoch.
     """
 
-    path: JsonPath
-    from_: DateFormat
-    to: DateFormat
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "date: {path: born, from: '%d/%m/%Y', to: iso8601}"
+    path: tv.PATH
+    from_: Annotated[str, kinds.key("from"), tv.DATE_FORMAT]
+    to: Annotated[str, tv.DATE_FORMAT]
 
 
 ScaleAs = Literal["decimal_string", "int", "number"]
@@ -393,22 +428,38 @@ class JsonScale:
     """``scale: {path, to, multiply | divide, as, places}``: exact decimal arithmetic.
 
     The value (an integer, a decimal string like ``"-12.34"``, or a JSON number read
-    as the shortest decimal that gives back its double) is multiplied or divided by
-    ``factor`` with ``decimal.Decimal``, never floats. Nothing is ever rounded: a
-    result that is not exact, has more than ``places`` decimals, or is not whole for
-    ``as: int`` is an error. ``as: decimal_string`` writes ``"12.34"`` with exactly
-    ``places`` decimals (default: k when dividing by 10^k); ``int`` a JSON integer;
-    ``number`` a JSON number (an error unless a double holds it exactly). ``to``: write
-    the result there and remove ``path``; absent ``to``: in place.
+    as the shortest decimal that gives back its double) is multiplied or divided
+    with ``decimal.Decimal``, never floats. Nothing is ever rounded: a result that is
+    not exact, has more than ``places`` decimals, or is not whole for ``as: int`` is
+    an error. ``as: decimal_string`` (the default when dividing) writes ``"12.34"``
+    with exactly ``places`` decimals (default: k when dividing by 10^k); ``int`` (the
+    default when multiplying) a JSON integer; ``number`` a JSON number (an error
+    unless a double holds it exactly). ``to``: write the result there and remove
+    ``path``; absent ``to``: in place.
     """
 
-    path: JsonPath
-    to: JsonPath | None = None
-    factor: str  # a positive decimal, as text (Decimal(factor))
-    divide: bool
-    as_: ScaleAs
-    places: int | None = None
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "scale: {path: total_cents, to: total, divide: 100}"
+    path: tv.PATH
+    to: tv.PATH | None = None
+    multiply: Annotated[str, tv.FACTOR] | None = None
+    """A positive decimal, like 100, or '0.01' as text to keep it exact."""
+    divide: Annotated[str, tv.FACTOR] | None = None
+    """A positive decimal, like 100."""
+    as_: Annotated[ScaleAs | None, kinds.key("as")] = None
+    places: Annotated[int, tv.PLACES] | None = None
+    """Decimals written (0 to 30)."""
+
+    def __post_init__(self) -> None:
+        if (self.multiply is None) == (self.divide is None):
+            raise BadValue("needs exactly one of multiply and divide", f"like {self.EXAMPLE}")
+        if self.to is not None and (self.path.has_wildcard or self.to.has_wildcard):
+            raise tv.problem(
+                (
+                    "to",
+                    f"'to' works on one value; {self.path} or {self.to} has [*]",
+                    "use each: {path: lines, do: [{scale: {path: cents, to: amount, ...}}]}",
+                )
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -416,17 +467,16 @@ class JsonEach:
     """``each: {path, do: [ops]}``: run ``do`` on every element of the array at ``path``,
     each element as the root. Absent path: nothing happens; not an array: an error."""
 
-    path: JsonPath
-    ops: tuple[JsonOp, ...]
-    at: Location = NOWHERE
+    EXAMPLE: ClassVar[str] = "each: {path: lines, do: [{drop: internal}]}"
+    path: tv.PATH
+    ops: Annotated[tuple[Annotated[JsonOp, tv.JSON_OPS], ...], kinds.key("do"), tv.LISTED]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JsonRequire:
     """``require: [paths]``: each must be present (``null`` counts as present)."""
 
-    paths: tuple[JsonPath, ...]
-    at: Location = NOWHERE
+    paths: tv.PATHS
 
 
 JsonOp: TypeAlias = (
@@ -443,15 +493,16 @@ JsonOp: TypeAlias = (
     | JsonEach
     | JsonRequire
 )
+"""One JSON operation, written ``{name: settings}`` (``rename`` is a ``JsonRename``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JsonStep:
     """``json: [ops]``, either side: operations on the parsed body, in order."""
 
+    EXAMPLE: ClassVar[str] = "json: [{rename: {from: a, to: b}}]"
     kind: ClassVar[str] = "json"
-    ops: tuple[JsonOp, ...]
-    at: Location = NOWHERE
+    ops: Annotated[tuple[Annotated[JsonOp, tv.JSON_OPS], ...], tv.LISTED]
 
 
 # ---------------------------------------------------------------------------- status, error
@@ -472,17 +523,10 @@ class StatusRule:
 class StatusStep:
     """``status: {map: {201: 200}}``, response only; the reason phrase follows."""
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
     EXAMPLE: ClassVar[str] = "status: {map: {201: 200}}"
     kind: ClassVar[str] = "status"
-    map: Annotated[
-        Mapping[Annotated[int, kinds.STATUS], Annotated[int, kinds.STATUS]], kinds.FILLED
-    ]
+    map: Annotated[Mapping[Annotated[int, tv.STATUS], Annotated[int, tv.STATUS]], tv.FILLED]
     """The new service's status -> the one legacy answered with, like {201: 200}."""
-    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 BodyTemplate: TypeAlias = (
@@ -512,21 +556,16 @@ class ErrorStep:
     ``json`` steps of the same list: they describe the success body.
     """
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
     EXAMPLE: ClassVar[str] = "error: {when: '>=500', body: {message: $.detail}, status: 502}"
     kind: ClassVar[str] = "error"
-    when: Annotated[StatusRule, kinds.STATUS_RULE] = StatusRule(ranges=((400, 599),), text=">=400")
+    when: Annotated[StatusRule, tv.STATUS_RULE] = StatusRule(ranges=((400, 599),), text=">=400")
     """The statuses whose body is rewritten, like '>=400', '4xx', '500-599', 404, or a list."""
-    body: Annotated[BodyTemplate, kinds.BODY_TEMPLATE]
+    body: Annotated[BodyTemplate, tv.BODY_TEMPLATE]
     """The legacy error body; a "$.path" string is that value of the new service's body."""
-    status: Annotated[int, kinds.STATUS] | None = None
+    status: Annotated[int, tv.STATUS] | None = None
     """Replaces the status; left out, the status stays."""
-    content_type: Annotated[str, kinds.JSON_MEDIA] | None = None
+    content_type: Annotated[str, tv.JSON_MEDIA] | None = None
     """A JSON media type; left out, legacy's own for that status, else JSON UTF-8."""
-    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 # ---------------------------------------------------------------------------- hooks
@@ -550,19 +589,14 @@ class HookStep:
     streaming: the hook then sees ``body`` ``None``.
     """
 
-    __pydantic_config__: ClassVar[dict[str, object]] = {
-        "extra": "forbid",  # kinds.READ (this module cannot import kinds first)
-        "use_attribute_docstrings": True,
-    }
     EXAMPLE: ClassVar[str] = (
         "hook: 'mypkg.hooks:fix' or hook: {call: 'mypkg.hooks:fix', body: false}"
     )
     kind: ClassVar[str] = "hook"
-    call: Annotated[Hook, kinds.HOOK]
+    call: Annotated[Hook, tv.HOOK]
     """The function, 'module:function' (or 'module.function'): one argument, not async."""
     body: Annotated[bool, kinds.STRICT] = True
     """false: the route keeps streaming and the hook sees body None."""
-    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 RequestStep: TypeAlias = PathStep | QueryStep | HeadersStep | JsonStep | HookStep
@@ -574,21 +608,34 @@ ResponseStep: TypeAlias = StatusStep | HeadersStep | JsonStep | ErrorStep | Hook
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Translator:
-    """One translator: inline under a route, or ``translators.NAME`` (``name`` set).
+    """Translation steps: inline under a route, or translators.NAME (``name`` set)."""
 
-    ``max_body``: the most bytes (as received, and again once decoded) a body step
-    reads; a longer request body is a 413, a longer response body a 502.
-    ``on_error``: ``fail`` answers an error when a body step fails (invalid JSON, a
-    missing required field, a failing hook); ``passthrough`` sends the body on as it
-    came (the other steps still apply).
-    """
-
-    name: str | None = None
-    max_body: int = DEFAULT_MAX_BODY
+    EXAMPLE: ClassVar[str] = "{request: [{path: {rewrite: /v2/c/{id}}}], response: [...]}"
+    max_body: Annotated[int, tv.MAX_BODY] = DEFAULT_MAX_BODY
+    """The most bytes (as received, and again once decoded) a body step reads; a
+    longer request body is a 413, a longer response body a 502."""
     on_error: OnError = "fail"
-    request: tuple[RequestStep, ...] = ()
-    response: tuple[ResponseStep, ...] = ()
-    at: Location = NOWHERE
+    """fail: answer an error when a body step fails (invalid JSON, a missing required
+    field, a failing hook); passthrough: send the body on as it came."""
+    request: tuple[Annotated[RequestStep, tv.REQUEST_STEPS], ...] = ()
+    """Steps on the request, in order: path, query, headers, json, hook."""
+    response: tuple[Annotated[ResponseStep, tv.RESPONSE_STEPS], ...] = ()
+    """Steps on the response, in order: status, headers, json, error, hook."""
+    name: Annotated[str | None, kinds.NOT_A_KEY] = None
+
+    def __post_init__(self) -> None:
+        if not self.request and not self.response:
+            raise BadValue(
+                "must have request or response steps",
+                "add request: [...] or response: [...], or leave it out",
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Use:
+    """``{use: NAME}``: the top-level translators.NAME, as it is."""
+
+    use: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -606,3 +653,4 @@ class TranslateSpec:
 # Last, as in model.py: kinds reads values, which reads model; the annotations above are
 # strings that pydantic resolves only when it reads them.
 from strangler.config import kinds  # noqa: E402
+from strangler.config import translate_values as tv  # noqa: E402

@@ -45,7 +45,7 @@ from strangler.config.model import (
 from strangler.config.source import Map, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable
 from strangler.config.validate_tls import check_listen, check_upstream_tls
-from strangler.config.validate_translate import TranslateReader
+from strangler.config.validate_translate import Translators
 from strangler.config.values import BadValue, check_url, mask_url_password, parse_listen
 from strangler.config.walker import Walker, suggest
 from strangler.errors import ConfigError, Problem
@@ -85,9 +85,8 @@ class _Validator(Walker):
             self.check_ports(listen, described.admin.listen, root.key_at("admin"))
         upstreams, known = self.upstreams(described, root)
 
-        translators = TranslateReader(self)
-        if "translators" in f:
-            translators.read_translators(f["translators"])
+        named = described.translators if described is not None else {}
+        translators = Translators(self, f.get("translators"), named)
         table = RouteTable(self, known, TOP_KEYS, translators)
         if "routes" in f:
             table.read_list(f["routes"])

@@ -11,7 +11,7 @@ problem of its own: a name taken twice, upstreams that exist, the sides of a rel
 nothing to watch), path with path_prefix, and (``finish``, once every file is read)
 canary groups whose routes disagree on the sticky key or the percentage. A route's
 ``shadow`` and ``migrate`` are read with it (their cross-checks are ``validate_shadow``
-and ``validate_migrate``); its ``translate`` is still read by its walker.
+and ``validate_migrate``, ``translate``'s names ``validate_translate``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from strangler.config.model import LEGACY, Fallback, Location, Overrides, Route,
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.validate_migrate import check_migrate
 from strangler.config.validate_shadow import check_shadow, known_upstream
-from strangler.config.validate_translate import TranslateReader
+from strangler.config.validate_translate import Translators
 from strangler.config.values import NAME
 from strangler.config.walker import Walker
 
@@ -49,10 +49,10 @@ class RouteTable:
         walker: Walker,
         upstreams: Collection[str],
         main_keys: Collection[str],
-        translators: TranslateReader | None = None,
+        translators: Translators | None = None,
     ) -> None:
         self.w = walker
-        self.translators = translators if translators is not None else TranslateReader(walker)
+        self.translators = translators or Translators(walker, None, {})
         self.upstreams = upstreams
         self.main_keys = main_keys  # for the hint on a main-file key in a route file
         self.routes: list[Route] = []
@@ -105,8 +105,8 @@ class RouteTable:
 
     def route(self, node: Node, index: int) -> Route | None:
         """One route: its keys read with ``described.RouteEntry``, then what pydantic
-        cannot say (upstreams exist, the sides of a release, what shadow and migrate need;
-        translate is still its walker's),
+        cannot say (upstreams exist, the sides of a release, what shadow and migrate need,
+        the translators and parameters translate names),
         read from the nodes so it is reported even when a key has a problem of its own."""
         f = dict((k.value, v) for k, v in node.entries) if isinstance(node, Map) else {}
         written_name = f.get("name")
@@ -135,9 +135,14 @@ class RouteTable:
             check_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
         translate = None
         if "translate" in f:
-            template = entry.match.path if entry is not None else None
-            translate = self.translators.read_route(
-                f["translate"], label=label, path_template=template
+            match = f.get("match")
+            path = match.get("path") if isinstance(match, Map) else None
+            template = path.value if isinstance(path, Scalar) else None  # as written
+            translate = self.translators.spec(
+                f["translate"],
+                entry.translate if entry is not None else None,
+                label=label,
+                template=template if isinstance(template, str) else None,
             )
         if "migrate" in f:
             check_migrate(

@@ -45,7 +45,7 @@ from multidict import CIMultiDict
 from strangler.config.model import Route
 from strangler.config.source import Map, read_file
 from strangler.config.translate_model import TranslateSpec
-from strangler.config.validate_translate import TranslateReader
+from strangler.config.validate_translate import Translators
 from strangler.config.values import check_path_template
 from strangler.config.walker import Walker, did_you_mean
 from strangler.errors import ConfigError, Problem
@@ -197,12 +197,10 @@ def read_spec(
         text = w.string(f["path_template"], "path_template", hint="the route's match.path")
         if text is not None:
             template = w.checked(f["path_template"], "path_template", check_path_template, text)
-    reader = TranslateReader(w)
-    if "translators" in f:
-        reader.read_translators(f["translators"])
+    reader = Translators.read(w, f.get("translators"))
     spec = None
     if "translate" in f:
-        spec = reader.read_route(f["translate"], label="spec", path_template=template)
+        spec = reader.route(f["translate"], label="", template=template)
     if w.problems:
         raise ConfigError(sorted(w.problems, key=lambda p: p.line))
     return spec, template

@@ -23,21 +23,13 @@ answers absolute URLs sent), ``absolute: false`` relative.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Final, TypeVar, final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar, cast, final
 from urllib.parse import urlsplit, urlunsplit
 
 from multidict import CIMultiDict, istr
 
-from strangler.config.translate_model import (
-    HeaderFromParam,
-    HeaderOp,
-    HeaderRemove,
-    HeaderRename,
-    HeaderSet,
-    HeadersStep,
-    RewritePaths,
-)
+from strangler.config.translate_model import HeadersStep, RewritePaths
 from strangler.translate.base import TranslateError, TranslateRequest, TranslateResponse
 
 __all__ = ["HeadersTransform", "build", "rewrite_path"]
@@ -103,17 +95,17 @@ def _rewrite_op(op: RewritePaths) -> Callable[[CIMultiDict[str], str], None]:
 Op = Callable[[TranslateRequest | TranslateResponse, CIMultiDict[str]], None]
 
 
-def _compile(op: HeaderOp, step: str) -> Op:
-    if isinstance(op, HeaderSet):
-        values = tuple((istr(k), v) for k, v in op.values)
+def _compile(kind: str, op: Any, step: str) -> Op:
+    if kind == "set":
+        values = tuple((istr(k), v) for k, v in cast(Mapping[str, str], op).items())
 
         def set_(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
             for name, value in values:
                 h[name] = value
 
         return set_
-    if isinstance(op, HeaderRename):
-        names = tuple((istr(a), istr(b)) for a, b in op.names)
+    if kind == "rename":
+        names = tuple((istr(a), istr(b)) for a, b in cast(Mapping[str, str], op).items())
 
         def rename(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
             for old, new in names:
@@ -123,16 +115,16 @@ def _compile(op: HeaderOp, step: str) -> Op:
                     h.extend((new, v) for v in moved)
 
         return rename
-    if isinstance(op, HeaderRemove):
-        gone = tuple(istr(n) for n in op.names)
+    if kind == "remove":
+        gone = tuple(istr(n) for n in cast(Sequence[str], op))
 
         def remove(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
             for name in gone:
                 h.popall(name, None)
 
         return remove
-    if isinstance(op, HeaderFromParam):
-        params = tuple((istr(k), p) for k, p in op.params)
+    if kind == "from_param":
+        params = tuple((istr(k), p) for k, p in cast(Mapping[str, str], op).items())
 
         def from_param(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
             source = msg.request.params if isinstance(msg, TranslateResponse) else msg.params
@@ -142,7 +134,7 @@ def _compile(op: HeaderOp, step: str) -> Op:
                 h[name] = source[param]
 
         return from_param
-    rewrite = _rewrite_op(op)
+    rewrite = _rewrite_op(cast(RewritePaths, op))
 
     def rewrite_paths(msg: TranslateRequest | TranslateResponse, h: CIMultiDict[str]) -> None:
         request = msg.request if isinstance(msg, TranslateResponse) else msg
@@ -161,7 +153,7 @@ class HeadersTransform:
 
     def __init__(self, spec: HeadersStep, step: str) -> None:
         self.step = step
-        self._ops = tuple(_compile(op, step) for op in spec.ops)
+        self._ops = tuple(_compile(kind, op, step) for kind, op in spec.ops)
 
     def apply(self, msg: M, /) -> M:
         headers = msg.headers

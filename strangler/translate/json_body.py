@@ -17,11 +17,10 @@ An error is a ``TranslateError`` whose step names the operation:
 ``response.json[2] map status: value 'VOID' not in the map``.
 
 >>> from strangler.config.translate_values import parse_json_path as p
->>> from strangler.config.translate_model import JsonMove, JsonScale
+>>> from strangler.config.translate_model import JsonRename, JsonScale
 >>> run = compile_ops(
-...     (JsonMove(op="rename", from_=p("customer.name"), to=p("name")),
-...      JsonScale(path=p("total_cents"), to=p("total"), factor="100", divide=True,
-...                as_="decimal_string")), "request.json")
+...     (JsonRename(from_=p("customer.name"), to=p("name")),
+...      JsonScale(path=p("total_cents"), to=p("total"), divide="100")), "request.json")
 >>> run({"customer": {"name": "Ada"}, "total_cents": -1205})
 {'customer': {}, 'name': 'Ada', 'total': '-12.05'}
 """
@@ -272,15 +271,17 @@ def _date(op: JsonDate) -> Callable[[JSON], JSON]:
 
 
 def _scale(op: JsonScale) -> Run:
-    factor = Decimal(op.factor)
+    factor = Decimal(op.divide or op.multiply or "")
+    divide = op.divide is not None
+    as_ = op.as_ or ("decimal_string" if divide else "int")
     places = op.places
-    if places is None and op.divide and op.as_ == "decimal_string":
+    if places is None and divide and as_ == "decimal_string":
         _sign, digits, exponent = factor.normalize().as_tuple()
         if digits == (1,) and isinstance(exponent, int) and exponent >= 0:
             places = exponent  # dividing by 10^k keeps k decimals: 1200 / 100 = "12.00"
 
     def change(value: JSON) -> JSON:
-        return scale_value(value, factor, divide=op.divide, as_=op.as_, places=places)
+        return scale_value(value, factor, divide=divide, as_=as_, places=places)
 
     if op.to is None:
         return _each_value(op.path, change)

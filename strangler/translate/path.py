@@ -14,10 +14,10 @@ Header-phase: never reads the body. One step does one of:
 and, alone or with one of those, ``host: new.example``: the ``Host`` header sent.
 
 >>> from multidict import CIMultiDict
->>> from strangler.config.translate_model import PathStep
+>>> from strangler.config.translate_model import PathStep, Prefix
 >>> from strangler.translate.base import TranslateRequest
 >>> msg = TranslateRequest.from_target("GET", "/api/v1/x?y=1", CIMultiDict())
->>> build(PathStep(strip="/api/v1", add="/v2"), "request.path").apply(msg).target
+>>> build(PathStep(prefix=Prefix(strip="/api/v1", add="/v2")), "request.path").apply(msg).target
 '/v2/x?y=1'
 """
 
@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from multidict import istr
 
-from strangler.config.translate_model import PathStep
+from strangler.config.translate_model import PathStep, Prefix
 from strangler.translate.base import TranslateError, TranslateRequest
 
 __all__ = ["PathTransform", "build", "fill", "set_query", "strip_prefix"]
@@ -155,8 +155,9 @@ class PathTransform:
         self._rewrite = None if spec.rewrite is None else _rewrite(spec.rewrite, step)
         self._regex = None if spec.regex is None else re.compile(spec.regex.pattern)
         self._replace = "" if spec.regex is None else spec.regex.replace
-        self._strip = spec.strip
-        self._add = (spec.add or "").rstrip("/")
+        prefix = spec.prefix or Prefix(add="")
+        self._strip = prefix.strip
+        self._add = (prefix.add or "").rstrip("/")
         self._host = spec.host
 
     def apply(self, msg: TranslateRequest, /) -> TranslateRequest:

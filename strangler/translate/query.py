@@ -13,25 +13,19 @@ string goes upstream byte for byte; a changed one is re-encoded (``%20`` for spa
   in it is kept (query parameters are free-form: the new service judges them).
 
 >>> from multidict import CIMultiDict
->>> from strangler.config.translate_model import QueryDrop, QuerySet, QueryStep
+>>> from strangler.config.translate_model import QueryStep
 >>> from strangler.translate.base import TranslateRequest
->>> t = build(QueryStep(ops=(QueryDrop(names=("debug",)), QuerySet(values=(("v", "2"),)))), "q")
+>>> t = build(QueryStep(drop=("debug",), set={"v": "2"}, order=("drop", "set")), "q")
 >>> t.apply(TranslateRequest.from_target("GET", "/o?debug=1&a=x&v=1&v=3", CIMultiDict())).target
 '/o?a=x&v=2'
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final, final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, cast, final
 
-from strangler.config.translate_model import (
-    QueryDrop,
-    QueryOp,
-    QueryRename,
-    QuerySet,
-    QueryStep,
-)
+from strangler.config.translate_model import QueryStep
 from strangler.translate.base import TranslateError, TranslateRequest
 from strangler.translate.path import fill, set_query
 
@@ -43,15 +37,15 @@ Pairs = list[tuple[str, str]]
 Op = Callable[[Pairs, TranslateRequest], Pairs]
 
 
-def _compile(op: QueryOp, step: str) -> Op:
-    if isinstance(op, QueryRename):
-        names = dict(op.names)
+def _compile(kind: str, op: Any, step: str) -> Op:
+    if kind == "rename":
+        names = dict(cast(Mapping[str, str], op))
         return lambda q, _: [(names.get(k, k), v) for k, v in q]
-    if isinstance(op, QueryDrop):
-        drop = frozenset(op.names)
+    if kind == "drop":
+        drop = frozenset(cast(Sequence[str], op))
         return lambda q, _: [(k, v) for k, v in q if k not in drop]
-    if isinstance(op, QuerySet):
-        values = tuple((name, fill(value)) for name, value in op.values)
+    if kind == "set":
+        values = tuple((name, fill(value)) for name, value in cast(Mapping[str, str], op).items())
 
         def set_(q: Pairs, msg: TranslateRequest) -> Pairs:
             try:
@@ -61,7 +55,7 @@ def _compile(op: QueryOp, step: str) -> Op:
             return set_query(q, pairs)
 
         return set_
-    maps = dict(op.maps)
+    maps = cast(Mapping[str, Mapping[str, str]], op)
     return lambda q, _: [(k, maps[k].get(v, v) if k in maps else v) for k, v in q]
 
 
@@ -75,7 +69,7 @@ class QueryTransform:
 
     def __init__(self, spec: QueryStep, step: str) -> None:
         self.step = step
-        self._ops = tuple(_compile(op, step) for op in spec.ops)
+        self._ops = tuple(_compile(kind, op, step) for kind, op in spec.ops)
 
     def apply(self, msg: TranslateRequest, /) -> TranslateRequest:
         query = msg.query
