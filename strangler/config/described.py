@@ -36,7 +36,7 @@ import functools
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, TypeAlias
 
 from strangler.config import kinds, tls_files
 from strangler.config.migrate_model import MigratePlan
@@ -55,10 +55,8 @@ from strangler.config.model import (
     ProgressSettings,
     Slo,
     StateFiles,
-    Timeouts,
     TracingSettings,
     Upstream,
-    UpstreamTls,
 )
 from strangler.config.shadow_model import ShadowSpec
 from strangler.config.source import Map, Node, Seq, describe
@@ -131,27 +129,6 @@ class RouteEntry:
     """The top-level debug_headers, for this route only."""
 
 
-_UPSTREAM: Final = Upstream(name="", url="")  # the defaults
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UpstreamEntry:
-    """An upstream as written: ``NAME: URL`` or ``NAME: {url, timeout, ...}``; ``validate``
-    makes it an ``Upstream`` (with its name and its line)."""
-
-    url: Annotated[str, kinds.URL]
-    """http(s)://host[:port][/base-path]; a base path is prepended to every request path."""
-    timeout: Timeouts = _UPSTREAM.timeouts
-    """connect, read and total timeouts."""
-    max_connections: Annotated[int, kinds.Count(1)] = _UPSTREAM.max_connections
-    """Caps the keep-alive pool, per worker."""
-    host_header: Literal["preserve", "upstream"] = _UPSTREAM.host_header
-    """preserve: the upstream sees the client's Host (absolute URLs it builds point at the
-    proxy); upstream: the upstream's own host."""
-    tls: UpstreamTls | None = None
-    """For an https:// URL: how to verify it, and a client certificate (mutual TLS)."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MainFile:
     """The main config file. Keys in this order are the "valid keys" of a hint."""
@@ -166,7 +143,7 @@ class MainFile:
     """The admin API (status page, runtime controls) and who may use it."""
     upstreams: Mapping[
         Annotated[str, kinds.UPSTREAM_NAME],
-        Annotated[UpstreamEntry, kinds.ShortForm("url", kinds.URL)],
+        Annotated[Upstream, kinds.ShortForm("url", kinds.URL)],
     ] = field(default_factory=dict)  # absent: validate says what to add
     """Name -> upstream; 'legacy' is required: it answers everything no route claims."""
     include: Annotated[

@@ -187,13 +187,24 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Upstream:
-    name: str
-    url: str  # scheme://host[:port][/base-path], no query
-    timeouts: Timeouts = Timeouts()
-    max_connections: int = 256  # keep-alive pool size per worker
+    """An upstream as written: ``NAME: URL`` or ``NAME: {url, timeout, ...}``; ``validate``
+    sets its name and line."""
+
+    __pydantic_config__: ClassVar[dict[str, object]] = READ
+
+    name: Annotated[str, kinds.NOT_A_KEY] = ""
+    url: Annotated[str, kinds.URL]
+    """http(s)://host[:port][/base-path]; a base path is prepended to every request path."""
+    timeouts: Annotated[Timeouts, kinds.key("timeout")] = Timeouts()
+    """connect, read and total timeouts."""
+    max_connections: Annotated[int, kinds.Count(1)] = 256
+    """Caps the keep-alive pool, per worker."""
     host_header: Literal["preserve", "upstream"] = "preserve"
-    tls: UpstreamTls = UpstreamTls()  # used only for https:// URLs
-    at: Location = NOWHERE
+    """preserve: the upstream sees the client's Host (absolute URLs it builds point at the
+    proxy); upstream: the upstream's own host."""
+    tls: UpstreamTls = UpstreamTls()
+    """For an https:// URL: how to verify it, and a client certificate (mutual TLS)."""
+    at: Annotated[Location, kinds.NOT_A_KEY] = NOWHERE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,7 +40,6 @@ from strangler.config.model import (
     Listen,
     Location,
     Upstream,
-    UpstreamTls,
 )
 from strangler.config.source import Map, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable
@@ -182,15 +181,8 @@ class _Validator(Walker):
             if entry is None:
                 ok = False
                 continue
-            result[name] = Upstream(
-                name=name,
-                url=entry.url,
-                timeouts=entry.timeout,
-                max_connections=entry.max_connections,
-                host_header=entry.host_header,
-                tls=replace(entry.tls or UpstreamTls(), verify_at=verify_at),
-                at=value.at,
-            )
+            tls = replace(entry.tls, verify_at=verify_at)
+            result[name] = replace(entry, name=name, tls=tls, at=value.at)
         return (result if ok else None), known
 
 

@@ -2,19 +2,18 @@
 
 ``Walker`` is the one place that turns "this node is not what we expected" into a
 ``Problem`` with the node's file:line, and then lets the walk go on: every reader
-returns the value, or ``None`` after reporting why there is none. ``validate`` and
-``validate_routes`` are written with it.
+returns the value, or ``None`` after reporting why there is none. What the model
+describes is read by ``described`` (pydantic); this is for the rest: a route file's top
+level, a translate spec file, the cross-checks in ``validate*``.
 
->>> from strangler.config import units
 >>> from strangler.config.source import read_text
->>> root = read_text("drain: 30 seconds\\nlisten: 8080\\n", "m.yaml").files[0].root
->>> w = Walker("m.yaml")
->>> f = w.fields(root, ("drain", "listen", "upstreams"), subject="the config", where="")
->>> w.unit(f["drain"], "drain", units.duration), w.listen(f["listen"], "listen")
-(None, None)
->>> [(p.line, p.message) for p in w.problems]  # doctest: +NORMALIZE_WHITESPACE
-[(1, "drain: expected a duration like '2s' or '250ms', got '30 seconds'"),
- (2, 'listen must be host:port, got the number 8080')]
+>>> root = read_text("path_template: ''\\ntranslat: {}\\n", "s.yaml").files[0].root
+>>> w = Walker("s.yaml")
+>>> f = w.fields(root, ("path_template", "translate"), subject="the spec", where="here")
+>>> w.string(f["path_template"], "path_template")
+>>> [(p.line, p.message, p.hint) for p in w.problems]  # doctest: +NORMALIZE_WHITESPACE
+[(2, "unknown key 'translat' here", "did you mean 'translate'?"),
+ (1, 'path_template must not be empty', '')]
 """
 
 from __future__ import annotations
@@ -22,10 +21,9 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from strangler.config import kinds
-from strangler.config.model import Listen, Location
+from strangler.config.model import Location
 from strangler.config.source import Map, Node, Scalar, describe
 from strangler.config.values import BadValue
 from strangler.errors import Problem
@@ -90,26 +88,6 @@ class Walker:
         if not isinstance(node, Map):
             self.report(node.at, f"{subject} must be a mapping, got {describe(node)}")
             return None
-        return self.entries(
-            node,
-            allowed,
-            subject=subject,
-            where=where,
-            required=required,
-            foreign_hint=foreign_hint,
-        )
-
-    def entries(
-        self,
-        node: Map,
-        allowed: Sequence[str],
-        *,
-        subject: str,
-        where: str,
-        required: Sequence[str] = (),
-        foreign_hint: Callable[[str], str] | None = None,
-    ) -> dict[str, Node]:
-        """``fields`` for a node already known to be a mapping."""
         out: dict[str, Node] = {}
         guessed: set[str] = set()
         for key, value in node.entries:
@@ -140,47 +118,6 @@ class Walker:
         self.report(node.at, f"{what} must be a string, got {describe(node)}", hint)
         return None
 
-    def boolean(self, node: Node, what: str) -> bool | None:
-        if isinstance(node, Scalar) and isinstance(node.value, bool):
-            return node.value
-        self.report(node.at, f"{what} must be true or false, got {describe(node)}")
-        return None
-
-    def count(self, node: Node, what: str, *, minimum: int) -> int | None:
-        """A whole number of at least ``minimum``."""
-        value = node.value if isinstance(node, Scalar) else None
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value >= minimum:
-                return value
-            self.report(node.at, f"{what} must be at least {minimum}, got {value}")
-            return None
-        self.report(node.at, f"{what} must be a whole number, got {describe(node)}")
-        return None
-
-    def unit(self, node: Node, what: str, parse: Callable[[object], T]) -> T | None:
-        """A duration or a size through ``units``; its ``ValueError`` is the problem."""
-        if not isinstance(node, Scalar):
-            self.report(
-                node.at, f"{what}: expected a value like '2s' or '1MiB', got {describe(node)}"
-            )
-            return None
-        try:
-            return parse(node.value)
-        except ValueError as err:
-            self.report(node.at, f"{what}: {err}")
-            return None
-
-    def choice(self, node: Node, what: str, choices: Sequence[str]) -> str | None:
-        """One of a few fixed strings."""
-        if isinstance(node, Scalar) and isinstance(node.value, str) and node.value in choices:
-            return node.value
-        guess = ""
-        if isinstance(node, Scalar) and isinstance(node.value, str):
-            guess = did_you_mean(node.value, choices)
-        listed = ", ".join(choices)
-        self.report(node.at, f"{what} must be one of {listed}, got {describe(node)}", guess)
-        return None
-
     def checked(self, node: Node, what: str, check: Callable[[str], T], text: str) -> T | None:
         """``check(text)``; its ``BadValue`` is reported as ``what: message (hint: ...)``."""
         try:
@@ -188,24 +125,3 @@ class Walker:
         except BadValue as err:
             self.report(node.at, f"{what}: {err}", err.hint)
             return None
-
-    def kind(self, node: Node, what: str, kind: kinds.Kind) -> Any:
-        """A scalar read by one of ``kinds`` (as pydantic reads it in ``described``)."""
-        try:
-            return kind.parse(node.value if isinstance(node, Scalar) else [])
-        except ValueError as err:
-            text = str(err)
-            joined = " " if text.startswith(("must ", "is ")) else ": "
-            self.report(node.at, f"{what}{joined}{text}", getattr(err, "hint", ""))
-            return None
-
-    def listen(self, node: Node, what: str) -> Listen | None:
-        """A ``host:port`` listen address."""
-        return self.kind(node, what, kinds.LISTEN)  # type: ignore[no-any-return]
-
-    def path(self, node: Node, what: str) -> str | None:
-        """A file path; a relative one is resolved against ``base_dir``."""
-        text = self.string(node, what)
-        if text is None or os.path.isabs(text):
-            return text
-        return os.path.normpath(os.path.join(self.base_dir, text))

@@ -189,8 +189,15 @@ def read_spec(
         message = "a spec file is a mapping with a translate: key"
         raise ConfigError([Problem(str(path), line, message, "translate: {request: [...]}")])
     w = Walker(str(path))
-    f = w.entries(
-        root, SPEC_KEYS, subject="the spec file", where="in the spec file", required=("translate",)
+    f = (
+        w.fields(
+            root,
+            SPEC_KEYS,
+            subject="the spec file",
+            where="in the spec file",
+            required=("translate",),
+        )
+        or {}
     )
     template = route_template
     if "path_template" in f:
