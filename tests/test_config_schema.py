@@ -6,8 +6,8 @@
   editor);
 - on a corpus of broken configs (the invalid fixtures and seeded fuzz cases), the
   schema never rejects what ``check`` accepts, and what only ``check`` rejects is one
-  a rule across keys or files (``ACROSS``), the YAML itself, or in a section not
-  described by the model yet (``UNDESCRIBED``: see strangler/config/REWRITE.md).
+  a rule across keys or files (``ACROSS``), the YAML itself, or under ``include``
+  (``UNDESCRIBED``: source.py follows it).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _only_check(sources: Sources, problem: Problem) -> str | None:
     if isinstance(file.root, Map):
         keys = [k for k, _ in file.root.entries if k.at.line <= problem.line]
         if keys and keys[-1].value in UNDESCRIBED:
-            return f"{keys[-1].value} (not described yet: REWRITE.md)"
+            return f"{keys[-1].value} (followed by source.py, outlined in the schema)"
     return None
 
 
