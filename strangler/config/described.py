@@ -31,8 +31,12 @@ m.yaml:1: limits.max_headers must be at least 1, got 0
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
+import inspect
+import itertools
+import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -426,6 +430,14 @@ def main_schema() -> dict[str, Any]:
                 return sorted(dft)
             return super().encode_default(dft)
 
+        def dataclass_schema(self, schema: Any) -> Any:
+            out = super().dataclass_schema(schema)
+            shown = out.get("properties", {})
+            for key, doc in _attribute_docs(schema["cls"]).items():
+                if key in shown:
+                    shown[key] = {**shown[key], "description": doc}
+            return out
+
         def default_schema(self, schema: Any) -> Any:
             inner = schema["schema"]  # a kind's shown (kinds.Kind), maybe in "| None"
             inner = inner["schema"] if inner["type"] == "nullable" else inner
@@ -446,6 +458,33 @@ def main_schema() -> dict[str, Any]:
         "cross-references and shadowed routes are checked there)"
     )
     return {"$schema": DRAFT, "$id": "strangler.schema.json", **schema}
+
+
+def _attribute_docs(shape: type) -> dict[str, str]:
+    """A dataclass's config keys -> the docstring under each field: the schema's
+    descriptions. One parse per module: pydantic's ``use_attribute_docstrings`` parses
+    the module again for each class on Python 3.11 (a second per process, validating)."""
+    docs = _module_docs(shape.__module__).get(shape.__qualname__, {})
+    names = [f.name for f in dataclasses.fields(shape) if f.name != "at"]
+    return {key: docs[name] for key, name in zip(_keys(shape), names, strict=True) if name in docs}
+
+
+@functools.cache
+def _module_docs(module: str) -> dict[str, dict[str, str]]:
+    """Class name -> attribute -> the string under it, for the classes of ``module``."""
+    out: dict[str, dict[str, str]] = {}
+    for node in ast.parse(inspect.getsource(sys.modules[module])).body:
+        if isinstance(node, ast.ClassDef):
+            out[node.name] = {
+                first.target.id: inspect.cleandoc(second.value.value)
+                for first, second in itertools.pairwise(node.body)
+                if isinstance(first, ast.AnnAssign)
+                and isinstance(first.target, ast.Name)
+                and isinstance(second, ast.Expr)
+                and isinstance(second.value, ast.Constant)
+                and isinstance(second.value.value, str)
+            }
+    return out
 
 
 def routes_schema() -> dict[str, Any]:

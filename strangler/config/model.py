@@ -68,10 +68,10 @@ class Location:
 
 NOWHERE: Final = Location("<built-in>", 0)
 
-READ: Final[dict[str, object]] = {"extra": "forbid", "use_attribute_docstrings": True}
+READ: Final[dict[str, object]] = {"extra": "forbid"}
 """pydantic's config (a ``ConfigDict``) for a class read on its own (``__pydantic_config__``):
-unknown keys are problems, attribute docstrings describe the keys. Nested classes
-take their reader's."""
+unknown keys are problems. Nested classes take their reader's. (Attribute docstrings
+describe the keys in the schema only: ``described.main_schema`` reads them.)"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
