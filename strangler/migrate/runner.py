@@ -243,7 +243,14 @@ class Autopilot:
         share = result.share
         if share is None:
             share = self.position_share(plan, result.state)  # enforce: heals drift
-        self._view(route, plan, result.state, result.gates, figures)
+        gates, shown = result.gates, figures
+        moved_on = result.state.entered != state.entered and result.state.status == "running"
+        if moved_on and all(g.verdict != "fail" for g in gates):
+            # A new window has just begun: show its own gates, waiting for its traffic, not
+            # the last window's that let the plan move on (the transition keeps those).
+            shown = Figures()
+            gates = machine.judge(plan, result.state, shown)
+        self._view(route, plan, result.state, gates, shown)
         return replace(result, share=share)
 
     def _budget(self, route: str) -> float | None:

@@ -354,6 +354,33 @@ async def test_the_cli_shows_the_plan_and_steers_it(
     assert "shadow -> shadow: paused: change freeze (admin@127.0.0.1)" in out
 
 
+async def test_a_new_step_shows_its_own_gates_not_the_ones_that_ended_the_last(
+    make_proxy: MakeProxy, apps: tuple[str, NewService]
+) -> None:
+    """Right after the plan moves on, the view (API, page, CLI, metrics) shows the new
+    step's gates over its empty window, not the shadow stage's parity that moved it: the
+    transition keeps those. A 1 s interval leaves a second to look between two ticks."""
+    legacy, new = apps
+    plan = PLAN.replace("interval: 100ms", "interval: 1s").replace("for: 200ms", "for: 0s")
+    proxy = await make_proxy(config(legacy, new.url, plan))
+    async with aiohttp.ClientSession() as session:
+        load = Load(proxy.url)
+        deadline = time.monotonic() + DEADLINE
+        while (view := await views(proxy.admin_url, session))["position"] in (
+            "not started",
+            "shadow",
+        ):
+            assert time.monotonic() < deadline, "the plan never left the shadow stage"
+            await load.burst(session, 5)
+    assert view["position"] == "canary 10%"
+    assert [(g["name"], g["verdict"]) for g in view["gates"]] == [
+        ("traffic", "waiting"),
+        ("error_rate", "waiting"),
+    ]
+    assert view["figures"]["new_requests"] == 0
+    assert view["history"][-1]["reason"] == "gates passed"
+
+
 async def test_the_status_page_shows_the_plan_moving(
     make_proxy: MakeProxy, apps: tuple[str, NewService], browser: Browser
 ) -> None:
