@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -56,9 +57,20 @@ SERVING = re.compile(r"\[(\d+)\]: strangler \S+ serving on \S+:(\d+) \(admin \S+
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range: a process gets the port some time after
+    it was picked, and an ephemeral port may meanwhile become the local end of one of
+    the many outgoing connections the suite makes (then the bind fails)."""
+    low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def listen_args(port: int | None = None, admin: int | None = None) -> tuple[str, ...]:

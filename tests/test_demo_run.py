@@ -20,12 +20,7 @@ from strangler.demo.run import (
     demo_routes,
 )
 from strangler.server import ProxyServer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serve_support import free_port
 
 
 def free_ports() -> DemoPorts:

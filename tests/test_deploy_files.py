@@ -45,6 +45,7 @@ import yaml
 
 from strangler.config import load_config
 from strangler.config.model import Admin, Config
+from tests.serve_support import free_port
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 DEPLOY: Final = ROOT / "deploy"
@@ -518,13 +519,6 @@ def test_config_map_update_hot_reloads_a_running_proxy(tmp_path: Path) -> None:
 
 
 # --- running processes ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def get_json(port: int, path: str, timeout: float = 2.0) -> tuple[int, Any]:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import re
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +26,7 @@ import pytest
 
 from tests.conftest import MakeProxy
 from tests.docs_runner import Shell, Substitutions, blocks, matches, run_command, write_file
+from tests.serve_support import free_port
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DEPLOY_README: Final = ROOT / "deploy" / "README.md"
@@ -76,23 +75,6 @@ async def test_deploy_readme_lists_only_metrics_that_exist(make_proxy: MakeProxy
 GUIDE: Final = ROOT / "docs" / "operator-guide.md"
 DEMO_APP: Final = ROOT / "deploy" / "docker" / "demo_app.py"
 ADMIN_COMMANDS: Final = "routes|set|rollback|enable|status|backlog|diff"
-
-
-def free_port() -> int:
-    """A free port below the ephemeral range: the processes get the port some time after
-    it was picked, and an ephemeral port may meanwhile become the local end of one of
-    the many outgoing connections the suite makes (then the bind fails)."""
-    low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    rng = random.Random()
-    for _ in range(100):
-        port = rng.randrange(10000, max(low, 10001))
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port below the ephemeral range")
 
 
 async def _answering(port: int, proc: asyncio.subprocess.Process | None = None) -> None:

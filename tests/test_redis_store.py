@@ -42,6 +42,7 @@ from strangler.release.redis_store import (
     StateStoreUnavailable,
 )
 from strangler.release.state import RouteState, StateFileError, StateStore
+from tests.serve_support import free_port
 
 HOST: Final = "127.0.0.1"
 START_DEADLINE: Final = 10.0  # seconds redis-server gets to answer PING
@@ -50,12 +51,6 @@ APT_HINT: Final = "apt-get install -y --no-install-recommends redis-server"
 
 
 # ---------------------------------------------------------------------------- redis-server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _pong(port: int) -> bool:

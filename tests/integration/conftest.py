@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import pytest
 
 from tests.browser import APT_PACKAGE, Browser, find_chromium, launch
 from tests.conftest import BASE_CONFIG, MakeProxy, RunningProxy
+from tests.serve_support import free_port
 
 HOST: Final = "127.0.0.1"
 START_DEADLINE: Final = 10.0  # seconds gunicorn gets to answer its first request
@@ -44,13 +44,6 @@ class Httpbin:
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _answers(port: int, timeout: float) -> bool:
@@ -87,7 +80,7 @@ def httpbin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Httpbin]:
     """httpbin under gunicorn on a free port, for the whole session."""
     workdir = tmp_path_factory.mktemp("httpbin")  # no stray gunicorn.conf.py gets picked up
     log = workdir / "gunicorn.log"
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable,
         "-m",

@@ -45,6 +45,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from tests.serve_support import free_port
 from tests.test_deploy_files import (
     DOCKER,
     HOST,
@@ -53,7 +54,6 @@ from tests.test_deploy_files import (
     build_context_files,
     compose,
     dockerfile_instructions,
-    free_port,
     mount_into,
     wait_answering,
 )
