@@ -157,6 +157,41 @@ class Count:
         return core_schema.int_schema(ge=self.minimum, strict=True)
 
 
+class _Around:
+    """pydantic's own reading of the annotated type, with a step around it: ``before``
+    returns what pydantic reads, ``wrap(value, read)`` decides whether it reads, ``after``
+    returns what it read (or raises). ``schema`` makes the JSON Schema from the type's."""
+
+    def __init__(
+        self,
+        *,
+        before: Callable[[Any], Any] | None = None,
+        wrap: Callable[[Any, Callable[[object], Any]], Any] | None = None,
+        after: Callable[[Any], Any] | None = None,
+        schema: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.before, self.wrap, self.after, self.schema = before, wrap, after, schema
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        inner = handler(source)
+        if self.after:
+            inner = core_schema.no_info_after_validator_function(self.after, inner)
+        if self.wrap:
+            inner = core_schema.no_info_wrap_validator_function(self.wrap, inner)
+        if self.before:
+            inner = core_schema.no_info_before_validator_function(self.before, inner)
+        return inner
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return handler(core) if self.schema is None else self.schema(handler(core))
+
+
+def _or_boolean(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [{"type": "boolean"}, schema]}
+
+
 def _unit(parse: Callable[[object], Any]) -> Callable[[object], Any]:
     def read(value: object) -> Any:
         if isinstance(value, list | dict):  # a scalar goes to parse, which names it
@@ -337,34 +372,22 @@ UPSTREAM_NAME: Final = named(
 )
 
 
-class ShortForm:
+class ShortForm(_Around):
     """A mapping that may be written as the value of its one required ``key``:
     ``legacy: http://l:8000`` is ``legacy: {url: http://l:8000}``."""
 
     def __init__(self, key: str, kind: Kind, noun: str = "a URL") -> None:
-        self.key = key
-        self.kind = kind
-        self.noun = noun
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        example = self.kind.schema["examples"][0]
-
         def expand(value: object) -> object:
             if isinstance(value, str):
-                return {self.key: value}
+                return {key: value}
             if not isinstance(value, dict):
                 raise BadValue(
-                    f"must be {self.noun} or a mapping with {self.key}:, got {_shown(value)}",
-                    f"for example {example}",
+                    f"must be {noun} or a mapping with {key}:, got {_shown(value)}",
+                    f"for example {kind.schema['examples'][0]}",
                 )
             return value
 
-        return core_schema.no_info_before_validator_function(expand, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        return {"anyOf": [dict(self.kind.schema), handler(core)]}
+        super().__init__(before=expand, schema=lambda own: {"anyOf": [dict(kind.schema), own]})
 
 
 _SHARE_TEXT: Final = r"^\s*(100(\.0+)?|\d{1,2}(\.\d+)?)\s*%\s*$"  # units.percent, to 100%
@@ -579,7 +602,7 @@ def _method(value: object) -> str:
 METHOD: Final = Kind(_method, {"type": "string", "examples": ["GET", "HEAD"]})
 
 
-class Listed:
+class Listed(_Around):
     """A list that names nothing twice (entries compared as ``same`` makes them): a
     repeat is a problem at its own entry (``hint``), reported with the entries' own
     problems. With ``empty``, it must not be empty either (``empty`` ends the message,
@@ -593,24 +616,21 @@ class Listed:
         same: Callable[[str], str] = str,
         hint: str = "",
     ) -> None:
-        self.empty, self.empty_hint, self.same, self.hint = empty, empty_hint, same, hint
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import ValidationError, core_schema
-
         def check(value: object, read: Callable[[object], Any]) -> Any:
+            from pydantic_core import ValidationError
+
             if not isinstance(value, list):
                 return read(value)  # pydantic names what it is
-            if not value and self.empty:
-                raise BadValue(f"is empty, {self.empty}", self.empty_hint)
+            if not value and empty:
+                raise BadValue(f"is empty, {empty}", empty_hint)
             seen: set[str] = set()
             again: list[Any] = []  # pydantic_core's InitErrorDetails
             for n, item in enumerate(value):
                 if not isinstance(item, str):
                     continue  # pydantic names what it is
-                folded = self.same(item)
+                folded = same(item)
                 if folded in seen:
-                    error = BadValue(f"{folded!r} is listed twice", self.hint)
+                    error = BadValue(f"{folded!r} is listed twice", hint)
                     again.append(
                         {"type": "value_error", "loc": (n,), "input": item, "ctx": {"error": error}}
                     )
@@ -627,30 +647,18 @@ class Listed:
                 raise ValidationError.from_exception_data("list", again)
             return got
 
-        return core_schema.no_info_wrap_validator_function(check, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
-        at_least = {"minItems": 1} if self.empty else {}  # uniqueItems: 'A' and 'a' differ
-        return {**handler(core), **at_least, "uniqueItems": True}
+        at_least = {"minItems": 1} if empty else {}  # uniqueItems: 'A' and 'a' differ
+        super().__init__(wrap=check, schema=lambda own: {**own, **at_least, "uniqueItems": True})
 
 
-def _failure(value: object) -> str:
-    """A fallback failure; a 5xx status number is ``5xx``."""
-    from strangler.config.model import FALLBACK_ON
-    from strangler.config.walker import did_you_mean
-
+def _failure(value: object) -> object:
+    """A fallback failure (the ``Literal``'s own check); a 5xx status number is ``5xx``."""
     if isinstance(value, int) and not isinstance(value, bool) and 500 <= value < 600:
         raise BadValue(f"write '5xx' for any 5xx status, not {value}")
-    if value not in FALLBACK_ON:
-        shown = _shown(value)
-        raise BadValue(
-            f"must be one of {', '.join(FALLBACK_ON)}, got {shown}",
-            did_you_mean(value, FALLBACK_ON) if isinstance(value, str) else "",
-        )
-    return str(value)
+    return value
 
 
-FAILURE: Final = Kind(_failure, {"enum": ["refused", "reset", "timeout", "protocol", "5xx"]})
+FAILURE: Final = _Around(before=_failure)
 
 
 def _override_name(value: object) -> str | None:
@@ -764,23 +772,12 @@ ROUTE_NAME: Final = named(
 )
 
 
-class _OrBoolean:
-    """A part of a route that may be written ``true`` or ``false`` (on with its defaults,
-    or off): the boolean passes as it is, for the route's reader to turn into the part."""
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        def either(value: object, read: Callable[[object], Any]) -> Any:
-            return value if isinstance(value, bool) else read(value)
-
-        return core_schema.no_info_wrap_validator_function(either, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
-        return {"anyOf": [{"type": "boolean"}, handler(core)]}
-
-
-OR_BOOLEAN: Final = _OrBoolean()
+OR_BOOLEAN: Final = _Around(
+    wrap=lambda value, read: value if isinstance(value, bool) else read(value),
+    schema=_or_boolean,
+)
+"""A part of a route that may be written ``true`` or ``false`` (on with its defaults,
+or off): the boolean passes as it is, for the route's reader to turn into the part."""
 
 
 # ---------------------------------------------------------------- a route's shadow (and migrate)
@@ -875,47 +872,32 @@ JSON_PATH: Final = Kind(
 )
 
 
-class Switch:
+class Switch(_Around):
     """A mapping that may be written ``true`` / ``false`` (its ``enabled``); written
     as a mapping, it is enabled unless it says otherwise. ``rule`` checks the value
-    read (across its keys), raising ``BadValue``."""
+    read (across its keys): it returns it, or raises ``BadValue``."""
 
-    def __init__(self, example: str, rule: Callable[[Any], None] | None = None) -> None:
-        self.example = example
-        self.rule = rule
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
+    def __init__(self, example: str, rule: Callable[[Any], Any] | None = None) -> None:
         def expand(value: object) -> object:
             if isinstance(value, bool):
                 return {"enabled": value}
             if not isinstance(value, dict):
                 raise BadValue(
                     f"must be true, false or a mapping, got {_shown(value)}",
-                    f"for example {self.example}",
+                    f"for example {example}",
                 )
             return {"enabled": True, **value}
 
-        def check(value: Any) -> Any:
-            if self.rule is not None:
-                self.rule(value)
-            return value
-
-        return core_schema.no_info_after_validator_function(
-            check, core_schema.no_info_before_validator_function(expand, handler(source))
-        )
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        return {"anyOf": [{"type": "boolean"}, handler(core)]}
+        super().__init__(before=expand, after=rule, schema=_or_boolean)
 
 
-def _noise_rule(noise: Any) -> None:
+def _noise_rule(noise: Any) -> Any:
     if noise.samples > noise.min_observations:
         raise BadValue(
             f"samples ({noise.samples}) cannot exceed min_observations ({noise.min_observations})",
             "a path is noisy when it differed in 'samples' of at least 'min_observations' pairs",
         )
+    return noise
 
 
 CONFIRM: Final = Switch("confirm: {enabled: true, max_share: 10%}")
@@ -1085,44 +1067,24 @@ class OneKey:
         }
 
 
-class NonEmpty:
+class NonEmpty(_Around):
     """A list with at least one entry (``example``: the hint)."""
 
     def __init__(self, example: str) -> None:
-        self.example = example
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
         def given(value: object) -> object:
             if not isinstance(value, list) or not value:
                 got = "an empty list" if value == [] else _shown(value)
-                raise BadValue(f"must be a non-empty list, got {got}", self.example)
+                raise BadValue(f"must be a non-empty list, got {got}", example)
             return value
 
-        return core_schema.no_info_before_validator_function(given, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        return {**handler(core), "minItems": 1}
+        super().__init__(before=given, schema=lambda own: {**own, "minItems": 1})
 
 
-class _OneOrMore:
-    """A list, or one entry written alone: ``approval: migrated``."""
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        def listed(value: object) -> object:
-            return value if isinstance(value, list) else [value]
-
-        return core_schema.no_info_before_validator_function(listed, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        items = handler(core)
-        return {"anyOf": [items, items.get("items", {})]}
-
-
-ONE_OR_MORE: Final = _OneOrMore()
+ONE_OR_MORE: Final = _Around(
+    before=lambda value: value if isinstance(value, list) else [value],
+    schema=lambda own: {"anyOf": [own, own.get("items", {})]},
+)
+"""A list, or one entry written alone: ``approval: migrated``."""
 
 
 # ---------------------------------------------------------------------------- tracing
@@ -1164,25 +1126,18 @@ def missing_otel() -> str | None:
     return None
 
 
-class _NeedsOtel:
+def _installed(tracing: Any) -> Any:
     """``tracing:`` read where the OpenTelemetry packages are missing is a problem at
     its line, so ``strangler check`` says so before ``serve`` would fail (after its
     keys are read: a problem of theirs comes first)."""
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        def installed(value: Any) -> Any:
-            missing = missing_otel()
-            if missing is not None:
-                raise BadValue(
-                    "is configured but the OpenTelemetry packages are not installed "
-                    f"(no module {missing!r})",
-                    "pip install 'strangler[otel]', or remove tracing:",
-                )
-            return value
-
-        return core_schema.no_info_after_validator_function(installed, handler(source))
+    missing = missing_otel()
+    if missing is not None:
+        raise BadValue(
+            "is configured but the OpenTelemetry packages are not installed "
+            f"(no module {missing!r})",
+            "pip install 'strangler[otel]', or remove tracing:",
+        )
+    return tracing
 
 
-NEEDS_OTEL: Final = _NeedsOtel()
+NEEDS_OTEL: Final = _Around(after=_installed)
