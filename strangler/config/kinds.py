@@ -65,6 +65,7 @@ __all__ = [
     "glob_regex",
     "key",
     "named",
+    "share",
     "text_like",
     "within",
 ]
@@ -391,14 +392,7 @@ class ShortForm(_Around):
 
 
 _SHARE_TEXT: Final = r"^\s*(100(\.0+)?|\d{1,2}(\.\d+)?)\s*%\s*$"  # units.percent, to 100%
-_PERCENT: Final = {  # units.config_percent: a bare 0 < n <= 1 is refused (0.5% or 50%?)
-    "anyOf": [
-        {"type": "string", "pattern": _SHARE_TEXT},
-        {"const": 0},
-        {"type": "number", "exclusiveMinimum": 1, "maximum": 100},
-    ],
-    "examples": ["1%"],
-}
+_NOT_ZERO: Final = "^(?=[^1-9]*[1-9])"  # a pattern's start: the number is not 0
 
 
 def _as_percent(ratio: float) -> str:
@@ -406,23 +400,35 @@ def _as_percent(ratio: float) -> str:
     return f"{ratio * 100:g}%"
 
 
-def _more_than_none(hint: str, schema: dict[str, Any], *, below_all: bool = False) -> Kind:
-    """A share more than 0%; with ``below_all``, less than 100% too, and a bare 0.5 is
-    refused (``units.config_percent``)."""
-    read = _unit(units.config_percent if below_all else units.percent)
+def share(
+    example: str, hint: str = "", *, bare: bool = False, some: bool = False, below_all: bool = False
+) -> Kind:
+    """A share from 0% to 100%, to a ratio (``10%`` is 0.1). A bare number is a number of
+    percent with ``bare``; else one from 0 to 1 is refused (0.5% or 50%?:
+    ``units.config_percent``). ``some``: more than 0%; ``below_all``: and less than 100%."""
+    read = _unit(units.percent if bare else units.config_percent)
 
     def parse(value: object) -> float:
-        share = float(read(value))
-        if share <= 0.0 or (below_all and share >= 1.0):
+        ratio = float(read(value))
+        if some and (ratio <= 0.0 or (below_all and ratio >= 1.0)):
             most = " and less than 100%" if below_all else ""
-            raise BadValue(f"must be more than 0%{most}, got {share * 100:g}%", hint)
-        return share
+            raise BadValue(f"must be more than 0%{most}, got {ratio * 100:g}%", hint)
+        return ratio
 
-    return Kind(parse, schema, shown=_as_percent)
+    text = {"type": "string", "pattern": _NOT_ZERO + _SHARE_TEXT[1:] if some else _SHARE_TEXT}
+    numbers: list[dict[str, Any]]
+    if bare:
+        numbers = [{"type": "number", "exclusiveMinimum" if some else "minimum": 0, "maximum": 100}]
+    else:  # 0 (unless some), or above 1
+        zero = [] if some else [{"const": 0}]
+        numbers = [*zero, {"type": "number", "exclusiveMinimum": 1, "maximum": 100}]
+    return Kind(parse, {"anyOf": [text, *numbers], "examples": [example]}, shown=_as_percent)
 
 
-ERROR_RATE: Final = _more_than_none(
-    "the share of failed answers the new side may give, like 1%", _PERCENT, below_all=True
+SHARE: Final = share("10%")
+PERCENT: Final = share("10%", bare=True)
+ERROR_RATE: Final = share(
+    "1%", "the share of failed answers the new side may give, like 1%", some=True, below_all=True
 )
 P99: Final = _bare_below(10)
 
@@ -443,7 +449,7 @@ _MIN_SHARE: Final = 0.0001  # one sticky bucket in 10,000: the finest canary sha
 
 
 def _canary_share(value: object) -> float:
-    ratio = float(_unit(units.config_percent)(value))
+    ratio: float = SHARE.parse(value)
     if 0.0 < ratio < _MIN_SHARE:
         raise BadValue(
             f"{ratio * 100:g}% is below 0.01%, the finest share a canary can send",
@@ -452,7 +458,7 @@ def _canary_share(value: object) -> float:
     return ratio
 
 
-CANARY_SHARE: Final = Kind(_canary_share, {**_PERCENT, "examples": ["10%"]})
+CANARY_SHARE: Final = Kind(_canary_share, SHARE.schema)
 TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 """A header or cookie name (RFC 9110 token)."""
 _STICKY_HINT: Final = "header:NAME, cookie:NAME, query:NAME or client_ip"
@@ -782,39 +788,14 @@ or off): the boolean passes as it is, for the route's reader to turn into the pa
 
 # ---------------------------------------------------------------- a route's shadow (and migrate)
 
-SHARE: Final = Kind(
-    _unit(units.config_percent), {**_PERCENT, "examples": ["10%"]}, shown=_as_percent
-)
-"""A share from 0% to 100% (a bare 0.5 is ambiguous: refused)."""
-PERCENT: Final = Kind(
-    _unit(units.percent),
-    {
-        "anyOf": [
-            {"type": "string", "pattern": _SHARE_TEXT},
-            {"type": "number", "minimum": 0, "maximum": 100},
-        ],
-        "examples": ["10%"],
-    },
-    shown=_as_percent,
-)
-"""A share from 0% to 100%; a bare number is a number of percent."""
-
-
-_SOME: Final = {
-    "anyOf": [
-        {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _SHARE_TEXT[1:]},
-        {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-    ],
-    "examples": ["50%"],
-}
-NOISE_SHARE: Final = _more_than_none(
-    "the share of pairs a path must differ in to be noisy, like 50%", _SOME
+NOISE_SHARE: Final = share(
+    "50%", "the share of pairs a path must differ in to be noisy, like 50%", bare=True, some=True
 )
 SHADOW_TIMEOUT: Final = Kind(
     within(DURATION, (3600.0, "1h")).parse,
     {
         "anyOf": [
-            {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _DURATION_TEXT[1:]},
+            {"type": "string", "pattern": _NOT_ZERO + _DURATION_TEXT[1:]},
             {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
         ],
         "examples": ["30s"],
@@ -911,7 +892,9 @@ NOISE: Final = Switch(
 STAGES_EXAMPLE: Final = (
     "like stages: [{canary: {percent: [5%, 25%, 50%], step_every: 15m}}, migrated]"
 )
-PARITY: Final = _more_than_none("the share of compared answers that must agree, like 99.9%", _SOME)
+PARITY: Final = share(
+    "99.9%", "the share of compared answers that must agree, like 99.9%", bare=True, some=True
+)
 
 
 def _steps(value: object) -> tuple[float, ...]:
