@@ -74,6 +74,11 @@ _DURATION_TEXT: Final = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 _SIZE_TEXT: Final = r"(?i)^\s*\d+\s*(b|kb|kib|mb|mib|gb|gib)?\s*$"
 
 
+def _not_zero(pattern: str) -> str:
+    """``pattern`` (a number, maybe with a unit) that also wants a digit other than 0."""
+    return pattern.replace("^", "^(?=[^1-9]*[1-9])", 1)
+
+
 class Kind:
     """A value read by ``parse`` and shown in the JSON Schema as ``schema``.
 
@@ -228,7 +233,8 @@ def within(
     least: tuple[float, str] | None = None,
 ) -> Kind:
     """``kind`` whose value must be more than 0 (at least ``least`` when given), and at
-    most ``most`` when given: the limits in seconds and as written."""
+    most ``most`` when given: the limits in seconds and as written. The schema says
+    them of a bare number (of a text, only that it is not 0)."""
 
     def parse(value: object) -> Any:
         got = kind.parse(value)
@@ -242,7 +248,13 @@ def within(
             raise BadValue(f"must be more than 0 and at most {most[1]}, got {got:g}s", hint)
         raise BadValue("must be more than 0", hint)
 
-    return Kind(parse, kind.schema)
+    text, number = kind.schema["anyOf"]
+    if not least:
+        text = {**text, "pattern": _not_zero(text["pattern"])}
+    number = {k: v for k, v in number.items() if k != "minimum"}
+    number.update({"minimum": least[0]} if least else {"exclusiveMinimum": 0})
+    number.update({"maximum": most[0]} if most else {})
+    return Kind(parse, {**kind.schema, "anyOf": [text, number]})
 
 
 DURATION_POSITIVE: Final = within(DURATION)
@@ -392,7 +404,6 @@ class ShortForm(_Around):
 
 
 _SHARE_TEXT: Final = r"^\s*(100(\.0+)?|\d{1,2}(\.\d+)?)\s*%\s*$"  # units.percent, to 100%
-_NOT_ZERO: Final = "^(?=[^1-9]*[1-9])"  # a pattern's start: the number is not 0
 
 
 def _as_percent(ratio: float) -> str:
@@ -415,7 +426,7 @@ def share(
             raise BadValue(f"must be more than 0%{most}, got {ratio * 100:g}%", hint)
         return ratio
 
-    text = {"type": "string", "pattern": _NOT_ZERO + _SHARE_TEXT[1:] if some else _SHARE_TEXT}
+    text = {"type": "string", "pattern": _not_zero(_SHARE_TEXT) if some else _SHARE_TEXT}
     numbers: list[dict[str, Any]]
     if bare:
         numbers = [{"type": "number", "exclusiveMinimum" if some else "minimum": 0, "maximum": 100}]
@@ -549,7 +560,7 @@ IDLE_AFTER: Final = within(
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
-                {"type": "number", "minimum": 3600},
+                {"type": "number"},
             ],
             "examples": ["14d", "35d"],
         },
@@ -791,16 +802,7 @@ or off): the boolean passes as it is, for the route's reader to turn into the pa
 NOISE_SHARE: Final = share(
     "50%", "the share of pairs a path must differ in to be noisy, like 50%", bare=True, some=True
 )
-SHADOW_TIMEOUT: Final = Kind(
-    within(DURATION, (3600.0, "1h")).parse,
-    {
-        "anyOf": [
-            {"type": "string", "pattern": _NOT_ZERO + _DURATION_TEXT[1:]},
-            {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
-        ],
-        "examples": ["30s"],
-    },
-)
+SHADOW_TIMEOUT: Final = within(DURATION, (3600.0, "1h"))
 
 
 def _tolerance(value: object) -> float:
