@@ -198,17 +198,8 @@ def _or_boolean(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [{"type": "boolean"}, schema]}
 
 
-def _unit(parse: Callable[[object], Any]) -> Callable[[object], Any]:
-    def read(value: object) -> Any:
-        if isinstance(value, list | dict):  # a scalar goes to parse, which names it
-            raise BadValue(f"expected a value like '2s' or '1MiB', got {_shown(value)}")
-        return parse(value)
-
-    return read
-
-
 DURATION: Final = Kind(
-    _unit(units.duration),
+    units.duration,
     {
         "anyOf": [{"type": "string", "pattern": _DURATION_TEXT}, {"type": "number", "minimum": 0}],
         "examples": ["2s"],
@@ -216,7 +207,7 @@ DURATION: Final = Kind(
 )
 """``250ms``, ``2s``, ``5m``, ``1h`` or a number of seconds; to float seconds."""
 SIZE: Final = Kind(
-    _unit(units.size),
+    units.size,
     {
         "anyOf": [{"type": "string", "pattern": _SIZE_TEXT}, {"type": "integer", "minimum": 0}],
         "examples": ["1MiB"],
@@ -344,7 +335,7 @@ REDIS_URL: Final = Kind(
 def _bare_below(limit: float, hint: str = "") -> Kind:
     """A duration more than 0; a bare number of ``limit`` or more was most likely meant
     as milliseconds (``units.bare_seconds_below``)."""
-    return within(Kind(_unit(units.bare_seconds_below(limit)), DURATION.schema), hint=hint)
+    return within(Kind(units.bare_seconds_below(limit), DURATION.schema), hint=hint)
 
 
 CONNECT_TIMEOUT: Final = _bare_below(100, "write null for no limit")
@@ -417,7 +408,7 @@ def share(
     """A share from 0% to 100%, to a ratio (``10%`` is 0.1). A bare number is a number of
     percent with ``bare``; else one from 0 to 1 is refused (0.5% or 50%?:
     ``units.config_percent``). ``some``: more than 0%; ``below_all``: and less than 100%."""
-    read = _unit(units.percent if bare else units.config_percent)
+    read = units.percent if bare else units.config_percent
 
     def parse(value: object) -> float:
         ratio = float(read(value))
@@ -906,7 +897,7 @@ def _steps(value: object) -> tuple[float, ...]:
         raise BadValue("is empty", "list the shares in order, like [1%, 5%, 25%]")
     steps: list[float] = []
     for item in items:
-        share = float(_unit(units.percent)(item))
+        share = float(units.percent(item))
         if not 0.0 < share < 1.0:
             raise BadValue(
                 f"{share:.4%} is not a canary share",
