@@ -95,10 +95,7 @@ class Kind:
         with_base: bool = False,
         shown: Callable[[Any], Any] | None = None,
     ) -> None:
-        self.parse = parse
-        self.schema = schema
-        self.with_base = with_base
-        self.shown = shown
+        self.parse, self.schema, self.with_base, self.shown = parse, schema, with_base, shown
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
