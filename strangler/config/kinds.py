@@ -894,15 +894,15 @@ def _steps(value: object) -> tuple[float, ...]:
         raise BadValue("is empty", "list the shares in order, like [1%, 5%, 25%]")
     steps: list[float] = []
     for item in items:
-        share = float(units.percent(item))
-        if not 0.0 < share < 1.0:
+        ratio = float(units.percent(item))
+        if not 0.0 < ratio < 1.0:
             raise BadValue(
-                f"{share:.4%} is not a canary share",
+                f"{ratio:.4%} is not a canary share",
                 "each share is above 0% and below 100%; the migrated stage is 100%",
             )
-        if steps and share <= steps[-1]:
+        if steps and ratio <= steps[-1]:
             raise BadValue("must grow step by step", "sticky cohorts only ever grow")
-        steps.append(share)
+        steps.append(ratio)
     return tuple(steps)
 
 
