@@ -299,16 +299,15 @@ ENV_NAME: Final = Kind(_env_name, {"type": "string", "pattern": f"^{_ENV.pattern
 
 def _network(value: object) -> str:
     """A client network (CIDR, or a single address), normalised."""
-    if not isinstance(value, str):
-        raise BadValue(f"must be a string, got {_shown(value)}", "a network like '10.0.0.0/8'")
+    text = _text(value, "a network like '10.0.0.0/8'")
     try:
-        fixed = ipaddress.ip_network(value, strict=False)
+        fixed = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise BadValue(
-            f"{value!r} is not an IP network", "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
+            f"{text!r} is not an IP network", "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
         ) from None
-    if ipaddress.ip_interface(value).ip != fixed.network_address:
-        raise BadValue(f"{value!r} has host bits set", f"did you mean '{fixed}'?")
+    if ipaddress.ip_interface(text).ip != fixed.network_address:
+        raise BadValue(f"{text!r} has host bits set", f"did you mean '{fixed}'?")
     return str(fixed)
 
 
@@ -516,13 +515,9 @@ DEBUG_HEADERS: Final = Kind(
 
 def _listen(value: object) -> Listen:
     """A ``host:port`` listen address."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise BadValue(
-            f"must be host:port, got {_shown(value)}",
-            f"write host:port, for example '0.0.0.0:{value}'",
-        )
     if not isinstance(value, str) or not value.strip():
-        raise BadValue(f"must be host:port, got {_shown(value)}", "for example '0.0.0.0:8080'")
+        port = value if type(value) is int and 0 <= value < 65536 else 8080  # listen: 9000
+        raise BadValue(f"must be host:port, got {_shown(value)}", f"for example '0.0.0.0:{port}'")
     return values.parse_listen(value)
 
 
