@@ -34,6 +34,34 @@ def route(release: str) -> str:
     ("section", "problem"),
     [
         (
+            "canary: {to: billing, percent: [5%]}",
+            "s.yaml:6: route 'r' canary.percent: expected a percentage like '10%', got a list",
+        ),
+        (
+            "to: billing, slo: {latency_p99: {ms: 300}}",
+            "s.yaml:6: route 'r' slo.latency_p99: expected a duration like '2s' or '250ms', "
+            "got a mapping",
+        ),
+        (
+            "fallback: {buffer: [1MiB]}",
+            "s.yaml:6: route 'r' fallback.buffer: expected a size like '1MiB' or '64kb', "
+            "got a list",
+        ),
+    ],
+)
+def test_a_list_or_mapping_for_a_unit_names_the_unit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, problem: str
+) -> None:
+    text = HEAD + route(section).replace("to: legacy, to: billing", "to: billing")
+    code, out = check(tmp_path, text, capsys)
+    assert code == 1
+    assert problem in out
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        (
             "canary: {to: billing, percent: 0.5}",
             "s.yaml:6: route 'r' canary.percent: 0.5 is ambiguous: 0.5% or a ratio (50%)? "
             "write 0.5% or 50%",

@@ -557,7 +557,16 @@ def test_legacy_is_required() -> None:
 @pytest.mark.parametrize(
     ("listen", "message"),
     [
-        ("8080", "listen must be host:port, got the number 8080"),
+        (
+            "8080",
+            "listen must be host:port, got the number 8080 (hint: for example '0.0.0.0:8080')",
+        ),
+        (
+            "9000",
+            "listen must be host:port, got the number 9000 (hint: for example '0.0.0.0:9000')",
+        ),
+        ("-1", "listen must be host:port, got the number -1 (hint: for example '0.0.0.0:8080')"),
+        ("0.5", "listen must be host:port, got the number 0.5 (hint: for example '0.0.0.0:8080')"),
         ("localhost", "listen: expected host:port, got 'localhost'"),
         ("0.0.0.0:http", "listen: the port in '0.0.0.0:http' must be a number from 0 to 65535"),
         ("0.0.0.0:65536", "listen: the port in '0.0.0.0:65536' must be a number from 0 to 65535"),

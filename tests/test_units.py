@@ -93,6 +93,15 @@ def test_percent_out_of_range(bad: object) -> None:
         units.percent(bad)
 
 
+def test_a_list_or_mapping_is_named_not_printed() -> None:
+    with pytest.raises(ValueError, match=r"^expected a duration like '2s' or '250ms', got a list$"):
+        units.duration(["2s"])
+    with pytest.raises(ValueError, match=r"^expected a size like '1MiB' or '64kb', got a mapping$"):
+        units.size({"kb": 1})
+    with pytest.raises(ValueError, match=r"^expected a percentage like '10%', got a list$"):
+        units.percent([5])
+
+
 def test_docstring_examples() -> None:
     result = doctest.testmod(units)
     assert result.attempted > 0

@@ -65,12 +65,18 @@ __all__ = [
     "glob_regex",
     "key",
     "named",
+    "share",
     "text_like",
     "within",
 ]
 
 _DURATION_TEXT: Final = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 _SIZE_TEXT: Final = r"(?i)^\s*\d+\s*(b|kb|kib|mb|mib|gb|gib)?\s*$"
+
+
+def _not_zero(pattern: str) -> str:
+    """``pattern`` (a number, maybe with a unit) that also wants a digit other than 0."""
+    return pattern.replace("^", "^(?=[^1-9]*[1-9])", 1)
 
 
 class Kind:
@@ -89,10 +95,7 @@ class Kind:
         with_base: bool = False,
         shown: Callable[[Any], Any] | None = None,
     ) -> None:
-        self.parse = parse
-        self.schema = schema
-        self.with_base = with_base
-        self.shown = shown
+        self.parse, self.schema, self.with_base, self.shown = parse, schema, with_base, shown
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
@@ -157,17 +160,43 @@ class Count:
         return core_schema.int_schema(ge=self.minimum, strict=True)
 
 
-def _unit(parse: Callable[[object], Any]) -> Callable[[object], Any]:
-    def read(value: object) -> Any:
-        if isinstance(value, list | dict):  # a scalar goes to parse, which names it
-            raise BadValue(f"expected a value like '2s' or '1MiB', got {_shown(value)}")
-        return parse(value)
+class _Around:
+    """pydantic's own reading of the annotated type, with a step around it: ``before``
+    returns what pydantic reads, ``wrap(value, read)`` decides whether it reads, ``after``
+    returns what it read (or raises). ``schema`` makes the JSON Schema from the type's."""
 
-    return read
+    def __init__(
+        self,
+        *,
+        before: Callable[[Any], Any] | None = None,
+        wrap: Callable[[Any, Callable[[object], Any]], Any] | None = None,
+        after: Callable[[Any], Any] | None = None,
+        schema: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.before, self.wrap, self.after, self.schema = before, wrap, after, schema
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        inner = handler(source)
+        if self.after:
+            inner = core_schema.no_info_after_validator_function(self.after, inner)
+        if self.wrap:
+            inner = core_schema.no_info_wrap_validator_function(self.wrap, inner)
+        if self.before:
+            inner = core_schema.no_info_before_validator_function(self.before, inner)
+        return inner
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
+        return handler(core) if self.schema is None else self.schema(handler(core))
+
+
+def _or_boolean(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [{"type": "boolean"}, schema]}
 
 
 DURATION: Final = Kind(
-    _unit(units.duration),
+    units.duration,
     {
         "anyOf": [{"type": "string", "pattern": _DURATION_TEXT}, {"type": "number", "minimum": 0}],
         "examples": ["2s"],
@@ -175,7 +204,7 @@ DURATION: Final = Kind(
 )
 """``250ms``, ``2s``, ``5m``, ``1h`` or a number of seconds; to float seconds."""
 SIZE: Final = Kind(
-    _unit(units.size),
+    units.size,
     {
         "anyOf": [{"type": "string", "pattern": _SIZE_TEXT}, {"type": "integer", "minimum": 0}],
         "examples": ["1MiB"],
@@ -192,7 +221,8 @@ def within(
     least: tuple[float, str] | None = None,
 ) -> Kind:
     """``kind`` whose value must be more than 0 (at least ``least`` when given), and at
-    most ``most`` when given: the limits in seconds and as written."""
+    most ``most`` when given: the limits in seconds and as written. The schema says
+    them of a bare number (of a text, only that it is not 0)."""
 
     def parse(value: object) -> Any:
         got = kind.parse(value)
@@ -206,7 +236,13 @@ def within(
             raise BadValue(f"must be more than 0 and at most {most[1]}, got {got:g}s", hint)
         raise BadValue("must be more than 0", hint)
 
-    return Kind(parse, kind.schema)
+    text, number = kind.schema["anyOf"]
+    if not least:
+        text = {**text, "pattern": _not_zero(text["pattern"])}
+    number = {k: v for k, v in number.items() if k != "minimum"}
+    number.update({"minimum": least[0]} if least else {"exclusiveMinimum": 0})
+    number.update({"maximum": most[0]} if most else {})
+    return Kind(parse, {**kind.schema, "anyOf": [text, number]})
 
 
 DURATION_POSITIVE: Final = within(DURATION)
@@ -263,16 +299,15 @@ ENV_NAME: Final = Kind(_env_name, {"type": "string", "pattern": f"^{_ENV.pattern
 
 def _network(value: object) -> str:
     """A client network (CIDR, or a single address), normalised."""
-    if not isinstance(value, str):
-        raise BadValue(f"must be a string, got {_shown(value)}", "a network like '10.0.0.0/8'")
+    text = _text(value, "a network like '10.0.0.0/8'")
     try:
-        fixed = ipaddress.ip_network(value, strict=False)
+        fixed = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise BadValue(
-            f"{value!r} is not an IP network", "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
+            f"{text!r} is not an IP network", "like 10.0.0.0/8, 192.168.1.7 or fd00::/8"
         ) from None
-    if ipaddress.ip_interface(value).ip != fixed.network_address:
-        raise BadValue(f"{value!r} has host bits set", f"did you mean '{fixed}'?")
+    if ipaddress.ip_interface(text).ip != fixed.network_address:
+        raise BadValue(f"{text!r} has host bits set", f"did you mean '{fixed}'?")
     return str(fixed)
 
 
@@ -296,7 +331,7 @@ REDIS_URL: Final = Kind(
 def _bare_below(limit: float, hint: str = "") -> Kind:
     """A duration more than 0; a bare number of ``limit`` or more was most likely meant
     as milliseconds (``units.bare_seconds_below``)."""
-    return within(Kind(_unit(units.bare_seconds_below(limit)), DURATION.schema), hint=hint)
+    return within(Kind(units.bare_seconds_below(limit), DURATION.schema), hint=hint)
 
 
 CONNECT_TIMEOUT: Final = _bare_below(100, "write null for no limit")
@@ -337,45 +372,25 @@ UPSTREAM_NAME: Final = named(
 )
 
 
-class ShortForm:
+class ShortForm(_Around):
     """A mapping that may be written as the value of its one required ``key``:
     ``legacy: http://l:8000`` is ``legacy: {url: http://l:8000}``."""
 
     def __init__(self, key: str, kind: Kind, noun: str = "a URL") -> None:
-        self.key = key
-        self.kind = kind
-        self.noun = noun
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        example = self.kind.schema["examples"][0]
-
         def expand(value: object) -> object:
             if isinstance(value, str):
-                return {self.key: value}
+                return {key: value}
             if not isinstance(value, dict):
                 raise BadValue(
-                    f"must be {self.noun} or a mapping with {self.key}:, got {_shown(value)}",
-                    f"for example {example}",
+                    f"must be {noun} or a mapping with {key}:, got {_shown(value)}",
+                    f"for example {kind.schema['examples'][0]}",
                 )
             return value
 
-        return core_schema.no_info_before_validator_function(expand, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        return {"anyOf": [dict(self.kind.schema), handler(core)]}
+        super().__init__(before=expand, schema=lambda own: {"anyOf": [dict(kind.schema), own]})
 
 
 _SHARE_TEXT: Final = r"^\s*(100(\.0+)?|\d{1,2}(\.\d+)?)\s*%\s*$"  # units.percent, to 100%
-_PERCENT: Final = {  # units.config_percent: a bare 0 < n <= 1 is refused (0.5% or 50%?)
-    "anyOf": [
-        {"type": "string", "pattern": _SHARE_TEXT},
-        {"const": 0},
-        {"type": "number", "exclusiveMinimum": 1, "maximum": 100},
-    ],
-    "examples": ["1%"],
-}
 
 
 def _as_percent(ratio: float) -> str:
@@ -383,23 +398,35 @@ def _as_percent(ratio: float) -> str:
     return f"{ratio * 100:g}%"
 
 
-def _more_than_none(hint: str, schema: dict[str, Any], *, below_all: bool = False) -> Kind:
-    """A share more than 0%; with ``below_all``, less than 100% too, and a bare 0.5 is
-    refused (``units.config_percent``)."""
-    read = _unit(units.config_percent if below_all else units.percent)
+def share(
+    example: str, hint: str = "", *, bare: bool = False, some: bool = False, below_all: bool = False
+) -> Kind:
+    """A share from 0% to 100%, to a ratio (``10%`` is 0.1). A bare number is a number of
+    percent with ``bare``; else one from 0 to 1 is refused (0.5% or 50%?:
+    ``units.config_percent``). ``some``: more than 0%; ``below_all``: and less than 100%."""
+    read = units.percent if bare else units.config_percent
 
     def parse(value: object) -> float:
-        share = float(read(value))
-        if share <= 0.0 or (below_all and share >= 1.0):
+        ratio = float(read(value))
+        if some and (ratio <= 0.0 or (below_all and ratio >= 1.0)):
             most = " and less than 100%" if below_all else ""
-            raise BadValue(f"must be more than 0%{most}, got {share * 100:g}%", hint)
-        return share
+            raise BadValue(f"must be more than 0%{most}, got {ratio * 100:g}%", hint)
+        return ratio
 
-    return Kind(parse, schema, shown=_as_percent)
+    text = {"type": "string", "pattern": _not_zero(_SHARE_TEXT) if some else _SHARE_TEXT}
+    numbers: list[dict[str, Any]]
+    if bare:
+        numbers = [{"type": "number", "exclusiveMinimum" if some else "minimum": 0, "maximum": 100}]
+    else:  # 0 (unless some), or above 1
+        zero = [] if some else [{"const": 0}]
+        numbers = [*zero, {"type": "number", "exclusiveMinimum": 1, "maximum": 100}]
+    return Kind(parse, {"anyOf": [text, *numbers], "examples": [example]}, shown=_as_percent)
 
 
-ERROR_RATE: Final = _more_than_none(
-    "the share of failed answers the new side may give, like 1%", _PERCENT, below_all=True
+SHARE: Final = share("10%")
+PERCENT: Final = share("10%", bare=True)
+ERROR_RATE: Final = share(
+    "1%", "the share of failed answers the new side may give, like 1%", some=True, below_all=True
 )
 P99: Final = _bare_below(10)
 
@@ -420,7 +447,7 @@ _MIN_SHARE: Final = 0.0001  # one sticky bucket in 10,000: the finest canary sha
 
 
 def _canary_share(value: object) -> float:
-    ratio = float(_unit(units.config_percent)(value))
+    ratio: float = SHARE.parse(value)
     if 0.0 < ratio < _MIN_SHARE:
         raise BadValue(
             f"{ratio * 100:g}% is below 0.01%, the finest share a canary can send",
@@ -429,7 +456,7 @@ def _canary_share(value: object) -> float:
     return ratio
 
 
-CANARY_SHARE: Final = Kind(_canary_share, {**_PERCENT, "examples": ["10%"]})
+CANARY_SHARE: Final = Kind(_canary_share, SHARE.schema)
 TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 """A header or cookie name (RFC 9110 token)."""
 _STICKY_HINT: Final = "header:NAME, cookie:NAME, query:NAME or client_ip"
@@ -488,13 +515,9 @@ DEBUG_HEADERS: Final = Kind(
 
 def _listen(value: object) -> Listen:
     """A ``host:port`` listen address."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise BadValue(
-            f"must be host:port, got {_shown(value)}",
-            f"write host:port, for example '0.0.0.0:{value}'",
-        )
     if not isinstance(value, str) or not value.strip():
-        raise BadValue(f"must be host:port, got {_shown(value)}", "for example '0.0.0.0:8080'")
+        port = value if type(value) is int and 0 <= value < 65536 else 8080  # listen: 9000
+        raise BadValue(f"must be host:port, got {_shown(value)}", f"for example '0.0.0.0:{port}'")
     return values.parse_listen(value)
 
 
@@ -520,7 +543,7 @@ IDLE_AFTER: Final = within(
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"},
-                {"type": "number", "minimum": 3600},
+                {"type": "number"},
             ],
             "examples": ["14d", "35d"],
         },
@@ -579,7 +602,7 @@ def _method(value: object) -> str:
 METHOD: Final = Kind(_method, {"type": "string", "examples": ["GET", "HEAD"]})
 
 
-class Listed:
+class Listed(_Around):
     """A list that names nothing twice (entries compared as ``same`` makes them): a
     repeat is a problem at its own entry (``hint``), reported with the entries' own
     problems. With ``empty``, it must not be empty either (``empty`` ends the message,
@@ -593,24 +616,21 @@ class Listed:
         same: Callable[[str], str] = str,
         hint: str = "",
     ) -> None:
-        self.empty, self.empty_hint, self.same, self.hint = empty, empty_hint, same, hint
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import ValidationError, core_schema
-
         def check(value: object, read: Callable[[object], Any]) -> Any:
+            from pydantic_core import ValidationError
+
             if not isinstance(value, list):
                 return read(value)  # pydantic names what it is
-            if not value and self.empty:
-                raise BadValue(f"is empty, {self.empty}", self.empty_hint)
+            if not value and empty:
+                raise BadValue(f"is empty, {empty}", empty_hint)
             seen: set[str] = set()
             again: list[Any] = []  # pydantic_core's InitErrorDetails
             for n, item in enumerate(value):
                 if not isinstance(item, str):
                     continue  # pydantic names what it is
-                folded = self.same(item)
+                folded = same(item)
                 if folded in seen:
-                    error = BadValue(f"{folded!r} is listed twice", self.hint)
+                    error = BadValue(f"{folded!r} is listed twice", hint)
                     again.append(
                         {"type": "value_error", "loc": (n,), "input": item, "ctx": {"error": error}}
                     )
@@ -627,30 +647,18 @@ class Listed:
                 raise ValidationError.from_exception_data("list", again)
             return got
 
-        return core_schema.no_info_wrap_validator_function(check, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
-        at_least = {"minItems": 1} if self.empty else {}  # uniqueItems: 'A' and 'a' differ
-        return {**handler(core), **at_least, "uniqueItems": True}
+        at_least = {"minItems": 1} if empty else {}  # uniqueItems: 'A' and 'a' differ
+        super().__init__(wrap=check, schema=lambda own: {**own, **at_least, "uniqueItems": True})
 
 
-def _failure(value: object) -> str:
-    """A fallback failure; a 5xx status number is ``5xx``."""
-    from strangler.config.model import FALLBACK_ON
-    from strangler.config.walker import did_you_mean
-
+def _failure(value: object) -> object:
+    """A fallback failure (the ``Literal``'s own check); a 5xx status number is ``5xx``."""
     if isinstance(value, int) and not isinstance(value, bool) and 500 <= value < 600:
         raise BadValue(f"write '5xx' for any 5xx status, not {value}")
-    if value not in FALLBACK_ON:
-        shown = _shown(value)
-        raise BadValue(
-            f"must be one of {', '.join(FALLBACK_ON)}, got {shown}",
-            did_you_mean(value, FALLBACK_ON) if isinstance(value, str) else "",
-        )
-    return str(value)
+    return value
 
 
-FAILURE: Final = Kind(_failure, {"enum": ["refused", "reset", "timeout", "protocol", "5xx"]})
+FAILURE: Final = _Around(before=_failure)
 
 
 def _override_name(value: object) -> str | None:
@@ -764,65 +772,20 @@ ROUTE_NAME: Final = named(
 )
 
 
-class _OrBoolean:
-    """A part of a route that may be written ``true`` or ``false`` (on with its defaults,
-    or off): the boolean passes as it is, for the route's reader to turn into the part."""
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        def either(value: object, read: Callable[[object], Any]) -> Any:
-            return value if isinstance(value, bool) else read(value)
-
-        return core_schema.no_info_wrap_validator_function(either, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
-        return {"anyOf": [{"type": "boolean"}, handler(core)]}
-
-
-OR_BOOLEAN: Final = _OrBoolean()
+OR_BOOLEAN: Final = _Around(
+    wrap=lambda value, read: value if isinstance(value, bool) else read(value),
+    schema=_or_boolean,
+)
+"""A part of a route that may be written ``true`` or ``false`` (on with its defaults,
+or off): the boolean passes as it is, for the route's reader to turn into the part."""
 
 
 # ---------------------------------------------------------------- a route's shadow (and migrate)
 
-SHARE: Final = Kind(
-    _unit(units.config_percent), {**_PERCENT, "examples": ["10%"]}, shown=_as_percent
+NOISE_SHARE: Final = share(
+    "50%", "the share of pairs a path must differ in to be noisy, like 50%", bare=True, some=True
 )
-"""A share from 0% to 100% (a bare 0.5 is ambiguous: refused)."""
-PERCENT: Final = Kind(
-    _unit(units.percent),
-    {
-        "anyOf": [
-            {"type": "string", "pattern": _SHARE_TEXT},
-            {"type": "number", "minimum": 0, "maximum": 100},
-        ],
-        "examples": ["10%"],
-    },
-    shown=_as_percent,
-)
-"""A share from 0% to 100%; a bare number is a number of percent."""
-
-
-_SOME: Final = {
-    "anyOf": [
-        {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _SHARE_TEXT[1:]},
-        {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-    ],
-    "examples": ["50%"],
-}
-NOISE_SHARE: Final = _more_than_none(
-    "the share of pairs a path must differ in to be noisy, like 50%", _SOME
-)
-SHADOW_TIMEOUT: Final = Kind(
-    within(DURATION, (3600.0, "1h")).parse,
-    {
-        "anyOf": [
-            {"type": "string", "pattern": "^(?=[^1-9]*[1-9])" + _DURATION_TEXT[1:]},
-            {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
-        ],
-        "examples": ["30s"],
-    },
-)
+SHADOW_TIMEOUT: Final = within(DURATION, (3600.0, "1h"))
 
 
 def _tolerance(value: object) -> float:
@@ -875,47 +838,32 @@ JSON_PATH: Final = Kind(
 )
 
 
-class Switch:
+class Switch(_Around):
     """A mapping that may be written ``true`` / ``false`` (its ``enabled``); written
     as a mapping, it is enabled unless it says otherwise. ``rule`` checks the value
-    read (across its keys), raising ``BadValue``."""
+    read (across its keys): it returns it, or raises ``BadValue``."""
 
-    def __init__(self, example: str, rule: Callable[[Any], None] | None = None) -> None:
-        self.example = example
-        self.rule = rule
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
+    def __init__(self, example: str, rule: Callable[[Any], Any] | None = None) -> None:
         def expand(value: object) -> object:
             if isinstance(value, bool):
                 return {"enabled": value}
             if not isinstance(value, dict):
                 raise BadValue(
                     f"must be true, false or a mapping, got {_shown(value)}",
-                    f"for example {self.example}",
+                    f"for example {example}",
                 )
             return {"enabled": True, **value}
 
-        def check(value: Any) -> Any:
-            if self.rule is not None:
-                self.rule(value)
-            return value
-
-        return core_schema.no_info_after_validator_function(
-            check, core_schema.no_info_before_validator_function(expand, handler(source))
-        )
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        return {"anyOf": [{"type": "boolean"}, handler(core)]}
+        super().__init__(before=expand, after=rule, schema=_or_boolean)
 
 
-def _noise_rule(noise: Any) -> None:
+def _noise_rule(noise: Any) -> Any:
     if noise.samples > noise.min_observations:
         raise BadValue(
             f"samples ({noise.samples}) cannot exceed min_observations ({noise.min_observations})",
             "a path is noisy when it differed in 'samples' of at least 'min_observations' pairs",
         )
+    return noise
 
 
 CONFIRM: Final = Switch("confirm: {enabled: true, max_share: 10%}")
@@ -929,7 +877,9 @@ NOISE: Final = Switch(
 STAGES_EXAMPLE: Final = (
     "like stages: [{canary: {percent: [5%, 25%, 50%], step_every: 15m}}, migrated]"
 )
-PARITY: Final = _more_than_none("the share of compared answers that must agree, like 99.9%", _SOME)
+PARITY: Final = share(
+    "99.9%", "the share of compared answers that must agree, like 99.9%", bare=True, some=True
+)
 
 
 def _steps(value: object) -> tuple[float, ...]:
@@ -939,15 +889,15 @@ def _steps(value: object) -> tuple[float, ...]:
         raise BadValue("is empty", "list the shares in order, like [1%, 5%, 25%]")
     steps: list[float] = []
     for item in items:
-        share = float(_unit(units.percent)(item))
-        if not 0.0 < share < 1.0:
+        ratio = float(units.percent(item))
+        if not 0.0 < ratio < 1.0:
             raise BadValue(
-                f"{share:.4%} is not a canary share",
+                f"{ratio:.4%} is not a canary share",
                 "each share is above 0% and below 100%; the migrated stage is 100%",
             )
-        if steps and share <= steps[-1]:
+        if steps and ratio <= steps[-1]:
             raise BadValue("must grow step by step", "sticky cohorts only ever grow")
-        steps.append(share)
+        steps.append(ratio)
     return tuple(steps)
 
 
@@ -1085,44 +1035,24 @@ class OneKey:
         }
 
 
-class NonEmpty:
+class NonEmpty(_Around):
     """A list with at least one entry (``example``: the hint)."""
 
     def __init__(self, example: str) -> None:
-        self.example = example
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
         def given(value: object) -> object:
             if not isinstance(value, list) or not value:
                 got = "an empty list" if value == [] else _shown(value)
-                raise BadValue(f"must be a non-empty list, got {got}", self.example)
+                raise BadValue(f"must be a non-empty list, got {got}", example)
             return value
 
-        return core_schema.no_info_before_validator_function(given, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        return {**handler(core), "minItems": 1}
+        super().__init__(before=given, schema=lambda own: {**own, "minItems": 1})
 
 
-class _OneOrMore:
-    """A list, or one entry written alone: ``approval: migrated``."""
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        def listed(value: object) -> object:
-            return value if isinstance(value, list) else [value]
-
-        return core_schema.no_info_before_validator_function(listed, handler(source))
-
-    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        items = handler(core)
-        return {"anyOf": [items, items.get("items", {})]}
-
-
-ONE_OR_MORE: Final = _OneOrMore()
+ONE_OR_MORE: Final = _Around(
+    before=lambda value: value if isinstance(value, list) else [value],
+    schema=lambda own: {"anyOf": [own, own.get("items", {})]},
+)
+"""A list, or one entry written alone: ``approval: migrated``."""
 
 
 # ---------------------------------------------------------------------------- tracing
@@ -1164,25 +1094,18 @@ def missing_otel() -> str | None:
     return None
 
 
-class _NeedsOtel:
+def _installed(tracing: Any) -> Any:
     """``tracing:`` read where the OpenTelemetry packages are missing is a problem at
     its line, so ``strangler check`` says so before ``serve`` would fail (after its
     keys are read: a problem of theirs comes first)."""
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
-        from pydantic_core import core_schema
-
-        def installed(value: Any) -> Any:
-            missing = missing_otel()
-            if missing is not None:
-                raise BadValue(
-                    "is configured but the OpenTelemetry packages are not installed "
-                    f"(no module {missing!r})",
-                    "pip install 'strangler[otel]', or remove tracing:",
-                )
-            return value
-
-        return core_schema.no_info_after_validator_function(installed, handler(source))
+    missing = missing_otel()
+    if missing is not None:
+        raise BadValue(
+            "is configured but the OpenTelemetry packages are not installed "
+            f"(no module {missing!r})",
+            "pip install 'strangler[otel]', or remove tracing:",
+        )
+    return tracing
 
 
-NEEDS_OTEL: Final = _NeedsOtel()
+NEEDS_OTEL: Final = _Around(after=_installed)

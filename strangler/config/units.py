@@ -44,10 +44,17 @@ _SIZE_SCALE: Final = {
 }  # fmt: skip
 
 
+def _got(value: object) -> str:
+    """``value`` as a message shows it: a list or a mapping is named, not printed."""
+    if isinstance(value, list | dict):
+        return "a list" if isinstance(value, list) else "a mapping"
+    return repr(value)
+
+
 def duration(value: object) -> float:
     """``"250ms"``, ``"2s"``, ``"5m"``, ``"1h"`` or a bare number of seconds."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '2s' or '250ms', got {value!r}")
+        raise ValueError(f"expected a duration like '2s' or '250ms', got {_got(value)}")
     seconds: float | None = None
     if isinstance(value, int | float):
         if value < 0:
@@ -56,7 +63,7 @@ def duration(value: object) -> float:
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _DURATION_SCALE[m.group(2)]
     if seconds is None:
-        raise ValueError(f"expected a duration like '2s' or '250ms', got {value!r}")
+        raise ValueError(f"expected a duration like '2s' or '250ms', got {_got(value)}")
     if not (math.isfinite(seconds) and seconds <= MAX_DURATION):  # .inf, 1e999s
         raise ValueError(f"a duration must be at most a year (366 days), got {value!r}")
     return seconds
@@ -71,20 +78,20 @@ def size(value: object) -> int:
     if isinstance(value, str) and (m := _SIZE.match(value)):
         unit = m.group(2).lower() if m.group(2) else None
         return int(m.group(1)) * _SIZE_SCALE[unit]
-    raise ValueError(f"expected a size like '1MiB' or '64kb', got {value!r}")
+    raise ValueError(f"expected a size like '1MiB' or '64kb', got {_got(value)}")
 
 
 def percent(value: object) -> float:
     """``"10%"`` or a bare number of percent (``10``), as a ratio in [0, 1]."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a percentage like '10%', got {value!r}")
+        raise ValueError(f"expected a percentage like '10%', got {_got(value)}")
     number: float
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str) and (m := _PERCENT.match(value)):
         number = float(m.group(1))  # not 1e2%, nan%, +5%: the schema's pattern refuses them
     else:
-        raise ValueError(f"expected a percentage like '10%', got {value!r}")
+        raise ValueError(f"expected a percentage like '10%', got {_got(value)}")
     if not 0.0 <= number <= 100.0 or str(value).lstrip().startswith("-"):  # -0%
         raise ValueError(f"a percentage must be between 0% and 100%, got {value!r}")
     return number / 100.0
