@@ -97,9 +97,13 @@ PARAM: Final = re.compile(
 """A route parameter in a template (``name``), or in a path ``{query.NAME}`` (``qname``)."""
 
 
-def problem(*lines: tuple[str | tuple[str, ...], str, str]) -> Exception:
-    """Problems at keys of the mapping being read, ``(key, message, hint)`` (raised from
-    a ``__post_init__`` or a reader), for ``described`` to report at each key's line."""
+_Key: TypeAlias = str | tuple[str, ...]
+
+
+def problem(key: _Key, message: str, hint: str = "", *more: tuple[_Key, str, str]) -> Exception:
+    """A problem at ``key`` of the mapping being read (``more``: others, as ``(key,
+    message, hint)``), raised from a ``__post_init__`` or a reader, for ``described``
+    to report at each key's line."""
     from pydantic_core import ValidationError
 
     return ValidationError.from_exception_data(
@@ -111,7 +115,7 @@ def problem(*lines: tuple[str | tuple[str, ...], str, str]) -> Exception:
                 "input": None,
                 "ctx": {"error": BadValue(message, hint)},
             }
-            for key, message, hint in lines
+            for key, message, hint in ((key, message, hint), *more)
         ],
     )
 
@@ -663,11 +667,9 @@ class Steps(kinds.OneKey):
             first, *extra = value
             if extra:
                 raise problem(
-                    (
-                        extra[0],
-                        f"a {self.noun} has one key; {extra[0]!r} follows {first!r}",
-                        f"write '{extra[0]}' as its own list item: - {extra[0]}: ...",
-                    )
+                    extra[0],
+                    f"a {self.noun} has one key; {extra[0]!r} follows {first!r}",
+                    f"write '{extra[0]}' as its own list item: - {extra[0]}: ...",
                 )
             if first not in self.shapes:
                 hint = self.elsewhere.get(first) or join_hints(
@@ -676,7 +678,7 @@ class Steps(kinds.OneKey):
                 raise BadValue(f"unknown {self.noun} {first!r}", hint)
             for (step, key), (message, hint) in self.refuse.items():
                 if step == first and isinstance(value[first], dict) and key in value[first]:
-                    raise problem(((first, key), message, hint))
+                    raise problem((first, key), message, hint)
             return value
 
         def body(name: str) -> Any:
@@ -769,11 +771,11 @@ class _Layer:
                     "list both under the route instead: translate: [{use: a}, {use: b}]",
                 )
             hint = "'use' takes the named translator as it is; change it under translators:"
-            others = [k for k in value if k != "use"]
+            others = [(k, f"{k!r} cannot go with 'use'", hint) for k in value if k != "use"]
             if others:
-                raise problem(*((k, f"{k!r} cannot go with 'use'", hint) for k in others))
+                raise problem(*others[0], *others[1:])
             if not isinstance(value["use"], str):
-                raise problem(("use", "must be the name of an entry under translators:", ""))
+                raise problem("use", "must be the name of an entry under translators:")
             return Use(use=value["use"])
 
         return core_schema.no_info_wrap_validator_function(either, handler(source))
