@@ -73,7 +73,6 @@ __all__ = [
     "TRANSLATORS",
     "Steps",
     "check_regex",
-    "check_strftime",
     "load_hook",
     "parse_json_path",
     "parse_status_rule",
@@ -132,16 +131,11 @@ def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
     strangler.config.values.BadValue: JSON path 'a..b': empty key at position 2
     """
     hint = "like customer.address.city, lines[0].price or lines[*].price"
-    if not text.strip():
-        raise BadValue("a JSON path must not be empty", hint)
     rest = text.strip()
-    pos = 0
-    if rest.startswith("$"):
-        pos = 1
-        if len(rest) > 1 and rest[1] == ".":
-            pos = 2
+    if not rest:
+        raise BadValue("a JSON path must not be empty", hint)
+    start = pos = 2 if rest.startswith("$.") else 1 if rest.startswith("$") else 0
     segments: list[Segment] = []
-    first = True
     while pos < len(rest):
         if rest[pos] == "[":
             m = _INDEX.match(rest, pos)
@@ -159,7 +153,7 @@ def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
                 segments.append(single if single is not None else double)
             pos = m.end()
         else:
-            if not first:
+            if pos > start:
                 if rest[pos] != ".":
                     raise BadValue(f"JSON path {text!r}: expected '.' or '[' at position {pos}")
                 pos += 1
@@ -168,7 +162,6 @@ def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
                 raise BadValue(f"JSON path {text!r}: empty key at position {pos}", hint)
             segments.append(m.group())
             pos = m.end()
-        first = False
     if not segments and not root:
         raise BadValue(f"JSON path {text!r} names the whole body here", "name a field, like 'id'")
     return JsonPath(text, tuple(segments))
@@ -310,20 +303,6 @@ def check_regex(pattern: str, replace: str) -> re.Pattern[str]:
     return compiled
 
 
-def check_strftime(fmt: str) -> str:
-    """``fmt`` if ``strftime`` and ``strptime`` both understand it; raise ``BadValue``."""
-    sample = datetime(2001, 2, 3, 4, 5, 6, 7000, tzinfo=UTC)
-    try:
-        text = sample.strftime(fmt)
-        datetime.strptime(text, fmt)
-    except ValueError as err:
-        raise BadValue(
-            f"date format {fmt!r} does not work: {err}",
-            "use strftime codes like '%Y-%m-%d', or iso8601, epoch, epoch_ms",
-        ) from None
-    return fmt
-
-
 # ---------------------------------------------------------------------------- value kinds
 
 
@@ -397,19 +376,19 @@ _MANAGED: Final = frozenset(
 )  # fmt: skip
 
 
+_HEADER_NAME: Final = kinds.field_name("header", "X-Request-Id")
+
+
 def _header(value: object) -> str:
-    if not isinstance(value, str) or not kinds.TOKEN.fullmatch(value):
-        raise BadValue(f"{value!r} is not a valid header name", "like X-Request-Id")
-    if value.lower() in _MANAGED:
+    name = cast(str, _HEADER_NAME.parse(value))
+    if name.lower() in _MANAGED:
         raise BadValue(
-            f"{value} is managed by the proxy (framing, connection); it cannot be changed"
+            f"{name} is managed by the proxy (framing, connection); it cannot be changed"
         )
-    return value
+    return name
 
 
-HEADER: TypeAlias = Annotated[
-    str, Kind(_header, {"type": "string", "pattern": f"^{kinds.TOKEN.pattern}$"})
-]
+HEADER: TypeAlias = Annotated[str, Kind(_header, _HEADER_NAME.schema)]
 
 
 def _header_value(value: object) -> str:
@@ -470,7 +449,15 @@ def _date_format(value: object) -> str:
                 "iso8601, epoch, epoch_ms or strftime codes like '%Y-%m-%d'",
             ),
         )
-    return check_strftime(text)
+    sample = datetime(2001, 2, 3, 4, 5, 6, 7000, tzinfo=UTC)
+    try:  # strftime and strptime must both understand it
+        datetime.strptime(sample.strftime(text), text)
+    except ValueError as err:
+        raise BadValue(
+            f"date format {text!r} does not work: {err}",
+            "use strftime codes like '%Y-%m-%d', or iso8601, epoch, epoch_ms",
+        ) from None
+    return text
 
 
 DATE_FORMAT: Final = Kind(
@@ -657,7 +644,7 @@ class Steps(kinds.OneKey):
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        names = ", ".join(self.shapes)
+        names = ", ".join(self.shapes)  # then kinds.OneKey reads the one key's shape
 
         def which(value: object) -> object:
             if not isinstance(value, dict) or not value:
@@ -681,20 +668,15 @@ class Steps(kinds.OneKey):
                     raise problem((first, key), message, hint)
             return value
 
-        def body(name: str) -> Any:
-            return core_schema.no_info_before_validator_function(
-                lambda value: value[name], handler.generate_schema(self.shapes[name])
-            )
-
         return core_schema.no_info_before_validator_function(
-            which,
-            core_schema.tagged_union_schema(
-                {name: body(name) for name in self.shapes}, discriminator=lambda v: next(iter(v))
-            ),
+            which, super().__get_pydantic_core_schema__(source, handler)
         )
 
+    def _bare(self, name: str) -> bool:
+        return False  # a step is never written alone, nor null: its shape says what it needs
+
     def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        choices = core["schema"]["choices"]
+        choices = core["schema"]["schema"]["choices"]
         return {
             "anyOf": [
                 {
