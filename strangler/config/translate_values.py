@@ -29,36 +29,8 @@ from types import MappingProxyType
 from typing import Annotated, Any, Final, TypeAlias, cast
 
 from strangler.config import kinds
+from strangler.config import translate_model as tm
 from strangler.config.kinds import Kind
-from strangler.config.translate_model import (
-    ErrorStep,
-    HeadersStep,
-    Hook,
-    HookStep,
-    JsonConvert,
-    JsonDate,
-    JsonDefault,
-    JsonDrop,
-    JsonEach,
-    JsonMap,
-    JsonMove,
-    JsonPath,
-    JsonRename,
-    JsonRequire,
-    JsonScale,
-    JsonSet,
-    JsonStep,
-    JsonUnwrap,
-    JsonWrap,
-    PathStep,
-    QueryStep,
-    Segment,
-    StatusRule,
-    StatusStep,
-    Translator,
-    Use,
-    Wildcard,
-)
 from strangler.config.values import BadValue, shown
 from strangler.config.walker import did_you_mean, join_hints
 
@@ -119,7 +91,7 @@ def problem(key: _Key, message: str, hint: str = "", *more: tuple[_Key, str, str
     )
 
 
-def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
+def parse_json_path(text: str, *, root: bool = False) -> tm.JsonPath:
     """Parse a JSON path; raise ``BadValue``. ``root``: ``$`` alone (no segments) is allowed.
 
     Forms: ``customer.address.city``, ``lines[0]``, ``lines[-1]``, ``lines[*].price``,
@@ -135,7 +107,7 @@ def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
     if not rest:
         raise BadValue("a JSON path must not be empty", hint)
     start = pos = 2 if rest.startswith("$.") else 1 if rest.startswith("$") else 0
-    segments: list[Segment] = []
+    segments: list[tm.Segment] = []
     while pos < len(rest):
         if rest[pos] == "[":
             m = _INDEX.match(rest, pos)
@@ -148,7 +120,7 @@ def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
             if number is not None:
                 segments.append(int(number))
             elif star:
-                segments.append(Wildcard.ANY)
+                segments.append(tm.Wildcard.ANY)
             else:
                 segments.append(single if single is not None else double)
             pos = m.end()
@@ -164,10 +136,10 @@ def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
             pos = m.end()
     if not segments and not root:
         raise BadValue(f"JSON path {text!r} names the whole body here", "name a field, like 'id'")
-    return JsonPath(text, tuple(segments))
+    return tm.JsonPath(text, tuple(segments))
 
 
-def parse_status_rule(value: object) -> StatusRule:
+def parse_status_rule(value: object) -> tm.StatusRule:
     """``">=400"``, ``"<300"``, ``"4xx"``, ``"400-499"``, ``404`` or a list of them."""
     items = list(value) if isinstance(value, list | tuple) else [value]
     hint = "like '>=400', '4xx', '500-599', 404 or a list of them"
@@ -202,7 +174,7 @@ def parse_status_rule(value: object) -> StatusRule:
         if not (MIN_STATUS <= low <= MAX_STATUS and MIN_STATUS <= high <= MAX_STATUS):
             raise BadValue(f"status rule {value!r} goes outside 100-599")
     text = ", ".join(str(i) for i in items)
-    return StatusRule(ranges=tuple(ranges), text=text)
+    return tm.StatusRule(ranges=tuple(ranges), text=text)
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -406,7 +378,7 @@ JSON_PATH: Final = Kind(
     lambda value: parse_json_path(_string(value, _PATH_HINT)),
     {"type": "string", "examples": ["customer.name", "lines[*].price"]},
 )
-PATH: TypeAlias = Annotated[JsonPath, JSON_PATH]
+PATH: TypeAlias = Annotated[tm.JsonPath, JSON_PATH]
 PATHS: TypeAlias = Annotated[tuple[PATH, ...], LISTED, kinds.ONE_OR_MORE]
 
 
@@ -602,7 +574,7 @@ JSON_MEDIA: Final = Kind(
 
 def _hook(value: object) -> Any:
     target = _string(value, "like 'mypkg.hooks:fix'")
-    return Hook(target=target, function=load_hook(target))
+    return tm.Hook(target=target, function=load_hook(target))
 
 
 HOOK: Final = Kind(_hook, {"type": "string", "examples": ["mypkg.hooks:fix"]})
@@ -743,7 +715,7 @@ class _Layer:
                 kind = "steps" if self.named else "steps, or {use: NAME}"
                 raise BadValue(
                     f"must be a mapping ({kind}), got {shown(value)}",
-                    f"for example {Translator.EXAMPLE}",
+                    f"for example {tm.Translator.EXAMPLE}",
                 )
             if "use" not in value:
                 return read(value)
@@ -758,7 +730,7 @@ class _Layer:
                 raise problem(*others[0], *others[1:])
             if not isinstance(value["use"], str):
                 raise problem("use", "must be the name of an entry under translators:")
-            return Use(use=value["use"])
+            return tm.Use(use=value["use"])
 
         return core_schema.no_info_wrap_validator_function(either, handler(source))
 
@@ -773,30 +745,30 @@ ORDERED: Final = _Ordered()
 LAYER: Final = _Layer(named=False)
 NAMED: Final = _Layer(named=True)
 _STEPS: Final = {
-    "path": PathStep,
-    "query": Annotated[QueryStep, ORDERED],
-    "headers": Annotated[HeadersStep, ORDERED],
-    "json": Annotated[JsonStep, Bare("ops", "a non-empty list of operations")],
-    "hook": Annotated[HookStep, kinds.ShortForm("call", HOOK, noun="'module:function'")],
-    "status": StatusStep,
-    "error": ErrorStep,
+    "path": tm.PathStep,
+    "query": Annotated[tm.QueryStep, ORDERED],
+    "headers": Annotated[tm.HeadersStep, ORDERED],
+    "json": Annotated[tm.JsonStep, Bare("ops", "a non-empty list of operations")],
+    "hook": Annotated[tm.HookStep, kinds.ShortForm("call", HOOK, noun="'module:function'")],
+    "status": tm.StatusStep,
+    "error": tm.ErrorStep,
 }
 _PATHS_NOUN: Final = "a JSON path or a list of them"
 JSON_OPS: Final = Steps(
     {
-        "rename": JsonRename,
-        "move": JsonMove,
-        "drop": Annotated[JsonDrop, Bare("paths", _PATHS_NOUN)],
-        "set": JsonSet,
-        "default": JsonDefault,
-        "wrap": Annotated[JsonWrap, Bare("keys", "a key path like data")],
-        "unwrap": Annotated[JsonUnwrap, Bare("keys", "a key path like data")],
-        "map": JsonMap,
-        "convert": JsonConvert,
-        "date": JsonDate,
-        "scale": JsonScale,
-        "each": JsonEach,
-        "require": Annotated[JsonRequire, Bare("paths", _PATHS_NOUN)],
+        "rename": tm.JsonRename,
+        "move": tm.JsonMove,
+        "drop": Annotated[tm.JsonDrop, Bare("paths", _PATHS_NOUN)],
+        "set": tm.JsonSet,
+        "default": tm.JsonDefault,
+        "wrap": Annotated[tm.JsonWrap, Bare("keys", "a key path like data")],
+        "unwrap": Annotated[tm.JsonUnwrap, Bare("keys", "a key path like data")],
+        "map": tm.JsonMap,
+        "convert": tm.JsonConvert,
+        "date": tm.JsonDate,
+        "scale": tm.JsonScale,
+        "each": tm.JsonEach,
+        "require": Annotated[tm.JsonRequire, Bare("paths", _PATHS_NOUN)],
     },
     "JSON operation",
     "operations",
@@ -831,9 +803,11 @@ _RESPONSE: Final = ("status", "headers", "json", "error", "hook")
 REQUEST_STEPS: Final = _side("request", _REQUEST, _RESPONSE)
 RESPONSE_STEPS: Final = _side("response", _RESPONSE, _REQUEST)
 TRANSLATE: TypeAlias = Annotated[
-    tuple[Annotated[Translator, LAYER], ...],
+    tuple[Annotated[tm.Translator, LAYER], ...],
     kinds.NonEmpty("leave translate out for none"),
     kinds.ONE_OR_MORE,
 ]
 """A route's ``translate:`` as written: translators and ``{use: NAME}``, outermost first."""
-TRANSLATORS: TypeAlias = Mapping[Annotated[str, kinds.UPSTREAM_NAME], Annotated[Translator, NAMED]]
+TRANSLATORS: TypeAlias = Mapping[
+    Annotated[str, kinds.UPSTREAM_NAME], Annotated[tm.Translator, NAMED]
+]
