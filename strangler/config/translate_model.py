@@ -36,49 +36,6 @@ from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias, cast
 from strangler.config.model import NOWHERE, Location
 from strangler.config.values import BadValue
 
-__all__ = [
-    "DEFAULT_MAX_BODY",
-    "BodyTemplate",
-    "ConvertTo",
-    "ErrorStep",
-    "FrozenJSON",
-    "HeadersStep",
-    "Hook",
-    "HookStep",
-    "JsonConvert",
-    "JsonDate",
-    "JsonDefault",
-    "JsonDrop",
-    "JsonEach",
-    "JsonMap",
-    "JsonMove",
-    "JsonOp",
-    "JsonPath",
-    "JsonRename",
-    "JsonRequire",
-    "JsonScale",
-    "JsonSet",
-    "JsonStep",
-    "JsonUnwrap",
-    "JsonWrap",
-    "OnError",
-    "PathStep",
-    "Prefix",
-    "QueryStep",
-    "RegexRewrite",
-    "RequestStep",
-    "ResponseStep",
-    "RewritePaths",
-    "ScaleAs",
-    "Segment",
-    "StatusRule",
-    "StatusStep",
-    "TranslateSpec",
-    "Translator",
-    "Use",
-    "Wildcard",
-]
-
 FrozenJSON: TypeAlias = (
     str | int | float | bool | tuple["FrozenJSON", ...] | Mapping[str, "FrozenJSON"] | None
 )
@@ -124,17 +81,13 @@ class JsonPath:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegexRewrite:
-    """``path: {regex: {pattern, replace}}``: ``re.sub`` once; a path it misses is kept.
-
-    ``replace`` uses Python's syntax (``\\1``, ``\\g<name>``), checked against the
-    pattern's groups when the config is loaded.
-    """
+    """``path: {regex: {pattern, replace}}``: ``re.sub`` once; a path it misses is kept."""
 
     EXAMPLE: ClassVar[str] = "regex: {pattern: '^/v1/(.*)', replace: '/v2/\\1'}"
     pattern: Annotated[str, kinds.STRICT]
     """A Python regular expression, matched against the path."""
     replace: Annotated[str, kinds.STRICT] = ""
-    """What the match becomes (\\1, \\g<name>); no spaces, '?' or '#'."""
+    """What the match becomes (\\1, \\g<name>: the pattern's groups); no spaces, '?' or '#'."""
 
     def __post_init__(self) -> None:
         tv.check_regex(self.pattern, self.replace)
