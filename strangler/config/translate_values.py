@@ -36,8 +36,6 @@ from strangler.config.walker import did_you_mean, join_hints
 
 __all__ = [
     "JSON_OPS",
-    "MAX_STATUS",
-    "MIN_STATUS",
     "PARAM",
     "REQUEST_STEPS",
     "RESPONSE_STEPS",
