@@ -468,13 +468,21 @@ FACTOR: Final = Kind(
 )
 
 
-def _places(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 30:
-        raise BadValue(f"must be a whole number from 0 to 30, got {shown(value)}")
-    return value
+def _whole(what: str, low: int, high: int, *, digits: bool = False) -> Kind:
+    """A whole number from ``low`` to ``high``; with ``digits``, written as text too (a
+    mapping's key: ``'201': 200``)."""
+
+    def parse(value: object) -> int:
+        number = int(value) if digits and isinstance(value, str) and value.isdigit() else value
+        if isinstance(number, int) and not isinstance(number, bool) and low <= number <= high:
+            return number
+        raise BadValue(f"must be {what} from {low} to {high}, got {shown(value)}")
+
+    return Kind(parse, {"type": "integer", "minimum": low, "maximum": high})
 
 
-PLACES: Final = Kind(_places, {"type": "integer", "minimum": 0, "maximum": 30})
+PLACES: Final = _whole("a whole number", 0, 30)
+STATUS: Final = _whole("a status", MIN_STATUS, MAX_STATUS, digits=True)
 MAX_BODY: Final = kinds.within(kinds.SIZE, hint="it caps what a body step buffers, like 1MiB")
 
 
@@ -492,21 +500,6 @@ class _Filled:
 
 
 FILLED: Final = _Filled()
-
-
-def _status(value: object) -> int:
-    """A status code; a mapping's keys may be written as strings (``'201': 200``)."""
-    number = int(value) if isinstance(value, str) and value.isdigit() else value
-    if (
-        isinstance(number, int)
-        and not isinstance(number, bool)
-        and MIN_STATUS <= number <= MAX_STATUS
-    ):
-        return number
-    raise BadValue(f"must be a status from {MIN_STATUS} to {MAX_STATUS}, got {shown(value)}")
-
-
-STATUS: Final = Kind(_status, {"type": "integer", "minimum": MIN_STATUS, "maximum": MAX_STATUS})
 
 
 STATUS_RULE: Final = Kind(
