@@ -639,18 +639,8 @@ class Steps(kinds.OneKey):
         return False  # a step is never written alone, nor null: its shape says what it needs
 
     def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        choices = core["schema"]["schema"]["choices"]
-        return {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "properties": {name: handler(choices[name])},
-                    "required": [name],
-                    "additionalProperties": False,
-                }
-                for name in self.shapes
-            ]
-        }
+        schema = super().__get_pydantic_json_schema__(core["schema"], handler)
+        return {"anyOf": [s for s in schema["anyOf"] if s != {"enum": []}]}  # none alone
 
 
 class Bare:
