@@ -127,6 +127,15 @@ def test_every_problem_of_the_fixture_and_no_other() -> None:
         ("translate: {response: [{rename: {from: a, to: b}}]}", None,
          "t.yaml:1: route 'r' translate.response[0]: unknown response step 'rename' (hint: "
          "'rename' is a JSON operation; put it in a json list: - json: [{rename: ...}])"),
+        ("translate: {request: [{query: {}}]}", None,
+         "t.yaml:1: route 'r' translate.request[0].query is empty (hint: give rename, drop, set, "
+         "map)"),
+        ("translate: {response: [{headers: {}}]}", None,
+         "t.yaml:1: route 'r' translate.response[0].headers is empty (hint: give set, rename, "
+         "remove, from_param, rewrite_paths)"),
+        ("translate: {request: [{headers: {set: {5: x}}}]}", None,
+         "t.yaml:1: route 'r' translate.request[0].headers.set: the number 5 is not a valid header "
+         "name (hint: like X-Request-Id)"),
     ],
 )  # fmt: skip
 def test_problem_messages_and_hints(text: str, template: str | None, problem: str) -> None:

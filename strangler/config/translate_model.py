@@ -31,55 +31,10 @@ import dataclasses
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias, cast
 
 from strangler.config.model import NOWHERE, Location
 from strangler.config.values import BadValue
-
-__all__ = [
-    "DEFAULT_MAX_BODY",
-    "ON_ERROR",
-    "BodyTemplate",
-    "ConvertTo",
-    "DateFormat",
-    "ErrorStep",
-    "FrozenJSON",
-    "HeadersStep",
-    "Hook",
-    "HookStep",
-    "JsonConvert",
-    "JsonDate",
-    "JsonDefault",
-    "JsonDrop",
-    "JsonEach",
-    "JsonMap",
-    "JsonMove",
-    "JsonOp",
-    "JsonPath",
-    "JsonRename",
-    "JsonRequire",
-    "JsonScale",
-    "JsonSet",
-    "JsonStep",
-    "JsonUnwrap",
-    "JsonWrap",
-    "OnError",
-    "PathStep",
-    "Prefix",
-    "QueryStep",
-    "RegexRewrite",
-    "RequestStep",
-    "ResponseStep",
-    "RewritePaths",
-    "ScaleAs",
-    "Segment",
-    "StatusRule",
-    "StatusStep",
-    "TranslateSpec",
-    "Translator",
-    "Use",
-    "Wildcard",
-]
 
 FrozenJSON: TypeAlias = (
     str | int | float | bool | tuple["FrozenJSON", ...] | Mapping[str, "FrozenJSON"] | None
@@ -87,7 +42,6 @@ FrozenJSON: TypeAlias = (
 """A JSON value from the config, immutable: arrays are tuples, objects read-only mappings."""
 
 OnError = Literal["fail", "passthrough"]
-ON_ERROR: Final[tuple[OnError, ...]] = ("fail", "passthrough")
 
 DEFAULT_MAX_BODY: Final = 1 << 20
 """``max_body`` when a translator does not say: 1 MiB."""
@@ -108,12 +62,8 @@ Segment: TypeAlias = str | int | Wildcard
 
 @dataclass(frozen=True, slots=True)
 class JsonPath:
-    """A parsed JSON path. ``text`` is as written; ``segments`` empty means the root (``$``).
-
-    ``customer.address.city`` is ``("customer", "address", "city")``; ``lines[0].price``
-    is ``("lines", 0, "price")``; ``lines[*].price`` is ``("lines", Wildcard.ANY,
-    "price")``; ``$.x`` is ``("x",)``.
-    """
+    """A parsed JSON path (``translate_values.parse_json_path``): ``text`` as written,
+    ``segments`` from the root (none: the root, ``$``)."""
 
     text: str
     segments: tuple[Segment, ...]
@@ -131,28 +81,22 @@ class JsonPath:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegexRewrite:
-    """``path: {regex: {pattern, replace}}``: ``re.sub`` once; a path it misses is kept.
-
-    ``replace`` uses Python's syntax (``\\1``, ``\\g<name>``), checked against the
-    pattern's groups when the config is loaded.
-    """
+    """``path: {regex: {pattern, replace}}``: ``re.sub`` once; a path it misses is kept."""
 
     EXAMPLE: ClassVar[str] = "regex: {pattern: '^/v1/(.*)', replace: '/v2/\\1'}"
     pattern: Annotated[str, kinds.STRICT]
     """A Python regular expression, matched against the path."""
     replace: Annotated[str, kinds.STRICT] = ""
-    """What the match becomes (\\1, \\g<name>); no spaces, '?' or '#'."""
+    """What the match becomes (\\1, \\g<name>: the pattern's groups); no spaces, '?' or '#'."""
 
     def __post_init__(self) -> None:
         tv.check_regex(self.pattern, self.replace)
         if any(c in "?#" or c.isspace() for c in self.replace):
             # the regex runs on the path alone: a '?' would sit before the client's query
             raise tv.problem(
-                (
-                    "replace",
-                    f"{self.replace!r} must not contain spaces, '?' or '#'",
-                    "change the query with a query step, or use rewrite: /path?name={param}",
-                )
+                "replace",
+                f"{self.replace!r} must not contain spaces, '?' or '#'",
+                "change the query with a query step, or use rewrite: /path?name={param}",
             )
 
 
@@ -173,8 +117,7 @@ class Prefix:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PathStep:
-    """``path:``, request only. At most one of ``rewrite``, ``regex`` and ``prefix``;
-    ``host``: the ``Host`` header sent upstream."""
+    """``path:``, request only: at most one of ``rewrite``, ``regex`` and ``prefix``."""
 
     EXAMPLE: ClassVar[str] = "path: {rewrite: /v2/customers/{id}}"
     kind: ClassVar[str] = "path"
@@ -192,29 +135,35 @@ class PathStep:
         forms = [k for k in ("rewrite", "regex", "prefix") if getattr(self, k) is not None]
         if len(forms) > 1:
             raise tv.problem(
-                (
-                    forms[1],
-                    f"use one of rewrite, regex and prefix, not {' and '.join(forms)}",
-                    "put each in its own path step if both are really meant",
-                )
+                forms[1],
+                f"use one of rewrite, regex and prefix, not {' and '.join(forms)}",
+                "put each in its own path step if both are really meant",
             )
         if not forms and self.host is None:
             raise BadValue("is empty", "give one of rewrite, regex, prefix, host")
 
 
-def _ops(step: Any) -> tuple[tuple[str, Any], ...]:
-    """A query or headers step's operations in the order written: (key, value)."""
-    keys = step.order or [f.name for f in dataclasses.fields(step) if f.name != "order"]
-    return tuple((key, getattr(step, key)) for key in keys if getattr(step, key) is not None)
+class _InOrder:
+    """A step whose keys are operations that run in the order written (``tv.ORDERED``
+    sets ``order``); one at least."""
 
+    __slots__ = ()
 
-def _given(step: Any, keys: str) -> None:
-    if not _ops(step):
-        raise BadValue("is empty", f"give {keys}")
+    @property
+    def ops(self) -> tuple[tuple[str, Any], ...]:
+        """The operations given, in the order written: (key, value)."""
+        step: Any = self
+        keys = step.order or [f.name for f in dataclasses.fields(step) if f.name != "order"]
+        return tuple((key, getattr(step, key)) for key in keys if getattr(step, key) is not None)
+
+    def __post_init__(self) -> None:
+        if not self.ops:
+            keys = [f.name for f in dataclasses.fields(cast(Any, self)) if f.name != "order"]
+            raise BadValue("is empty", f"give {', '.join(keys)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class QueryStep:
+class QueryStep(_InOrder):
     """``query:``, request only; its operations run in the order written."""
 
     kind: ClassVar[str] = "query"
@@ -235,13 +184,6 @@ class QueryStep:
     """{name: {old: new}}: translate values; a value not in the map is kept."""
     order: Annotated[tuple[str, ...], kinds.NOT_A_KEY] = ()
 
-    def __post_init__(self) -> None:
-        _given(self, "rename, drop, set, map")
-
-    @property
-    def ops(self) -> tuple[tuple[str, Any], ...]:
-        return _ops(self)
-
 
 # ---------------------------------------------------------------------------- headers
 
@@ -250,12 +192,7 @@ class QueryStep:
 class RewritePaths:
     """``rewrite_paths: {from, to, absolute}``, response only: in ``Location``,
     ``Content-Location`` and ``Link``, a URL path starting with the whole segments
-    ``from`` starts with ``to`` instead.
-
-    ``absolute``: ``None`` keeps the new service's form (a relative URL stays
-    relative; an absolute one is put on the client's origin, never the new service's
-    own host); ``True`` always writes an absolute URL on the client's origin (what a
-    legacy app that answers absolute URLs sent); ``False`` always a relative one."""
+    ``from`` starts with ``to`` instead."""
 
     EXAMPLE: ClassVar[str] = "rewrite_paths: {from: /api/v2, to: /api/v1}"
     from_: Annotated[str, kinds.key("from"), tv.URL_PATH]
@@ -263,12 +200,13 @@ class RewritePaths:
     to: Annotated[str, tv.URL_PATH]
     """The legacy path prefix written instead, like /api/v1."""
     absolute: Annotated[bool, kinds.STRICT] | None = None
-    """true: always an absolute URL on the client's origin; false: always relative;
-    left out: the new service's form."""
+    """true: always an absolute URL on the client's origin (as a legacy app answering
+    absolute URLs sent); false: always relative; left out: the new service's form (an
+    absolute URL put on the client's origin, never the new service's own host)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HeadersStep:
+class HeadersStep(_InOrder):
     """``headers:``, either side; its operations run in the order written."""
 
     kind: ClassVar[str] = "headers"
@@ -283,13 +221,6 @@ class HeadersStep:
     rewrite_paths: RewritePaths | None = None
     """Response only: URL paths in Location, Content-Location and Link."""
     order: Annotated[tuple[str, ...], kinds.NOT_A_KEY] = ()
-
-    def __post_init__(self) -> None:
-        _given(self, "set, rename, remove, from_param, rewrite_paths")
-
-    @property
-    def ops(self) -> tuple[tuple[str, Any], ...]:
-        return _ops(self)
 
 
 # ---------------------------------------------------------------------------- JSON body
@@ -312,12 +243,9 @@ class JsonMove:
         head, tail = self.to.segments[:cut], self.to.segments[cut:]
         if head != self.from_.segments[:cut] or not tail or Wildcard.ANY in tail:
             raise tv.problem(
-                (
-                    "to",
-                    f"with [*], 'to' must share 'from' up to its last [*] "
-                    f"({self.from_} → {self.to})",
-                    "like from: lines[*].price, to: lines[*].amount; or use each",
-                )
+                "to",
+                f"with [*], 'to' must share 'from' up to its last [*] ({self.from_} → {self.to})",
+                "like from: lines[*].price, to: lines[*].amount; or use each",
             )
 
 
@@ -401,10 +329,6 @@ class JsonConvert:
     to: ConvertTo
 
 
-DateFormat: TypeAlias = str
-"""``iso8601``, ``epoch`` (seconds), ``epoch_ms`` or a ``strftime`` pattern (has a ``%``)."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JsonDate:
     """``date: {path, from, to}``: reformat a date or time.
@@ -454,11 +378,9 @@ class JsonScale:
             raise BadValue("needs exactly one of multiply and divide", f"like {self.EXAMPLE}")
         if self.to is not None and (self.path.has_wildcard or self.to.has_wildcard):
             raise tv.problem(
-                (
-                    "to",
-                    f"'to' works on one value; {self.path} or {self.to} has [*]",
-                    "use each: {path: lines, do: [{scale: {path: cents, to: amount, ...}}]}",
-                )
+                "to",
+                f"'to' works on one value; {self.path} or {self.to} has [*]",
+                "use each: {path: lines, do: [{scale: {path: cents, to: amount, ...}}]}",
             )
 
 
@@ -510,10 +432,8 @@ class JsonStep:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusRule:
-    """Which statuses a rule covers: inclusive ``(low, high)`` ranges.
-
-    Written ``">=400"``, ``"<300"``, ``"4xx"``, ``"400-499"``, ``404`` or a list of them.
-    """
+    """Which statuses a rule covers: inclusive ``(low, high)`` ranges; ``text`` as written
+    (``translate_values.parse_status_rule``)."""
 
     ranges: tuple[tuple[int, int], ...]
     text: str
@@ -544,17 +464,11 @@ BodyTemplate: TypeAlias = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ErrorStep:
-    """``error: {when, body, status}``, response only: the legacy error format.
-
-    For a response whose status matches ``when`` (default ``>=400``) the body becomes
-    ``body`` with each ``"$.path"`` string replaced by that value of the new service's
-    error body (``null`` when absent or when that body is not JSON; ``"$"`` is the
-    whole body; ``"$$x"`` is the literal ``"$x"``), and ``Content-Type`` becomes
-    ``content_type``, or when not given the JSON type legacy answered that status with
-    on the route (learned from its answers), else ``application/json; charset=utf-8``;
-    ``status`` replaces the status. Such a response skips the
-    ``json`` steps of the same list: they describe the success body.
-    """
+    """``error: {when, body, status, content_type}``, response only: the legacy error
+    format. A response whose status matches ``when`` gets ``body``, each ``"$.path"``
+    string in it replaced by that value of the new service's error body (``null`` when
+    absent or not JSON; ``"$"`` is the whole body, ``"$$x"`` the literal ``"$x"``); it
+    skips the ``json`` steps of the same list: they describe the success body."""
 
     EXAMPLE: ClassVar[str] = "error: {when: '>=500', body: {message: $.detail}, status: 502}"
     kind: ClassVar[str] = "error"
@@ -565,7 +479,8 @@ class ErrorStep:
     status: Annotated[int, tv.STATUS] | None = None
     """Replaces the status; left out, the status stays."""
     content_type: Annotated[str, tv.JSON_MEDIA] | None = None
-    """A JSON media type; left out, legacy's own for that status, else JSON UTF-8."""
+    """A JSON media type; left out, the one legacy answered that status with on the route
+    (learned from its answers), else application/json; charset=utf-8."""
 
 
 # ---------------------------------------------------------------------------- hooks
@@ -581,13 +496,9 @@ class Hook:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HookStep:
-    """``hook: "package.module:function"`` (or ``{call: ..., body: false}``), either side.
-
-    ``function`` was imported and checked when the config was loaded: callable with
-    one argument, not ``async``. It gets the message and returns it (the same object
-    changed, or a new one of the same class). ``body: false`` lets the route keep
-    streaming: the hook then sees ``body`` ``None``.
-    """
+    """``hook: "package.module:function"`` (or ``{call: ..., body: false}``), either side:
+    the function gets the message and returns it (the same object changed, or a new one
+    of the same class)."""
 
     EXAMPLE: ClassVar[str] = (
         "hook: 'mypkg.hooks:fix' or hook: {call: 'mypkg.hooks:fix', body: false}"
@@ -640,11 +551,8 @@ class Use:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TranslateSpec:
-    """A route's ``translate:``: its translators, outermost first (see "The onion").
-
-    When layers disagree, the strictest wins for the whole route: ``max_body`` is the
-    smallest, and ``on_error`` is ``fail`` if any layer with a body step says so.
-    """
+    """A route's ``translate:``: its translators, outermost first (see "The onion";
+    ``build_plan`` says which wins where they disagree)."""
 
     layers: tuple[Translator, ...]
     at: Location = NOWHERE

@@ -29,43 +29,13 @@ from types import MappingProxyType
 from typing import Annotated, Any, Final, TypeAlias, cast
 
 from strangler.config import kinds
+from strangler.config import translate_model as tm
 from strangler.config.kinds import Kind
-from strangler.config.translate_model import (
-    ErrorStep,
-    HeadersStep,
-    Hook,
-    HookStep,
-    JsonConvert,
-    JsonDate,
-    JsonDefault,
-    JsonDrop,
-    JsonEach,
-    JsonMap,
-    JsonMove,
-    JsonPath,
-    JsonRename,
-    JsonRequire,
-    JsonScale,
-    JsonSet,
-    JsonStep,
-    JsonUnwrap,
-    JsonWrap,
-    PathStep,
-    QueryStep,
-    Segment,
-    StatusRule,
-    StatusStep,
-    Translator,
-    Use,
-    Wildcard,
-)
 from strangler.config.values import BadValue, shown
 from strangler.config.walker import did_you_mean, join_hints
 
 __all__ = [
     "JSON_OPS",
-    "MAX_STATUS",
-    "MIN_STATUS",
     "PARAM",
     "REQUEST_STEPS",
     "RESPONSE_STEPS",
@@ -73,7 +43,6 @@ __all__ = [
     "TRANSLATORS",
     "Steps",
     "check_regex",
-    "check_strftime",
     "load_hook",
     "parse_json_path",
     "parse_status_rule",
@@ -97,9 +66,13 @@ PARAM: Final = re.compile(
 """A route parameter in a template (``name``), or in a path ``{query.NAME}`` (``qname``)."""
 
 
-def problem(*lines: tuple[str | tuple[str, ...], str, str]) -> Exception:
-    """Problems at keys of the mapping being read, ``(key, message, hint)`` (raised from
-    a ``__post_init__`` or a reader), for ``described`` to report at each key's line."""
+_Key: TypeAlias = str | tuple[str, ...]
+
+
+def problem(key: _Key, message: str, hint: str = "", *more: tuple[_Key, str, str]) -> Exception:
+    """A problem at ``key`` of the mapping being read (``more``: others, as ``(key,
+    message, hint)``), raised from a ``__post_init__`` or a reader, for ``described``
+    to report at each key's line."""
     from pydantic_core import ValidationError
 
     return ValidationError.from_exception_data(
@@ -111,12 +84,12 @@ def problem(*lines: tuple[str | tuple[str, ...], str, str]) -> Exception:
                 "input": None,
                 "ctx": {"error": BadValue(message, hint)},
             }
-            for key, message, hint in lines
+            for key, message, hint in ((key, message, hint), *more)
         ],
     )
 
 
-def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
+def parse_json_path(text: str, *, root: bool = False) -> tm.JsonPath:
     """Parse a JSON path; raise ``BadValue``. ``root``: ``$`` alone (no segments) is allowed.
 
     Forms: ``customer.address.city``, ``lines[0]``, ``lines[-1]``, ``lines[*].price``,
@@ -128,16 +101,11 @@ def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
     strangler.config.values.BadValue: JSON path 'a..b': empty key at position 2
     """
     hint = "like customer.address.city, lines[0].price or lines[*].price"
-    if not text.strip():
-        raise BadValue("a JSON path must not be empty", hint)
     rest = text.strip()
-    pos = 0
-    if rest.startswith("$"):
-        pos = 1
-        if len(rest) > 1 and rest[1] == ".":
-            pos = 2
-    segments: list[Segment] = []
-    first = True
+    if not rest:
+        raise BadValue("a JSON path must not be empty", hint)
+    start = pos = 2 if rest.startswith("$.") else 1 if rest.startswith("$") else 0
+    segments: list[tm.Segment] = []
     while pos < len(rest):
         if rest[pos] == "[":
             m = _INDEX.match(rest, pos)
@@ -150,12 +118,12 @@ def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
             if number is not None:
                 segments.append(int(number))
             elif star:
-                segments.append(Wildcard.ANY)
+                segments.append(tm.Wildcard.ANY)
             else:
                 segments.append(single if single is not None else double)
             pos = m.end()
         else:
-            if not first:
+            if pos > start:
                 if rest[pos] != ".":
                     raise BadValue(f"JSON path {text!r}: expected '.' or '[' at position {pos}")
                 pos += 1
@@ -164,13 +132,12 @@ def parse_json_path(text: str, *, root: bool = False) -> JsonPath:
                 raise BadValue(f"JSON path {text!r}: empty key at position {pos}", hint)
             segments.append(m.group())
             pos = m.end()
-        first = False
     if not segments and not root:
         raise BadValue(f"JSON path {text!r} names the whole body here", "name a field, like 'id'")
-    return JsonPath(text, tuple(segments))
+    return tm.JsonPath(text, tuple(segments))
 
 
-def parse_status_rule(value: object) -> StatusRule:
+def parse_status_rule(value: object) -> tm.StatusRule:
     """``">=400"``, ``"<300"``, ``"4xx"``, ``"400-499"``, ``404`` or a list of them."""
     items = list(value) if isinstance(value, list | tuple) else [value]
     hint = "like '>=400', '4xx', '500-599', 404 or a list of them"
@@ -205,7 +172,7 @@ def parse_status_rule(value: object) -> StatusRule:
         if not (MIN_STATUS <= low <= MAX_STATUS and MIN_STATUS <= high <= MAX_STATUS):
             raise BadValue(f"status rule {value!r} goes outside 100-599")
     text = ", ".join(str(i) for i in items)
-    return StatusRule(ranges=tuple(ranges), text=text)
+    return tm.StatusRule(ranges=tuple(ranges), text=text)
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -306,20 +273,6 @@ def check_regex(pattern: str, replace: str) -> re.Pattern[str]:
     return compiled
 
 
-def check_strftime(fmt: str) -> str:
-    """``fmt`` if ``strftime`` and ``strptime`` both understand it; raise ``BadValue``."""
-    sample = datetime(2001, 2, 3, 4, 5, 6, 7000, tzinfo=UTC)
-    try:
-        text = sample.strftime(fmt)
-        datetime.strptime(text, fmt)
-    except ValueError as err:
-        raise BadValue(
-            f"date format {fmt!r} does not work: {err}",
-            "use strftime codes like '%Y-%m-%d', or iso8601, epoch, epoch_ms",
-        ) from None
-    return fmt
-
-
 # ---------------------------------------------------------------------------- value kinds
 
 
@@ -393,19 +346,19 @@ _MANAGED: Final = frozenset(
 )  # fmt: skip
 
 
+_HEADER_NAME: Final = kinds.field_name("header", "X-Request-Id")
+
+
 def _header(value: object) -> str:
-    if not isinstance(value, str) or not kinds.TOKEN.fullmatch(value):
-        raise BadValue(f"{value!r} is not a valid header name", "like X-Request-Id")
-    if value.lower() in _MANAGED:
+    name = cast(str, _HEADER_NAME.parse(value))
+    if name.lower() in _MANAGED:
         raise BadValue(
-            f"{value} is managed by the proxy (framing, connection); it cannot be changed"
+            f"{name} is managed by the proxy (framing, connection); it cannot be changed"
         )
-    return value
+    return name
 
 
-HEADER: TypeAlias = Annotated[
-    str, Kind(_header, {"type": "string", "pattern": f"^{kinds.TOKEN.pattern}$"})
-]
+HEADER: TypeAlias = Annotated[str, Kind(_header, _HEADER_NAME.schema)]
 
 
 def _header_value(value: object) -> str:
@@ -423,7 +376,7 @@ JSON_PATH: Final = Kind(
     lambda value: parse_json_path(_string(value, _PATH_HINT)),
     {"type": "string", "examples": ["customer.name", "lines[*].price"]},
 )
-PATH: TypeAlias = Annotated[JsonPath, JSON_PATH]
+PATH: TypeAlias = Annotated[tm.JsonPath, JSON_PATH]
 PATHS: TypeAlias = Annotated[tuple[PATH, ...], LISTED, kinds.ONE_OR_MORE]
 
 
@@ -466,7 +419,15 @@ def _date_format(value: object) -> str:
                 "iso8601, epoch, epoch_ms or strftime codes like '%Y-%m-%d'",
             ),
         )
-    return check_strftime(text)
+    sample = datetime(2001, 2, 3, 4, 5, 6, 7000, tzinfo=UTC)
+    try:  # strftime and strptime must both understand it
+        datetime.strptime(sample.strftime(text), text)
+    except ValueError as err:
+        raise BadValue(
+            f"date format {text!r} does not work: {err}",
+            "use strftime codes like '%Y-%m-%d', or iso8601, epoch, epoch_ms",
+        ) from None
+    return text
 
 
 DATE_FORMAT: Final = Kind(
@@ -507,13 +468,21 @@ FACTOR: Final = Kind(
 )
 
 
-def _places(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 30:
-        raise BadValue(f"must be a whole number from 0 to 30, got {shown(value)}")
-    return value
+def _whole(what: str, low: int, high: int, *, digits: bool = False) -> Kind:
+    """A whole number from ``low`` to ``high``; with ``digits``, written as text too (a
+    mapping's key: ``'201': 200``)."""
+
+    def parse(value: object) -> int:
+        number = int(value) if digits and isinstance(value, str) and value.isdigit() else value
+        if isinstance(number, int) and not isinstance(number, bool) and low <= number <= high:
+            return number
+        raise BadValue(f"must be {what} from {low} to {high}, got {shown(value)}")
+
+    return Kind(parse, {"type": "integer", "minimum": low, "maximum": high})
 
 
-PLACES: Final = Kind(_places, {"type": "integer", "minimum": 0, "maximum": 30})
+PLACES: Final = _whole("a whole number", 0, 30)
+STATUS: Final = _whole("a status", MIN_STATUS, MAX_STATUS, digits=True)
 MAX_BODY: Final = kinds.within(kinds.SIZE, hint="it caps what a body step buffers, like 1MiB")
 
 
@@ -531,21 +500,6 @@ class _Filled:
 
 
 FILLED: Final = _Filled()
-
-
-def _status(value: object) -> int:
-    """A status code; a mapping's keys may be written as strings (``'201': 200``)."""
-    number = int(value) if isinstance(value, str) and value.isdigit() else value
-    if (
-        isinstance(number, int)
-        and not isinstance(number, bool)
-        and MIN_STATUS <= number <= MAX_STATUS
-    ):
-        return number
-    raise BadValue(f"must be a status from {MIN_STATUS} to {MAX_STATUS}, got {shown(value)}")
-
-
-STATUS: Final = Kind(_status, {"type": "integer", "minimum": MIN_STATUS, "maximum": MAX_STATUS})
 
 
 STATUS_RULE: Final = Kind(
@@ -611,7 +565,7 @@ JSON_MEDIA: Final = Kind(
 
 def _hook(value: object) -> Any:
     target = _string(value, "like 'mypkg.hooks:fix'")
-    return Hook(target=target, function=load_hook(target))
+    return tm.Hook(target=target, function=load_hook(target))
 
 
 HOOK: Final = Kind(_hook, {"type": "string", "examples": ["mypkg.hooks:fix"]})
@@ -653,7 +607,7 @@ class Steps(kinds.OneKey):
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        names = ", ".join(self.shapes)
+        names = ", ".join(self.shapes)  # then kinds.OneKey reads the one key's shape
 
         def which(value: object) -> object:
             if not isinstance(value, dict) or not value:
@@ -663,11 +617,9 @@ class Steps(kinds.OneKey):
             first, *extra = value
             if extra:
                 raise problem(
-                    (
-                        extra[0],
-                        f"a {self.noun} has one key; {extra[0]!r} follows {first!r}",
-                        f"write '{extra[0]}' as its own list item: - {extra[0]}: ...",
-                    )
+                    extra[0],
+                    f"a {self.noun} has one key; {extra[0]!r} follows {first!r}",
+                    f"write '{extra[0]}' as its own list item: - {extra[0]}: ...",
                 )
             if first not in self.shapes:
                 hint = self.elsewhere.get(first) or join_hints(
@@ -676,34 +628,19 @@ class Steps(kinds.OneKey):
                 raise BadValue(f"unknown {self.noun} {first!r}", hint)
             for (step, key), (message, hint) in self.refuse.items():
                 if step == first and isinstance(value[first], dict) and key in value[first]:
-                    raise problem(((first, key), message, hint))
+                    raise problem((first, key), message, hint)
             return value
 
-        def body(name: str) -> Any:
-            return core_schema.no_info_before_validator_function(
-                lambda value: value[name], handler.generate_schema(self.shapes[name])
-            )
-
         return core_schema.no_info_before_validator_function(
-            which,
-            core_schema.tagged_union_schema(
-                {name: body(name) for name in self.shapes}, discriminator=lambda v: next(iter(v))
-            ),
+            which, super().__get_pydantic_core_schema__(source, handler)
         )
 
+    def _bare(self, name: str) -> bool:
+        return False  # a step is never written alone, nor null: its shape says what it needs
+
     def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> dict[str, Any]:
-        choices = core["schema"]["choices"]
-        return {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "properties": {name: handler(choices[name])},
-                    "required": [name],
-                    "additionalProperties": False,
-                }
-                for name in self.shapes
-            ]
-        }
+        schema = super().__get_pydantic_json_schema__(core["schema"], handler)
+        return {"anyOf": [s for s in schema["anyOf"] if s != {"enum": []}]}  # none alone
 
 
 class Bare:
@@ -759,7 +696,7 @@ class _Layer:
                 kind = "steps" if self.named else "steps, or {use: NAME}"
                 raise BadValue(
                     f"must be a mapping ({kind}), got {shown(value)}",
-                    f"for example {Translator.EXAMPLE}",
+                    f"for example {tm.Translator.EXAMPLE}",
                 )
             if "use" not in value:
                 return read(value)
@@ -769,12 +706,12 @@ class _Layer:
                     "list both under the route instead: translate: [{use: a}, {use: b}]",
                 )
             hint = "'use' takes the named translator as it is; change it under translators:"
-            others = [k for k in value if k != "use"]
+            others = [(k, f"{k!r} cannot go with 'use'", hint) for k in value if k != "use"]
             if others:
-                raise problem(*((k, f"{k!r} cannot go with 'use'", hint) for k in others))
+                raise problem(*others[0], *others[1:])
             if not isinstance(value["use"], str):
-                raise problem(("use", "must be the name of an entry under translators:", ""))
-            return Use(use=value["use"])
+                raise problem("use", "must be the name of an entry under translators:")
+            return tm.Use(use=value["use"])
 
         return core_schema.no_info_wrap_validator_function(either, handler(source))
 
@@ -789,30 +726,30 @@ ORDERED: Final = _Ordered()
 LAYER: Final = _Layer(named=False)
 NAMED: Final = _Layer(named=True)
 _STEPS: Final = {
-    "path": PathStep,
-    "query": Annotated[QueryStep, ORDERED],
-    "headers": Annotated[HeadersStep, ORDERED],
-    "json": Annotated[JsonStep, Bare("ops", "a non-empty list of operations")],
-    "hook": Annotated[HookStep, kinds.ShortForm("call", HOOK, noun="'module:function'")],
-    "status": StatusStep,
-    "error": ErrorStep,
+    "path": tm.PathStep,
+    "query": Annotated[tm.QueryStep, ORDERED],
+    "headers": Annotated[tm.HeadersStep, ORDERED],
+    "json": Annotated[tm.JsonStep, Bare("ops", "a non-empty list of operations")],
+    "hook": Annotated[tm.HookStep, kinds.ShortForm("call", HOOK, noun="'module:function'")],
+    "status": tm.StatusStep,
+    "error": tm.ErrorStep,
 }
 _PATHS_NOUN: Final = "a JSON path or a list of them"
 JSON_OPS: Final = Steps(
     {
-        "rename": JsonRename,
-        "move": JsonMove,
-        "drop": Annotated[JsonDrop, Bare("paths", _PATHS_NOUN)],
-        "set": JsonSet,
-        "default": JsonDefault,
-        "wrap": Annotated[JsonWrap, Bare("keys", "a key path like data")],
-        "unwrap": Annotated[JsonUnwrap, Bare("keys", "a key path like data")],
-        "map": JsonMap,
-        "convert": JsonConvert,
-        "date": JsonDate,
-        "scale": JsonScale,
-        "each": JsonEach,
-        "require": Annotated[JsonRequire, Bare("paths", _PATHS_NOUN)],
+        "rename": tm.JsonRename,
+        "move": tm.JsonMove,
+        "drop": Annotated[tm.JsonDrop, Bare("paths", _PATHS_NOUN)],
+        "set": tm.JsonSet,
+        "default": tm.JsonDefault,
+        "wrap": Annotated[tm.JsonWrap, Bare("keys", "a key path like data")],
+        "unwrap": Annotated[tm.JsonUnwrap, Bare("keys", "a key path like data")],
+        "map": tm.JsonMap,
+        "convert": tm.JsonConvert,
+        "date": tm.JsonDate,
+        "scale": tm.JsonScale,
+        "each": tm.JsonEach,
+        "require": Annotated[tm.JsonRequire, Bare("paths", _PATHS_NOUN)],
     },
     "JSON operation",
     "operations",
@@ -847,9 +784,11 @@ _RESPONSE: Final = ("status", "headers", "json", "error", "hook")
 REQUEST_STEPS: Final = _side("request", _REQUEST, _RESPONSE)
 RESPONSE_STEPS: Final = _side("response", _RESPONSE, _REQUEST)
 TRANSLATE: TypeAlias = Annotated[
-    tuple[Annotated[Translator, LAYER], ...],
+    tuple[Annotated[tm.Translator, LAYER], ...],
     kinds.NonEmpty("leave translate out for none"),
     kinds.ONE_OR_MORE,
 ]
 """A route's ``translate:`` as written: translators and ``{use: NAME}``, outermost first."""
-TRANSLATORS: TypeAlias = Mapping[Annotated[str, kinds.UPSTREAM_NAME], Annotated[Translator, NAMED]]
+TRANSLATORS: TypeAlias = Mapping[
+    Annotated[str, kinds.UPSTREAM_NAME], Annotated[tm.Translator, NAMED]
+]

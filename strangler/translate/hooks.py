@@ -2,7 +2,7 @@
 
 ``hook: "mypkg.translators:fix_request"`` (or the dotted ``mypkg.translators.fix_request``)
 is imported and checked when the config is loaded
-(``strangler.config.validate_translate.load_hook``): a module that does not import, a
+(``strangler.config.translate_values.load_hook``): a module that does not import, a
 missing name, something not callable, a function that cannot take exactly one
 argument, or an ``async`` function is a config problem with file:line, never a 500.
 
