@@ -101,6 +101,11 @@ class Map:
                 return k.at
         return self.at
 
+    def given(self, key: str) -> Node | None:
+        """The value of ``key``, or ``None`` when it is absent or ``null``."""
+        found = self.get(key)
+        return None if isinstance(found, Scalar) and found.value is None else found
+
 
 Node: TypeAlias = Scalar | Seq | Map
 

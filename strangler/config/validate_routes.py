@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 from strangler.config.described import RouteEntry, read_part
 from strangler.config.model import LEGACY, Fallback, Location, Overrides, Route, Sticky
@@ -104,39 +104,37 @@ class RouteTable:
                 self.routes.append(route)
 
     def route(self, node: Node, index: int) -> Route | None:
-        """One route: its keys read with ``described.RouteEntry``, then what pydantic
-        cannot say (upstreams exist, the sides of a release, what shadow and migrate need,
-        the translators and parameters translate names),
-        read from the nodes so it is reported even when a key has a problem of its own."""
+        """One route: its keys read with ``described.RouteEntry``, then the checks across
+        keys (see the module docstring), reported even when a key has a problem."""
         f = dict((k.value, v) for k, v in node.entries) if isinstance(node, Map) else {}
+        part = {key: value for key, value in f.items() if isinstance(value, Map)}
         written_name = f.get("name")
         shown = written_name.value if isinstance(written_name, Scalar) else None
         label = f"route {shown!r}" if isinstance(shown, str) and NAME.fullmatch(shown) else "route"
         before = len(self.w.problems)
         self.name(written_name)
-        to_node = f.get("to")
-        to = self.upstream_name(to_node, label, sends=True) if _written(to_node) else None
+        to = self.upstream(f.get("to"), f"{label} sends to unknown upstream")
         entry: RouteEntry | None = read_part(self.w, node, RouteEntry, label)
         if not isinstance(node, Map):
             return None
-        canary_ok, new = self.canary(f["canary"], label, to) if "canary" in f else (True, None)
+        canary_ok, new = "canary" not in f, None
+        if "canary" in part:
+            canary_ok, new = self.canary(part["canary"], f"{label} canary", to)
         sides = _Sides.of(to, new, canary_ok=canary_ok)
-        if "fallback" in f:
-            primary = self.fallback(f["fallback"], label, sides)
-            sides = sides if primary is None else dataclasses.replace(sides, primary=primary)
-        if "overrides" in f:
-            self.overrides(f["overrides"], label)
-        if "slo" in f:
-            self.slo(f["slo"], label, sides)
-        if "match" in f:
-            self.match(f["match"], label)
+        if "fallback" in part:
+            sides = self.fallback(part["fallback"], f"{label} fallback", sides)
+        if "overrides" in part:
+            self.overrides(part["overrides"], f"{label} overrides")
+        if "slo" in part:
+            self.slo(part["slo"], f"{label} slo", sides)
+        if "match" in part:
+            self.match(part["match"], f"{label} match")
         if "shadow" in f:
             own = to if new is None else None
             check_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
         translate = None
         if "translate" in f:
-            match = f.get("match")
-            path = match.get("path") if isinstance(match, Map) else None
+            path = part["match"].get("path") if "match" in part else None
             template = path.value if isinstance(path, Scalar) else None  # as written
             translate = self.translators.spec(
                 f["translate"],
@@ -150,7 +148,7 @@ class RouteTable:
                 f["migrate"],
                 label,
                 has_canary=new is not None,
-                has_shadow=not _is(f.get("shadow"), None),
+                has_shadow=node.given("shadow") is not None,
                 has_slo="slo" in f,
             )
         if entry is None or len(self.w.problems) != before:
@@ -158,16 +156,15 @@ class RouteTable:
         # true/false for a part (kinds.OR_BOOLEAN): on with its defaults, or off
         given: Any = entry.overrides
         overrides = Overrides() if given is True else None if given is False else given
-        written = f.get("overrides")
-        if overrides is not None and not (
-            isinstance(written, Map) and written.get("allow") is not None
+        if overrides is not None and (
+            "overrides" not in part or part["overrides"].get("allow") is None
         ):
             overrides = dataclasses.replace(overrides, allow=sides.default_allow())
         given = entry.fallback
         fallback = Fallback(enabled=given) if isinstance(given, bool) else given or Fallback()
 
-        def at(part: Any, key: str) -> Any:
-            return None if part is None else dataclasses.replace(part, at=f[key].at)
+        def at(value: Any, key: str) -> Any:
+            return None if value is None else dataclasses.replace(value, at=f[key].at)
 
         return Route(
             name=entry.name,
@@ -246,31 +243,21 @@ class RouteTable:
                     "be on the new side for some of them only",
                 )
 
-    def upstream_name(self, node: Scalar, what: str, *, sends: bool = False) -> str | None:
-        """The name ``node`` gives (a string: ``_written``) when it is a known upstream;
-        ``sends``: a route's ``to``."""
-        problem = f"{what} sends to unknown upstream" if sends else f"{what}: unknown upstream"
-        return str(node.value) if known_upstream(self.w, node, problem, self.upstreams) else None
+    def upstream(self, node: Node | None, problem: str) -> str | None:
+        """The upstream ``node`` names, when it is a declared one (see ``known_upstream``)."""
+        return known_upstream(self.w, node, problem, self.upstreams)
 
-    def canary(self, node: Node, label: str, to: str | None) -> tuple[bool, str | None]:
-        """``(ok, canary.to)``: the canary names a known upstream other than the route's
-        own ``to``, and a group only with a sticky key."""
-        what = f"{label} canary"
-        if not isinstance(node, Map):
+    def canary(self, node: Map, what: str, to: str | None) -> tuple[bool, str | None]:
+        """``(ok, canary.to)``: the canary names a declared upstream other than the
+        route's own ``to``, and a group only with a sticky key."""
+        name = self.upstream(node.get("to"), f"{what}.to: unknown upstream")
+        if name is not None and name == to:
+            self.w.report(
+                node.key_at("to"),
+                f"{what}.to is {name!r}, the route's own 'to'",
+                "the canary names the new side; 'to' answers the rest",
+            )
             return False, None
-        ok = True
-        target = node.get("to")
-        name = None
-        if _written(target):
-            name = self.upstream_name(target, f"{what}.to")
-            if name is not None and name == to:
-                self.w.report(
-                    target.at,
-                    f"{what}.to is {name!r}, the route's own 'to'",
-                    "the canary names the new side; 'to' answers the rest",
-                )
-                name = None
-            ok = name is not None
         if node.get("group") is not None and node.get("sticky") is None:
             self.w.report(
                 node.key_at("group"),
@@ -278,56 +265,47 @@ class RouteTable:
                 "a group keeps a user in one cohort across routes: add sticky, like "
                 "sticky: header:X-User-Id",
             )
-            ok = False
-        return ok and target is not None, name
+            return False, name
+        return name is not None, name
 
-    def overrides(self, node: Node, label: str) -> None:
-        """``allow`` names known upstreams; the header and the cookie are not both off."""
-        what = f"{label} overrides"
-        if not isinstance(node, Map):
-            return
+    def overrides(self, node: Map, what: str) -> None:
+        """``allow`` names declared upstreams; the header and the cookie are not both off."""
         allow = node.get("allow")
         for item in allow.items if isinstance(allow, Seq) else ():
-            if _written(item):  # read_part reports what is not a name
-                self.upstream_name(item, f"{what}.allow")
-        if _is(node.get("header"), False) and _is(node.get("cookie"), False):
+            self.upstream(item, f"{what}.allow: unknown upstream")
+        if _is_false(node.get("header")) and _is_false(node.get("cookie")):
             self.w.report(
                 node.at,
                 f"{what} turns off both the header and the cookie, so nothing can override",
                 "remove overrides, or keep one of them",
             )
 
-    def fallback(self, node: Node, label: str, sides: _Sides) -> str | None:
-        """``fallback.to`` (the primary) when it names a known upstream other than the
-        new side, on a route that has one."""
-        what = f"{label} fallback"
-        target = node.get("to") if isinstance(node, Map) else None
-        if not _written(target):
-            return None
-        to = self.upstream_name(target, f"{what}.to")
-        if to is not None and sides.known and sides.new is None:
+    def fallback(self, node: Map, what: str, sides: _Sides) -> _Sides:
+        """The sides with ``fallback.to`` as the primary, when it names a declared
+        upstream other than the new side, on a route that has one."""
+        to = self.upstream(node.get("to"), f"{what}.to: unknown upstream")
+        if to is None:
+            return sides
+        if sides.known and sides.new is None:
             self.w.report(
-                target.at,
+                node.key_at("to"),
                 f"{what}.to has no effect: the route sends to {LEGACY!r} and has no canary",
                 "fallback.to names where a failed request to the new side goes",
             )
-            return None
-        if to is not None and to == sides.new:
+        elif to == sides.new:
             self.w.report(
-                target.at,
+                node.key_at("to"),
                 f"{what}.to is {to!r}, the new side itself: a failed request would be "
                 "sent back to the upstream that failed",
                 f"name the primary, like {LEGACY!r}",
             )
-            return None
-        return to
+        else:
+            return dataclasses.replace(sides, primary=to)
+        return sides
 
-    def slo(self, node: Node, label: str, sides: _Sides) -> None:
+    def slo(self, node: Map, what: str, sides: _Sides) -> None:
         """At least one target, and a new side to watch."""
-        what = f"{label} slo"
-        if not isinstance(node, Map):
-            return
-        if _is(node.get("error_rate"), None) and _is(node.get("latency_p99"), None):
+        if node.given("error_rate") is None and node.given("latency_p99") is None:
             self.w.report(
                 node.at,
                 f"{what} sets neither error_rate nor latency_p99, so it can never trip",
@@ -340,17 +318,14 @@ class RouteTable:
                 "the guard watches the new side: canary.to, or a 'to' other than legacy",
             )
 
-    def match(self, node: Node, label: str) -> None:
+    def match(self, node: Map, what: str) -> None:
         """What spans a match's keys: path or path_prefix, a header named twice (names
         ignore case), query_only naming what query names."""
-        what = f"{label} match"
-        if not isinstance(node, Map):
-            return
-        if not _is(node.get("path"), None) and not _is(node.get("path_prefix"), None):
+        if node.given("path") is not None and node.given("path_prefix") is not None:
             later = max(node.key_at("path"), node.key_at("path_prefix"), key=lambda a: a.line)
             self.w.report(
                 later,
-                f"{label} match has both 'path' and 'path_prefix'",
+                f"{what} has both 'path' and 'path_prefix'",
                 "use 'path' for one exact path or template, 'path_prefix' for a whole subtree",
             )
         headers = node.get("headers")
@@ -382,16 +357,8 @@ class RouteTable:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _is(node: Node | None, value: object) -> bool:
-    """``node`` is absent (for ``None``) or the scalar ``value`` itself."""
-    if node is None:
-        return value is None
-    return isinstance(node, Scalar) and node.value is value
-
-
-def _written(node: Node | None) -> TypeGuard[Scalar]:
-    """``node`` is a non-blank string: a name to look up (``read_part`` reports the rest)."""
-    return isinstance(node, Scalar) and isinstance(node.value, str) and bool(node.value.strip())
+def _is_false(node: Node | None) -> bool:
+    return isinstance(node, Scalar) and node.value is False
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,20 +373,19 @@ class _Sides:
     to: str | None
     new: str | None
     primary: str | None
-    canary: str | None
 
     @classmethod
     def of(cls, to: str | None, canary: str | None, *, canary_ok: bool) -> _Sides:
         """``canary``: its ``to``; ``canary_ok``: no canary, or one read without problem."""
         known = to is not None and canary_ok
         if canary is not None:
-            return cls(known=known, to=to, new=canary, primary=to, canary=canary)
+            return cls(known=known, to=to, new=canary, primary=to)
         new = None if to is None or to == LEGACY else to
-        return cls(known=known, to=to, new=new, primary=LEGACY, canary=None)
+        return cls(known=known, to=to, new=new, primary=LEGACY)
 
     def default_allow(self) -> tuple[str, ...]:
         """What overrides may force by default: ``to``, ``canary.to`` and the primary."""
-        names = (self.to, self.canary, self.primary)
+        names = (self.to, self.new, self.primary)
         return tuple(dict.fromkeys(n for n in names if n is not None))
 
 

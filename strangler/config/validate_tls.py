@@ -27,11 +27,6 @@ from strangler.config.walker import Walker
 __all__ = ["check_listen", "check_upstream_tls"]
 
 
-def _given(node: Map, key: str) -> Node | None:
-    found = node.get(key)
-    return None if isinstance(found, Scalar) and found.value is None else found
-
-
 def _address(node: Node | None) -> str | None:
     try:
         return str(kinds.LISTEN.parse(node.value)) if isinstance(node, Scalar) else None
@@ -41,10 +36,10 @@ def _address(node: Node | None) -> str | None:
 
 def check_listen(w: Walker, node: Node | None) -> None:
     """``listen.redirect_http`` against ``tls`` and ``address``."""
-    redirect = _given(node, "redirect_http") if isinstance(node, Map) else None
+    redirect = node.given("redirect_http") if isinstance(node, Map) else None
     if not isinstance(node, Map) or redirect is None:
         return
-    if _given(node, "tls") is None:
+    if node.given("tls") is None:
         w.report(
             redirect.at,
             "listen.redirect_http needs listen.tls: it redirects to https://",
@@ -73,7 +68,7 @@ def check_upstream_tls(w: Walker, name: str, node: Node) -> Location:
             f"upstreams.{name} has tls but its url {url.value!r} is not https://",
             "use an https:// URL, or remove tls",
         )
-    cert, key = _given(tls, "cert"), _given(tls, "key")
+    cert, key = tls.given("cert"), tls.given("key")
     if cert is not None and key is None:
         w.report(
             cert.at,
