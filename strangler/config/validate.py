@@ -28,19 +28,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Final
 
 from strangler.config.described import MainFile
 from strangler.config.described import read as read_main
-from strangler.config.model import (
-    LEGACY,
-    Config,
-    Listen,
-    Location,
-    Upstream,
-)
+from strangler.config.model import LEGACY, Config, Listen, Location, Upstream
 from strangler.config.source import Map, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable
 from strangler.config.validate_tls import check_listen, check_upstream_tls
@@ -49,7 +44,14 @@ from strangler.config.values import BadValue, check_url, mask_url_password, pars
 from strangler.config.walker import Walker, suggest
 from strangler.errors import ConfigError, Problem
 
-__all__ = ["TOP_KEYS", "legacy_only", "mask_url_password", "parse_listen", "validate"]
+__all__ = [
+    "TOP_KEYS",
+    "in_file_order",
+    "legacy_only",
+    "mask_url_password",
+    "parse_listen",
+    "validate",
+]
 
 TOP_KEYS: Final = tuple(field.name for field in dataclasses.fields(MainFile))
 _CONFIG: Final = Config(upstreams=MappingProxyType({}))  # the defaults
@@ -78,10 +80,9 @@ class _Validator(Walker):
         described = read_main(self, root)
         f = {key.value: value for key, value in root.entries if isinstance(key.value, str)}
 
-        listen = None if described is None else described.listen.listen
         check_listen(self, f.get("listen"))
-        if listen is not None and described is not None:
-            self.check_ports(listen, described.admin.listen, root.key_at("admin"))
+        if described is not None:
+            self.check_ports(described.listen.listen, described.admin.listen, root.key_at("admin"))
         upstreams, known = self.upstreams(described, root)
 
         named = described.translators if described is not None else {}
@@ -94,10 +95,10 @@ class _Validator(Walker):
             table.read_file(file.path, file.root, unreadable=file.path in unreadable)
         table.finish()
         state = f.get("state")
-        backend = state.get("backend") if isinstance(state, Map) else None
+        backend = state.given("backend") if isinstance(state, Map) else None
         if (
             isinstance(state, Map)
-            and state.get("redis") is not None
+            and state.given("redis") is not None
             and (backend is None or (isinstance(backend, Scalar) and backend.value == "file"))
         ):
             self.report(
@@ -109,7 +110,6 @@ class _Validator(Walker):
             self.problems
             or sources.problems
             or len(table.routes) != table.count  # never drop a route silently
-            or listen is None
             or upstreams is None
             or described is None
         ):
@@ -118,7 +118,7 @@ class _Validator(Walker):
         for file in sources.files:
             digest.update(file.data)
         return Config(
-            listen=listen,
+            listen=described.listen.listen,
             admin=described.admin,
             upstreams=MappingProxyType(upstreams),
             routes=tuple(table.routes),
@@ -207,10 +207,15 @@ def validate(sources: Sources) -> Config:
         *(p for p in validator.problems if (p.file, p.line) not in flagged),
     ]
     if config is None or problems:
-        rank = {file.path: n for n, file in enumerate(sources.files)}
-        problems.sort(key=lambda p: (rank.get(p.file, -1), p.line))
+        problems = in_file_order(problems, [file.path for file in sources.files])
         raise ConfigError(problems or [Problem(sources.files[0].path, 0, "invalid config")])
     return config
+
+
+def in_file_order(problems: Iterable[Problem], files: Sequence[str]) -> list[Problem]:
+    """``problems`` by file, in the order of ``files`` (one not there first), then line."""
+    rank = {file: n for n, file in enumerate(files)}
+    return sorted(problems, key=lambda p: (rank.get(p.file, -1), p.line))
 
 
 def legacy_only(url: str, listen: str | None = None) -> Config:
