@@ -209,12 +209,8 @@ class Upstream:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ValueMatch:
-    """How a header, query parameter or cookie must look for a route to match.
-
-    ``present=True, value=None``: the key must be there (any value).
-    ``present=False``: the key must be absent.
-    ``value="x"``: the key must be there with exactly that value.
-    """
+    """A header, query parameter or cookie a route matches: absent (``present=False``),
+    or present with any value (``value=None``) or exactly ``value``."""
 
     present: bool = True
     value: str | None = None
@@ -282,15 +278,9 @@ class Sticky:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Canary:
-    """Send a share of a route's traffic to ``to`` (the new side).
-
-    ``ratio``: the share, in [0, 1] (config ``percent: 10%`` is 0.1; the resolution
-    is 0.01%). ``sticky``: the request part whose stable hash picks the cohort, so
-    a user stays on one side and raising the share only ever adds users; ``None``,
-    or a request without that part, is a per-request coin toss. ``group``: routes
-    with the same group hash with the same salt (and must share ``sticky`` and
-    ``ratio``), so a user is on the new side for every route of the group or none.
-    """
+    """Send a share of a route's traffic to ``to`` (the new side). With ``sticky``,
+    raising the share only adds users (without it, or without that part, each request
+    tosses a coin); the routes of a ``group`` must agree on both."""
 
     __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "canary: {to: billing, percent: 10%, sticky: header:X-User-Id}"
@@ -351,8 +341,7 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT",
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fallback:
     """Per-request fallback to the primary when the new side fails (only on routes with
-    a new side: see the module docstring); a body longer than ``buffer_bytes`` streams
-    once and cannot fall back."""
+    a new side); a body longer than ``buffer`` streams once and cannot fall back."""
 
     __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "fallback: {methods: [GET, HEAD], on: [refused, timeout]}"
@@ -431,9 +420,7 @@ class Route:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """What one client connection and one request may send. Each field's ``Annotated``
-    kind (``kinds``) is what the config file accepts; its docstring is the JSON Schema's
-    description of the key."""
+    """What one client connection and one request may send."""
 
     max_header_bytes: Annotated[int, kinds.SIZE_POSITIVE] = 8190
     """Longest request line or header line -> 431."""
