@@ -237,8 +237,8 @@ class RouteTable:
             if canary.ratio != lead.canary.ratio:
                 self.w.report(
                     canary.at,
-                    f"{label} sends {_percent(canary.ratio)} but {other} sends "
-                    f"{_percent(lead.canary.ratio)}",
+                    f"{label} sends {canary.ratio * 100:g}% but {other} sends "
+                    f"{lead.canary.ratio * 100:g}%",
                     f"give every route of group {group!r} the same percent, or a user would "
                     "be on the new side for some of them only",
                 )
@@ -395,8 +395,3 @@ def _sticky_key(sticky: Sticky | None) -> tuple[str, str | None] | None:
         return None
     name = sticky.name.lower() if sticky.kind == "header" and sticky.name else sticky.name
     return sticky.kind, name
-
-
-def _percent(ratio: float) -> str:
-    """0.1 → ``'10%'``, 0.001 → ``'0.1%'``."""
-    return f"{ratio * 100:.6g}%"
