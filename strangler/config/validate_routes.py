@@ -49,10 +49,10 @@ class RouteTable:
         walker: Walker,
         upstreams: Collection[str],
         main_keys: Collection[str],
-        translators: Translators | None = None,
+        translators: Translators,
     ) -> None:
         self.w = walker
-        self.translators = translators or Translators(walker, None, {})
+        self.translators = translators
         self.upstreams = upstreams
         self.main_keys = main_keys  # for the hint on a main-file key in a route file
         self.routes: list[Route] = []
