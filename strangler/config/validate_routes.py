@@ -97,9 +97,8 @@ class RouteTable:
             self.w.report(node.at, f"routes must be a list of routes, got {describe(node)}", hint)
             return
         for item in node.items:
-            index = self.count
+            route = self.route(item, self.count)
             self.count += 1
-            route = self.route(item, index)
             if route is not None:
                 self.routes.append(route)
 
