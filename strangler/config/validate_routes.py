@@ -8,10 +8,19 @@ route file, in that order, numbering routes in declaration order across all file
 rules across keys, read from the nodes so they are reported even when a key has a
 problem of its own: a name taken twice, upstreams that exist, the sides of a release
 (a canary to the route's own ``to``, a fallback to the side that failed, an slo with
-nothing to watch), path with path_prefix, and (``finish``, once every file is read)
-canary groups whose routes disagree on the sticky key or the percentage. A route's
-``shadow`` and ``migrate`` are read with it (their cross-checks are ``validate_shadow``
-and ``validate_migrate``, ``translate``'s names ``validate_translate``).
+nothing to watch, a shadow to the upstream that already answers), path with
+path_prefix, and (``finish``, once every file is read) canary groups whose routes
+disagree on the sticky key or the percentage. What a ``migrate`` plan needs of its
+route is ``validate_migrate``'s, the names ``translate`` uses ``validate_translate``'s.
+
+>>> from strangler.config.source import read_text
+>>> node = read_text("shadow: {to: bling, percent: 5%}", "r.yaml").files[0].root.get("shadow")
+>>> w = Walker("r.yaml")
+>>> table = RouteTable(w, {"legacy", "billing"}, (), Translators(w, None, {}))
+>>> table.shadow(node, "route 'a'", own="legacy")
+>>> print(w.problems[0])
+r.yaml:1: route 'a' shadow sends to unknown upstream 'bling' \
+(hint: known upstreams: billing, legacy; did you mean 'billing'?)
 """
 
 from __future__ import annotations
@@ -26,10 +35,9 @@ from strangler.config.described import RouteEntry, read_part
 from strangler.config.model import LEGACY, Fallback, Location, Overrides, Route, Sticky
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.validate_migrate import check_migrate
-from strangler.config.validate_shadow import check_shadow, known_upstream
 from strangler.config.validate_translate import Translators
 from strangler.config.values import NAME
-from strangler.config.walker import Walker
+from strangler.config.walker import Walker, did_you_mean, join_hints
 
 __all__ = ["ROUTE_FILE_KEYS", "RouteTable"]
 
@@ -129,8 +137,7 @@ class RouteTable:
         if "match" in part:
             self.match(part["match"], f"{label} match")
         if "shadow" in f:
-            own = to if new is None else None
-            check_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
+            self.shadow(f["shadow"], label, own=to if new is None else None)
         translate = None
         if "translate" in f:
             path = part["match"].get("path") if "match" in part else None
@@ -243,8 +250,25 @@ class RouteTable:
                 )
 
     def upstream(self, node: Node | None, problem: str) -> str | None:
-        """The upstream ``node`` names, when it is a declared one (see ``known_upstream``)."""
-        return known_upstream(self.w, node, problem, self.upstreams)
+        """The name ``node`` gives, when it is a declared upstream. Else ``None``: when it
+        gives none (a blank string or not a string, for ``read_part`` to report), or after
+        reporting ``{problem} 'name'`` with the known names and the closest one as hint."""
+        if (
+            not isinstance(node, Scalar)
+            or not isinstance(node.value, str)
+            or not node.value.strip()
+        ):
+            return None
+        name = node.value
+        if name in self.upstreams:
+            return name
+        known = sorted(self.upstreams)
+        hint = join_hints(
+            f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
+            did_you_mean(name, known),
+        )
+        self.w.report(node.at, f"{problem} {name!r}", hint)
+        return None
 
     def canary(self, node: Map, what: str, to: str | None) -> tuple[bool, str | None]:
         """``(ok, canary.to)``: the canary names a declared upstream other than the
@@ -266,6 +290,21 @@ class RouteTable:
             )
             return False, name
         return name is not None, name
+
+    def shadow(self, node: Node, label: str, *, own: str | None) -> None:
+        """The upstream ``shadow`` (or ``shadow.to``) names is declared and not ``own``,
+        the one answering all of the route's traffic (its ``to`` without a canary):
+        shadowing to it would compare an upstream with itself."""
+        what = f"{label} shadow"
+        target = node.get("to") if isinstance(node, Map) else node
+        to = self.upstream(target, f"{what} sends to unknown upstream")
+        if to is not None and to == own and isinstance(target, Scalar):
+            self.w.report(
+                target.at,
+                f"{what}.to is {to!r}, the upstream that already answers this route",
+                "shadow to the other side (the new service, or legacy for a migrated route); "
+                "compare.noise learns what differs between two answers of one upstream",
+            )
 
     def overrides(self, node: Map, what: str) -> None:
         """``allow`` names declared upstreams; the header and the cookie are not both off."""
