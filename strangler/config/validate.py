@@ -19,8 +19,7 @@ rename 'legcy' to 'legacy'
 What is normalised on the way: an upstream URL loses its trailing ``/`` and its
 scheme is lower-cased; methods are upper-cased; ``admin.token_file``,
 ``access_log.path`` and ``state.dir`` (default ``.strangler``) are resolved against
-the main config file's directory; percentages become ratios; an override's
-``allow`` list defaults to the route's own sides.
+the main config file's directory; percentages become ratios.
 """
 
 from __future__ import annotations

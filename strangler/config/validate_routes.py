@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -124,20 +123,23 @@ class RouteTable:
         entry: RouteEntry | None = read_part(self.w, node, RouteEntry, label)
         if not isinstance(node, Map):
             return None
-        canary_ok, new = "canary" not in f, None
+        canary_ok, canary = "canary" not in f, None
         if "canary" in part:
-            canary_ok, new = self.canary(part["canary"], f"{label} canary", to)
-        sides = _Sides.of(to, new, canary_ok=canary_ok)
+            canary_ok, canary = self.canary(part["canary"], f"{label} canary", to)
+        new = canary or (None if to == LEGACY else to)  # the new side (model.Route.new_side)
+        # the route sends to legacy and has no canary: not said when to or canary has a
+        # problem of its own (the checks that need the sides are skipped, not guessed)
+        nothing_new = to is not None and canary_ok and new is None
         if "fallback" in part:
-            sides = self.fallback(part["fallback"], f"{label} fallback", sides)
+            self.fallback(part["fallback"], f"{label} fallback", new, nothing_new=nothing_new)
         if "overrides" in part:
             self.overrides(part["overrides"], f"{label} overrides")
         if "slo" in part:
-            self.slo(part["slo"], f"{label} slo", sides)
+            self.slo(part["slo"], f"{label} slo", nothing_new=nothing_new)
         if "match" in part:
             self.match(part["match"], f"{label} match")
         if "shadow" in f:
-            self.shadow(f["shadow"], label, own=to if new is None else None)
+            self.shadow(f["shadow"], label, own=to if canary is None else None)
         translate = None
         if "translate" in f:
             path = part["match"].get("path") if "match" in part else None
@@ -153,7 +155,7 @@ class RouteTable:
                 self.w,
                 f["migrate"],
                 label,
-                has_canary=new is not None,
+                has_canary=canary is not None,
                 has_shadow=node.given("shadow") is not None,
                 has_slo="slo" in f,
             )
@@ -162,10 +164,6 @@ class RouteTable:
         # true/false for a part (kinds.OR_BOOLEAN): on with its defaults, or off
         given: Any = entry.overrides
         overrides = Overrides() if given is True else None if given is False else given
-        if overrides is not None and (
-            "overrides" not in part or part["overrides"].get("allow") is None
-        ):
-            overrides = dataclasses.replace(overrides, allow=sides.default_allow())
         given = entry.fallback
         fallback = Fallback(enabled=given) if isinstance(given, bool) else given or Fallback()
 
@@ -318,30 +316,25 @@ class RouteTable:
                 "remove overrides, or keep one of them",
             )
 
-    def fallback(self, node: Map, what: str, sides: _Sides) -> _Sides:
-        """The sides with ``fallback.to`` as the primary, when it names a declared
-        upstream other than the new side, on a route that has one."""
+    def fallback(self, node: Map, what: str, new: str | None, *, nothing_new: bool) -> None:
+        """``fallback.to`` names a declared upstream other than the new side ``new``, on
+        a route that has one."""
         to = self.upstream(node.get("to"), f"{what}.to: unknown upstream")
-        if to is None:
-            return sides
-        if sides.known and sides.new is None:
+        if to is not None and nothing_new:
             self.w.report(
                 node.key_at("to"),
                 f"{what}.to has no effect: the route sends to {LEGACY!r} and has no canary",
                 "fallback.to names where a failed request to the new side goes",
             )
-        elif to == sides.new:
+        elif to is not None and to == new:
             self.w.report(
                 node.key_at("to"),
                 f"{what}.to is {to!r}, the new side itself: a failed request would be "
                 "sent back to the upstream that failed",
                 f"name the primary, like {LEGACY!r}",
             )
-        else:
-            return dataclasses.replace(sides, primary=to)
-        return sides
 
-    def slo(self, node: Map, what: str, sides: _Sides) -> None:
+    def slo(self, node: Map, what: str, *, nothing_new: bool) -> None:
         """At least one target, and a new side to watch."""
         if node.given("error_rate") is None and node.given("latency_p99") is None:
             self.w.report(
@@ -349,7 +342,7 @@ class RouteTable:
                 f"{what} sets neither error_rate nor latency_p99, so it can never trip",
                 "for example slo: {error_rate: 1%, latency_p99: 300ms}",
             )
-        elif sides.known and sides.new is None:
+        elif nothing_new:
             self.w.report(
                 node.at,
                 f"{what} has nothing to watch: the route sends to {LEGACY!r} and has no canary",
@@ -397,34 +390,6 @@ class RouteTable:
 
 def _is_false(node: Node | None) -> bool:
     return isinstance(node, Scalar) and node.value is False
-
-
-@dataclass(frozen=True, slots=True)
-class _Sides:
-    """A route's ``to``, new side and primary, as far as they could be read.
-
-    ``known`` is false when ``to`` or the canary had a problem of its own: checks
-    that need the sides are then skipped rather than guessed.
-    """
-
-    known: bool
-    to: str | None
-    new: str | None
-    primary: str | None
-
-    @classmethod
-    def of(cls, to: str | None, canary: str | None, *, canary_ok: bool) -> _Sides:
-        """``canary``: its ``to``; ``canary_ok``: no canary, or one read without problem."""
-        known = to is not None and canary_ok
-        if canary is not None:
-            return cls(known=known, to=to, new=canary, primary=to)
-        new = None if to is None or to == LEGACY else to
-        return cls(known=known, to=to, new=new, primary=LEGACY)
-
-    def default_allow(self) -> tuple[str, ...]:
-        """What overrides may force by default: ``to``, ``canary.to`` and the primary."""
-        names = (self.to, self.new, self.primary)
-        return tuple(dict.fromkeys(n for n in names if n is not None))
 
 
 def _sticky_key(sticky: Sticky | None) -> tuple[str, str | None] | None:
