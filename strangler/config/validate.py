@@ -20,6 +20,10 @@ What is normalised on the way: an upstream URL loses its trailing ``/`` and its
 scheme is lower-cased; methods are upper-cased; ``admin.token_file``,
 ``access_log.path`` and ``state.dir`` (default ``.strangler``) are resolved against
 the main config file's directory; percentages become ratios.
+
+The TLS files are checked by the kinds of ``tls_files`` (each loads, each key fits its
+certificate); here, across keys: ``listen.redirect_http`` needs ``listen.tls`` and an
+address of its own, an upstream's ``tls`` an https:// URL, and its ``cert`` a ``key``.
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Final
 
+from strangler.config import kinds
 from strangler.config.described import MainFile
 from strangler.config.described import read as read_main
 from strangler.config.model import LEGACY, Config, Listen, Location, Upstream
-from strangler.config.source import Map, Scalar, Sources, describe
+from strangler.config.source import Map, Node, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable
-from strangler.config.validate_tls import check_listen, check_upstream_tls
 from strangler.config.validate_translate import Translators
 from strangler.config.values import BadValue, check_url, mask_url_password, parse_listen
 from strangler.config.walker import Walker, suggest
@@ -79,7 +83,7 @@ class _Validator(Walker):
         described = read_main(self, root)
         f = {key.value: value for key, value in root.entries if isinstance(key.value, str)}
 
-        check_listen(self, f.get("listen"))
+        self.listen(f.get("listen"))
         if described is not None:
             self.check_ports(described.listen.listen, described.admin.listen, root.key_at("admin"))
         upstreams, known = self.upstreams(described, root)
@@ -175,7 +179,7 @@ class _Validator(Walker):
         result: dict[str, Upstream] = {}
         for key, value in node.entries:
             name = str(key.value)
-            verify_at = check_upstream_tls(self, name, value)
+            verify_at = self.upstream_tls(name, value)
             entry = entries.get(name) if entries is not None else None
             if entry is None:
                 ok = False
@@ -183,6 +187,67 @@ class _Validator(Walker):
             tls = replace(entry.tls, verify_at=verify_at)
             result[name] = replace(entry, name=name, tls=tls, at=value.at)
         return (result if ok else None), known
+
+    def listen(self, node: Node | None) -> None:
+        """``listen.redirect_http`` against ``tls`` and ``address``."""
+        redirect = node.given("redirect_http") if isinstance(node, Map) else None
+        if not isinstance(node, Map) or redirect is None:
+            return
+        if node.given("tls") is None:
+            self.report(
+                redirect.at,
+                "listen.redirect_http needs listen.tls: it redirects to https://",
+                "add tls: {cert: FILE, key: FILE} to listen, or remove redirect_http",
+            )
+            return
+        plain = _address(redirect)  # port 0: each takes a free port of its own
+        if (
+            plain is not None
+            and plain == _address(node.get("address"))
+            and not plain.endswith(":0")
+        ):
+            self.report(
+                redirect.at,
+                f"listen.redirect_http {plain} is the TLS listener's own address",
+                "give plain HTTP its own port, for example 0.0.0.0:8080",
+            )
+
+    def upstream_tls(self, name: str, node: Node) -> Location:
+        """``upstreams.NAME.tls`` against the URL, and ``cert`` with ``key``; the line of
+        ``verify`` (where ``strangler check`` warns about ``verify: false``)."""
+        tls = node.get("tls") if isinstance(node, Map) else None
+        if not isinstance(node, Map) or not isinstance(tls, Map):
+            return node.at
+        url = node.get("url")
+        if isinstance(url, Scalar) and not str(url.value).lower().startswith("https://"):
+            self.report(
+                tls.at,
+                f"upstreams.{name} has tls but its url {url.value!r} is not https://",
+                "use an https:// URL, or remove tls",
+            )
+        cert, key = tls.given("cert"), tls.given("key")
+        if cert is not None and key is None:
+            self.report(
+                cert.at,
+                f"upstreams.{name}.tls has cert but no key",
+                "add key: the certificate's private key file",
+            )
+        elif key is not None and cert is None:
+            self.report(
+                key.at,
+                f"upstreams.{name}.tls has key but no cert",
+                "add cert: the certificate chain file",
+            )
+        verify = tls.get("verify")
+        return tls.at if verify is None else verify.at
+
+
+def _address(node: Node | None) -> str | None:
+    """``listen`` as written, when it parses (else pydantic reports it)."""
+    try:
+        return str(kinds.LISTEN.parse(node.value)) if isinstance(node, Scalar) else None
+    except BadValue:
+        return None
 
 
 # ---------------------------------------------------------------------------- entry points
