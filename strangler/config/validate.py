@@ -200,12 +200,8 @@ class _Validator(Walker):
                 "add tls: {cert: FILE, key: FILE} to listen, or remove redirect_http",
             )
             return
-        plain = _address(redirect)  # port 0: each takes a free port of its own
-        if (
-            plain is not None
-            and plain == _address(node.get("address"))
-            and not plain.endswith(":0")
-        ):
+        plain, tls = _address(redirect), _address(node.get("address"))
+        if plain is not None and plain == tls and not plain.endswith(":0"):  # 0: a free port each
             self.report(
                 redirect.at,
                 f"listen.redirect_http {plain} is the TLS listener's own address",
