@@ -155,8 +155,7 @@ class ListenEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpstreamTls:
-    """``upstreams.NAME.tls`` for an https:// upstream (``strangler check`` warns about
-    ``verify: false``, at ``verify_at``)."""
+    """``upstreams.NAME.tls``, for an https:// upstream."""
 
     EXAMPLE: ClassVar[str] = "tls: {ca: certs/internal-ca.pem, server_name: billing.internal}"
 
