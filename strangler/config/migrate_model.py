@@ -21,7 +21,7 @@ the new side and holds there. Shares are ratios in [0, 1], durations seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Final, Literal, TypeAlias
+from typing import Annotated, ClassVar, Final, Literal, TypeAlias, get_args
 
 from strangler.config.model import NOWHERE, READ, Location
 
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 StageKind = Literal["shadow", "canary", "migrated"]
-STAGE_KINDS: Final[tuple[StageKind, ...]] = ("shadow", "canary", "migrated")
+STAGE_KINDS: Final[tuple[StageKind, ...]] = get_args(StageKind)
 OnBreach = Literal["rollback", "pause"]
 
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal, get_args
 
 if TYPE_CHECKING:  # shadow_model builds on this module's Location
     from strangler.config.migrate_model import MigratePlan
@@ -257,7 +257,7 @@ class MatchSpec:
 
 
 StickyKind = Literal["header", "cookie", "query", "client_ip"]
-STICKY_KINDS: Final[tuple[StickyKind, ...]] = ("header", "cookie", "query", "client_ip")
+STICKY_KINDS: Final[tuple[StickyKind, ...]] = get_args(StickyKind)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -328,7 +328,7 @@ class Overrides:
 
 
 FallbackOn = Literal["refused", "reset", "timeout", "protocol", "5xx"]
-FALLBACK_ON: Final[tuple[FallbackOn, ...]] = ("refused", "reset", "timeout", "protocol", "5xx")
+FALLBACK_ON: Final[tuple[FallbackOn, ...]] = get_args(FallbackOn)
 """Failures of the new side that can send a request to the primary instead: the
 ``ForwardErrorKind`` values (before the response head reached the client) and a
 5xx status from the new side."""
