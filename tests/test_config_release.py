@@ -102,8 +102,8 @@ def test_release_fixture_builds_the_model() -> None:
     # a bare number is percent; group members may spell the header name in any case
     assert orders.canary is not None
     assert (orders.canary.ratio, orders.canary.group) == (0.1, "checkout")
-    # overrides: true → the defaults, allowing the route's own sides
-    assert orders.overrides == Overrides(allow=("legacy", "orders"), at=Location(str(path), 22))
+    # overrides: true → the defaults (allow: () is the route's own sides, see compile_release)
+    assert orders.overrides == Overrides(at=Location(str(path), 22))
     assert orders.fallback == Fallback()  # not written: the defaults
     assert orders.slo is None
 
@@ -287,16 +287,14 @@ def test_groups_span_files(tmp_path: Path) -> None:
 
 def test_overrides_true_false_and_defaults() -> None:
     route = one_route("to: legacy, canary: {to: billing, percent: 1%}, overrides: true")
-    assert route.overrides == Overrides(allow=("legacy", "billing"), at=Location("m.yaml", 3))
+    assert route.overrides == Overrides(at=Location("m.yaml", 3))  # allow: the route's sides
     assert one_route("to: legacy, overrides: false").overrides is None
-    # a migrated route may force its primary (legacy) too
     route = one_route("to: billing, overrides: {networks: [127.0.0.1, '::1']}")
     assert route.overrides is not None
-    assert route.overrides.allow == ("billing", "legacy")
     assert route.overrides.networks == ("127.0.0.1/32", "::1/128")
-    route = one_route("to: billing, fallback: {to: v2}, overrides: {header: X-Pick}")
+    route = one_route("to: billing, overrides: {header: X-Pick, allow: [v2]}")
     assert route.overrides is not None
-    assert (route.overrides.header, route.overrides.allow) == ("X-Pick", ("billing", "v2"))
+    assert (route.overrides.header, route.overrides.allow) == ("X-Pick", ("v2",))
 
 
 def test_override_problems() -> None:

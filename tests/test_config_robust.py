@@ -119,6 +119,19 @@ def test_a_file_too_large(tmp_path: Path) -> None:
     ]
 
 
+def test_an_included_file_too_large_is_a_problem_at_its_include(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(UP + "include: [big.yaml]\n")
+    with (tmp_path / "big.yaml").open("wb") as f:
+        f.truncate(source.MAX_FILE_BYTES + 1)  # sparse: no 16 MiB written
+    report = run_check(tmp_path / "s.yaml")
+    assert [(p.line, p.message) for p in report.problems] == [
+        (
+            UP.count("\n") + 1,
+            f"cannot read included file {tmp_path}/big.yaml: larger than 16 MiB: not a config file",
+        )
+    ]
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -326,9 +326,13 @@ def test_override_allow_defaults_to_the_route_sides() -> None:
     plan = plan_of(to="billing", canary=Canary(to="v2", ratio=0.0), overrides=Overrides())
     assert plan.overrides is not None
     assert set(plan.overrides.decisions) == {"billing", "v2"}
+    # a migrated route may force its primary (legacy) too, or fallback.to when given
     plan = plan_of(to="billing", overrides=Overrides())
     assert plan.overrides is not None
     assert set(plan.overrides.decisions) == {"billing", "legacy"}
+    plan = plan_of(to="billing", fallback=Fallback(to="v2"), overrides=Overrides())
+    assert plan.overrides is not None
+    assert set(plan.overrides.decisions) == {"billing", "v2"}
 
 
 # ---------------------------------------------------------------------------- canary

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 import strangler.config.shadow_model as shadow_model
-import strangler.config.validate_shadow as validate_shadow
+import strangler.config.validate_routes as validate_routes
 from strangler.config.described import SHADOW, _plain, read_part, routes_schema
 from strangler.config.shadow_model import (
     ANY,
@@ -21,7 +21,8 @@ from strangler.config.shadow_model import (
     parse_json_path,
 )
 from strangler.config.source import read_text
-from strangler.config.validate_shadow import check_shadow
+from strangler.config.validate_routes import RouteTable
+from strangler.config.validate_translate import Translators
 from strangler.config.values import BadValue
 from strangler.config.walker import Walker
 
@@ -40,13 +41,13 @@ def read(text: str, own: str | None = "legacy") -> tuple[ShadowSpec | None, list
     assert node is not None
     w = Walker("r.yaml")
     spec = read_part(w, node, SHADOW, "route 'r' shadow")  # as the route reader does
-    checked = check_shadow(w, node, "route 'r'", upstreams=UPSTREAMS, own=own)
-    return spec if checked else None, [str(p) for p in w.problems]
+    RouteTable(w, UPSTREAMS, (), Translators(w, None, {})).shadow(node, "route 'r'", own=own)
+    return spec if not w.problems else None, [str(p) for p in w.problems]
 
 
 def test_doctests() -> None:
     assert doctest.testmod(shadow_model).failed == 0
-    assert doctest.testmod(validate_shadow).failed == 0
+    assert doctest.testmod(validate_routes).failed == 0
 
 
 def test_defaults() -> None:

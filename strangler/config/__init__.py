@@ -13,9 +13,9 @@ Public surface:
   a ``Config`` whose only upstream is ``legacy``.
 
 How it is split: ``source`` reads YAML into nodes that keep file:line and resolves
-includes; ``validate`` checks those nodes and builds the model; ``values`` holds the
-pure checks of single values (URLs, listen addresses, path templates...); ``check``
-adds cross-route analysis and formats the ``strangler check`` report.
+includes; ``described`` reads them into the model with pydantic (the kinds of values
+in ``kinds``, ``units``, ``values``); ``validate*`` check what spans keys and build the
+``Config``; ``check`` adds cross-route analysis and formats the ``strangler check`` report.
 
 >>> cfg = load_config_text("upstreams: {legacy: http://127.0.0.1:8000}")
 >>> cfg.upstreams["legacy"].url, cfg.routes, cfg.files

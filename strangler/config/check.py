@@ -20,13 +20,13 @@ does-not-exist.yaml: 1 problem
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import final
 
 from strangler.config.model import Config
 from strangler.config.source import Sources, read_file
-from strangler.config.validate import validate
+from strangler.config.validate import in_file_order, validate
 from strangler.errors import ConfigError, Problem
 
 __all__ = [
@@ -134,7 +134,7 @@ def shadowed_routes(config: Config) -> list[Problem]:
                 f"move {dead.name!r} above {winner.name!r}, or narrow {winner.name!r}",
             )
         )
-    return _in_file_order(problems, config.files)
+    return in_file_order(problems, config.files)
 
 
 def warnings(config: Config) -> list[Problem]:
@@ -151,17 +151,7 @@ def warnings(config: Config) -> list[Problem]:
         for up in config.upstreams.values()
         if up.url.startswith("https://") and not up.tls.verify
     ]
-    return _in_file_order(found, config.files)
-
-
-def _in_file_order(problems: list[Problem], files: tuple[str, ...]) -> list[Problem]:
-    rank = {file: n for n, file in enumerate(files)}
-    return sorted(problems, key=lambda p: (rank.get(p.file, len(rank)), p.line))
-
-
-def _warning_line(p: Problem) -> str:
-    where = f"{p.file}:{p.line}" if p.line else p.file
-    return f"{where}: warning: {p.message}" + (f" (hint: {p.hint})" if p.hint else "")
+    return in_file_order(found, config.files)
 
 
 def format_text(report: CheckReport) -> str:
@@ -172,7 +162,7 @@ def format_text(report: CheckReport) -> str:
     ...                               upstreams=2, routes=5, files=3)))
     s.yaml: ok (version 3f2a9c0d1e2b: 2 upstreams, 5 routes, 3 files)
     """
-    warned = [_warning_line(p) for p in report.warnings]
+    warned = [str(replace(p, message=f"warning: {p.message}")) for p in report.warnings]
     if report.ok:
         also = f", {_plural(len(warned), 'warning')}" if warned else ""
         return "\n".join(

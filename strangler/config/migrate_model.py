@@ -21,7 +21,7 @@ the new side and holds there. Shares are ratios in [0, 1], durations seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Final, Literal, TypeAlias
+from typing import Annotated, ClassVar, Final, Literal, TypeAlias, get_args
 
 from strangler.config.model import NOWHERE, READ, Location
 
@@ -38,14 +38,13 @@ __all__ = [
 ]
 
 StageKind = Literal["shadow", "canary", "migrated"]
-STAGE_KINDS: Final[tuple[StageKind, ...]] = ("shadow", "canary", "migrated")
+STAGE_KINDS: Final[tuple[StageKind, ...]] = get_args(StageKind)
 OnBreach = Literal["rollback", "pause"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShadowStage:
-    """Wait at 0% until shadow parity is proven: at least ``min_compared`` compared
-    answers in the stage, parity at least ``parity``, held for ``hold`` seconds."""
+    """Wait at 0% until shadow parity is proven."""
 
     kind: ClassVar[StageKind] = "shadow"
     EXAMPLE: ClassVar[str] = "shadow: {min_compared: 1000, parity: 99.9%, for: 30m}"
@@ -59,8 +58,7 @@ class ShadowStage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CanaryStage:
-    """Walk ``steps`` (ratios, strictly increasing, each in (0, 1)); stay at each for at
-    least ``step_every`` seconds and until the new side answered ``min_requests``."""
+    """Raise the canary's share step by step."""
 
     kind: ClassVar[StageKind] = "canary"
     EXAMPLE: ClassVar[str] = "canary: {percent: [1%, 5%, 25%, 50%], step_every: 15m}"
@@ -74,8 +72,7 @@ class CanaryStage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MigratedStage:
-    """The whole route on the new side, held ``hold`` seconds with the gates passing;
-    then the plan is done and legacy's endpoint can be deleted."""
+    """The whole route on the new side: once held, legacy's endpoint can be deleted."""
 
     kind: ClassVar[StageKind] = "migrated"
     EXAMPLE: ClassVar[str] = "migrated: {hold: 24h}"

@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Final, Literal, get_args
 
 if TYPE_CHECKING:  # shadow_model builds on this module's Location
     from strangler.config.migrate_model import MigratePlan
@@ -155,8 +155,7 @@ class ListenEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpstreamTls:
-    """``upstreams.NAME.tls`` for an https:// upstream (``strangler check`` warns about
-    ``verify: false``, at ``verify_at``)."""
+    """``upstreams.NAME.tls``, for an https:// upstream."""
 
     EXAMPLE: ClassVar[str] = "tls: {ca: certs/internal-ca.pem, server_name: billing.internal}"
 
@@ -209,12 +208,8 @@ class Upstream:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ValueMatch:
-    """How a header, query parameter or cookie must look for a route to match.
-
-    ``present=True, value=None``: the key must be there (any value).
-    ``present=False``: the key must be absent.
-    ``value="x"``: the key must be there with exactly that value.
-    """
+    """A header, query parameter or cookie a route matches: absent (``present=False``),
+    or present with any value (``value=None``) or exactly ``value``."""
 
     present: bool = True
     value: str | None = None
@@ -262,7 +257,7 @@ class MatchSpec:
 
 
 StickyKind = Literal["header", "cookie", "query", "client_ip"]
-STICKY_KINDS: Final[tuple[StickyKind, ...]] = ("header", "cookie", "query", "client_ip")
+STICKY_KINDS: Final[tuple[StickyKind, ...]] = get_args(StickyKind)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -282,15 +277,9 @@ class Sticky:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Canary:
-    """Send a share of a route's traffic to ``to`` (the new side).
-
-    ``ratio``: the share, in [0, 1] (config ``percent: 10%`` is 0.1; the resolution
-    is 0.01%). ``sticky``: the request part whose stable hash picks the cohort, so
-    a user stays on one side and raising the share only ever adds users; ``None``,
-    or a request without that part, is a per-request coin toss. ``group``: routes
-    with the same group hash with the same salt (and must share ``sticky`` and
-    ``ratio``), so a user is on the new side for every route of the group or none.
-    """
+    """Send a share of a route's traffic to ``to`` (the new side). With ``sticky``,
+    raising the share only adds users (without it, or without that part, each request
+    tosses a coin); the routes of a ``group`` must agree on both."""
 
     __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "canary: {to: billing, percent: 10%, sticky: header:X-User-Id}"
@@ -339,7 +328,7 @@ class Overrides:
 
 
 FallbackOn = Literal["refused", "reset", "timeout", "protocol", "5xx"]
-FALLBACK_ON: Final[tuple[FallbackOn, ...]] = ("refused", "reset", "timeout", "protocol", "5xx")
+FALLBACK_ON: Final[tuple[FallbackOn, ...]] = get_args(FallbackOn)
 """Failures of the new side that can send a request to the primary instead: the
 ``ForwardErrorKind`` values (before the response head reached the client) and a
 5xx status from the new side."""
@@ -351,8 +340,7 @@ IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT",
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fallback:
     """Per-request fallback to the primary when the new side fails (only on routes with
-    a new side: see the module docstring); a body longer than ``buffer_bytes`` streams
-    once and cannot fall back."""
+    a new side); a body longer than ``buffer`` streams once and cannot fall back."""
 
     __pydantic_config__: ClassVar[dict[str, object]] = READ
     EXAMPLE: ClassVar[str] = "fallback: {methods: [GET, HEAD], on: [refused, timeout]}"
@@ -431,9 +419,7 @@ class Route:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """What one client connection and one request may send. Each field's ``Annotated``
-    kind (``kinds``) is what the config file accepts; its docstring is the JSON Schema's
-    description of the key."""
+    """What one client connection and one request may send."""
 
     max_header_bytes: Annotated[int, kinds.SIZE_POSITIVE] = 8190
     """Longest request line or header line -> 431."""

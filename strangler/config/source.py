@@ -101,6 +101,11 @@ class Map:
                 return k.at
         return self.at
 
+    def given(self, key: str) -> Node | None:
+        """The value of ``key``, or ``None`` when it is absent or ``null``."""
+        found = self.get(key)
+        return None if isinstance(found, Scalar) and found.value is None else found
+
 
 Node: TypeAlias = Scalar | Seq | Map
 
@@ -150,13 +155,7 @@ def read_file(path: str | Path) -> Sources:
     point at), as is a YAML syntax error (at its line).
     """
     reader = _Reader()
-    name = str(path)
-    try:
-        data = _read_bounded(name)
-    except OSError as err:
-        reader.problems.append(Problem(name, 0, f"cannot read the config file: {_reason(err)}"))
-        return reader.result()
-    reader.add(name, data, included_at=None, chain=())
+    reader.read(str(path), at=None, chain=())
     return reader.result()
 
 
@@ -478,17 +477,6 @@ def _syntax_problem(err: yaml.MarkedYAMLError, file: str, last_line: int) -> Pro
     return Problem(file, line, f"invalid YAML: {problem}", hint)
 
 
-def _reason(err: OSError) -> str:
-    return err.strerror or str(err)
-
-
-def _read_bounded(path: str) -> bytes:
-    """The file's bytes; ``OSError`` when it cannot be read or is over ``MAX_FILE_BYTES``."""
-    if os.stat(path).st_size > MAX_FILE_BYTES:
-        raise OSError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not a config file")
-    return Path(path).read_bytes()
-
-
 # ---------------------------------------------------------------------------- includes
 
 
@@ -506,6 +494,21 @@ class _Reader:
 
     def result(self) -> Sources:
         return Sources(tuple(self.files), tuple(self.problems))
+
+    def read(self, path: str, *, at: Location | None, chain: tuple[tuple[str, str], ...]) -> None:
+        """Read the file at ``path`` (``at``: the include entry naming it; ``None`` for
+        the main file) and ``add`` it, or report why it cannot be read."""
+        try:
+            if os.stat(path).st_size > MAX_FILE_BYTES:
+                raise OSError(
+                    f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not a config file"
+                )
+            data = Path(path).read_bytes()
+        except OSError as err:
+            what = "the config file" if at is None else f"included file {path}"
+            self._problem(at or Location(path, 0), f"cannot read {what}: {err.strerror or err}")
+            return
+        self.add(path, data, included_at=at, chain=chain)
 
     def add(
         self,
@@ -584,9 +587,4 @@ class _Reader:
                 "include each file once; make the globs narrower",
             )
             return
-        try:
-            data = _read_bounded(path)
-        except OSError as err:
-            self._problem(at, f"cannot read included file {path}: {_reason(err)}")
-            return
-        self.add(path, data, included_at=at, chain=chain)
+        self.read(path, at=at, chain=chain)

@@ -19,8 +19,11 @@ rename 'legcy' to 'legacy'
 What is normalised on the way: an upstream URL loses its trailing ``/`` and its
 scheme is lower-cased; methods are upper-cased; ``admin.token_file``,
 ``access_log.path`` and ``state.dir`` (default ``.strangler``) are resolved against
-the main config file's directory; percentages become ratios; an override's
-``allow`` list defaults to the route's own sides.
+the main config file's directory; percentages become ratios.
+
+The TLS files are checked by the kinds of ``tls_files`` (each loads, each key fits its
+certificate); here, across keys: ``listen.redirect_http`` needs ``listen.tls`` and an
+address of its own, an upstream's ``tls`` an https:// URL, and its ``cert`` a ``key``.
 """
 
 from __future__ import annotations
@@ -28,28 +31,30 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Final
 
+from strangler.config import kinds
 from strangler.config.described import MainFile
 from strangler.config.described import read as read_main
-from strangler.config.model import (
-    LEGACY,
-    Config,
-    Listen,
-    Location,
-    Upstream,
-)
-from strangler.config.source import Map, Scalar, Sources, describe
+from strangler.config.model import LEGACY, Config, Listen, Location, Upstream
+from strangler.config.source import Map, Node, Scalar, Sources, describe
 from strangler.config.validate_routes import RouteTable
-from strangler.config.validate_tls import check_listen, check_upstream_tls
 from strangler.config.validate_translate import Translators
 from strangler.config.values import BadValue, check_url, mask_url_password, parse_listen
 from strangler.config.walker import Walker, suggest
 from strangler.errors import ConfigError, Problem
 
-__all__ = ["TOP_KEYS", "legacy_only", "mask_url_password", "parse_listen", "validate"]
+__all__ = [
+    "TOP_KEYS",
+    "in_file_order",
+    "legacy_only",
+    "mask_url_password",
+    "parse_listen",
+    "validate",
+]
 
 TOP_KEYS: Final = tuple(field.name for field in dataclasses.fields(MainFile))
 _CONFIG: Final = Config(upstreams=MappingProxyType({}))  # the defaults
@@ -78,10 +83,9 @@ class _Validator(Walker):
         described = read_main(self, root)
         f = {key.value: value for key, value in root.entries if isinstance(key.value, str)}
 
-        listen = None if described is None else described.listen.listen
-        check_listen(self, f.get("listen"))
-        if listen is not None and described is not None:
-            self.check_ports(listen, described.admin.listen, root.key_at("admin"))
+        self.listen(f.get("listen"))
+        if described is not None:
+            self.check_ports(described.listen.listen, described.admin.listen, root.key_at("admin"))
         upstreams, known = self.upstreams(described, root)
 
         named = described.translators if described is not None else {}
@@ -94,10 +98,10 @@ class _Validator(Walker):
             table.read_file(file.path, file.root, unreadable=file.path in unreadable)
         table.finish()
         state = f.get("state")
-        backend = state.get("backend") if isinstance(state, Map) else None
+        backend = state.given("backend") if isinstance(state, Map) else None
         if (
             isinstance(state, Map)
-            and state.get("redis") is not None
+            and state.given("redis") is not None
             and (backend is None or (isinstance(backend, Scalar) and backend.value == "file"))
         ):
             self.report(
@@ -109,7 +113,6 @@ class _Validator(Walker):
             self.problems
             or sources.problems
             or len(table.routes) != table.count  # never drop a route silently
-            or listen is None
             or upstreams is None
             or described is None
         ):
@@ -118,7 +121,7 @@ class _Validator(Walker):
         for file in sources.files:
             digest.update(file.data)
         return Config(
-            listen=listen,
+            listen=described.listen.listen,
             admin=described.admin,
             upstreams=MappingProxyType(upstreams),
             routes=tuple(table.routes),
@@ -176,7 +179,7 @@ class _Validator(Walker):
         result: dict[str, Upstream] = {}
         for key, value in node.entries:
             name = str(key.value)
-            verify_at = check_upstream_tls(self, name, value)
+            verify_at = self.upstream_tls(name, value)
             entry = entries.get(name) if entries is not None else None
             if entry is None:
                 ok = False
@@ -184,6 +187,63 @@ class _Validator(Walker):
             tls = replace(entry.tls, verify_at=verify_at)
             result[name] = replace(entry, name=name, tls=tls, at=value.at)
         return (result if ok else None), known
+
+    def listen(self, node: Node | None) -> None:
+        """``listen.redirect_http`` against ``tls`` and ``address``."""
+        redirect = node.given("redirect_http") if isinstance(node, Map) else None
+        if not isinstance(node, Map) or redirect is None:
+            return
+        if node.given("tls") is None:
+            self.report(
+                redirect.at,
+                "listen.redirect_http needs listen.tls: it redirects to https://",
+                "add tls: {cert: FILE, key: FILE} to listen, or remove redirect_http",
+            )
+            return
+        plain, tls = _address(redirect), _address(node.get("address"))
+        if plain is not None and plain == tls and not plain.endswith(":0"):  # 0: a free port each
+            self.report(
+                redirect.at,
+                f"listen.redirect_http {plain} is the TLS listener's own address",
+                "give plain HTTP its own port, for example 0.0.0.0:8080",
+            )
+
+    def upstream_tls(self, name: str, node: Node) -> Location:
+        """``upstreams.NAME.tls`` against the URL, and ``cert`` with ``key``; the line of
+        ``verify`` (where ``strangler check`` warns about ``verify: false``)."""
+        tls = node.get("tls") if isinstance(node, Map) else None
+        if not isinstance(node, Map) or not isinstance(tls, Map):
+            return node.at
+        url = node.get("url")
+        if isinstance(url, Scalar) and not str(url.value).lower().startswith("https://"):
+            self.report(
+                tls.at,
+                f"upstreams.{name} has tls but its url {url.value!r} is not https://",
+                "use an https:// URL, or remove tls",
+            )
+        cert, key = tls.given("cert"), tls.given("key")
+        if cert is not None and key is None:
+            self.report(
+                cert.at,
+                f"upstreams.{name}.tls has cert but no key",
+                "add key: the certificate's private key file",
+            )
+        elif key is not None and cert is None:
+            self.report(
+                key.at,
+                f"upstreams.{name}.tls has key but no cert",
+                "add cert: the certificate chain file",
+            )
+        verify = tls.get("verify")
+        return tls.at if verify is None else verify.at
+
+
+def _address(node: Node | None) -> str | None:
+    """``listen`` as written, when it parses (else pydantic reports it)."""
+    try:
+        return str(kinds.LISTEN.parse(node.value)) if isinstance(node, Scalar) else None
+    except BadValue:
+        return None
 
 
 # ---------------------------------------------------------------------------- entry points
@@ -207,10 +267,15 @@ def validate(sources: Sources) -> Config:
         *(p for p in validator.problems if (p.file, p.line) not in flagged),
     ]
     if config is None or problems:
-        rank = {file.path: n for n, file in enumerate(sources.files)}
-        problems.sort(key=lambda p: (rank.get(p.file, -1), p.line))
+        problems = in_file_order(problems, [file.path for file in sources.files])
         raise ConfigError(problems or [Problem(sources.files[0].path, 0, "invalid config")])
     return config
+
+
+def in_file_order(problems: Iterable[Problem], files: Sequence[str]) -> list[Problem]:
+    """``problems`` by file, in the order of ``files`` (one not there first), then line."""
+    rank = {file: n for n, file in enumerate(files)}
+    return sorted(problems, key=lambda p: (rank.get(p.file, -1), p.line))
 
 
 def legacy_only(url: str, listen: str | None = None) -> Config:

@@ -1,11 +1,7 @@
 """A route's ``migrate:``: its keys are read by pydantic with the route
 (``described.RouteEntry.migrate``); what a plan needs of its route, and the stages'
-order, are checked here (``check_migrate``, from the nodes).
-
-``check_migrate`` is called by the route reader for a route with a ``migrate`` key:
-a plan moves the canary's
-share, so it needs a ``canary``; a ``shadow`` stage needs the route's ``shadow``; an
-``error_budget_left`` gate needs its ``slo``. A plan with any problem is left out.
+order, are checked here (``check_migrate``, from the nodes). A plan with any
+problem is left out.
 
 >>> from strangler.config.source import read_text
 >>> text = "migrate: {stages: [migrated, {canary: {percent: [5%]}}], approval: shadow}"

@@ -8,28 +8,35 @@ route file, in that order, numbering routes in declaration order across all file
 rules across keys, read from the nodes so they are reported even when a key has a
 problem of its own: a name taken twice, upstreams that exist, the sides of a release
 (a canary to the route's own ``to``, a fallback to the side that failed, an slo with
-nothing to watch), path with path_prefix, and (``finish``, once every file is read)
-canary groups whose routes disagree on the sticky key or the percentage. A route's
-``shadow`` and ``migrate`` are read with it (their cross-checks are ``validate_shadow``
-and ``validate_migrate``, ``translate``'s names ``validate_translate``).
+nothing to watch, a shadow to the upstream that already answers), path with
+path_prefix, and (``finish``, once every file is read) canary groups whose routes
+disagree on the sticky key or the percentage. What a ``migrate`` plan needs of its
+route is ``validate_migrate``'s, the names ``translate`` uses ``validate_translate``'s.
+
+>>> from strangler.config.source import read_text
+>>> node = read_text("shadow: {to: bling, percent: 5%}", "r.yaml").files[0].root.get("shadow")
+>>> w = Walker("r.yaml")
+>>> table = RouteTable(w, {"legacy", "billing"}, (), Translators(w, None, {}))
+>>> table.shadow(node, "route 'a'", own="legacy")
+>>> print(w.problems[0])
+r.yaml:1: route 'a' shadow sends to unknown upstream 'bling' \
+(hint: known upstreams: billing, legacy; did you mean 'billing'?)
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 from strangler.config.described import RouteEntry, read_part
 from strangler.config.model import LEGACY, Fallback, Location, Overrides, Route, Sticky
 from strangler.config.source import Map, Node, Scalar, Seq, describe
 from strangler.config.validate_migrate import check_migrate
-from strangler.config.validate_shadow import check_shadow, known_upstream
 from strangler.config.validate_translate import Translators
 from strangler.config.values import NAME
-from strangler.config.walker import Walker
+from strangler.config.walker import Walker, did_you_mean, join_hints
 
 __all__ = ["ROUTE_FILE_KEYS", "RouteTable"]
 
@@ -49,10 +56,10 @@ class RouteTable:
         walker: Walker,
         upstreams: Collection[str],
         main_keys: Collection[str],
-        translators: Translators | None = None,
+        translators: Translators,
     ) -> None:
         self.w = walker
-        self.translators = translators or Translators(walker, None, {})
+        self.translators = translators
         self.upstreams = upstreams
         self.main_keys = main_keys  # for the hint on a main-file key in a route file
         self.routes: list[Route] = []
@@ -97,46 +104,45 @@ class RouteTable:
             self.w.report(node.at, f"routes must be a list of routes, got {describe(node)}", hint)
             return
         for item in node.items:
-            index = self.count
+            route = self.route(item, self.count)
             self.count += 1
-            route = self.route(item, index)
             if route is not None:
                 self.routes.append(route)
 
     def route(self, node: Node, index: int) -> Route | None:
-        """One route: its keys read with ``described.RouteEntry``, then what pydantic
-        cannot say (upstreams exist, the sides of a release, what shadow and migrate need,
-        the translators and parameters translate names),
-        read from the nodes so it is reported even when a key has a problem of its own."""
+        """One route: its keys read with ``described.RouteEntry``, then the checks across
+        keys (see the module docstring), reported even when a key has a problem."""
         f = dict((k.value, v) for k, v in node.entries) if isinstance(node, Map) else {}
+        part = {key: value for key, value in f.items() if isinstance(value, Map)}
         written_name = f.get("name")
         shown = written_name.value if isinstance(written_name, Scalar) else None
         label = f"route {shown!r}" if isinstance(shown, str) and NAME.fullmatch(shown) else "route"
         before = len(self.w.problems)
         self.name(written_name)
-        to_node = f.get("to")
-        to = self.upstream_name(to_node, label, sends=True) if _written(to_node) else None
+        to = self.upstream(f.get("to"), f"{label} sends to unknown upstream")
         entry: RouteEntry | None = read_part(self.w, node, RouteEntry, label)
         if not isinstance(node, Map):
             return None
-        canary_ok, new = self.canary(f["canary"], label, to) if "canary" in f else (True, None)
-        sides = _Sides.of(to, new, canary_ok=canary_ok)
-        if "fallback" in f:
-            primary = self.fallback(f["fallback"], label, sides)
-            sides = sides if primary is None else dataclasses.replace(sides, primary=primary)
-        if "overrides" in f:
-            self.overrides(f["overrides"], label)
-        if "slo" in f:
-            self.slo(f["slo"], label, sides)
-        if "match" in f:
-            self.match(f["match"], label)
+        canary_ok, canary = "canary" not in f, None
+        if "canary" in part:
+            canary_ok, canary = self.canary(part["canary"], f"{label} canary", to)
+        new = canary or (None if to == LEGACY else to)  # the new side (model.Route.new_side)
+        # the route sends to legacy and has no canary: not said when to or canary has a
+        # problem of its own (the checks that need the sides are skipped, not guessed)
+        nothing_new = to is not None and canary_ok and new is None
+        if "fallback" in part:
+            self.fallback(part["fallback"], f"{label} fallback", new, nothing_new=nothing_new)
+        if "overrides" in part:
+            self.overrides(part["overrides"], f"{label} overrides")
+        if "slo" in part:
+            self.slo(part["slo"], f"{label} slo", nothing_new=nothing_new)
+        if "match" in part:
+            self.match(part["match"], f"{label} match")
         if "shadow" in f:
-            own = to if new is None else None
-            check_shadow(self.w, f["shadow"], label, upstreams=self.upstreams, own=own)
+            self.shadow(f["shadow"], label, own=to if canary is None else None)
         translate = None
         if "translate" in f:
-            match = f.get("match")
-            path = match.get("path") if isinstance(match, Map) else None
+            path = part["match"].get("path") if "match" in part else None
             template = path.value if isinstance(path, Scalar) else None  # as written
             translate = self.translators.spec(
                 f["translate"],
@@ -149,8 +155,8 @@ class RouteTable:
                 self.w,
                 f["migrate"],
                 label,
-                has_canary=new is not None,
-                has_shadow=not _is(f.get("shadow"), None),
+                has_canary=canary is not None,
+                has_shadow=node.given("shadow") is not None,
                 has_slo="slo" in f,
             )
         if entry is None or len(self.w.problems) != before:
@@ -158,16 +164,11 @@ class RouteTable:
         # true/false for a part (kinds.OR_BOOLEAN): on with its defaults, or off
         given: Any = entry.overrides
         overrides = Overrides() if given is True else None if given is False else given
-        written = f.get("overrides")
-        if overrides is not None and not (
-            isinstance(written, Map) and written.get("allow") is not None
-        ):
-            overrides = dataclasses.replace(overrides, allow=sides.default_allow())
         given = entry.fallback
         fallback = Fallback(enabled=given) if isinstance(given, bool) else given or Fallback()
 
-        def at(part: Any, key: str) -> Any:
-            return None if part is None else dataclasses.replace(part, at=f[key].at)
+        def at(value: Any, key: str) -> Any:
+            return None if value is None else dataclasses.replace(value, at=f[key].at)
 
         return Route(
             name=entry.name,
@@ -240,37 +241,44 @@ class RouteTable:
             if canary.ratio != lead.canary.ratio:
                 self.w.report(
                     canary.at,
-                    f"{label} sends {_percent(canary.ratio)} but {other} sends "
-                    f"{_percent(lead.canary.ratio)}",
+                    f"{label} sends {canary.ratio * 100:g}% but {other} sends "
+                    f"{lead.canary.ratio * 100:g}%",
                     f"give every route of group {group!r} the same percent, or a user would "
                     "be on the new side for some of them only",
                 )
 
-    def upstream_name(self, node: Scalar, what: str, *, sends: bool = False) -> str | None:
-        """The name ``node`` gives (a string: ``_written``) when it is a known upstream;
-        ``sends``: a route's ``to``."""
-        problem = f"{what} sends to unknown upstream" if sends else f"{what}: unknown upstream"
-        return str(node.value) if known_upstream(self.w, node, problem, self.upstreams) else None
+    def upstream(self, node: Node | None, problem: str) -> str | None:
+        """The name ``node`` gives, when it is a declared upstream. Else ``None``: when it
+        gives none (a blank string or not a string, for ``read_part`` to report), or after
+        reporting ``{problem} 'name'`` with the known names and the closest one as hint."""
+        if (
+            not isinstance(node, Scalar)
+            or not isinstance(node.value, str)
+            or not node.value.strip()
+        ):
+            return None
+        name = node.value
+        if name in self.upstreams:
+            return name
+        known = sorted(self.upstreams)
+        hint = join_hints(
+            f"known upstreams: {', '.join(known)}" if known else "declare it under upstreams",
+            did_you_mean(name, known),
+        )
+        self.w.report(node.at, f"{problem} {name!r}", hint)
+        return None
 
-    def canary(self, node: Node, label: str, to: str | None) -> tuple[bool, str | None]:
-        """``(ok, canary.to)``: the canary names a known upstream other than the route's
-        own ``to``, and a group only with a sticky key."""
-        what = f"{label} canary"
-        if not isinstance(node, Map):
+    def canary(self, node: Map, what: str, to: str | None) -> tuple[bool, str | None]:
+        """``(ok, canary.to)``: the canary names a declared upstream other than the
+        route's own ``to``, and a group only with a sticky key."""
+        name = self.upstream(node.get("to"), f"{what}.to: unknown upstream")
+        if name is not None and name == to:
+            self.w.report(
+                node.key_at("to"),
+                f"{what}.to is {name!r}, the route's own 'to'",
+                "the canary names the new side; 'to' answers the rest",
+            )
             return False, None
-        ok = True
-        target = node.get("to")
-        name = None
-        if _written(target):
-            name = self.upstream_name(target, f"{what}.to")
-            if name is not None and name == to:
-                self.w.report(
-                    target.at,
-                    f"{what}.to is {name!r}, the route's own 'to'",
-                    "the canary names the new side; 'to' answers the rest",
-                )
-                name = None
-            ok = name is not None
         if node.get("group") is not None and node.get("sticky") is None:
             self.w.report(
                 node.key_at("group"),
@@ -278,79 +286,77 @@ class RouteTable:
                 "a group keeps a user in one cohort across routes: add sticky, like "
                 "sticky: header:X-User-Id",
             )
-            ok = False
-        return ok and target is not None, name
+            return False, name
+        return name is not None, name
 
-    def overrides(self, node: Node, label: str) -> None:
-        """``allow`` names known upstreams; the header and the cookie are not both off."""
-        what = f"{label} overrides"
-        if not isinstance(node, Map):
-            return
+    def shadow(self, node: Node, label: str, *, own: str | None) -> None:
+        """The upstream ``shadow`` (or ``shadow.to``) names is declared and not ``own``,
+        the one answering all of the route's traffic (its ``to`` without a canary):
+        shadowing to it would compare an upstream with itself."""
+        what = f"{label} shadow"
+        target = node.get("to") if isinstance(node, Map) else node
+        to = self.upstream(target, f"{what} sends to unknown upstream")
+        if to is not None and to == own and isinstance(target, Scalar):
+            self.w.report(
+                target.at,
+                f"{what}.to is {to!r}, the upstream that already answers this route",
+                "shadow to the other side (the new service, or legacy for a migrated route); "
+                "compare.noise learns what differs between two answers of one upstream",
+            )
+
+    def overrides(self, node: Map, what: str) -> None:
+        """``allow`` names declared upstreams; the header and the cookie are not both off."""
         allow = node.get("allow")
         for item in allow.items if isinstance(allow, Seq) else ():
-            if _written(item):  # read_part reports what is not a name
-                self.upstream_name(item, f"{what}.allow")
-        if _is(node.get("header"), False) and _is(node.get("cookie"), False):
+            self.upstream(item, f"{what}.allow: unknown upstream")
+        if _is_false(node.get("header")) and _is_false(node.get("cookie")):
             self.w.report(
                 node.at,
                 f"{what} turns off both the header and the cookie, so nothing can override",
                 "remove overrides, or keep one of them",
             )
 
-    def fallback(self, node: Node, label: str, sides: _Sides) -> str | None:
-        """``fallback.to`` (the primary) when it names a known upstream other than the
-        new side, on a route that has one."""
-        what = f"{label} fallback"
-        target = node.get("to") if isinstance(node, Map) else None
-        if not _written(target):
-            return None
-        to = self.upstream_name(target, f"{what}.to")
-        if to is not None and sides.known and sides.new is None:
+    def fallback(self, node: Map, what: str, new: str | None, *, nothing_new: bool) -> None:
+        """``fallback.to`` names a declared upstream other than the new side ``new``, on
+        a route that has one."""
+        to = self.upstream(node.get("to"), f"{what}.to: unknown upstream")
+        if to is not None and nothing_new:
             self.w.report(
-                target.at,
+                node.key_at("to"),
                 f"{what}.to has no effect: the route sends to {LEGACY!r} and has no canary",
                 "fallback.to names where a failed request to the new side goes",
             )
-            return None
-        if to is not None and to == sides.new:
+        elif to is not None and to == new:
             self.w.report(
-                target.at,
+                node.key_at("to"),
                 f"{what}.to is {to!r}, the new side itself: a failed request would be "
                 "sent back to the upstream that failed",
                 f"name the primary, like {LEGACY!r}",
             )
-            return None
-        return to
 
-    def slo(self, node: Node, label: str, sides: _Sides) -> None:
+    def slo(self, node: Map, what: str, *, nothing_new: bool) -> None:
         """At least one target, and a new side to watch."""
-        what = f"{label} slo"
-        if not isinstance(node, Map):
-            return
-        if _is(node.get("error_rate"), None) and _is(node.get("latency_p99"), None):
+        if node.given("error_rate") is None and node.given("latency_p99") is None:
             self.w.report(
                 node.at,
                 f"{what} sets neither error_rate nor latency_p99, so it can never trip",
                 "for example slo: {error_rate: 1%, latency_p99: 300ms}",
             )
-        elif sides.known and sides.new is None:
+        elif nothing_new:
             self.w.report(
                 node.at,
                 f"{what} has nothing to watch: the route sends to {LEGACY!r} and has no canary",
                 "the guard watches the new side: canary.to, or a 'to' other than legacy",
             )
 
-    def match(self, node: Node, label: str) -> None:
+    def match(self, node: Map, what: str) -> None:
         """What spans a match's keys: path or path_prefix, a header named twice (names
         ignore case), query_only naming what query names."""
-        what = f"{label} match"
-        if not isinstance(node, Map):
-            return
-        if not _is(node.get("path"), None) and not _is(node.get("path_prefix"), None):
+        if node.given("path") is not None and node.given("path_prefix") is not None:
             later = max(node.key_at("path"), node.key_at("path_prefix"), key=lambda a: a.line)
             self.w.report(
                 later,
-                f"{label} match has both 'path' and 'path_prefix'",
+                f"{what} has both 'path' and 'path_prefix'",
                 "use 'path' for one exact path or template, 'path_prefix' for a whole subtree",
             )
         headers = node.get("headers")
@@ -382,45 +388,8 @@ class RouteTable:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _is(node: Node | None, value: object) -> bool:
-    """``node`` is absent (for ``None``) or the scalar ``value`` itself."""
-    if node is None:
-        return value is None
-    return isinstance(node, Scalar) and node.value is value
-
-
-def _written(node: Node | None) -> TypeGuard[Scalar]:
-    """``node`` is a non-blank string: a name to look up (``read_part`` reports the rest)."""
-    return isinstance(node, Scalar) and isinstance(node.value, str) and bool(node.value.strip())
-
-
-@dataclass(frozen=True, slots=True)
-class _Sides:
-    """A route's ``to``, new side and primary, as far as they could be read.
-
-    ``known`` is false when ``to`` or the canary had a problem of its own: checks
-    that need the sides are then skipped rather than guessed.
-    """
-
-    known: bool
-    to: str | None
-    new: str | None
-    primary: str | None
-    canary: str | None
-
-    @classmethod
-    def of(cls, to: str | None, canary: str | None, *, canary_ok: bool) -> _Sides:
-        """``canary``: its ``to``; ``canary_ok``: no canary, or one read without problem."""
-        known = to is not None and canary_ok
-        if canary is not None:
-            return cls(known=known, to=to, new=canary, primary=to, canary=canary)
-        new = None if to is None or to == LEGACY else to
-        return cls(known=known, to=to, new=new, primary=LEGACY, canary=None)
-
-    def default_allow(self) -> tuple[str, ...]:
-        """What overrides may force by default: ``to``, ``canary.to`` and the primary."""
-        names = (self.to, self.canary, self.primary)
-        return tuple(dict.fromkeys(n for n in names if n is not None))
+def _is_false(node: Node | None) -> bool:
+    return isinstance(node, Scalar) and node.value is False
 
 
 def _sticky_key(sticky: Sticky | None) -> tuple[str, str | None] | None:
@@ -429,8 +398,3 @@ def _sticky_key(sticky: Sticky | None) -> tuple[str, str | None] | None:
         return None
     name = sticky.name.lower() if sticky.kind == "header" and sticky.name else sticky.name
     return sticky.kind, name
-
-
-def _percent(ratio: float) -> str:
-    """0.1 → ``'10%'``, 0.001 → ``'0.1%'``."""
-    return f"{ratio * 100:.6g}%"

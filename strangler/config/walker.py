@@ -28,7 +28,7 @@ from strangler.config.source import Map, Node, Scalar, describe
 from strangler.config.values import BadValue
 from strangler.errors import Problem
 
-__all__ = ["Walker", "did_you_mean", "suggest"]
+__all__ = ["Walker", "did_you_mean", "join_hints", "suggest"]
 
 T = TypeVar("T")
 
