@@ -7,6 +7,7 @@ config), 2 a usage error (argparse).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +108,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (strangler check | head -1): no traceback. Python would
+        # complain again flushing stdout at exit, so stdout becomes /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a process killed by SIGPIPE: 128 + 13
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if hasattr(args, "admin"):  # a command that talks to a running proxy's admin API
         from strangler.cli_admin import AdminSetupError, prepare

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,25 @@ def test_serve_rejects_bad_legacy_url(capsys: pytest.CaptureFixture[str]) -> Non
     err = capsys.readouterr().err
     assert "not starting" in err
     assert "Traceback" not in err
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
+    """``strangler check bad.yaml | head -1``: the pipe's reader is gone before strangler
+    writes (its end is closed first), and strangler exits as ``head`` expects: quietly."""
+    config = tmp_path / "bad.yaml"
+    config.write_text("listen: nowhere\nlimits: {max_headers: 0}\n")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "strangler", "check", str(config)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr
+    assert (done.returncode, done.stderr) == (141, "")
