@@ -128,3 +128,25 @@ def test_units_helpers() -> None:
     assert units.bare_seconds_below(10)(9.5) == 9.5
     assert units.bare_seconds_below(10)("300ms") == 0.3
     assert units.percent(0.5) == 0.005  # the plain reader (admin API) is unchanged
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        (
+            "upstreams:\n  legacy: {url: 'http://x:1', zzz: 1}\n",
+            "url, timeout, max_connections, host_header, tls",
+        ),
+        (
+            "upstreams: {legacy: 'http://x:1'}\ntranslators: {t: {request: [{query: {zzz: 1}}]}}\n",
+            "rename, drop, set, map",
+        ),
+    ],
+)
+def test_valid_keys_hints_leave_out_the_fields_a_file_cannot_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, valid: str
+) -> None:
+    """An upstream's ``name`` and a step's ``order`` are the model's, not keys."""
+    code, out = check(tmp_path, text, capsys)
+    assert code == 1
+    assert f"(hint: valid keys here: {valid})" in out

@@ -369,18 +369,26 @@ def _examples(shape: Any) -> list[str]:
 
 def _keys(shape: Any) -> dict[str, Any]:
     """A dataclass's config keys (a field's ``kinds.key`` alias, else its name) and
-    their types; ``at`` is not a key. A list's are its entries' (one written alone)."""
+    their types; ``at`` and ``NOT_A_KEY`` fields are not keys. A list's are its entries'
+    (one written alone)."""
     shape = _unwrap(shape)
     if typing.get_origin(shape) is tuple:
         shape = _unwrap(_item_type(shape))
     if not dataclasses.is_dataclass(shape):
         return {}
     hints = typing.get_type_hints(shape, include_extras=True)
+    return {key: hints[name] for key, name in _key_names(shape).items()}
+
+
+def _key_names(shape: Any) -> dict[str, str]:
+    """A dataclass's config keys -> its field names (``percent`` -> ``ratio``)."""
+    hints = typing.get_type_hints(shape, include_extras=True)
     out = {}
     for f in dataclasses.fields(shape):
-        aliases = [getattr(m, "alias", None) for m in getattr(hints[f.name], "__metadata__", ())]
-        if f.name != "at":
-            out[next((a for a in aliases if a), f.name)] = hints[f.name]
+        meta = getattr(hints[f.name], "__metadata__", ())
+        if f.name != "at" and kinds.NOT_A_KEY not in meta:
+            aliases = [getattr(m, "alias", None) for m in meta]
+            out[next((a for a in aliases if a), f.name)] = f.name
     return out
 
 
@@ -465,8 +473,7 @@ def _attribute_docs(shape: type) -> dict[str, str]:
     descriptions. One parse per module: pydantic's ``use_attribute_docstrings`` parses
     the module again for each class on Python 3.11 (a second per process, validating)."""
     docs = _module_docs(shape.__module__).get(shape.__qualname__, {})
-    names = [f.name for f in dataclasses.fields(shape) if f.name != "at"]
-    return {key: docs[name] for key, name in zip(_keys(shape), names, strict=True) if name in docs}
+    return {key: docs[name] for key, name in _key_names(shape).items() if name in docs}
 
 
 @functools.cache
