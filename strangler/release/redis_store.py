@@ -48,6 +48,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import threading
 import time
 import uuid
@@ -208,11 +209,15 @@ class RedisStateStore:
         """Every route of ``routes`` in one ``MULTI``/``EXEC``: a reader (``load`` is
         one transaction too) sees all of them changed or none."""
         with self._talking("write the release state to"):
-            for _ in range(MAX_ATTEMPTS):
+            for attempt in range(MAX_ATTEMPTS):
                 try:
                     result = self._try_update(routes, change)
                 except WatchError:
-                    continue  # another writer got in between: read again
+                    # Another writer got in between: read again, after a random pause
+                    # that grows (to 50 ms), so two writers in step do not collide forever.
+                    # (update_routes runs in a worker thread: asyncio.to_thread)
+                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))  # noqa: TID251
+                    continue
                 if result is not None:
                     return result
             raise StateStoreUnavailable(
